@@ -1,4 +1,22 @@
-//! Dynata's Sample API from Rust. The token lifecycle lands here next; for now
-//! the crate re-exports the generated low-level auth client.
+#![doc = include_str!("../README.md")]
 
+mod client;
+pub mod clock;
+mod credentials;
+mod environment;
+mod error;
+mod lifecycle;
+mod retry;
+mod token;
+mod transport;
+
+pub use client::{Client, ClientBuilder};
+pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
+pub use environment::Environment;
+pub use error::Error;
+pub use retry::RetryPolicy;
+pub use token::AccessToken;
+
+/// The generated low-level client for Dynata's auth API, for the rare caller
+/// who needs an operation the SDK does not wrap.
 pub use dynata_auth_api as auth_api;

@@ -1,0 +1,221 @@
+//! The `Client` users build once and share, and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, TokioClock};
+use crate::lifecycle::{Lifecycle, Settings};
+use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
+
+/// A client for Dynata's API that always holds a valid access token.
+///
+/// Build one at start-up and share it: clones are cheap (one reference count)
+/// and share one session, so every task uses the same token and concurrent
+/// callers cause at most one login or refresh.
+#[derive(Clone)]
+pub struct Client {
+    lifecycle: Arc<Lifecycle>,
+    base_url: Arc<str>,
+}
+
+impl Client {
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A valid access token, valid for at least the hard refresh margin.
+    ///
+    /// The first call logs in. Later calls return the cached token without
+    /// I/O or locks, refresh it in the background inside the soft window, and
+    /// wait for a new one only inside the hard margin or after
+    /// [`Client::invalidate`]. Dropping the returned future never disturbs
+    /// other callers.
+    pub async fn access_token(&self) -> Result<AccessToken, Error> {
+        self.lifecycle.access_token().await
+    }
+
+    /// Drops the session's access token if `token` is still the current one,
+    /// so the next [`Client::access_token`] renews it. Call it when the API
+    /// rejected `token` with `401`: a burst of such calls for the same token
+    /// causes one renewal. Returns whether `token` was the current one.
+    pub fn invalidate(&self, token: &AccessToken) -> bool {
+        self.lifecycle.invalidate(token)
+    }
+
+    /// Ends the session: clears it locally, then revokes its tokens at
+    /// Dynata. The next [`Client::access_token`] logs in afresh. Without a
+    /// session it does nothing.
+    pub async fn logout(&self) -> Result<(), Error> {
+        self.lifecycle.logout().await
+    }
+
+    /// The base URL of the environment, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("credentials", self.lifecycle.credentials())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Client`]. Only the credentials are required.
+pub struct ClientBuilder {
+    credentials: Option<Credentials>,
+    environment: Environment,
+    http_client: Option<reqwest::Client>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    soft_window: Duration,
+    hard_margin: Duration,
+    retry: RetryPolicy,
+    rejected_login_cooldown: Option<Duration>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            credentials: None,
+            environment: Environment::Production,
+            http_client: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            soft_window: Duration::from_secs(5 * 60),
+            hard_margin: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            rejected_login_cooldown: Some(Duration::from_secs(5 * 60)),
+            clock: Arc::new(TokioClock),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The API account to log in with. Required.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Where to send requests. Default: [`Environment::Production`].
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The HTTP client to use, for proxies, custom roots or shared pools. Its
+    /// own timeouts then apply instead of [`ClientBuilder::timeout`].
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Time limit for one request, from sending to the end of the body.
+    /// Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Time limit for opening a connection. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long before expiry a background refresh starts while callers keep
+    /// getting the current token at once. Default 5 minutes, and never more
+    /// than half the token's lifetime.
+    pub fn soft_refresh_window(mut self, window: Duration) -> Self {
+        self.soft_window = window;
+        self
+    }
+
+    /// How long before expiry callers stop getting the current token and wait
+    /// for a new one. Default 1 minute, and never more than a tenth of the
+    /// token's lifetime or the soft window.
+    pub fn hard_refresh_margin(mut self, margin: Duration) -> Self {
+        self.hard_margin = margin;
+        self
+    }
+
+    /// How transient failures are retried. Default: [`RetryPolicy::default`].
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// After Dynata rejects the password, every call fails at once with the
+    /// same [`Error::CredentialsRejected`] and nothing is sent for this long;
+    /// then one call tries again. `None` never tries again: build a new
+    /// client. Default 5 minutes, so a service recovers from a password fixed
+    /// at Dynata without ever hammering its identity server into a lockout.
+    pub fn rejected_login_cooldown(mut self, cooldown: Option<Duration>) -> Self {
+        self.rejected_login_cooldown = cooldown;
+        self
+    }
+
+    /// The clock expiry is measured on. Default: tokio's monotonic clock.
+    /// Tests can pass a [`crate::clock::ManualClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and builds the client. Sends nothing: the
+    /// first [`Client::access_token`] logs in.
+    pub fn build(self) -> Result<Client, Error> {
+        let credentials = self.credentials.ok_or_else(|| {
+            Error::config("no credentials: call .credentials(Credentials::new(..)) or Credentials::from_env()")
+        })?;
+        let base_url = self.environment.base_url()?;
+        if self.hard_margin > self.soft_window {
+            return Err(Error::config(
+                "the hard refresh margin is longer than the soft window",
+            ));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(Error::config("the retry policy allows no attempt at all"));
+        }
+        let http = match self.http_client {
+            Some(client) => client,
+            None => reqwest::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(self.connect_timeout)
+                .user_agent(concat!("dynata-sdk/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?,
+        };
+        let api = dynata_auth_api::Client::new_with_client(&base_url, http);
+        let settings = Settings {
+            soft_window: self.soft_window,
+            hard_margin: self.hard_margin,
+            retry: self.retry,
+            rejected_login_cooldown: self.rejected_login_cooldown,
+        };
+        Ok(Client {
+            lifecycle: Arc::new(Lifecycle::new(api, credentials, settings, self.clock)),
+            base_url: base_url.into(),
+        })
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("credentials", &self.credentials)
+            .field("environment", &self.environment)
+            .field("timeout", &self.timeout)
+            .field("soft_window", &self.soft_window)
+            .field("hard_margin", &self.hard_margin)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,141 @@
+//! Where Dynata's API lives: production, UAT, or a URL of your own.
+
+use reqwest::Url;
+
+use crate::Error;
+
+/// Which Dynata deployment to talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Environment {
+    /// `https://api.dynata.com`.
+    Production,
+    /// `https://api.uat.pe.dynata.com`, the test environment customers get
+    /// from their account manager.
+    Uat,
+    /// Any other base URL, such as a local `dynata-sandbox`. It must be
+    /// `https`, or plain `http` on a loopback address.
+    Custom(Url),
+}
+
+impl Environment {
+    /// Reads `DYNATA_BASE_URL` (or the Python client's `DYNATA_DEMAND_BASE_URL`)
+    /// as a [`Environment::Custom`] URL; [`Error::MissingEnvVar`] if neither is set.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Environment::from_env`] over any source of variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let url = lookup("DYNATA_BASE_URL")
+            .or_else(|| lookup("DYNATA_DEMAND_BASE_URL"))
+            .ok_or_else(|| Error::MissingEnvVar {
+                name: "DYNATA_BASE_URL".into(),
+            })?;
+        Environment::custom(&url)
+    }
+
+    /// Parses and checks a custom base URL.
+    pub fn custom(url: &str) -> Result<Self, Error> {
+        let url = Url::parse(url)
+            .map_err(|e| Error::config(format!("the base URL {url:?} is not a URL: {e}")))?;
+        let environment = Environment::Custom(url);
+        environment.base_url()?;
+        Ok(environment)
+    }
+
+    /// The base URL, checked: `https`, or `http` only on a loopback host, with
+    /// no query, fragment or credentials. Returned without a trailing slash.
+    pub fn base_url(&self) -> Result<String, Error> {
+        let url = match self {
+            Environment::Production => return Ok("https://api.dynata.com".into()),
+            Environment::Uat => return Ok("https://api.uat.pe.dynata.com".into()),
+            Environment::Custom(url) => url,
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(url) => {}
+            "http" => {
+                return Err(Error::config(format!(
+                    "refusing plain http to {}: tokens would cross the network unencrypted; \
+                     use https (plain http is allowed on loopback addresses only)",
+                    url.host_str().unwrap_or_default()
+                )));
+            }
+            other => return Err(Error::config(format!("unsupported URL scheme {other:?}"))),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::config("the base URL has no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return Err(Error::config(
+                "the base URL must not carry a query, a fragment or credentials",
+            ));
+        }
+        Ok(url.as_str().trim_end_matches('/').to_string())
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_environments_have_their_published_hosts() {
+        assert_eq!(
+            Environment::Production.base_url().ok().as_deref(),
+            Some("https://api.dynata.com")
+        );
+        assert_eq!(
+            Environment::Uat.base_url().ok().as_deref(),
+            Some("https://api.uat.pe.dynata.com")
+        );
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1/",
+            "http://[::1]:9",
+            "https://x.example",
+        ] {
+            assert!(Environment::custom(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.dynata.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            assert!(
+                matches!(Environment::custom(bad), Err(Error::Config { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_base_url_has_no_trailing_slash() {
+        let env = Environment::custom("http://127.0.0.1:8080/").expect("valid");
+        assert_eq!(
+            env.base_url().ok().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+    }
+
+    #[test]
+    fn from_env_names_the_missing_variable() {
+        let error = Environment::from_lookup(|_| None).expect_err("unset");
+        assert!(matches!(&error, Error::MissingEnvVar { name } if name == "DYNATA_BASE_URL"));
+    }
+}

@@ -1,0 +1,144 @@
+//! Single flight, the lock-free cache, and callers that give up.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_callers_cause_one_login() {
+    let harness = Harness::new().await;
+    let login = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(200)
+                .body(Pair::new("a1", "r1").json())
+                .delay(Duration::from_millis(200));
+        })
+        .await;
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let client = harness.client.clone();
+            tokio::spawn(async move { client.access_token().await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.expect("task").expect("a token"));
+    }
+    assert_eq!(login.calls_async().await, 1);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.same_as(&tokens[0]) && t.secret() == "a1")
+    );
+}
+
+#[tokio::test]
+async fn a_cached_token_costs_no_request() {
+    let harness = Harness::new().await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let first = harness.client.access_token().await.expect("login");
+    harness.advance(60).await;
+    for _ in 0..100 {
+        assert!(
+            harness
+                .client
+                .access_token()
+                .await
+                .expect("cached")
+                .same_as(&first)
+        );
+    }
+    assert_eq!(login.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn one_second_tokens_do_not_cause_a_refresh_per_call() {
+    let harness = Harness::new().await;
+    let login = harness
+        .pair_on(LOGIN, Pair::new("a1", "r1").lifetimes(1, 3), 0)
+        .await;
+    let refresh = harness
+        .pair_on(REFRESH, Pair::new("a2", "r2").lifetimes(1, 3), 0)
+        .await;
+    for _ in 0..50 {
+        assert_eq!(
+            harness.client.access_token().await.expect("token").secret(),
+            "a1"
+        );
+    }
+    assert_eq!(
+        (login.calls_async().await, refresh.calls_async().await),
+        (1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_dropped_mid_login_neither_aborts_it_nor_strands_others() {
+    let harness = Harness::new().await;
+    let login = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(200)
+                .body(Pair::new("a1", "r1").json())
+                .delay(Duration::from_millis(300));
+        })
+        .await;
+    let client = harness.client.clone();
+    let impatient = tokio::spawn(async move { client.access_token().await });
+    let waiting = harness.client.clone();
+    let patient = tokio::spawn(async move { waiting.access_token().await });
+    eventually("the login reached the server", || async {
+        login.calls_async().await == 1
+    })
+    .await;
+    impatient.abort();
+    let token = patient
+        .await
+        .expect("task")
+        .expect("the login finished for the patient caller");
+    assert_eq!(token.secret(), "a1");
+    assert!(
+        harness
+            .client
+            .access_token()
+            .await
+            .expect("cached")
+            .same_as(&token)
+    );
+    assert_eq!(login.calls_async().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_invalidations_of_one_token_cause_one_refresh() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let refresh = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(REFRESH);
+            then.status(200)
+                .body(Pair::new("a2", "r2").json())
+                .delay(Duration::from_millis(100));
+        })
+        .await;
+    let stale = harness.client.access_token().await.expect("login");
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let client = harness.client.clone();
+            let stale = stale.clone();
+            tokio::spawn(async move {
+                client.invalidate(&stale);
+                client.access_token().await
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.expect("task").expect("a token").secret(), "a2");
+    }
+    assert_eq!(refresh.calls_async().await, 1);
+    assert!(
+        !harness.client.invalidate(&stale),
+        "an old token no longer invalidates anything"
+    );
+}

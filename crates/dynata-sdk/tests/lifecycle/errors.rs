@@ -1,0 +1,90 @@
+//! Rejected credentials and undecodable answers: typed errors, no panics, and
+//! no second request where a second request would do harm.
+
+use dynata_sdk::Error;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_send_one_login_and_every_waiter_gets_the_error() {
+    let harness = Harness::new().await;
+    let login = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(401)
+                .header("content-type", "application/vnd.auth.error+json")
+                .body(r#"{"error":"invalid_grant","errorDescription":"Invalid user credentials"}"#)
+                .delay(Duration::from_millis(100));
+        })
+        .await;
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let client = harness.client.clone();
+            tokio::spawn(async move { client.access_token().await })
+        })
+        .collect();
+    for caller in callers {
+        let error = caller.await.expect("task").expect_err("rejected");
+        assert!(
+            matches!(&error, Error::CredentialsRejected { status: 401, error: Some(code), .. } if code == "invalid_grant"),
+            "{error:?}"
+        );
+    }
+    // Later calls fail at once, without asking again, until the cooldown ends.
+    harness.advance(4 * 60).await;
+    assert!(harness.client.access_token().await.is_err());
+    assert_eq!(login.calls_async().await, 1);
+    harness.advance(60).await;
+    assert!(harness.client.access_token().await.is_err());
+    assert_eq!(
+        login.calls_async().await,
+        2,
+        "one more try after the cooldown"
+    );
+}
+
+#[tokio::test]
+async fn without_a_cooldown_a_rejected_login_is_never_sent_again() {
+    let harness = Harness::with(|b| b.rejected_login_cooldown(None)).await;
+    let login = harness
+        .answer(LOGIN, 400, r#"{"error":"invalid_grant"}"#, 0)
+        .await;
+    for _ in 0..3 {
+        assert!(matches!(
+            harness.client.access_token().await,
+            Err(Error::CredentialsRejected { .. })
+        ));
+        harness.advance(24 * 3600).await;
+    }
+    assert_eq!(login.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn undecodable_answers_are_decode_errors_and_are_not_retried() {
+    let oversized = format!(r#"{{"accessToken":"{}"}}"#, "x".repeat(300 * 1024));
+    let cases: [(&str, String); 6] = [
+        ("truncated JSON", r#"{"accessToken":"abc"#.into()),
+        (
+            "wrong field types",
+            r#"{"accessToken":1,"expiresIn":"soon","refreshExpiresIn":1,"refreshToken":2}"#.into(),
+        ),
+        ("an empty 200", String::new()),
+        (
+            "a missing field",
+            r#"{"accessToken":"a","expiresIn":1800,"refreshToken":"r"}"#.into(),
+        ),
+        (
+            "a negative lifetime",
+            Pair::new("a", "r").lifetimes(-5, 3600).json(),
+        ),
+        ("an oversized body", oversized),
+    ];
+    for (case, body) in cases {
+        let harness = Harness::new().await;
+        let login = harness.answer(LOGIN, 200, &body, 0).await;
+        let error = harness.client.access_token().await.expect_err(case);
+        assert!(matches!(error, Error::Decode { .. }), "{case}: {error:?}");
+        assert_eq!(login.calls_async().await, 1, "{case}: retried");
+    }
+}

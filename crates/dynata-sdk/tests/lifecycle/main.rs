@@ -1,0 +1,168 @@
+//! The token lifecycle, observed from outside: every test counts what an
+//! httpmock server on loopback received. Time is a `ManualClock`, moved by the
+//! tests; nothing sleeps through a token's lifetime.
+
+mod concurrency;
+mod errors;
+mod logout;
+mod redaction;
+mod refresh;
+mod retries;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dynata_sdk::clock::ManualClock;
+use dynata_sdk::{Client, ClientBuilder, Credentials, Environment, RetryPolicy};
+use httpmock::{Method::POST, Mock, MockServer};
+use serde_json::json;
+
+pub(crate) const LOGIN: &str = "/auth/v1/token/password";
+pub(crate) const REFRESH: &str = "/auth/v1/token/refresh";
+pub(crate) const LOGOUT: &str = "/auth/v1/logout";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// A mock server, a manual clock, and a client wired to both.
+pub(crate) struct Harness {
+    pub(crate) server: MockServer,
+    pub(crate) clock: ManualClock,
+    pub(crate) client: Client,
+}
+
+impl Harness {
+    pub(crate) async fn new() -> Self {
+        Self::with(|builder| builder).await
+    }
+
+    /// A harness whose builder the test adjusts (retry policy, windows).
+    pub(crate) async fn with(configure: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Self {
+        let server = MockServer::start_async().await;
+        let clock = ManualClock::new();
+        let environment = Environment::custom(&server.base_url()).expect("loopback URL");
+        let builder = Client::builder()
+            .credentials(Credentials::new("alice", PASSWORD))
+            .environment(environment)
+            .clock(Arc::new(clock.clone()))
+            .retry_policy(RetryPolicy::default());
+        let client = configure(builder).build().expect("valid configuration");
+        Harness {
+            server,
+            clock,
+            client,
+        }
+    }
+
+    /// Answers `path` with a token pair, `times` times at most (0: always).
+    pub(crate) async fn pair_on(&self, path: &str, pair: Pair, times: usize) -> Mock<'_> {
+        self.answer(path, 200, &pair.json(), times).await
+    }
+
+    /// Answers `path` with `status` and `body`, `times` times at most (0: always).
+    pub(crate) async fn answer(
+        &self,
+        path: &str,
+        status: u16,
+        body: &str,
+        times: usize,
+    ) -> Mock<'_> {
+        let path = path.to_string();
+        let body = body.to_string();
+        let mock = self
+            .server
+            .mock_async(move |when, then| {
+                when.method(POST).path(path);
+                then.status(status)
+                    .header("content-type", "application/vnd.token+json")
+                    .body(body);
+            })
+            .await;
+        if times > 0 {
+            mock.up_to_n_times_async(times).await;
+        }
+        mock
+    }
+
+    /// Moves the clock, then waits until every sleeper it woke (the expiry
+    /// timer, a backoff) has run: as if that much time had really passed.
+    pub(crate) async fn advance(&self, seconds: u64) {
+        advance(&self.clock, Duration::from_secs(seconds)).await;
+    }
+}
+
+/// A token pair as Dynata sends it.
+#[derive(Clone, Copy)]
+pub(crate) struct Pair {
+    pub(crate) access: &'static str,
+    pub(crate) refresh: &'static str,
+    pub(crate) expires_in: i64,
+    pub(crate) refresh_expires_in: i64,
+}
+
+impl Pair {
+    /// Dynata's published lifetimes: 30 minutes, and an hour to refresh.
+    pub(crate) const fn new(access: &'static str, refresh: &'static str) -> Self {
+        Pair {
+            access,
+            refresh,
+            expires_in: 1800,
+            refresh_expires_in: 3600,
+        }
+    }
+
+    pub(crate) const fn lifetimes(self, expires_in: i64, refresh_expires_in: i64) -> Self {
+        Pair {
+            expires_in,
+            refresh_expires_in,
+            ..self
+        }
+    }
+
+    pub(crate) fn json(&self) -> String {
+        json!({
+            "accessToken": self.access,
+            "expiresIn": self.expires_in,
+            "refreshExpiresIn": self.refresh_expires_in,
+            "refreshToken": self.refresh,
+        })
+        .to_string()
+    }
+}
+
+/// Waits, on real time, for work on other threads (the mock server, the
+/// client's background tasks) to make `check` true. Fails after 10 s.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..5000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Moves `clock` by `by`, then waits until no sleeper is left whose deadline
+/// has passed.
+pub(crate) async fn advance(clock: &ManualClock, by: Duration) {
+    clock.advance(by);
+    let now = dynata_sdk::clock::Clock::now(clock);
+    eventually("woken sleepers ran", || {
+        let due = clock.sleeping_until().iter().any(|d| *d <= now);
+        async move { !due }
+    })
+    .await;
+}
+
+/// Waits until the client sleeps on the clock (a backoff, say) past `now`.
+pub(crate) async fn until_sleeping(clock: &ManualClock, at_least: Duration) {
+    let deadline = dynata_sdk::clock::Clock::now(clock) + at_least;
+    eventually("the client sleeps on the clock", || {
+        let sleeping = clock.sleeping_until();
+        async move { sleeping.iter().any(|d| *d >= deadline) }
+    })
+    .await;
+}

@@ -1,0 +1,108 @@
+//! No password or token ever shows in `Debug`, `Display`, logs or errors.
+
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::*;
+
+/// Collects everything the `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const SECRETS: [&str; 5] = [
+    PASSWORD,
+    "access-one",
+    "refresh-one",
+    "access-two",
+    "refresh-two",
+];
+
+fn assert_clean(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(
+            !text.contains(secret),
+            "{what} shows a secret ({secret}): {text}"
+        );
+    }
+}
+
+/// Installs, once for this test binary, a global subscriber that captures
+/// every event at every level. (A thread-local one would miss events whose
+/// callsite interest another test thread cached first.)
+fn captured_logs() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        // The mock server logs the requests it receives. It stands in for
+        // Dynata; it is not the client, so its events are left out.
+        let not_the_mock =
+            tracing_subscriber::filter::filter_fn(|event| !event.target().starts_with("httpmock"));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish()
+            .with(not_the_mock);
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_logs_debug_and_errors() {
+    let captured = captured_logs();
+
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new("access-one", "refresh-one"), 1)
+        .await;
+    harness
+        .answer(REFRESH, 400, r#"{"error":"invalid_grant"}"#, 1)
+        .await;
+    harness
+        .pair_on(LOGIN, Pair::new("access-two", "refresh-two"), 1)
+        .await;
+    let rejected = harness
+        .answer(LOGIN, 401, r#"{"error":"invalid_grant"}"#, 0)
+        .await;
+    harness.answer(LOGOUT, 204, "", 0).await;
+
+    let first = harness.client.access_token().await.expect("login");
+    harness.advance(30 * 60).await;
+    let second = harness
+        .client
+        .access_token()
+        .await
+        .expect("re-login after a rejected refresh");
+    assert_eq!(second.secret(), "access-two");
+    harness.client.logout().await.expect("logout");
+    let error = harness.client.access_token().await.expect_err("rejected");
+    assert_eq!(rejected.calls_async().await, 1);
+
+    assert_clean("AccessToken's Debug", &format!("{first:?} {second:?}"));
+    assert_clean("Client's Debug", &format!("{:?}", harness.client));
+    assert_clean(
+        "Credentials' Debug",
+        &format!("{:?}", Credentials::new("alice", PASSWORD)),
+    );
+    assert_clean("the error", &format!("{error} {error:?}"));
+    let logs = String::from_utf8(captured.0.lock().expect("log lock").clone()).expect("utf-8");
+    assert!(
+        logs.contains("login succeeded") && logs.contains("refresh"),
+        "nothing logged: {logs}"
+    );
+    assert_clean("the logs", &logs);
+}
