@@ -6,20 +6,9 @@ use super::*;
 async fn a_thousand_concurrent_callers_cause_one_login() {
     let harness = Harness::new().await;
     let login = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGIN);
-            then.status(200)
-                .body(Pair::new("a1", "r1").json())
-                .delay(Duration::from_millis(200));
-        })
+        .slow_pair_on(LOGIN, Pair::new("a1", "r1"), 200)
         .await;
-    let callers: Vec<_> = (0..1000)
-        .map(|_| {
-            let client = harness.client.clone();
-            tokio::spawn(async move { client.access_token().await })
-        })
-        .collect();
+    let callers = harness.spawn_callers(1000);
     let mut tokens = Vec::new();
     for caller in callers {
         tokens.push(caller.await.expect("task").expect("a token"));
@@ -76,13 +65,7 @@ async fn one_second_tokens_do_not_cause_a_refresh_per_call() {
 async fn a_caller_dropped_mid_login_neither_aborts_it_nor_strands_others() {
     let harness = Harness::new().await;
     let login = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGIN);
-            then.status(200)
-                .body(Pair::new("a1", "r1").json())
-                .delay(Duration::from_millis(300));
-        })
+        .slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300)
         .await;
     let client = harness.client.clone();
     let impatient = tokio::spawn(async move { client.access_token().await });
@@ -114,13 +97,7 @@ async fn fifty_invalidations_of_one_token_cause_one_refresh() {
     let harness = Harness::new().await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let refresh = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(REFRESH);
-            then.status(200)
-                .body(Pair::new("a2", "r2").json())
-                .delay(Duration::from_millis(100));
-        })
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 100)
         .await;
     let stale = harness.client.access_token().await.expect("login");
     let callers: Vec<_> = (0..50)

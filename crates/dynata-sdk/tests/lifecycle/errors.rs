@@ -18,12 +18,7 @@ async fn rejected_credentials_send_one_login_and_every_waiter_gets_the_error() {
                 .delay(Duration::from_millis(100));
         })
         .await;
-    let callers: Vec<_> = (0..20)
-        .map(|_| {
-            let client = harness.client.clone();
-            tokio::spawn(async move { client.access_token().await })
-        })
-        .collect();
+    let callers = harness.spawn_callers(20);
     for caller in callers {
         let error = caller.await.expect("task").expect_err("rejected");
         assert!(

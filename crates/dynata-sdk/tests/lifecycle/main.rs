@@ -58,6 +58,33 @@ impl Harness {
         self.answer(path, 200, &pair.json(), times).await
     }
 
+    /// Answers `path` with a token pair after a real delay, so that callers
+    /// pile up behind one request.
+    pub(crate) async fn slow_pair_on(&self, path: &str, pair: Pair, delay_ms: u64) -> Mock<'_> {
+        let path = path.to_string();
+        self.server
+            .mock_async(move |when, then| {
+                when.method(POST).path(path);
+                then.status(200)
+                    .body(pair.json())
+                    .delay(Duration::from_millis(delay_ms));
+            })
+            .await
+    }
+
+    /// Calls `access_token` from `count` tasks at once.
+    pub(crate) fn spawn_callers(
+        &self,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<dynata_sdk::AccessToken, dynata_sdk::Error>>> {
+        (0..count)
+            .map(|_| {
+                let client = self.client.clone();
+                tokio::spawn(async move { client.access_token().await })
+            })
+            .collect()
+    }
+
     /// Answers `path` with `status` and `body`, `times` times at most (0: always).
     pub(crate) async fn answer(
         &self,

@@ -7,13 +7,7 @@ async fn inside_the_soft_window_the_current_token_is_served_while_one_refresh_ru
     let harness = Harness::new().await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let refresh = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(REFRESH);
-            then.status(200)
-                .body(Pair::new("a2", "r2").json())
-                .delay(Duration::from_millis(300));
-        })
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
         .await;
     let first = harness.client.access_token().await.expect("login");
     // 30-minute token, 5-minute soft window: at 25:01 the refresh starts, and
@@ -39,13 +33,7 @@ async fn inside_the_hard_margin_callers_wait_for_the_new_token() {
     let harness = Harness::new().await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let refresh = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(REFRESH);
-            then.status(200)
-                .body(Pair::new("a2", "r2").json())
-                .delay(Duration::from_millis(300));
-        })
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
         .await;
     harness.client.access_token().await.expect("login");
     // 29:30 is inside the 1-minute hard margin: once the expiry timer has
