@@ -110,6 +110,14 @@ impl Harness {
         mock
     }
 
+    /// The secret of the token `access_token()` returns now.
+    pub(crate) async fn current_secret(&self) -> String {
+        match self.client.access_token().await {
+            Ok(token) => token.secret().to_string(),
+            Err(error) => panic!("no token: {error}"),
+        }
+    }
+
     /// Moves the clock, then waits until every sleeper it woke (the expiry
     /// timer, a backoff) has run: as if that much time had really passed.
     pub(crate) async fn advance(&self, seconds: u64) {
