@@ -1,0 +1,136 @@
+//! The admin API under `/__sandbox`: fault injection and counters over HTTP,
+//! for tests written in any language. The SDK never calls it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::fault::Fault;
+use crate::operation::Operation;
+use crate::reply;
+use crate::state::Shared;
+
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/__sandbox/faults", post(inject).delete(clear_faults))
+        .route("/__sandbox/counts", get(counts))
+        .route("/__sandbox/revoke", post(revoke_all))
+}
+
+/// `{"operation": "refresh", "fault": {"status": 503}, "times": 2}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InjectRequest {
+    operation: String,
+    fault: FaultSpec,
+    #[serde(default = "once")]
+    times: u32,
+}
+
+fn once() -> u32 {
+    1
+}
+
+/// A [`Fault`] as JSON: `{"status": 503}`, `{"rateLimited": {"retryAfterMs":
+/// 2000}}`, `"htmlBadGateway"`, `{"delay": {"ms": 250}}`, `"resetConnection"`
+/// or `"malformedBody"`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum FaultSpec {
+    Status(u16),
+    #[serde(rename_all = "camelCase")]
+    RateLimited {
+        retry_after_ms: u64,
+    },
+    HtmlBadGateway,
+    Delay {
+        ms: u64,
+    },
+    ResetConnection,
+    MalformedBody,
+}
+
+impl FaultSpec {
+    fn into_fault(self) -> Fault {
+        match self {
+            FaultSpec::Status(code) => Fault::Status(code),
+            FaultSpec::RateLimited { retry_after_ms } => Fault::RateLimited {
+                retry_after: Duration::from_millis(retry_after_ms),
+            },
+            FaultSpec::HtmlBadGateway => Fault::HtmlBadGateway,
+            FaultSpec::Delay { ms } => Fault::Delay(Duration::from_millis(ms)),
+            FaultSpec::ResetConnection => Fault::ResetConnection,
+            FaultSpec::MalformedBody => Fault::MalformedBody,
+        }
+    }
+}
+
+async fn inject(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return admin_error("Could not read the request body (the limit is 64 KiB)");
+    };
+    let request: InjectRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => return admin_error(&format!("Invalid fault request: {err}")),
+    };
+    let Some(operation) = Operation::from_name(&request.operation) else {
+        let names: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+        return admin_error(&format!(
+            "Unknown operation {:?}; expected one of {}",
+            request.operation,
+            names.join(", ")
+        ));
+    };
+    if let FaultSpec::Status(code) = request.fault
+        && !(200..=599).contains(&code)
+    {
+        return admin_error("A fault's status must be in 200..=599");
+    }
+    let mut faults = shared.faults();
+    faults.push(operation, request.fault.into_fault(), request.times);
+    let pending = faults.pending(operation);
+    drop(faults);
+    reply::json_body(
+        StatusCode::OK,
+        reply::JSON_MEDIA_TYPE,
+        &json!({ "operation": operation.name(), "pending": pending }),
+    )
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    shared.faults().clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn counts(State(shared): State<Arc<Shared>>) -> Response {
+    let counts: Map<String, Value> = Operation::ALL
+        .into_iter()
+        .map(|op| (op.name().to_owned(), Value::from(shared.count(op))))
+        .collect();
+    reply::json_body(StatusCode::OK, reply::JSON_MEDIA_TYPE, &counts)
+}
+
+async fn revoke_all(State(shared): State<Arc<Shared>>) -> Response {
+    shared.tokens().revoke_all();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn admin_error(description: &str) -> Response {
+    reply::json_body(
+        StatusCode::BAD_REQUEST,
+        reply::JSON_MEDIA_TYPE,
+        &json!({ "error": "invalid_request", "errorDescription": description }),
+    )
+}

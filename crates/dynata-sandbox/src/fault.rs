@@ -1,0 +1,137 @@
+//! Faults a test can inject, the per-operation queues that hold them, and what
+//! each fault looks like on the wire.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::operation::Operation;
+use crate::reply;
+
+/// A way for the sandbox to misbehave on a request, as gateways, proxies and
+/// networks in front of Dynata's API do.
+///
+/// Queue faults with [`Sandbox::inject`](crate::Sandbox::inject) or over
+/// HTTP with `POST /__sandbox/faults` (see the crate's README).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status and a gateway-style body
+    /// `{"message": "<reason phrase>"}` (`application/json`). Codes outside
+    /// `200..=599` are answered as `500`.
+    Status(u16),
+    /// Answer `429 Too Many Requests` with a `Retry-After` header of
+    /// `retry_after` in whole seconds, rounded up.
+    RateLimited {
+        /// How long the client is told to wait.
+        retry_after: Duration,
+    },
+    /// Answer `502 Bad Gateway` with a `text/html` page, as a load balancer
+    /// does when the service behind it is down.
+    HtmlBadGateway,
+    /// Wait this long, then answer normally (measured with tokio's clock, so
+    /// paused test time skips it).
+    Delay(Duration),
+    /// Close the TCP connection with a reset (`RST`) and no HTTP response;
+    /// the client sees a connection error. The request was received (and is
+    /// counted) but not acted on.
+    ResetConnection,
+    /// Answer `200` with the operation's success media type and a truncated
+    /// JSON body, such as `{"accessToken": "abc`. The request is not acted on.
+    MalformedBody,
+}
+
+/// What a handler does about the fault at the head of its queue.
+pub(crate) enum Action {
+    Respond(Response),
+    Delay(Duration),
+    Reset,
+}
+
+impl Fault {
+    pub(crate) fn action(self, operation: Operation) -> Action {
+        match self {
+            Fault::Status(code) => {
+                let status = StatusCode::from_u16(code)
+                    .ok()
+                    .filter(|s| (200..=599).contains(&s.as_u16()))
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                Action::Respond(reply::gateway(status))
+            }
+            Fault::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut response = reply::gateway(StatusCode::TOO_MANY_REQUESTS);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                Action::Respond(response)
+            }
+            Fault::HtmlBadGateway => Action::Respond(
+                (
+                    StatusCode::BAD_GATEWAY,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    BAD_GATEWAY_PAGE,
+                )
+                    .into_response(),
+            ),
+            Fault::Delay(duration) => Action::Delay(duration),
+            Fault::ResetConnection => Action::Reset,
+            Fault::MalformedBody => {
+                let (media_type, body) = match operation {
+                    Operation::UsersInfo => {
+                        (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#)
+                    }
+                    _ => (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#),
+                };
+                Action::Respond(
+                    (StatusCode::OK, [(header::CONTENT_TYPE, media_type)], body).into_response(),
+                )
+            }
+        }
+    }
+}
+
+// What nginx sends; load balancers' pages look much the same.
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n\
+<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+</body>\r\n</html>\r\n";
+
+/// Pending faults per operation, first in first out. A fault injected `n`
+/// times is one entry with a count, so a huge `times` costs no memory.
+#[derive(Default)]
+pub(crate) struct FaultQueues {
+    queues: [VecDeque<(Fault, u32)>; Operation::ALL.len()],
+}
+
+impl FaultQueues {
+    pub(crate) fn push(&mut self, operation: Operation, fault: Fault, times: u32) {
+        if times > 0 {
+            self.queues[operation.index()].push_back((fault, times));
+        }
+    }
+
+    pub(crate) fn pop(&mut self, operation: Operation) -> Option<Fault> {
+        let queue = &mut self.queues[operation.index()];
+        let (fault, left) = queue.front_mut()?;
+        *left -= 1;
+        if *left == 0 {
+            queue.pop_front().map(|(fault, _)| fault)
+        } else {
+            Some(fault.clone())
+        }
+    }
+
+    /// How many faulted requests are still to come for the operation.
+    pub(crate) fn pending(&self, operation: Operation) -> u64 {
+        self.queues[operation.index()]
+            .iter()
+            .map(|(_, times)| u64::from(*times))
+            .sum()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.queues.iter_mut().for_each(VecDeque::clear);
+    }
+}

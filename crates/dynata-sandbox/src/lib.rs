@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+mod admin;
+mod fault;
+mod ids;
+mod operation;
+mod reply;
+mod routes;
+mod sandbox;
+mod server;
+mod state;
+mod tokens;
+
+pub use fault::Fault;
+pub use operation::Operation;
+pub use sandbox::{Sandbox, SandboxBuilder};

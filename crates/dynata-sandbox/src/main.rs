@@ -1,0 +1,202 @@
+//! `dynata-sandbox`: serves the emulator on 127.0.0.1 until Ctrl-C.
+//! Flags are parsed by hand to keep the binary's dependencies at none.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use dynata_sandbox::Sandbox;
+
+const USAGE: &str = "\
+Usage: dynata-sandbox [--port PORT] [--user NAME:PASSWORD]... [--access-ttl SECS] [--refresh-ttl SECS]
+
+A local emulator of Dynata's auth API on 127.0.0.1.
+
+Options:
+  --port PORT           Port to listen on (default 8080; 0 picks a free one)
+  --user NAME:PASSWORD  A user who can log in; repeat for more
+                        (default: one user sandbox:sandbox)
+  --access-ttl SECS     Access token lifetime in seconds (default 1800)
+  --refresh-ttl SECS    Refresh token lifetime in seconds (default 3600)
+  -h, --help            Print this help";
+
+struct Options {
+    port: u16,
+    users: Vec<(String, String)>,
+    access_ttl: u64,
+    refresh_ttl: u64,
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\nRun `dynata-sandbox --help` for usage.");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> ExitCode {
+    let default_user = options.users.is_empty();
+    let names: Vec<String> = options.users.iter().map(|(name, _)| name.clone()).collect();
+    let mut builder = Sandbox::builder()
+        .port(options.port)
+        .access_token_ttl(Duration::from_secs(options.access_ttl))
+        .refresh_token_ttl(Duration::from_secs(options.refresh_ttl));
+    for (name, password) in options.users {
+        builder = builder.user(name, password);
+    }
+    let sandbox = match builder.start().await {
+        Ok(sandbox) => sandbox,
+        Err(err) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{}: {err}", options.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let users = if default_user {
+        "sandbox (password: sandbox)".to_owned()
+    } else {
+        names.join(", ")
+    };
+    println!(
+        "dynata-sandbox listening on {} (users: {users})",
+        sandbox.base_url()
+    );
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        eprintln!("error: cannot wait for Ctrl-C: {err}");
+        return ExitCode::FAILURE;
+    }
+    drop(sandbox);
+    ExitCode::SUCCESS
+}
+
+/// `Ok(None)` means help was asked for.
+fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        port: 8080,
+        users: Vec::new(),
+        access_ttl: 1800,
+        refresh_ttl: 3600,
+    };
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        // Both `--port 8080` and `--port=8080`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg, None),
+        };
+        if flag == "-h" || flag == "--help" {
+            return Ok(None);
+        }
+        if !matches!(
+            flag.as_str(),
+            "--port" | "--user" | "--access-ttl" | "--refresh-ttl"
+        ) {
+            return Err(format!("unknown argument `{flag}`"));
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(value) => value,
+            None => return Err(format!("`{flag}` needs a value")),
+        };
+        match flag.as_str() {
+            "--port" => {
+                options.port = value.parse().map_err(|_| {
+                    format!("`--port` takes a port number (0-65535), not `{value}`")
+                })?;
+            }
+            "--user" => {
+                let Some((name, password)) = value.split_once(':') else {
+                    return Err(format!("`--user` takes NAME:PASSWORD, not `{value}`"));
+                };
+                if name.is_empty() {
+                    return Err("`--user` needs a non-empty NAME before the colon".to_owned());
+                }
+                options.users.push((name.to_owned(), password.to_owned()));
+            }
+            "--access-ttl" => options.access_ttl = seconds(&flag, &value)?,
+            _ => options.refresh_ttl = seconds(&flag, &value)?,
+        }
+    }
+    Ok(Some(options))
+}
+
+fn seconds(flag: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("`{flag}` takes a whole number of seconds, not `{value}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Option<Options>, String> {
+        parse(list.iter().map(|arg| (*arg).to_owned()))
+    }
+
+    #[test]
+    fn flags_take_separate_or_inline_values() {
+        let options = args(&[
+            "--port=0",
+            "--user",
+            "<Your username>:<Your Password>",
+            "--user=bob:pass:with:colons",
+            "--access-ttl",
+            "5",
+            "--refresh-ttl=9",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(options.port, 0);
+        assert_eq!(
+            options.users,
+            [
+                ("<Your username>".to_owned(), "<Your Password>".to_owned()),
+                ("bob".to_owned(), "pass:with:colons".to_owned()),
+            ]
+        );
+        assert_eq!((options.access_ttl, options.refresh_ttl), (5, 9));
+    }
+
+    #[test]
+    fn defaults_and_help() {
+        let options = args(&[]).unwrap().unwrap();
+        assert_eq!(options.port, 8080);
+        assert!(options.users.is_empty());
+        assert!(args(&["--port", "1", "--help"]).unwrap().is_none());
+        assert!(args(&["-h"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        for bad in [
+            &["--bogus"][..],
+            &["--port"],
+            &["--port", "99999"],
+            &["--user", "nocolon"],
+            &["--user", ":pw"],
+            &["--access-ttl", "-1"],
+            &["--refresh-ttl", "soon"],
+            &["8080"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The emulated API: the four auth operations and `GET /sample/v1/users/info`,
+//! each counted and open to injected faults before it does its real work.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::admin;
+use crate::fault::Action;
+use crate::operation::Operation;
+use crate::reply;
+use crate::server::ConnHandle;
+use crate::state::Shared;
+use crate::tokens::TokenPair;
+
+/// The only client id API accounts use.
+const CLIENT_ID: &str = "api";
+/// The authorization code `POST /auth/v1/token/code` accepts.
+pub(crate) const SANDBOX_CODE: &str = "sandbox-code";
+/// Far above any real request body, far below anything that could hurt.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/auth/v1/token/password", post(login))
+        .route("/auth/v1/token/refresh", post(refresh))
+        .route("/auth/v1/logout", post(logout))
+        .route("/auth/v1/token/code", post(exchange_code))
+        .route("/sample/v1/users/info", get(users_info))
+        .merge(admin::router())
+        .fallback(|| async { reply::gateway(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async { reply::gateway(StatusCode::METHOD_NOT_ALLOWED) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordLogin {
+    client_id: String,
+    username: String,
+    password: String,
+    // Accepted and ignored, as API accounts have none; typed so that a wrong
+    // type is still a 400.
+    #[serde(default, rename = "clientSecret")]
+    _client_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshRequest {
+    client_id: String,
+    refresh_token: String,
+    #[serde(default, rename = "clientSecret")]
+    _client_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogoutRequest {
+    client_id: String,
+    refresh_token: String,
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeExchange {
+    client_id: String,
+    code: String,
+    // Required, as by Dynata, but any URI will do.
+    #[serde(rename = "redirectURI")]
+    _redirect_uri: String,
+    #[serde(default, rename = "clientSecret")]
+    _client_secret: Option<String>,
+}
+
+async fn login(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(response) = intercept(&shared, Operation::Login, &conn).await {
+        return response;
+    }
+    let request: PasswordLogin = match parse(body) {
+        Ok(request) => request,
+        Err(bad) => return bad.into_response(),
+    };
+    if request.client_id != CLIENT_ID {
+        return reply::invalid_client();
+    }
+    if shared.password_of(&request.username) != Some(request.password.as_str()) {
+        return reply::auth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "Invalid user credentials",
+        );
+    }
+    let pair = shared.tokens().login(&request.username);
+    token_pair(&pair)
+}
+
+async fn refresh(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(response) = intercept(&shared, Operation::Refresh, &conn).await {
+        return response;
+    }
+    let request: RefreshRequest = match parse(body) {
+        Ok(request) => request,
+        Err(bad) => return bad.into_response(),
+    };
+    if request.client_id != CLIENT_ID {
+        return reply::invalid_client();
+    }
+    let pair = shared.tokens().refresh(&request.refresh_token);
+    match pair {
+        Some(pair) => token_pair(&pair),
+        None => not_active(),
+    }
+}
+
+async fn logout(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(response) = intercept(&shared, Operation::Logout, &conn).await {
+        return response;
+    }
+    let request: LogoutRequest = match parse(body) {
+        Ok(request) => request,
+        Err(bad) => return bad.into_response(),
+    };
+    if request.client_id != CLIENT_ID {
+        return reply::invalid_client();
+    }
+    shared
+        .tokens()
+        .logout(&request.access_token, &request.refresh_token);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn exchange_code(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(response) = intercept(&shared, Operation::ExchangeCode, &conn).await {
+        return response;
+    }
+    let request: CodeExchange = match parse(body) {
+        Ok(request) => request,
+        Err(bad) => return bad.into_response(),
+    };
+    if request.client_id != CLIENT_ID {
+        return reply::invalid_client();
+    }
+    let user = shared.users.first().map(|(name, _)| name.as_str());
+    match user {
+        Some(user) if request.code == SANDBOX_CODE => {
+            let pair = shared.tokens().login(user);
+            token_pair(&pair)
+        }
+        _ => reply::auth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid"),
+    }
+}
+
+async fn users_info(
+    State(shared): State<Arc<Shared>>,
+    Extension(conn): Extension<ConnHandle>,
+    headers: HeaderMap,
+) -> Response {
+    let mut response = match intercept(&shared, Operation::UsersInfo, &conn).await {
+        Some(response) => response,
+        None => {
+            let user = bearer(&headers)
+                .and_then(|token| shared.tokens().user_of(token).map(str::to_owned));
+            match user {
+                Some(username) => reply::json_body(
+                    StatusCode::OK,
+                    reply::JSON_MEDIA_TYPE,
+                    &json!({
+                        "data": { "username": username },
+                        "status": { "message": "success", "errors": [] },
+                        "meta": {},
+                    }),
+                ),
+                None => {
+                    let mut response = reply::gateway(StatusCode::UNAUTHORIZED);
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    response
+                }
+            }
+        }
+    };
+    // Every /sample/v1 answer carries one, faults included, as behind the gateway.
+    if let Ok(id) = HeaderValue::try_from(shared.ids.request_id()) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// Counts the request, then plays the fault at the head of the operation's
+/// queue. `Some` is the response to send instead of doing the real work.
+async fn intercept(shared: &Shared, operation: Operation, conn: &ConnHandle) -> Option<Response> {
+    shared.bump(operation);
+    let fault = shared.faults().pop(operation)?;
+    match fault.action(operation) {
+        Action::Respond(response) => Some(response),
+        Action::Delay(duration) => {
+            tokio::time::sleep(duration).await;
+            None
+        }
+        Action::Reset => {
+            conn.reset();
+            // The connection task drops this future when it resets the socket.
+            std::future::pending().await
+        }
+    }
+}
+
+/// Reads a JSON request body; anything else is the identity server's 400
+/// (or 413 for a body over the limit), never a panic.
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, BadRequest> {
+    let bytes = body.map_err(|rejection| {
+        let status = rejection.status();
+        let description = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("Request body is larger than {} KiB", BODY_LIMIT / 1024)
+        } else {
+            "Could not read the request body".to_owned()
+        };
+        BadRequest {
+            status,
+            description,
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|err| BadRequest {
+        status: StatusCode::BAD_REQUEST,
+        description: format!("Invalid request body: {err}"),
+    })
+}
+
+/// A request body `parse` refused; small, unlike the `Response` it becomes.
+struct BadRequest {
+    status: StatusCode,
+    description: String,
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        reply::auth_error(self.status, "invalid_request", &self.description)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+fn token_pair(pair: &TokenPair) -> Response {
+    reply::json_body(StatusCode::OK, reply::TOKEN_MEDIA_TYPE, pair)
+}
+
+fn not_active() -> Response {
+    reply::auth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "Token is not active",
+    )
+}

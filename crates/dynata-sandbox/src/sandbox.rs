@@ -1,0 +1,192 @@
+//! The public handle: a builder that starts a sandbox on loopback, and the
+//! running sandbox, which tests read counters from, inject faults into, and
+//! drop to stop.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::fault::Fault;
+use crate::operation::Operation;
+use crate::routes;
+use crate::server;
+use crate::state::Shared;
+use crate::tokens::TokenStore;
+
+/// A running emulator of Dynata's auth API on `127.0.0.1`.
+///
+/// Dropping it stops the server: its tasks end and its port is freed.
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// A builder with the defaults: one user `sandbox` with password
+    /// `sandbox`, access tokens that live 1800 s, refresh tokens 3600 s, and
+    /// any free port.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// Starts a sandbox with the defaults of [`Sandbox::builder`].
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub async fn start() -> io::Result<Sandbox> {
+        Sandbox::builder().start().await
+    }
+
+    /// The base URL to point a client at, such as `http://127.0.0.1:41234`
+    /// (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the sandbox listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many requests the operation has received so far, faulted and
+    /// rejected ones included.
+    pub fn count(&self, operation: Operation) -> u64 {
+        self.shared.count(operation)
+    }
+
+    /// Makes the next `times` requests to `operation` fail with `fault`,
+    /// after any faults already queued for it (first in, first out).
+    pub fn inject(&self, operation: Operation, fault: Fault, times: u32) {
+        self.shared.faults().push(operation, fault, times);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults().clear();
+    }
+
+    /// Revokes every token issued so far, as if every session had been
+    /// logged out: the next call with any of them is refused.
+    pub fn revoke_all(&self) {
+        self.shared.tokens().revoke_all();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let users: Vec<&str> = self
+            .shared
+            .users
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.base_url())
+            .field("users", &users)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and starts a [`Sandbox`]; from [`Sandbox::builder`].
+#[derive(Clone)]
+pub struct SandboxBuilder {
+    users: Vec<(String, String)>,
+    access_token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    port: u16,
+}
+
+impl Default for SandboxBuilder {
+    fn default() -> Self {
+        SandboxBuilder {
+            users: Vec::new(),
+            access_token_ttl: Duration::from_secs(1800),
+            refresh_token_ttl: Duration::from_secs(3600),
+            port: 0,
+        }
+    }
+}
+
+impl SandboxBuilder {
+    /// Adds a user who can log in with this password. Call it once per user;
+    /// a name given twice keeps the last password. Without any call, the one
+    /// user is `sandbox` with password `sandbox`. The first user is the one an
+    /// authorization code (`sandbox-code`) logs in as.
+    pub fn user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        let (username, password) = (username.into(), password.into());
+        match self.users.iter_mut().find(|(name, _)| *name == username) {
+            Some(user) => user.1 = password,
+            None => self.users.push((username, password)),
+        }
+        self
+    }
+
+    /// How long access tokens live (`expiresIn`, in whole seconds rounded
+    /// down, on the wire). Default 1800 s.
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// How long refresh tokens live (`refreshExpiresIn`). Default 3600 s.
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = ttl;
+        self
+    }
+
+    /// The port to listen on, always on `127.0.0.1`. Default 0: any free port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Binds the port and starts serving on the current tokio runtime.
+    ///
+    /// # Errors
+    /// When the port cannot be bound (for example, it is in use).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub async fn start(self) -> io::Result<Sandbox> {
+        let mut users = self.users;
+        if users.is_empty() {
+            users.push(("sandbox".to_owned(), "sandbox".to_owned()));
+        }
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
+        let addr = listener.local_addr()?;
+        let tokens = TokenStore::new(self.access_token_ttl, self.refresh_token_ttl);
+        let shared = Arc::new(Shared::new(users, tokens));
+        let router = routes::router(shared.clone());
+        let server = tokio::spawn(server::serve(listener, router));
+        Ok(Sandbox {
+            addr,
+            shared,
+            server,
+        })
+    }
+}
+
+impl fmt::Debug for SandboxBuilder {
+    // Passwords stay out of test logs, fake as they are.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let users: Vec<&str> = self.users.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("SandboxBuilder")
+            .field("users", &users)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("port", &self.port)
+            .finish()
+    }
+}

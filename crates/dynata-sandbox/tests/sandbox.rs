@@ -1,0 +1,894 @@
+//! The sandbox's behaviour as a client sees it, over real loopback HTTP.
+//! Tests that involve token lifetimes pause tokio's clock and advance it.
+
+use std::time::Duration;
+
+use dynata_sandbox::{Fault, Operation, Sandbox};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+// ---- helpers ---------------------------------------------------------------
+
+/// A client that never uses a proxy and keeps no idle-pool timer: with paused
+/// time, any pending timer would make tokio jump the clock while we wait on I/O.
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(None)
+        .build()
+        .unwrap()
+}
+
+async fn alice() -> Sandbox {
+    Sandbox::builder()
+        .user("alice", "secret")
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn post(sandbox: &Sandbox, path: &str, body: Value) -> Response {
+    client()
+        .post(format!("{}{path}", sandbox.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post_raw(sandbox: &Sandbox, path: &str, body: impl Into<reqwest::Body>) -> Response {
+    client()
+        .post(format!("{}{path}", sandbox.base_url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login_as(sandbox: &Sandbox, username: &str, password: &str) -> Response {
+    post(
+        sandbox,
+        "/auth/v1/token/password",
+        json!({"clientId": "api", "username": username, "password": password}),
+    )
+    .await
+}
+
+/// Logs alice in and returns (access token, refresh token).
+async fn login(sandbox: &Sandbox) -> (String, String) {
+    let response = login_as(sandbox, "alice", "secret").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    pair(response).await
+}
+
+async fn pair(response: Response) -> (String, String) {
+    let body: Value = response.json().await.unwrap();
+    (
+        body["accessToken"].as_str().unwrap().to_owned(),
+        body["refreshToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh(sandbox: &Sandbox, refresh_token: &str) -> Response {
+    post(
+        sandbox,
+        "/auth/v1/token/refresh",
+        json!({"clientId": "api", "refreshToken": refresh_token}),
+    )
+    .await
+}
+
+async fn users_info(sandbox: &Sandbox, access_token: Option<&str>) -> Response {
+    let mut request = client().get(format!("{}/sample/v1/users/info", sandbox.base_url()));
+    if let Some(token) = access_token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+fn content_type(response: &Response) -> &str {
+    response.headers()["content-type"].to_str().unwrap()
+}
+
+/// Asserts an identity-server error and returns it for more checks.
+async fn assert_auth_error(response: Response, status: StatusCode, error: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(content_type(&response), "application/vnd.auth.error+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["errorDescription"].is_string(), "{body}");
+    body
+}
+
+// ---- login -----------------------------------------------------------------
+
+#[tokio::test]
+async fn login_returns_a_token_pair_as_vnd_token_json() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::from_secs(60))
+        .refresh_token_ttl(Duration::from_secs(120))
+        .start()
+        .await
+        .unwrap();
+    let response = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(content_type(&response), "application/vnd.token+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["expiresIn"], 60);
+    assert_eq!(body["refreshExpiresIn"], 120);
+    let access = body["accessToken"].as_str().unwrap();
+    let refresh = body["refreshToken"].as_str().unwrap();
+    assert!(access.len() >= 32 && refresh.len() >= 32);
+    assert_ne!(access, refresh);
+
+    // Fresh tokens on every login.
+    let (access2, refresh2) = login(&sandbox).await;
+    assert_ne!(access, access2);
+    assert_ne!(refresh, refresh2);
+}
+
+#[tokio::test]
+async fn the_getting_started_request_works_as_published() {
+    let sandbox = Sandbox::builder()
+        .user("<Your username>", "<Your Password>")
+        .start()
+        .await
+        .unwrap();
+    let response = post_raw(
+        &sandbox,
+        "/auth/v1/token/password",
+        r#"{"clientId": "api", "password": "<Your Password>", "username": "<Your username>"}"#,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_users_the_default_user_is_sandbox() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let response = login_as(&sandbox, "sandbox", "sandbox").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn several_users_can_log_in() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .user("bob", "hunter2")
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        login_as(&sandbox, "alice", "secret").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        login_as(&sandbox, "bob", "hunter2").await.status(),
+        StatusCode::OK
+    );
+    let wrong = login_as(&sandbox, "bob", "secret").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_unknown_user_is_401_invalid_grant() {
+    let sandbox = alice().await;
+    let body = assert_auth_error(
+        login_as(&sandbox, "alice", "wrong").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Invalid user credentials");
+    assert_auth_error(
+        login_as(&sandbox, "mallory", "secret").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_id_other_than_api_is_401_invalid_client() {
+    let sandbox = alice().await;
+    let response = post(
+        &sandbox,
+        "/auth/v1/token/password",
+        json!({"clientId": "web", "username": "alice", "password": "secret"}),
+    )
+    .await;
+    assert_auth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_invalid_request() {
+    let sandbox = alice().await;
+    let bodies: [&[u8]; 8] = [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2, 3]",
+        br#"{"clientId": "api", "username": "alice"}"#,
+        br#"{"clientId": "api", "username": 7, "password": "secret"}"#,
+        br#"{"clientId": "api", "username": "alice", "password": "secret", "clientSecret": 1}"#,
+        br#"{"clientId": "api", "username": "alice", "password": "secret""#,
+    ];
+    for body in bodies {
+        let response = post_raw(&sandbox, "/auth/v1/token/password", body.to_vec()).await;
+        assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+    // Deep nesting must not overflow the stack.
+    let deep = "[".repeat(50_000);
+    let response = post_raw(&sandbox, "/auth/v1/token/refresh", deep).await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // And a good request still works afterwards.
+    login(&sandbox).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_a_json_error() {
+    let sandbox = alice().await;
+    let huge = format!(
+        r#"{{"clientId": "api", "username": "alice", "password": "{}"}}"#,
+        "x".repeat(200 * 1024)
+    );
+    let response = post_raw(&sandbox, "/auth/v1/token/password", huge).await;
+    assert_auth_error(response, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
+    assert_eq!(sandbox.count(Operation::Login), 1);
+}
+
+// ---- refresh ---------------------------------------------------------------
+
+#[tokio::test]
+async fn refresh_rotates_the_refresh_token() {
+    let sandbox = alice().await;
+    let (access, old_refresh) = login(&sandbox).await;
+
+    let response = refresh(&sandbox, &old_refresh).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(content_type(&response), "application/vnd.token+json");
+    let (new_access, new_refresh) = pair(response).await;
+    assert_ne!(new_access, access);
+    assert_ne!(new_refresh, old_refresh);
+
+    // The old refresh token was used up...
+    let body = assert_auth_error(
+        refresh(&sandbox, &old_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Token is not active");
+    // ...the new pair works.
+    assert_eq!(
+        users_info(&sandbox, Some(&new_access)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh(&sandbox, &new_refresh).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_refresh_token_is_400_invalid_grant() {
+    let sandbox = alice().await;
+    let response = refresh(&sandbox, "sbx-rt-made-up").await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let response = post(
+        &sandbox,
+        "/auth/v1/token/refresh",
+        json!({"clientId": "api"}),
+    )
+    .await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_is_rejected() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::from_secs(1))
+        .refresh_token_ttl(Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    let (_, still_live) = login(&sandbox).await;
+    let (_, expired) = login(&sandbox).await;
+
+    tokio::time::advance(Duration::from_millis(2900)).await;
+    assert_eq!(
+        refresh(&sandbox, &still_live).await.status(),
+        StatusCode::OK
+    );
+
+    tokio::time::advance(Duration::from_millis(200)).await;
+    let body = assert_auth_error(
+        refresh(&sandbox, &expired).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Token is not active");
+}
+
+// ---- logout ----------------------------------------------------------------
+
+#[tokio::test]
+async fn logout_revokes_both_tokens_and_answers_204_empty() {
+    let sandbox = alice().await;
+    let (access, refresh_token) = login(&sandbox).await;
+    let (other_access, _) = login(&sandbox).await;
+
+    let response = post(
+        &sandbox,
+        "/auth/v1/logout",
+        json!({"clientId": "api", "refreshToken": refresh_token, "accessToken": access}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = refresh(&sandbox, &refresh_token).await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Other sessions are untouched.
+    assert_eq!(
+        users_info(&sandbox, Some(&other_access)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_the_whole_session_including_refreshed_tokens() {
+    let sandbox = alice().await;
+    let (first_access, first_refresh) = login(&sandbox).await;
+    let (access, refresh_token) = pair(refresh(&sandbox, &first_refresh).await).await;
+
+    let response = post(
+        &sandbox,
+        "/auth/v1/logout",
+        json!({"clientId": "api", "refreshToken": refresh_token, "accessToken": access}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        users_info(&sandbox, Some(&first_access)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn logout_needs_all_three_fields() {
+    let sandbox = alice().await;
+    let (access, refresh_token) = login(&sandbox).await;
+    let response = post(
+        &sandbox,
+        "/auth/v1/logout",
+        json!({"clientId": "api", "refreshToken": refresh_token}),
+    )
+    .await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let response = post(
+        &sandbox,
+        "/auth/v1/logout",
+        json!({"refreshToken": refresh_token, "accessToken": access}),
+    )
+    .await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // Nothing was revoked by the refused requests.
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+}
+
+// ---- authorization code ------------------------------------------------------
+
+#[tokio::test]
+async fn the_sandbox_code_buys_a_token_pair_for_the_first_user() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .user("bob", "hunter2")
+        .start()
+        .await
+        .unwrap();
+    let response = post(
+        &sandbox,
+        "/auth/v1/token/code",
+        json!({"clientId": "api", "code": "sandbox-code", "redirectURI": "https://example.com/cb"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(content_type(&response), "application/vnd.token+json");
+    let (access, _) = pair(response).await;
+    let info: Value = users_info(&sandbox, Some(&access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["data"]["username"], "alice");
+
+    let response = post(
+        &sandbox,
+        "/auth/v1/token/code",
+        json!({"clientId": "api", "code": "other", "redirectURI": "https://example.com/cb"}),
+    )
+    .await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let response = post(
+        &sandbox,
+        "/auth/v1/token/code",
+        json!({"clientId": "api", "code": "sandbox-code"}),
+    )
+    .await;
+    assert_auth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+// ---- users/info ----------------------------------------------------------------
+
+#[tokio::test]
+async fn users_info_answers_a_valid_token_with_the_envelope() {
+    let sandbox = alice().await;
+    let (access, _) = login(&sandbox).await;
+    let first = users_info(&sandbox, Some(&access)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(content_type(&first), "application/json");
+    let first_id = first.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["data"]["username"], "alice");
+    assert_eq!(body["status"], json!({"message": "success", "errors": []}));
+    assert_eq!(body["meta"], json!({}));
+
+    let second = users_info(&sandbox, Some(&access)).await;
+    let second_id = second.headers()["x-request-id"].to_str().unwrap();
+    assert!(!first_id.is_empty());
+    assert_ne!(first_id, second_id);
+}
+
+async fn assert_unauthorized(response: Response) {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(content_type(&response), "application/json");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"message": "Unauthorized"}));
+}
+
+#[tokio::test]
+async fn users_info_refuses_a_missing_unknown_or_revoked_token() {
+    let sandbox = alice().await;
+    assert_unauthorized(users_info(&sandbox, None).await).await;
+    assert_unauthorized(users_info(&sandbox, Some("sbx-at-made-up")).await).await;
+    let response = client()
+        .get(format!("{}/sample/v1/users/info", sandbox.base_url()))
+        .header("authorization", "Basic YWxpY2U6c2VjcmV0")
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(response).await;
+
+    let (access, _) = login(&sandbox).await;
+    sandbox.revoke_all();
+    assert_unauthorized(users_info(&sandbox, Some(&access)).await).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn users_info_refuses_an_expired_token() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let (access, _) = login(&sandbox).await;
+    tokio::time::advance(Duration::from_millis(900)).await;
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert_unauthorized(users_info(&sandbox, Some(&access)).await).await;
+}
+
+// ---- faults ----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_status_fault_answers_with_a_gateway_body_then_wears_off() {
+    let sandbox = alice().await;
+    let (_, refresh_token) = login(&sandbox).await;
+    sandbox.inject(Operation::Refresh, Fault::Status(503), 2);
+
+    for _ in 0..2 {
+        let response = refresh(&sandbox, &refresh_token).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(content_type(&response), "application/json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"message": "Service Unavailable"}));
+    }
+    // The faulted requests did not use up the refresh token.
+    assert_eq!(
+        refresh(&sandbox, &refresh_token).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(sandbox.count(Operation::Refresh), 3);
+}
+
+#[tokio::test]
+async fn faults_are_first_in_first_out_and_per_operation() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::Login, Fault::Status(500), 1);
+    sandbox.inject(Operation::Login, Fault::Status(504), 1);
+    sandbox.inject(Operation::Refresh, Fault::Status(502), 1);
+    let statuses = [
+        login_as(&sandbox, "alice", "secret").await.status(),
+        login_as(&sandbox, "alice", "secret").await.status(),
+        login_as(&sandbox, "alice", "secret").await.status(),
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::GATEWAY_TIMEOUT,
+            StatusCode::OK
+        ]
+    );
+
+    sandbox.clear_faults();
+    let (_, refresh_token) = login(&sandbox).await;
+    assert_eq!(
+        refresh(&sandbox, &refresh_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn rate_limiting_sends_retry_after_in_whole_seconds_rounded_up() {
+    let sandbox = alice().await;
+    sandbox.inject(
+        Operation::Login,
+        Fault::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        },
+        1,
+    );
+    sandbox.inject(
+        Operation::Login,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(7),
+        },
+        1,
+    );
+    let response = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let response = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(response.headers()["retry-after"], "7");
+}
+
+#[tokio::test]
+async fn an_html_bad_gateway_is_a_502_html_page() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::Login, Fault::HtmlBadGateway, 1);
+    let response = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(content_type(&response).starts_with("text/html"));
+    let body = response.text().await.unwrap();
+    assert!(body.contains("<h1>502 Bad Gateway</h1>"), "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_waits_then_answers_normally() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::Login, Fault::Delay(Duration::from_secs(30)), 1);
+    let started = tokio::time::Instant::now();
+    let response = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_a_client_side_error() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::Login, Fault::ResetConnection, 1);
+    let error = client()
+        .post(format!("{}/auth/v1/token/password", sandbox.base_url()))
+        .json(&json!({"clientId": "api", "username": "alice", "password": "secret"}))
+        .send()
+        .await
+        .expect_err("a reset connection must not produce a response");
+    assert!(error.is_request() || error.is_connect(), "{error:?}");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+    // The server carries on.
+    login(&sandbox).await;
+}
+
+#[tokio::test]
+async fn a_reset_is_a_tcp_rst_not_a_clean_close() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::UsersInfo, Fault::ResetConnection, 1);
+    let mut stream = TcpStream::connect(sandbox.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /sample/v1/users/info HTTP/1.1\r\nhost: sandbox\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let error = stream
+        .read_to_end(&mut buf)
+        .await
+        .expect_err("expected a reset");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(buf.is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_truncated_json_with_status_200() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::Refresh, Fault::MalformedBody, 1);
+    let response = refresh(&sandbox, "anything").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(content_type(&response), "application/vnd.token+json");
+    let body = response.bytes().await.unwrap();
+    assert!(body.starts_with(br#"{"accessToken""#));
+    assert!(serde_json::from_slice::<Value>(&body).is_err());
+}
+
+#[tokio::test]
+async fn faults_on_users_info_still_carry_a_request_id() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::UsersInfo, Fault::Status(500), 1);
+    let response = users_info(&sandbox, None).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+// ---- counters ----------------------------------------------------------------
+
+#[tokio::test]
+async fn every_request_counts_faulted_and_rejected_ones_too() {
+    let sandbox = alice().await;
+    for op in Operation::ALL {
+        assert_eq!(sandbox.count(op), 0);
+    }
+    sandbox.inject(Operation::Login, Fault::Status(503), 1);
+    login_as(&sandbox, "alice", "secret").await; // faulted
+    login_as(&sandbox, "alice", "wrong").await; // refused
+    post_raw(&sandbox, "/auth/v1/token/password", "garbage").await; // malformed
+    let (access, _) = login(&sandbox).await;
+    users_info(&sandbox, Some(&access)).await;
+    users_info(&sandbox, None).await;
+
+    assert_eq!(sandbox.count(Operation::Login), 4);
+    assert_eq!(sandbox.count(Operation::UsersInfo), 2);
+    assert_eq!(sandbox.count(Operation::Refresh), 0);
+    assert_eq!(sandbox.count(Operation::Logout), 0);
+    assert_eq!(sandbox.count(Operation::ExchangeCode), 0);
+}
+
+// ---- admin API ---------------------------------------------------------------
+
+#[tokio::test]
+async fn faults_can_be_injected_over_http() {
+    let sandbox = alice().await;
+    let response = post(
+        &sandbox,
+        "/__sandbox/faults",
+        json!({"operation": "refresh", "fault": {"status": 503}, "times": 2}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"operation": "refresh", "pending": 2}));
+
+    for (fault, op) in [
+        (json!({"rateLimited": {"retryAfterMs": 2500}}), "login"),
+        (json!("htmlBadGateway"), "login"),
+        (json!({"delay": {"ms": 1}}), "login"),
+        (json!("malformedBody"), "login"),
+        (json!("resetConnection"), "usersInfo"),
+    ] {
+        let response = post(
+            &sandbox,
+            "/__sandbox/faults",
+            json!({"operation": op, "fault": fault}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "{fault}");
+    }
+
+    let statuses = [
+        refresh(&sandbox, "x").await.status(),
+        refresh(&sandbox, "x").await.status(),
+        refresh(&sandbox, "x").await.status(),
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::BAD_REQUEST
+        ]
+    );
+
+    let limited = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "3");
+    assert_eq!(
+        login_as(&sandbox, "alice", "secret").await.status(),
+        StatusCode::BAD_GATEWAY
+    );
+    assert_eq!(
+        login_as(&sandbox, "alice", "secret").await.status(),
+        StatusCode::OK
+    ); // delayed
+    let malformed = login_as(&sandbox, "alice", "secret").await;
+    assert!(malformed.json::<Value>().await.is_err());
+    assert!(
+        client()
+            .get(format!("{}/sample/v1/users/info", sandbox.base_url()))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn admin_rejects_bad_fault_requests_with_400() {
+    let sandbox = alice().await;
+    for body in [
+        json!({"operation": "teleport", "fault": {"status": 503}}),
+        json!({"operation": "login", "fault": {"status": 42}}),
+        json!({"operation": "login", "fault": "explode"}),
+        json!({"operation": "login"}),
+        json!({"operation": "login", "fault": {"status": 503}, "times": -1}),
+        json!({"operation": "login", "fault": {"status": 503}, "typo": 1}),
+    ] {
+        let response = post(&sandbox, "/__sandbox/faults", body.clone()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_request", "{body}");
+    }
+    // Nothing was queued.
+    assert_eq!(
+        login_as(&sandbox, "alice", "secret").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn admin_reports_counts_clears_faults_and_revokes() {
+    let sandbox = alice().await;
+    let (access, _) = login(&sandbox).await;
+    sandbox.inject(Operation::Login, Fault::Status(500), 5);
+
+    let base = sandbox.base_url();
+    let counts: Value = client()
+        .get(format!("{base}/__sandbox/counts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        json!({"login": 1, "refresh": 0, "logout": 0, "exchangeCode": 0, "usersInfo": 0})
+    );
+
+    let cleared = client()
+        .delete(format!("{base}/__sandbox/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        login_as(&sandbox, "alice", "secret").await.status(),
+        StatusCode::OK
+    );
+
+    let revoked = client()
+        .post(format!("{base}/__sandbox/revoke"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_unauthorized(users_info(&sandbox, Some(&access)).await).await;
+}
+
+// ---- robustness and lifecycle --------------------------------------------------
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_gateway_errors() {
+    let sandbox = alice().await;
+    let response = client()
+        .get(format!("{}/nope", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"message": "Not Found"})
+    );
+    let response = client()
+        .get(format!("{}/auth/v1/token/password", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn garbage_bytes_and_half_closed_connections_do_not_hurt_the_server() {
+    let sandbox = alice().await;
+
+    let mut garbage = TcpStream::connect(sandbox.addr()).await.unwrap();
+    garbage
+        .write_all(b"\x00\x01\x02 NOT HTTP \xff\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = garbage.read_to_end(&mut answer).await;
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
+        "{answer:?}"
+    );
+
+    // A request whose body never arrives in full: the client stops writing.
+    let mut half = TcpStream::connect(sandbox.addr()).await.unwrap();
+    half.write_all(
+        b"POST /auth/v1/token/password HTTP/1.1\r\nhost: sandbox\r\ncontent-length: 100\r\n\r\n{\"cli",
+    )
+    .await
+    .unwrap();
+    half.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = half.read_to_end(&mut answer).await;
+
+    // A client that connects and says nothing before hanging up.
+    drop(TcpStream::connect(sandbox.addr()).await.unwrap());
+
+    login(&sandbox).await;
+}
+
+#[tokio::test]
+async fn dropping_the_sandbox_stops_the_server() {
+    let sandbox = alice().await;
+    let addr = sandbox.addr();
+    login(&sandbox).await;
+    assert!(format!("{sandbox:?}").contains(&sandbox.base_url()));
+    assert!(!format!("{sandbox:?}").contains("secret"));
+    drop(sandbox);
+    // Abort takes effect when the runtime next polls the server task.
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the sandbox still accepts connections after being dropped");
+}
+
+#[tokio::test]
+async fn a_fixed_port_is_honoured_and_a_taken_one_is_an_error() {
+    let first = alice().await;
+    let port = first.addr().port();
+    let clash = Sandbox::builder().port(port).start().await;
+    assert!(clash.is_err());
+    drop(first);
+    // The port is free again once the server task has ended.
+    for _ in 0..100 {
+        if let Ok(again) = Sandbox::builder().port(port).start().await {
+            assert_eq!(again.base_url(), format!("http://127.0.0.1:{port}"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the port was not freed");
+}
