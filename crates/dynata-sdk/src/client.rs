@@ -17,6 +17,8 @@ use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
 pub struct Client {
     lifecycle: Arc<Lifecycle>,
     base_url: Arc<str>,
+    /// The HTTP client the auth API and authenticated calls share.
+    pub(crate) http: reqwest::Client,
 }
 
 impl Client {
@@ -49,6 +51,15 @@ impl Client {
     /// session it does nothing.
     pub async fn logout(&self) -> Result<(), Error> {
         self.lifecycle.logout().await
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        self.lifecycle.retry_policy()
+    }
+
+    /// Waits on the client's clock.
+    pub(crate) async fn sleep(&self, duration: std::time::Duration) {
+        self.lifecycle.sleep(duration).await;
     }
 
     /// The base URL of the environment, without a trailing slash.
@@ -193,7 +204,7 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?,
         };
-        let api = dynata_auth_api::Client::new_with_client(&base_url, http);
+        let api = dynata_auth_api::Client::new_with_client(&base_url, http.clone());
         let settings = Settings {
             soft_window: self.soft_window,
             hard_margin: self.hard_margin,
@@ -203,6 +214,7 @@ impl ClientBuilder {
         Ok(Client {
             lifecycle: Arc::new(Lifecycle::new(api, credentials, settings, self.clock)),
             base_url: base_url.into(),
+            http,
         })
     }
 }

@@ -33,13 +33,25 @@ pub enum Error {
     /// Dynata answered with a status the SDK does not recover from (for
     /// example `403`, `404`, or a `5xx` after the retry budget ran out). The
     /// request reached the server and may have had an effect.
-    #[error("Dynata answered {status}: {summary}")]
+    #[error("Dynata answered {status}: {summary}{}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
     Api {
         /// The HTTP status.
         status: u16,
         /// A short, secret-free summary of the body: the error fields of a
         /// JSON body, or the title of an HTML page.
         summary: String,
+        /// The `x-request-id` response header, worth quoting to Dynata.
+        request_id: Option<String>,
+    },
+
+    /// Dynata's Sample API refused the request: an error status, or an
+    /// envelope whose `status.message` is `"fail"`, with its `errors[]`.
+    #[error("Dynata refused the request (status {status}){}: {}", request_id.as_deref().map(|id| format!(", request id {id}")).unwrap_or_default(), describe_details(errors))]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The envelope's `status.errors`.
+        errors: Vec<crate::ApiErrorDetail>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
     },
@@ -92,6 +104,26 @@ pub enum Error {
         /// The variable's name.
         name: String,
     },
+}
+
+fn describe_details(errors: &[crate::ApiErrorDetail]) -> String {
+    if errors.is_empty() {
+        return "no details given".into();
+    }
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let mut part = e.message.clone().unwrap_or_else(|| "(no message)".into());
+            if let Some(code) = &e.code {
+                part = format!("[{code}] {part}");
+            }
+            if let Some(resource) = &e.resource {
+                part.push_str(&format!(" ({resource})"));
+            }
+            part
+        })
+        .collect();
+    parts.join("; ")
 }
 
 fn describe(error: Option<&str>, description: Option<&str>) -> String {

@@ -6,7 +6,10 @@ mod credentials;
 mod environment;
 mod error;
 mod lifecycle;
+#[cfg(feature = "middleware")]
+mod middleware;
 mod retry;
+mod sample;
 mod token;
 mod transport;
 
@@ -14,7 +17,10 @@ pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
 pub use environment::Environment;
 pub use error::Error;
+#[cfg(feature = "middleware")]
+pub use middleware::AuthMiddleware;
 pub use retry::RetryPolicy;
+pub use sample::{ApiErrorDetail, Links, MAX_ENVELOPE_BYTES, Page, UserInfo};
 pub use token::AccessToken;
 
 /// The generated low-level client for Dynata's auth API, for the rare caller

@@ -99,6 +99,15 @@ impl Lifecycle {
         &self.credentials
     }
 
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.settings.retry
+    }
+
+    pub(crate) async fn sleep(&self, duration: Duration) {
+        let clock = &self.clock;
+        clock.sleep_until(clock.now() + duration).await;
+    }
+
     /// The fast path: the current token, if it is fresh. No I/O, no lock.
     #[inline]
     pub(crate) fn fresh_token(&self) -> Option<AccessToken> {

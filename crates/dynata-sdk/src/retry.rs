@@ -42,6 +42,19 @@ impl RetryPolicy {
         }
     }
 
+    /// How long to wait before retrying after failed attempt number `attempt`
+    /// (1-based), having waited `waited` so far: `Retry-After` if the server
+    /// sent one, else the backoff. `None` when the budget is spent.
+    pub(crate) fn next_wait(
+        &self,
+        attempt: u32,
+        waited: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+        (attempt < self.max_attempts && waited + wait <= self.max_total_wait).then_some(wait)
+    }
+
     /// The wait after failed attempt number `attempt` (1-based): the
     /// exponential backoff, with "equal jitter" (between half and all of it)
     /// so that many clients failing together do not retry together.

@@ -42,13 +42,14 @@ where
                 }
                 Err(error) => classify(error).await,
             };
-            let wait = failure.retry_after.unwrap_or_else(|| policy.backoff(attempt));
-            let out_of_budget =
-                attempt >= policy.max_attempts || waited + wait > policy.max_total_wait;
-            if !failure.retry || out_of_budget {
+            let wait = failure
+                .retry
+                .then(|| policy.next_wait(attempt, waited, failure.retry_after))
+                .flatten();
+            let Some(wait) = wait else {
                 tracing::warn!(attempt, outcome = "failed", error = %failure.error, "{operation} failed");
                 return Err(failure.error);
-            }
+            };
             tracing::warn!(
                 attempt,
                 wait_ms = wait.as_millis() as u64,
@@ -140,7 +141,7 @@ async fn classify(error: dynata_auth_api::Error<AuthError>) -> Failure {
 
 /// `Retry-After` in seconds. (The HTTP-date form is rare on APIs and falls
 /// back to the policy's backoff.)
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

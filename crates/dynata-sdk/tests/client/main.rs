@@ -1,7 +1,9 @@
-//! The token lifecycle, observed from outside: every test counts what an
-//! httpmock server on loopback received. Time is a `ManualClock`, moved by the
-//! tests; nothing sleeps through a token's lifetime.
+//! The client observed from outside, its token lifecycle and its
+//! authenticated calls: every test counts what an httpmock server on loopback
+//! received. Time is a `ManualClock`, moved by the tests; nothing sleeps
+//! through a token's lifetime.
 
+mod authenticated;
 mod concurrency;
 mod errors;
 mod logout;
