@@ -1,0 +1,32 @@
+//! `AuthMiddleware` in a `reqwest-middleware` stack of the user's own.
+
+use dynata_sandbox::Operation;
+use dynata_sdk::AuthMiddleware;
+
+use super::*;
+
+#[tokio::test]
+async fn the_middleware_authenticates_and_recovers_from_a_401() {
+    let sandbox = sandbox().await;
+    let client = client_on(&sandbox, &ManualClock::new());
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AuthMiddleware::new(client))
+        .build();
+    let url = format!("{}/sample/v1/users/info", sandbox.base_url());
+    assert_eq!(http.get(&url).send().await.expect("sent").status(), 200);
+    sandbox.revoke_all();
+    assert_eq!(
+        http.get(&url).send().await.expect("sent").status(),
+        200,
+        "recovered"
+    );
+    assert_eq!(sandbox.count(Operation::UsersInfo), 3);
+    assert_eq!(sandbox.count(Operation::Login), 2);
+
+    let plain = reqwest::Client::new().get(&url).send().await.expect("sent");
+    assert_eq!(
+        plain.status(),
+        401,
+        "without the middleware the sandbox refuses"
+    );
+}
