@@ -892,3 +892,46 @@ async fn a_fixed_port_is_honoured_and_a_taken_one_is_an_error() {
     }
     panic!("the port was not freed");
 }
+
+/// The binary, started as a user would, answers Dynata's getting-started
+/// request sent with the same method, header and body as the curl command.
+#[tokio::test]
+async fn the_binary_answers_the_getting_started_request() {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut binary = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata-sandbox"))
+        .args(["--port", "0", "--user", "<Your username>:<Your Password>"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = binary.stdout.take().expect("piped stdout");
+    let mut first_line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::BufReader::new(stdout).read_line(&mut first_line),
+    )
+    .await
+    .expect("the binary announces itself in time")
+    .expect("a line");
+    let base_url = first_line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {first_line:?}"));
+    let response = Client::new()
+        .post(format!("{base_url}/auth/v1/token/password"))
+        .header("Content-Type", "application/json")
+        .body(
+            r#"{"clientId": "api", "password": "<Your Password>", "username": "<Your username>"}"#,
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let pair: Value = response.json().await.expect("a token pair");
+    assert!(
+        pair["accessToken"].as_str().is_some_and(|t| !t.is_empty()),
+        "{pair}"
+    );
+    binary.kill().await.expect("stopped");
+}
