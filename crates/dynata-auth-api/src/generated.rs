@@ -11,15 +11,8 @@ pub mod types {
     /**An error body. Dynata's identity server fills `error` (for example
 `invalid_grant`) and `errorDescription`; gateways fill `message`.
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct AuthError {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
@@ -32,14 +25,8 @@ pub mod types {
         pub message: ::std::option::Option<::std::string::String>,
     }
     ///The body of an authorization-code exchange.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct CodeExchangeRequest {
         ///The client the code was issued to.
         #[serde(rename = "clientId")]
@@ -55,14 +42,8 @@ pub mod types {
         pub redirect_uri: ::std::string::String,
     }
     ///The body of a logout.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct LogoutRequest {
         #[serde(rename = "accessToken")]
         pub access_token: crate::Secret,
@@ -73,14 +54,8 @@ pub mod types {
         pub refresh_token: crate::Secret,
     }
     ///The body of a password login.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct PasswordLoginRequest {
         ///The client to log in to; `api` for API accounts.
         #[serde(rename = "clientId")]
@@ -95,14 +70,8 @@ pub mod types {
         pub username: ::std::string::String,
     }
     ///The body of a refresh.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct RefreshRequest {
         ///The client the refresh token was issued to.
         #[serde(rename = "clientId")]
@@ -116,14 +85,8 @@ pub mod types {
         pub refresh_token: crate::Secret,
     }
     ///An access token and the refresh token that renews it.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct TokenPair {
         #[serde(rename = "accessToken")]
         pub access_token: crate::Secret,
