@@ -89,16 +89,10 @@ async fn login(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = intercept(&shared, Operation::Login, &conn).await {
-        return response;
-    }
-    let request: PasswordLogin = match parse(body) {
+    let request: PasswordLogin = match admit(&shared, Operation::Login, &conn, body).await {
         Ok(request) => request,
-        Err(bad) => return bad.into_response(),
+        Err(response) => return response,
     };
-    if request.client_id != CLIENT_ID {
-        return reply::invalid_client();
-    }
     if shared.password_of(&request.username) != Some(request.password.as_str()) {
         return reply::auth_error(
             StatusCode::UNAUTHORIZED,
@@ -115,16 +109,10 @@ async fn refresh(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = intercept(&shared, Operation::Refresh, &conn).await {
-        return response;
-    }
-    let request: RefreshRequest = match parse(body) {
+    let request: RefreshRequest = match admit(&shared, Operation::Refresh, &conn, body).await {
         Ok(request) => request,
-        Err(bad) => return bad.into_response(),
+        Err(response) => return response,
     };
-    if request.client_id != CLIENT_ID {
-        return reply::invalid_client();
-    }
     let pair = shared.tokens().refresh(&request.refresh_token);
     match pair {
         Some(pair) => token_pair(&pair),
@@ -137,16 +125,10 @@ async fn logout(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = intercept(&shared, Operation::Logout, &conn).await {
-        return response;
-    }
-    let request: LogoutRequest = match parse(body) {
+    let request: LogoutRequest = match admit(&shared, Operation::Logout, &conn, body).await {
         Ok(request) => request,
-        Err(bad) => return bad.into_response(),
+        Err(response) => return response,
     };
-    if request.client_id != CLIENT_ID {
-        return reply::invalid_client();
-    }
     shared
         .tokens()
         .logout(&request.access_token, &request.refresh_token);
@@ -158,16 +140,10 @@ async fn exchange_code(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = intercept(&shared, Operation::ExchangeCode, &conn).await {
-        return response;
-    }
-    let request: CodeExchange = match parse(body) {
+    let request: CodeExchange = match admit(&shared, Operation::ExchangeCode, &conn, body).await {
         Ok(request) => request,
-        Err(bad) => return bad.into_response(),
+        Err(response) => return response,
     };
-    if request.client_id != CLIENT_ID {
-        return reply::invalid_client();
-    }
     let user = shared.users.first().map(|(name, _)| name.as_str());
     match user {
         Some(user) if request.code == SANDBOX_CODE => {
@@ -213,6 +189,41 @@ async fn users_info(
         response.headers_mut().insert("x-request-id", id);
     }
     response
+}
+
+/// The body of an auth operation: every one names the client it is for.
+trait AuthRequest: DeserializeOwned {
+    fn client_id(&self) -> &str;
+}
+
+macro_rules! auth_request {
+    ($($request:ty),*) => {$(
+        impl AuthRequest for $request {
+            fn client_id(&self) -> &str {
+                &self.client_id
+            }
+        }
+    )*};
+}
+auth_request!(PasswordLogin, RefreshRequest, LogoutRequest, CodeExchange);
+
+/// What every auth operation does before its real work: count the request
+/// and play any injected fault, read the JSON body, check the client id.
+/// `Err` is the response to send instead.
+async fn admit<T: AuthRequest>(
+    shared: &Shared,
+    operation: Operation,
+    conn: &ConnHandle,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Response> {
+    if let Some(response) = intercept(shared, operation, conn).await {
+        return Err(response);
+    }
+    let request: T = parse(body).map_err(IntoResponse::into_response)?;
+    if request.client_id() != CLIENT_ID {
+        return Err(reply::invalid_client());
+    }
+    Ok(request)
 }
 
 /// Counts the request, then plays the fault at the head of the operation's
