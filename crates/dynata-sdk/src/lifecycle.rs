@@ -138,7 +138,9 @@ impl Lifecycle {
                 .failure
                 .as_ref()
                 .is_some_and(|f| f.until.is_none_or(|until| now < until));
-            let flight = match slow.flight.clone() {
+            // A flight whose task died (a panic, a runtime shutting down)
+            // would never answer: start a new one rather than join it.
+            let flight = match slow.flight.clone().filter(|f| f.has_changed().is_ok()) {
                 Some(flight) => Some(flight),
                 None if !cooling_down => Some(self.start_flight(&mut slow)),
                 None => None,

@@ -116,3 +116,36 @@ async fn fifty_invalidations_of_one_token_cause_one_refresh() {
         "an old token no longer invalidates anything"
     );
 }
+
+/// A client shared across runtimes (a static in a test suite, say): if the
+/// runtime running a login shuts down mid-flight, the next caller on another
+/// runtime starts a new login instead of waiting on the dead one.
+#[test]
+fn a_login_lost_with_its_runtime_is_started_again() {
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let harness = first.block_on(Harness::new());
+    let login = first.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300));
+    let client = harness.client.clone();
+    first.block_on(async {
+        let pending = tokio::spawn(async move { client.access_token().await });
+        eventually("the login reached the server", || async {
+            login.calls_async().await == 1
+        })
+        .await;
+        pending.abort();
+    });
+    drop(first); // the flight task dies with its runtime
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let token = second
+        .block_on(harness.client.access_token())
+        .expect("a new login");
+    assert_eq!(token.secret(), "a1");
+    assert_eq!(second.block_on(login.calls_async()), 2);
+}
