@@ -57,9 +57,9 @@ impl Client {
         self.lifecycle.retry_policy()
     }
 
-    /// Waits on the client's clock.
-    pub(crate) async fn sleep(&self, duration: std::time::Duration) {
-        self.lifecycle.sleep(duration).await;
+    /// The clock the client measures expiry and waits on.
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.lifecycle.clock()
     }
 
     /// The base URL of the environment, without a trailing slash.

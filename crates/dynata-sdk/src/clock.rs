@@ -21,6 +21,11 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Instant;
     /// Completes once [`Clock::now`] has reached `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Sleep;
+
+    /// Completes once `duration` has passed on this clock.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        self.sleep_until(self.now() + duration)
+    }
 }
 
 /// The default clock: tokio's, which is the system's monotonic clock, or

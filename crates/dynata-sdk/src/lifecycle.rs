@@ -103,9 +103,8 @@ impl Lifecycle {
         &self.settings.retry
     }
 
-    pub(crate) async fn sleep(&self, duration: Duration) {
-        let clock = &self.clock;
-        clock.sleep_until(clock.now() + duration).await;
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     /// The fast path: the current token, if it is fresh. No I/O, no lock.

@@ -86,7 +86,7 @@ impl Client {
                 wait_ms = wait.as_millis() as u64,
                 "transient failure of an authenticated call; retrying"
             );
-            self.sleep(wait).await;
+            self.clock().sleep(wait).await;
             (request, attempt, waited) = (replay, attempt + 1, waited + wait);
         }
     }

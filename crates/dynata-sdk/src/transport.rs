@@ -56,7 +56,7 @@ where
                 error = %failure.error,
                 "{operation} failed transiently; retrying"
             );
-            clock.sleep_until(clock.now() + wait).await;
+            clock.sleep(wait).await;
             waited += wait;
             attempt += 1;
         }

@@ -105,7 +105,7 @@ async fn fifty_requests_rejected_for_the_same_stale_token_cause_one_refresh() {
     let fresh = harness
         .get_with_token("a2", 200, &envelope(json!([])))
         .await;
-    harness.client.access_token().await.expect("login");
+    harness.token().await;
     let requests: Vec<_> = (0..50)
         .map(|_| {
             let client = harness.client.clone();

@@ -25,17 +25,10 @@ async fn a_thousand_concurrent_callers_cause_one_login() {
 async fn a_cached_token_costs_no_request() {
     let harness = Harness::new().await;
     let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let first = harness.client.access_token().await.expect("login");
+    let first = harness.token().await;
     harness.advance(60).await;
     for _ in 0..100 {
-        assert!(
-            harness
-                .client
-                .access_token()
-                .await
-                .expect("cached")
-                .same_as(&first)
-        );
+        assert!(harness.token().await.same_as(&first));
     }
     assert_eq!(login.calls_async().await, 1);
 }
@@ -78,14 +71,7 @@ async fn a_caller_dropped_mid_login_neither_aborts_it_nor_strands_others() {
         .expect("task")
         .expect("the login finished for the patient caller");
     assert_eq!(token.secret(), "a1");
-    assert!(
-        harness
-            .client
-            .access_token()
-            .await
-            .expect("cached")
-            .same_as(&token)
-    );
+    assert!(harness.token().await.same_as(&token));
     assert_eq!(login.calls_async().await, 1);
 }
 
@@ -96,7 +82,7 @@ async fn fifty_invalidations_of_one_token_cause_one_refresh() {
     let refresh = harness
         .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 100)
         .await;
-    let stale = harness.client.access_token().await.expect("login");
+    let stale = harness.token().await;
     let callers: Vec<_> = (0..50)
         .map(|_| {
             let client = harness.client.clone();

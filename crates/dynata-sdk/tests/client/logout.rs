@@ -16,7 +16,7 @@ async fn logout_sends_all_three_fields_accepts_204_and_the_next_call_logs_in_afr
         })
         .await;
     let relogin = harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
-    harness.client.access_token().await.expect("login");
+    harness.token().await;
     harness.client.logout().await.expect("logout");
     assert_eq!(logout.calls_async().await, 1);
     assert_eq!(harness.current_secret().await, "a2");

@@ -112,12 +112,17 @@ impl Harness {
         mock
     }
 
-    /// The secret of the token `access_token()` returns now.
-    pub(crate) async fn current_secret(&self) -> String {
+    /// The token `access_token()` returns now.
+    pub(crate) async fn token(&self) -> dynata_sdk::AccessToken {
         match self.client.access_token().await {
-            Ok(token) => token.secret().to_string(),
+            Ok(token) => token,
             Err(error) => panic!("no token: {error}"),
         }
+    }
+
+    /// The secret of the token `access_token()` returns now.
+    pub(crate) async fn current_secret(&self) -> String {
+        self.token().await.secret().to_string()
     }
 
     /// Moves the clock, then waits until every sleeper it woke (the expiry

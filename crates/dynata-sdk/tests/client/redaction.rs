@@ -80,13 +80,9 @@ async fn secrets_stay_out_of_logs_debug_and_errors() {
         .await;
     harness.answer(LOGOUT, 204, "", 0).await;
 
-    let first = harness.client.access_token().await.expect("login");
+    let first = harness.token().await;
     harness.advance(30 * 60).await;
-    let second = harness
-        .client
-        .access_token()
-        .await
-        .expect("re-login after a rejected refresh");
+    let second = harness.token().await;
     assert_eq!(second.secret(), "access-two");
     harness.client.logout().await.expect("logout");
     let error = harness.client.access_token().await.expect_err("rejected");

@@ -9,18 +9,11 @@ async fn inside_the_soft_window_the_current_token_is_served_while_one_refresh_ru
     let refresh = harness
         .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
         .await;
-    let first = harness.client.access_token().await.expect("login");
+    let first = harness.token().await;
     // 30-minute token, 5-minute soft window: at 25:01 the refresh starts, and
     // while it is under way callers get the current token at once.
     harness.advance(25 * 60 + 1).await;
-    assert!(
-        harness
-            .client
-            .access_token()
-            .await
-            .expect("served at once")
-            .same_as(&first)
-    );
+    assert!(harness.token().await.same_as(&first));
     eventually("one background refresh", || async {
         harness.current_secret().await == "a2"
     })
@@ -35,11 +28,11 @@ async fn inside_the_hard_margin_callers_wait_for_the_new_token() {
     let refresh = harness
         .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
         .await;
-    harness.client.access_token().await.expect("login");
+    harness.token().await;
     // 29:30 is inside the 1-minute hard margin: once the expiry timer has
     // seen it, the old token (still valid for 30 s) is no longer served.
     harness.advance(29 * 60 + 30).await;
-    let token = harness.client.access_token().await.expect("a new token");
+    let token = harness.token().await;
     assert_eq!(token.secret(), "a2");
     assert_eq!(refresh.calls_async().await, 1);
 }
@@ -66,7 +59,7 @@ async fn one_refresh_at_expiry_and_the_rotated_refresh_token_is_kept() {
             then.status(200).body(Pair::new("a3", "r3").json());
         })
         .await;
-    harness.client.access_token().await.expect("login");
+    harness.token().await;
     harness.advance(30 * 60).await;
     assert_eq!(harness.current_secret().await, "a2");
     harness.advance(30 * 60).await;
@@ -93,7 +86,7 @@ async fn a_rejected_refresh_token_falls_back_to_the_password() {
         )
         .await;
     let relogin = harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
-    harness.client.access_token().await.expect("login");
+    harness.token().await;
     harness.advance(30 * 60).await;
     assert_eq!(harness.current_secret().await, "a2");
     assert_eq!(
@@ -115,7 +108,7 @@ async fn an_expired_refresh_token_is_not_sent() {
         .await;
     let refresh = harness.pair_on(REFRESH, Pair::new("x", "x"), 0).await;
     let relogin = harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
-    harness.client.access_token().await.expect("login");
+    harness.token().await;
     harness.advance(30 * 60).await;
     assert_eq!(harness.current_secret().await, "a2");
     assert_eq!(
@@ -131,18 +124,14 @@ async fn the_old_token_is_served_while_refreshes_fail() {
     let refresh = harness
         .answer(REFRESH, 503, r#"{"message":"Service Unavailable"}"#, 0)
         .await;
-    let first = harness.client.access_token().await.expect("login");
+    let first = harness.token().await;
     // Past the soft window and into the hard margin; the token is still valid.
     harness.advance(29 * 60 + 30).await;
     eventually("the background refresh failed", || async {
         refresh.calls_async().await >= 1
     })
     .await;
-    let served = harness
-        .client
-        .access_token()
-        .await
-        .expect("the old token, still valid");
+    let served = harness.token().await;
     assert!(served.same_as(&first));
     // Once it has expired, the failure is the caller's.
     harness.advance(31).await;
