@@ -268,7 +268,13 @@ async fn an_idempotent_request_is_retried_after_a_503_and_a_post_is_not() {
         .await;
     let client = harness.client.clone();
     let get = tokio::spawn(async move { client.get::<Vec<u32>>(PROJECTS).await });
-    until_sleeping(&harness.clock, Duration::from_millis(125)).await;
+    // The first backoff is 125-250 ms; the session's expiry timer, far later,
+    // sleeps too.
+    until_sleeping(
+        &harness.clock,
+        Duration::from_millis(125)..=Duration::from_millis(250),
+    )
+    .await;
     assert_eq!(ok.calls_async().await, 0, "retried before the backoff");
     advance(&harness.clock, Duration::from_millis(250)).await;
     get.await.expect("task").expect("retried");

@@ -12,7 +12,9 @@ mod refresh;
 mod retries;
 
 use std::future::Future;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use dynata_sdk::clock::ManualClock;
@@ -30,6 +32,35 @@ pub(crate) struct Harness {
     pub(crate) server: MockServer,
     pub(crate) clock: ManualClock,
     pub(crate) client: Client,
+    _watchdog: Watchdog,
+}
+
+/// Ends the test run, naming the test, if the harness outlives a minute.
+///
+/// A client sleeping on a manual clock that no one moves waits forever; a
+/// test that gets that wrong would otherwise stall the whole run (and CI)
+/// instead of failing.
+struct Watchdog {
+    _alive: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    fn start() -> Self {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let (alive, dropped) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = dropped.recv_timeout(Watchdog::LIMIT) {
+                eprintln!("{test} hung for {:?}; ending the run", Watchdog::LIMIT);
+                std::process::abort();
+            }
+        });
+        Watchdog { _alive: alive }
+    }
 }
 
 impl Harness {
@@ -52,6 +83,7 @@ impl Harness {
             server,
             clock,
             client,
+            _watchdog: Watchdog::start(),
         }
     }
 
@@ -199,12 +231,19 @@ pub(crate) async fn advance(clock: &ManualClock, by: Duration) {
     .await;
 }
 
-/// Waits until the client sleeps on the clock (a backoff, say) past `now`.
-pub(crate) async fn until_sleeping(clock: &ManualClock, at_least: Duration) {
-    let deadline = dynata_sdk::clock::Clock::now(clock) + at_least;
+/// Waits until the client sleeps on the clock for a time within `wait` of
+/// now (a backoff, say). The range matters: a session's expiry timer sleeps
+/// too, and must not pass for the backoff that has yet to start.
+pub(crate) async fn until_sleeping(clock: &ManualClock, wait: RangeInclusive<Duration>) {
+    let now = dynata_sdk::clock::Clock::now(clock);
+    let (earliest, latest) = (now + *wait.start(), now + *wait.end());
     eventually("the client sleeps on the clock", || {
         let sleeping = clock.sleeping_until();
-        async move { sleeping.iter().any(|d| *d >= deadline) }
+        async move {
+            sleeping
+                .iter()
+                .any(|deadline| (earliest..=latest).contains(deadline))
+        }
     })
     .await;
 }
