@@ -17,6 +17,8 @@ const CALLS_PER_TASK: u64 = 313;
 const PACE: Duration = Duration::from_millis(32);
 /// One call in twenty meets a fault: 5%.
 const FAULT_ONE_IN: u64 = 20;
+/// How long the sandbox's access tokens live.
+const ACCESS_TTL: Duration = Duration::from_secs(1);
 /// A 1-second token is renewed at half its life.
 const RENEWAL_PERIOD: Duration = Duration::from_millis(500);
 
@@ -26,7 +28,7 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     let tasks_before = metrics.num_alive_tasks();
     let sandbox = Sandbox::builder()
         .user("alice", "secret")
-        .access_token_ttl(Duration::from_secs(1))
+        .access_token_ttl(ACCESS_TTL)
         .refresh_token_ttl(Duration::from_secs(3))
         .start()
         .await
@@ -91,8 +93,11 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     done.store(true, Ordering::Relaxed);
     injector.await.expect("the injector");
     let renewals = sandbox.count(Operation::Login) + sandbox.count(Operation::Refresh);
+    // The first login, then one renewal per soft window: half a token's life.
+    let windows = 1 + (elapsed.as_secs_f64() / RENEWAL_PERIOD.as_secs_f64()).floor() as u64;
     eprintln!(
-        "soak: {} calls in {elapsed:.1?}, {} faults injected, {renewals} logins and refreshes",
+        "soak: {} calls in {elapsed:.1?}, {} faults injected, {renewals} logins and refreshes \
+         for {windows} expiry windows",
         TASKS * CALLS_PER_TASK,
         injected.load(Ordering::Relaxed)
     );
@@ -111,11 +116,16 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     );
     assert!(sandbox.count(Operation::UsersInfo) >= calls);
 
-    // Renewals: the first login, then one per half-life of the token.
-    let windows = 1 + (elapsed.as_secs_f64() / RENEWAL_PERIOD.as_secs_f64()).floor() as u64;
+    // Renewals: no more than one per window, within one: that is single
+    // flight. Never less often than once per lifetime: no token is
+    // used past its expiry. Each renewal is sent when its timer runs, so the
+    // scheduler's lag stretches every period a little; on an idle machine the
+    // count matches the windows, on a busy one it falls between the bounds.
+    let lifetimes = 1 + (elapsed.as_secs_f64() / ACCESS_TTL.as_secs_f64()).floor() as u64;
     assert!(
-        renewals.abs_diff(windows) <= 1,
-        "{renewals} logins and refreshes for {windows} expiry windows in {elapsed:?}"
+        (lifetimes..=windows + 1).contains(&renewals),
+        "{renewals} logins and refreshes in {elapsed:?}: expected {windows} (one per \
+         expiry window), and no fewer than {lifetimes} (one per token lifetime)"
     );
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 
