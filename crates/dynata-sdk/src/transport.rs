@@ -2,7 +2,7 @@
 //! came back (a status, a gateway page, a reset, garbage) into an [`Error`].
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dynata_auth_api::ResponseValue;
 use dynata_auth_api::types::AuthError;
@@ -139,11 +139,21 @@ async fn classify(error: dynata_auth_api::Error<AuthError>) -> Failure {
     }
 }
 
-/// `Retry-After` in seconds. (The HTTP-date form is rare on APIs and falls
-/// back to the policy's backoff.)
+/// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in
+/// the past means "now". A value that is neither is ignored, and the policy's
+/// backoff applies.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    // A date is the server's wall clock, so it is read against ours: the one
+    // place the client looks at the wall clock.
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
@@ -250,15 +260,34 @@ mod tests {
         assert!(describe_json_error(&empty).contains("empty"));
     }
 
+    fn retry_after_of(value: &str) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, value.parse().expect("valid header"));
+        retry_after(&headers)
+    }
+
     #[test]
     fn retry_after_reads_seconds() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, "7".parse().expect("valid header"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("valid"),
+        assert_eq!(retry_after_of("7"), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after_of(" 0 "), Some(Duration::ZERO));
+        assert_eq!(retry_after_of("soon"), None);
+        assert_eq!(retry_after_of("-3"), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn retry_after_reads_http_dates() {
+        let in_a_minute = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(60));
+        let wait = retry_after_of(&in_a_minute).expect("a date");
+        // The date has whole seconds: up to one is lost to rounding down.
+        assert!(
+            wait > Duration::from_secs(58) && wait <= Duration::from_secs(60),
+            "{wait:?}"
         );
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(
+            retry_after_of("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_of("Wed, 32 Oct 2015 07:28:00 GMT"), None);
     }
 }
