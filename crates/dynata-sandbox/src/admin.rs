@@ -26,18 +26,17 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/__sandbox/revoke", post(revoke_all))
 }
 
-/// `{"operation": "refresh", "fault": {"status": 503}, "times": 2}`.
+/// `{"operation": "refresh", "fault": {"status": 503}, "times": 2}` queues a
+/// fault for the next requests (once if `times` is left out);
+/// `{"operation": "usersInfo", "fault": "resetConnection", "oneIn": 20}` sets
+/// a steady rate instead (`"oneIn": 0` ends it).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct InjectRequest {
     operation: String,
     fault: FaultSpec,
-    #[serde(default = "once")]
-    times: u32,
-}
-
-fn once() -> u32 {
-    1
+    times: Option<u32>,
+    one_in: Option<u32>,
 }
 
 /// A [`Fault`] as JSON: `{"status": 503}`, `{"rateLimited": {"retryAfterMs":
@@ -98,15 +97,20 @@ async fn inject(
     {
         return admin_error("A fault's status must be in 200..=599");
     }
+    let fault = request.fault.into_fault();
     let mut faults = shared.faults();
-    faults.push(operation, request.fault.into_fault(), request.times);
+    match (request.times, request.one_in) {
+        (Some(_), Some(_)) => return admin_error("Give either times or oneIn, not both"),
+        (times, None) => faults.push(operation, fault, times.unwrap_or(1)),
+        (None, Some(one_in)) => faults.set_steady(operation, one_in, vec![fault]),
+    }
     let pending = faults.pending(operation);
     drop(faults);
-    reply::json_body(
-        StatusCode::OK,
-        reply::JSON_MEDIA_TYPE,
-        &json!({ "operation": operation.name(), "pending": pending }),
-    )
+    let mut answer = json!({ "operation": operation.name(), "pending": pending });
+    if let Some(one_in) = request.one_in {
+        answer["oneIn"] = Value::from(one_in);
+    }
+    reply::json_body(StatusCode::OK, reply::JSON_MEDIA_TYPE, &answer)
 }
 
 async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {

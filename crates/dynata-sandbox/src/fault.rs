@@ -100,9 +100,31 @@ const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></
 
 /// Pending faults per operation, first in first out. A fault injected `n`
 /// times is one entry with a count, so a huge `times` costs no memory.
+/// Behind the queue, an operation may have a steady rate of faults.
 #[derive(Default)]
 pub(crate) struct FaultQueues {
     queues: [VecDeque<(Fault, u32)>; Operation::ALL.len()],
+    steady: [Option<SteadyFaults>; Operation::ALL.len()],
+}
+
+/// One request in `one_in` fails, with `faults` in turn: counted by the
+/// sandbox itself, so the rate holds however the test's tasks are scheduled.
+struct SteadyFaults {
+    one_in: u64,
+    faults: Vec<Fault>,
+    seen: u64,
+}
+
+impl SteadyFaults {
+    fn next(&mut self) -> Option<Fault> {
+        self.seen += 1;
+        if !self.seen.is_multiple_of(self.one_in) {
+            return None;
+        }
+        let played = self.seen / self.one_in - 1;
+        let index = usize::try_from(played % self.faults.len() as u64).unwrap_or_default();
+        self.faults.get(index).cloned()
+    }
 }
 
 impl FaultQueues {
@@ -112,9 +134,26 @@ impl FaultQueues {
         }
     }
 
+    /// From now on one request in `one_in` fails with `faults` in turn;
+    /// `one_in == 0` or no faults ends the steady rate.
+    pub(crate) fn set_steady(&mut self, operation: Operation, one_in: u32, faults: Vec<Fault>) {
+        self.steady[operation.index()] = (one_in > 0 && !faults.is_empty()).then(|| SteadyFaults {
+            one_in: u64::from(one_in),
+            faults,
+            seen: 0,
+        });
+    }
+
+    /// The fault the next request to `operation` meets, if any: a queued one
+    /// first. Every request counts towards the steady rate.
     pub(crate) fn pop(&mut self, operation: Operation) -> Option<Fault> {
+        let steady = self.steady[operation.index()]
+            .as_mut()
+            .and_then(SteadyFaults::next);
         let queue = &mut self.queues[operation.index()];
-        let (fault, left) = queue.front_mut()?;
+        let Some((fault, left)) = queue.front_mut() else {
+            return steady;
+        };
         *left -= 1;
         if *left == 0 {
             queue.pop_front().map(|(fault, _)| fault)
@@ -123,7 +162,8 @@ impl FaultQueues {
         }
     }
 
-    /// How many faulted requests are still to come for the operation.
+    /// How many faulted requests are still to come for the operation from
+    /// its queue (a steady rate is not counted).
     pub(crate) fn pending(&self, operation: Operation) -> u64 {
         self.queues[operation.index()]
             .iter()
@@ -133,5 +173,6 @@ impl FaultQueues {
 
     pub(crate) fn clear(&mut self) {
         self.queues.iter_mut().for_each(VecDeque::clear);
+        self.steady.iter_mut().for_each(|steady| *steady = None);
     }
 }

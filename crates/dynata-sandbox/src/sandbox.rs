@@ -66,7 +66,25 @@ impl Sandbox {
         self.shared.faults().push(operation, fault, times);
     }
 
-    /// Drops every queued fault.
+    /// From now on, one request in `one_in` to `operation` (the `one_in`-th,
+    /// the `2 × one_in`-th, ...) fails, with `faults` in turn: a steady fault
+    /// rate, say 5% with `one_in = 20`, counted by the sandbox itself so that
+    /// it holds however busy the machine is. Faults queued with
+    /// [`Sandbox::inject`] come first. Replaces an earlier rate for the
+    /// operation; `one_in = 0`, no faults, or [`Sandbox::clear_faults`] end
+    /// it.
+    pub fn fail_one_in(
+        &self,
+        operation: Operation,
+        one_in: u32,
+        faults: impl IntoIterator<Item = Fault>,
+    ) {
+        self.shared
+            .faults()
+            .set_steady(operation, one_in, faults.into_iter().collect());
+    }
+
+    /// Drops every queued fault, and every steady fault rate.
     pub fn clear_faults(&self) {
         self.shared.faults().clear();
     }

@@ -648,6 +648,74 @@ async fn faults_on_users_info_still_carry_a_request_id() {
     assert!(response.headers().contains_key("x-request-id"));
 }
 
+#[tokio::test]
+async fn a_steady_rate_fails_every_nth_request_with_its_faults_in_turn() {
+    let sandbox = alice().await;
+    let (access, _) = login(&sandbox).await;
+    sandbox.fail_one_in(
+        Operation::UsersInfo,
+        3,
+        [Fault::Status(503), Fault::HtmlBadGateway],
+    );
+    // A queued fault comes first, and its request counts towards the rate.
+    sandbox.inject(Operation::UsersInfo, Fault::Status(500), 1);
+    let mut statuses = Vec::new();
+    for _ in 0..9 {
+        statuses.push(users_info(&sandbox, Some(&access)).await.status().as_u16());
+    }
+    assert_eq!(statuses, [500, 200, 503, 200, 200, 502, 200, 200, 503]);
+    // Other operations are untouched.
+    assert_eq!(
+        login_as(&sandbox, "alice", "secret").await.status(),
+        StatusCode::OK
+    );
+
+    sandbox.clear_faults();
+    for _ in 0..3 {
+        assert_eq!(
+            users_info(&sandbox, Some(&access)).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_steady_rate_can_be_set_and_ended_over_http() {
+    let sandbox = alice().await;
+    let (access, _) = login(&sandbox).await;
+    let response = post(
+        &sandbox,
+        "/__sandbox/faults",
+        json!({"operation": "usersInfo", "fault": {"status": 503}, "oneIn": 2}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"operation": "usersInfo", "pending": 0, "oneIn": 2})
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(users_info(&sandbox, Some(&access)).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 503, 200, 503]);
+
+    let ended = post(
+        &sandbox,
+        "/__sandbox/faults",
+        json!({"operation": "usersInfo", "fault": {"status": 503}, "oneIn": 0}),
+    )
+    .await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    for _ in 0..2 {
+        assert_eq!(
+            users_info(&sandbox, Some(&access)).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
 // ---- counters ----------------------------------------------------------------
 
 #[tokio::test]
@@ -748,6 +816,7 @@ async fn admin_rejects_bad_fault_requests_with_400() {
         json!({"operation": "login"}),
         json!({"operation": "login", "fault": {"status": 503}, "times": -1}),
         json!({"operation": "login", "fault": {"status": 503}, "typo": 1}),
+        json!({"operation": "login", "fault": {"status": 503}, "times": 2, "oneIn": 5}),
     ] {
         let response = post(&sandbox, "/__sandbox/faults", body.clone()).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
