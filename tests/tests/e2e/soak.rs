@@ -2,8 +2,6 @@
 //! with 1-second access tokens, 3-second refresh tokens and 5% injected
 //! transient faults. Real time, bounded: it stops by itself.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use dynata_sandbox::{Fault, Operation};
@@ -16,9 +14,7 @@ const CALLS_PER_TASK: u64 = 313;
 /// 313 calls 32 ms apart take ten seconds.
 const PACE: Duration = Duration::from_millis(32);
 /// One call in twenty meets a fault: 5%.
-const FAULT_ONE_IN: u64 = 20;
-/// How long the sandbox's access tokens live.
-const ACCESS_TTL: Duration = Duration::from_secs(1);
+const FAULT_ONE_IN: u32 = 20;
 /// A 1-second token is renewed at half its life.
 const RENEWAL_PERIOD: Duration = Duration::from_millis(500);
 
@@ -28,12 +24,11 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     let tasks_before = metrics.num_alive_tasks();
     let sandbox = Sandbox::builder()
         .user("alice", "secret")
-        .access_token_ttl(ACCESS_TTL)
+        .access_token_ttl(Duration::from_secs(1))
         .refresh_token_ttl(Duration::from_secs(3))
         .start()
         .await
         .expect("starts");
-    let sandbox = Arc::new(sandbox);
     let client = Client::builder()
         .credentials(Credentials::new("alice", "secret"))
         .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
@@ -43,30 +38,17 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     client.access_token().await.expect("first login");
     let started = Instant::now();
 
-    let done = Arc::new(AtomicBool::new(false));
-    let injected = Arc::new(AtomicU64::new(0));
-    let injector = {
-        let (sandbox, done, injected) = (sandbox.clone(), done.clone(), injected.clone());
-        tokio::spawn(async move {
-            let kinds = [
-                Fault::Status(503),
-                Fault::HtmlBadGateway,
-                Fault::ResetConnection,
-            ];
-            // Keep pace with the calls the sandbox has seen, so faults never
-            // pile up into a burst that no retry budget could outlast.
-            let mut n = 0;
-            while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                while n < sandbox.count(Operation::UsersInfo) / FAULT_ONE_IN {
-                    let kind = kinds[n as usize % kinds.len()].clone();
-                    sandbox.inject(Operation::UsersInfo, kind, 1);
-                    injected.fetch_add(1, Ordering::Relaxed);
-                    n += 1;
-                }
-            }
-        })
-    };
+    // The sandbox counts the requests and fails every twentieth itself, so
+    // the rate holds exactly however the machine schedules this test.
+    sandbox.fail_one_in(
+        Operation::UsersInfo,
+        FAULT_ONE_IN,
+        [
+            Fault::Status(503),
+            Fault::HtmlBadGateway,
+            Fault::ResetConnection,
+        ],
+    );
 
     let callers: Vec<_> = (0..TASKS)
         .map(|_| {
@@ -90,16 +72,15 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
         failures.extend(caller.await.expect("a caller task"));
     }
     let elapsed = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    injector.await.expect("the injector");
+    let calls = TASKS * CALLS_PER_TASK;
+    let requests = sandbox.count(Operation::UsersInfo);
+    let faults = requests / u64::from(FAULT_ONE_IN);
     let renewals = sandbox.count(Operation::Login) + sandbox.count(Operation::Refresh);
     // The first login, then one renewal per soft window: half a token's life.
     let windows = 1 + (elapsed.as_secs_f64() / RENEWAL_PERIOD.as_secs_f64()).floor() as u64;
     eprintln!(
-        "soak: {} calls in {elapsed:.1?}, {} faults injected, {renewals} logins and refreshes \
-         for {windows} expiry windows",
-        TASKS * CALLS_PER_TASK,
-        injected.load(Ordering::Relaxed)
+        "soak: {calls} calls in {elapsed:.1?}, {faults} faults injected, {renewals} logins and \
+         refreshes for {windows} expiry windows"
     );
 
     assert!(
@@ -108,24 +89,24 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
         failures.len(),
         failures.first()
     );
-    let calls = TASKS * CALLS_PER_TASK;
-    let faults = injected.load(Ordering::Relaxed);
+    // Every call that met a fault was sent again: a request more per fault.
     assert!(
-        faults * 100 >= calls * 4,
-        "only {faults} faults injected for {calls} calls"
+        requests >= calls + faults,
+        "{requests} requests for {calls} calls and {faults} faults"
     );
-    assert!(sandbox.count(Operation::UsersInfo) >= calls);
 
     // Renewals: no more than one per window, within one: that is single
-    // flight. Never less often than once per lifetime: no token is
-    // used past its expiry. Each renewal is sent when its timer runs, so the
-    // scheduler's lag stretches every period a little; on an idle machine the
-    // count matches the windows, on a busy one it falls between the bounds.
-    let lifetimes = 1 + (elapsed.as_secs_f64() / ACCESS_TTL.as_secs_f64()).floor() as u64;
+    // flight. Each renewal is sent when its timer runs, so on a busy machine
+    // the scheduler's lag stretches every period a little (two cores
+    // oversubscribed 3x: about 20 ms); idle, the count matches the windows.
+    // The floor allows a quarter of a period of lag, and still fails a client
+    // that renewed only at the hard margin (90% of the token's life).
+    let lagging_windows =
+        1 + (elapsed.as_secs_f64() / (RENEWAL_PERIOD.as_secs_f64() * 1.25)).floor() as u64;
     assert!(
-        (lifetimes..=windows + 1).contains(&renewals),
+        (lagging_windows..=windows + 1).contains(&renewals),
         "{renewals} logins and refreshes in {elapsed:?}: expected {windows} (one per \
-         expiry window), and no fewer than {lifetimes} (one per token lifetime)"
+         expiry window), and no fewer than {lagging_windows}"
     );
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 
