@@ -52,7 +52,9 @@ impl RetryPolicy {
         retry_after: Option<Duration>,
     ) -> Option<Duration> {
         let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
-        (attempt < self.max_attempts && waited + wait <= self.max_total_wait).then_some(wait)
+        // Saturating: a server may send `Retry-After: 18446744073709551615`.
+        let total = waited.saturating_add(wait);
+        (attempt < self.max_attempts && total <= self.max_total_wait).then_some(wait)
     }
 
     /// The wait after failed attempt number `attempt` (1-based): the
@@ -95,6 +97,15 @@ mod tests {
             );
         }
         assert!(policy.backoff(1000) <= policy.max_backoff);
+    }
+
+    #[test]
+    fn a_huge_retry_after_ends_the_retries_without_overflow() {
+        let policy = RetryPolicy::default();
+        let forever = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(policy.next_wait(1, Duration::from_secs(1), forever), None);
+        let seven = Some(Duration::from_secs(7));
+        assert_eq!(policy.next_wait(1, Duration::from_secs(1), seven), seven);
     }
 
     #[test]
