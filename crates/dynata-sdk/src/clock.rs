@@ -22,9 +22,17 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Completes once [`Clock::now`] has reached `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Sleep;
 
-    /// Completes once `duration` has passed on this clock.
+    /// Completes once `duration` has passed on this clock. A duration too
+    /// long for an [`Instant`] to hold (a server's `Retry-After` under a
+    /// policy without a budget, say) sleeps for a century instead of panicking.
     fn sleep(&self, duration: Duration) -> Sleep {
-        self.sleep_until(self.now() + duration)
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        let now = self.now();
+        let deadline = now
+            .checked_add(duration)
+            .or_else(|| now.checked_add(CENTURY))
+            .unwrap_or(now);
+        self.sleep_until(deadline)
     }
 }
 
@@ -153,5 +161,16 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         sleep.await.expect("the sleep completes");
         assert!(clock.sleeping_until().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_sleep_is_pending_not_a_panic() {
+        let manual = ManualClock::new();
+        let clocks: [&dyn Clock; 2] = [&TokioClock, &manual];
+        for clock in clocks {
+            let sleep = clock.sleep(Duration::MAX);
+            let waited = tokio::time::timeout(Duration::from_secs(3600), sleep).await;
+            assert!(waited.is_err(), "{clock:?} woke");
+        }
     }
 }
