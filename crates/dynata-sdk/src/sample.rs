@@ -87,7 +87,7 @@ impl Client {
                 "transient failure of an authenticated call; retrying"
             );
             self.clock().sleep(wait).await;
-            (request, attempt, waited) = (replay, attempt + 1, waited + wait);
+            (request, attempt, waited) = (replay, attempt + 1, waited.saturating_add(wait));
         }
     }
 

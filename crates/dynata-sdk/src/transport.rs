@@ -57,7 +57,7 @@ where
                 "{operation} failed transiently; retrying"
             );
             clock.sleep(wait).await;
-            waited += wait;
+            waited = waited.saturating_add(wait);
             attempt += 1;
         }
     }
