@@ -129,3 +129,33 @@ async fn a_refused_connection_is_a_transport_error() {
     );
     assert!(error.is_transient());
 }
+
+#[tokio::test]
+async fn an_endless_retry_after_under_an_unbounded_budget_neither_panics_nor_spins() {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        max_total_wait: Duration::MAX,
+        ..RetryPolicy::default()
+    };
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    let limited = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(503).header("retry-after", u64::MAX.to_string());
+        })
+        .await;
+    limited.up_to_n_times_async(2).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    // Each wait is as long as an `Instant` allows: a century, not a panic.
+    for attempt in 1..=2 {
+        until_sleeping(&harness.clock, CENTURY..=CENTURY).await;
+        assert_eq!(limited.calls_async().await, attempt);
+        advance(&harness.clock, CENTURY).await;
+    }
+    assert_eq!(caller.await.expect("task").expect("retried").secret(), "a1");
+    assert_eq!(login.calls_async().await, 1);
+}
