@@ -89,6 +89,16 @@ async fn users_info(sandbox: &Sandbox, access_token: Option<&str>) -> Response {
     request.send().await.unwrap()
 }
 
+/// The statuses of `n` users/info calls in a row with `access_token`.
+async fn users_info_statuses(sandbox: &Sandbox, access_token: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        let response = users_info(sandbox, Some(access_token)).await;
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
 fn content_type(response: &Response) -> &str {
     response.headers()["content-type"].to_str().unwrap()
 }
@@ -659,11 +669,10 @@ async fn a_steady_rate_fails_every_nth_request_with_its_faults_in_turn() {
     );
     // A queued fault comes first, and its request counts towards the rate.
     sandbox.inject(Operation::UsersInfo, Fault::Status(500), 1);
-    let mut statuses = Vec::new();
-    for _ in 0..9 {
-        statuses.push(users_info(&sandbox, Some(&access)).await.status().as_u16());
-    }
-    assert_eq!(statuses, [500, 200, 503, 200, 200, 502, 200, 200, 503]);
+    assert_eq!(
+        users_info_statuses(&sandbox, &access, 9).await,
+        [500, 200, 503, 200, 200, 502, 200, 200, 503]
+    );
     // Other operations are untouched.
     assert_eq!(
         login_as(&sandbox, "alice", "secret").await.status(),
@@ -671,12 +680,7 @@ async fn a_steady_rate_fails_every_nth_request_with_its_faults_in_turn() {
     );
 
     sandbox.clear_faults();
-    for _ in 0..3 {
-        assert_eq!(
-            users_info(&sandbox, Some(&access)).await.status(),
-            StatusCode::OK
-        );
-    }
+    assert_eq!(users_info_statuses(&sandbox, &access, 3).await, [200; 3]);
 }
 
 #[tokio::test]
@@ -695,11 +699,10 @@ async fn a_steady_rate_can_be_set_and_ended_over_http() {
         body,
         json!({"operation": "usersInfo", "pending": 0, "oneIn": 2})
     );
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(users_info(&sandbox, Some(&access)).await.status().as_u16());
-    }
-    assert_eq!(statuses, [200, 503, 200, 503]);
+    assert_eq!(
+        users_info_statuses(&sandbox, &access, 4).await,
+        [200, 503, 200, 503]
+    );
 
     let ended = post(
         &sandbox,
@@ -708,12 +711,7 @@ async fn a_steady_rate_can_be_set_and_ended_over_http() {
     )
     .await;
     assert_eq!(ended.status(), StatusCode::OK);
-    for _ in 0..2 {
-        assert_eq!(
-            users_info(&sandbox, Some(&access)).await.status(),
-            StatusCode::OK
-        );
-    }
+    assert_eq!(users_info_statuses(&sandbox, &access, 2).await, [200; 2]);
 }
 
 // ---- counters ----------------------------------------------------------------

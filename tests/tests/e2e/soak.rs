@@ -76,8 +76,9 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     let requests = sandbox.count(Operation::UsersInfo);
     let faults = requests / u64::from(FAULT_ONE_IN);
     let renewals = sandbox.count(Operation::Login) + sandbox.count(Operation::Refresh);
-    // The first login, then one renewal per soft window: half a token's life.
-    let windows = 1 + (elapsed.as_secs_f64() / RENEWAL_PERIOD.as_secs_f64()).floor() as u64;
+    // The first login, then one renewal per period that passed.
+    let windows_of = |period: Duration| 1 + (elapsed.as_secs_f64() / period.as_secs_f64()) as u64;
+    let windows = windows_of(RENEWAL_PERIOD);
     eprintln!(
         "soak: {calls} calls in {elapsed:.1?}, {faults} faults injected, {renewals} logins and \
          refreshes for {windows} expiry windows"
@@ -101,8 +102,7 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     // oversubscribed 3x: about 20 ms); idle, the count matches the windows.
     // The floor allows a quarter of a period of lag, and still fails a client
     // that renewed only at the hard margin (90% of the token's life).
-    let lagging_windows =
-        1 + (elapsed.as_secs_f64() / (RENEWAL_PERIOD.as_secs_f64() * 1.25)).floor() as u64;
+    let lagging_windows = windows_of(RENEWAL_PERIOD.mul_f64(1.25));
     assert!(
         (lagging_windows..=windows + 1).contains(&renewals),
         "{renewals} logins and refreshes in {elapsed:?}: expected {windows} (one per \
