@@ -10,6 +10,7 @@ mod lifecycle;
 mod middleware;
 mod retry;
 mod sample;
+pub mod store;
 mod token;
 mod transport;
 
