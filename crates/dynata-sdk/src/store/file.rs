@@ -6,7 +6,8 @@
 //! sees the old record or the new one, never half of one. The renewal lease is
 //! `<digest>.lease`, created exclusively (`O_EXCL`) and holding its owner and
 //! expiry, so a process that dies holding it delays the others by at most its
-//! time to live. Files are created `0600` in a `0700` directory on Unix; a
+//! time to live; removing a lease (stale, or released) happens under a second
+//! exclusive file, `<digest>.lease.guard`, held for microseconds. Files are created `0600` in a `0700` directory on Unix; a
 //! session file that others could read is refused (and replaced by the next
 //! renewal), with a warning.
 
@@ -302,8 +303,8 @@ fn parse_lease(record: &str) -> Option<(&str, SystemTime)> {
 
 fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> io::Result<bool> {
     let expires_at = now.checked_add(ttl).unwrap_or(now);
-    // A few rounds: a stale lease broken in one round is created in the next.
-    for _ in 0..4 {
+    // Two rounds: a stale lease removed in the first is created in the second.
+    for _ in 0..2 {
         match create_private(path) {
             Ok(mut file) => {
                 file.write_all(lease_record(owner, expires_at).as_bytes())?;
@@ -313,94 +314,103 @@ fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> i
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let observed = match fs::read(path) {
-            Ok(observed) => observed,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let live = match std::str::from_utf8(&observed).ok().and_then(parse_lease) {
-            Some((holder, _)) if holder == owner.as_str() => {
-                // Ours already (a second call without a release): extend it.
-                replace_atomically(path.parent().unwrap_or(Path::new(".")), path, lease_record(owner, expires_at).as_bytes())?;
-                return Ok(true);
-            }
-            Some((_, holder_expires)) => holder_expires > now,
-            // Empty or garbage: a holder that died between creating and
-            // writing it, or is writing it right now. Its age decides.
-            None => fs::metadata(path)
-                .and_then(|m| m.modified())
-                .map(|modified| modified + ttl > SystemTime::now())
-                .unwrap_or(false),
-        };
-        if live {
+        let removed = with_guard(path, || match lease_state(path, ttl, now)? {
+            LeaseState::Absent => Ok(true),
+            LeaseState::Live => Ok(false),
+            LeaseState::Stale => remove_if_present(path).map(|()| true),
+        })?;
+        if removed != Some(true) {
             return Ok(false);
         }
-        break_stale(path, &observed)?;
     }
     Ok(false)
 }
 
-/// Removes the lease at `path` if it still holds `observed`. Move it aside
-/// (atomic), look at what was moved: if it is not what we judged stale (a new
-/// holder got in between), put it back unless yet another has appeared.
-fn break_stale(path: &Path, observed: &[u8]) -> io::Result<()> {
-    let aside = aside_path(path);
-    match fs::rename(path, &aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    let moved = fs::read(&aside).unwrap_or_default();
-    if moved != observed {
-        restore(&aside, path);
-    }
-    let _ = fs::remove_file(&aside);
-    Ok(())
-}
-
 fn release(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {
-    let ours = |record: &[u8]| {
-        std::str::from_utf8(record)
-            .ok()
-            .and_then(parse_lease)
-            .is_some_and(|(holder, _)| holder == owner.as_str())
+    let released = with_guard(path, || match fs::read(path) {
+        Ok(record) if lease_owner(&record).as_deref() == Some(owner.as_str()) => {
+            remove_if_present(path).map(|()| true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    })?;
+    Ok(released == Some(true))
+}
+
+enum LeaseState {
+    Absent,
+    Live,
+    Stale,
+}
+
+fn lease_state(path: &Path, ttl: Duration, now: SystemTime) -> io::Result<LeaseState> {
+    let record = match fs::read(path) {
+        Ok(record) => record,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LeaseState::Absent),
+        Err(e) => return Err(e),
     };
-    match fs::read(path) {
-        Ok(record) if ours(&record) => {}
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    }
-    // Compare-and-delete: between the read and the removal, the lease may have
-    // expired and passed to someone else, whose lease must survive.
-    let aside = aside_path(path);
-    match fs::rename(path, &aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    }
-    let released = ours(&fs::read(&aside).unwrap_or_default());
-    if !released {
-        restore(&aside, path);
-    }
-    let _ = fs::remove_file(&aside);
-    Ok(released)
+    let live = match std::str::from_utf8(&record).ok().and_then(parse_lease) {
+        Some((_, expires_at)) => expires_at > now,
+        // Empty or garbage: a holder that died between creating and writing
+        // it, or is writing it right now. Its age decides.
+        None => fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map(|modified| modified + ttl > SystemTime::now())
+            .unwrap_or(false),
+    };
+    Ok(if live { LeaseState::Live } else { LeaseState::Stale })
 }
 
-fn aside_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.aside", LeaseOwner::random().as_str()));
-    path.with_file_name(name)
+fn lease_owner(record: &[u8]) -> Option<String> {
+    std::str::from_utf8(record)
+        .ok()
+        .and_then(parse_lease)
+        .map(|(owner, _)| owner.to_string())
 }
 
-/// Puts a lease moved aside by mistake back, unless a new one has appeared
-/// (a hard link, unlike a rename, never replaces an existing file).
-fn restore(aside: &Path, path: &Path) {
-    if let Err(e) = fs::hard_link(aside, path)
-        && e.kind() != io::ErrorKind::AlreadyExists
-    {
-        tracing::warn!(path = %path.display(), error = %e, "could not put back a renewal lease moved aside; its holder's lease ends early");
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
+}
+
+/// How long a guard may be held before others take it for abandoned: its
+/// holder only reads and removes one small file.
+const GUARD_STALE: Duration = Duration::from_secs(5);
+
+/// Runs `work` holding `<lease>.guard`, which every removal of a lease file
+/// takes: a lease judged stale (or ours) is removed only while the guard
+/// makes sure nobody else removes or creates anything in between, so a
+/// fresh lease is never removed by mistake. `None`: the guard stayed busy.
+fn with_guard<T>(lease: &Path, work: impl FnOnce() -> io::Result<T>) -> io::Result<Option<T>> {
+    let mut name = lease.file_name().unwrap_or_default().to_os_string();
+    name.push(".guard");
+    let guard = lease.with_file_name(name);
+    for attempt in 0..50 {
+        match create_private(&guard) {
+            Ok(_) => {
+                let outcome = work();
+                remove_if_present(&guard)?;
+                return outcome.map(Some);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // A holder that died in the few microseconds it holds the
+                // guard: past GUARD_STALE, remove it.
+                let abandoned = fs::metadata(&guard)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified + GUARD_STALE < SystemTime::now());
+                if abandoned {
+                    remove_if_present(&guard)?;
+                } else if attempt < 49 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 fn io_error(operation: &str, path: &Path, error: &io::Error) -> StoreError {

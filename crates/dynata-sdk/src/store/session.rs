@@ -31,6 +31,7 @@ impl StoredSession {
     /// A session from the lifetimes Dynata sent (`expiresIn`,
     /// `refreshExpiresIn`), counted from `sent_at`: the wall-clock time just
     /// before the request left, so network delay only makes it earlier.
+    /// Times are kept to the millisecond, rounded down.
     pub fn from_lifetimes(
         access_token: Secret,
         access_lifetime: Duration,
@@ -38,6 +39,9 @@ impl StoredSession {
         refresh_lifetime: Duration,
         sent_at: SystemTime,
     ) -> Option<Self> {
+        // Stores keep milliseconds: round down (earlier is the safe side),
+        // so that what is loaded equals what was saved.
+        let sent_at = from_unix_millis(unix_millis(sent_at))?;
         Some(StoredSession {
             issued_at: sent_at,
             access_token,
