@@ -209,7 +209,7 @@ impl SessionCodec {
                 let mut buffer = Zeroizing::new(sealed.to_vec());
                 let opened = encryption
                     .aead()
-                    .open_in_place(nonce, Aad::from(&aad), &mut *buffer)
+                    .open_in_place(nonce, Aad::from(&aad), &mut buffer)
                     .map_err(|_| {
                         corrupt("the record does not decrypt: tampered with, or stored under another key name")
                     })?;
@@ -219,7 +219,8 @@ impl SessionCodec {
         };
         let wire: Wire = serde_json::from_slice(&plain)
             .map_err(|_| corrupt("the session is not valid JSON of the expected shape"))?;
-        let time = |millis| from_unix_millis(millis).ok_or_else(|| corrupt("a time is out of range"));
+        let time =
+            |millis| from_unix_millis(millis).ok_or_else(|| corrupt("a time is out of range"));
         let session = StoredSession {
             issued_at: time(wire.issued_at)?,
             access_token: wire.access_token,
@@ -283,7 +284,9 @@ mod tests {
     }
 
     fn contains(haystack: &[u8], needle: &str) -> bool {
-        haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
     }
 
     #[test]
@@ -311,14 +314,20 @@ mod tests {
 
         let mut tampered = record.clone();
         *tampered.last_mut().expect("non-empty") ^= 1;
-        assert!(matches!(codec.decode(&key(), &tampered), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            codec.decode(&key(), &tampered),
+            Err(StoreError::Corrupt { .. })
+        ));
 
         let other = SessionCodec::encrypted(EncryptionKey::from_bytes([8; 32]));
         let error = other.decode(&key(), &record).expect_err("another key");
         assert!(error.to_string().contains("encrypted with key"), "{error}");
 
         let elsewhere = StoreKey::for_account("https://api.dynata.com", "api", "bob");
-        assert!(matches!(codec.decode(&elsewhere, &record), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            codec.decode(&elsewhere, &record),
+            Err(StoreError::Corrupt { .. })
+        ));
 
         assert!(matches!(
             SessionCodec::plain().decode(&key(), &record),
@@ -340,7 +349,11 @@ mod tests {
             assert!(sealed.decode(&key(), &record[..len]).is_err());
         }
         assert!(codec.decode(&key(), b"DYNSESS1\x07junk").is_err());
-        assert!(codec.decode(&key(), &vec![b'x'; MAX_RECORD_BYTES + 1]).is_err());
+        assert!(
+            codec
+                .decode(&key(), &vec![b'x'; MAX_RECORD_BYTES + 1])
+                .is_err()
+        );
     }
 
     #[test]

@@ -262,7 +262,9 @@ fn create_private(path: &Path) -> io::Result<File> {
 fn replace_atomically(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
     let temporary = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("session"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("session"),
         LeaseOwner::random().as_str()
     ));
     let written = (|| {
@@ -359,7 +361,11 @@ fn lease_state(path: &Path, ttl: Duration, now: SystemTime) -> io::Result<LeaseS
             .map(|modified| modified + ttl > SystemTime::now())
             .unwrap_or(false),
     };
-    Ok(if live { LeaseState::Live } else { LeaseState::Stale })
+    Ok(if live {
+        LeaseState::Live
+    } else {
+        LeaseState::Stale
+    })
 }
 
 fn lease_owner(record: &[u8]) -> Option<String> {
@@ -421,7 +427,11 @@ fn io_error(operation: &str, path: &Path, error: &io::Error) -> StoreError {
 
 /// The user's cache directory, from the environment alone.
 fn user_cache_dir() -> Option<PathBuf> {
-    let var = |name| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    let var = |name| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
     if cfg!(windows) {
         var("LOCALAPPDATA")
     } else if cfg!(target_os = "macos") {
@@ -441,7 +451,15 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         let record = lease_record(&owner, at);
         assert_eq!(parse_lease(&record), Some(("42-abc", at)));
-        for garbage in ["", "42-abc", "42-abc\n", "42-abc\n17", "\n17\n", "a\nx\n", "a\n1\n2"] {
+        for garbage in [
+            "",
+            "42-abc",
+            "42-abc\n",
+            "42-abc\n17",
+            "\n17\n",
+            "a\nx\n",
+            "a\n1\n2",
+        ] {
             assert_eq!(parse_lease(garbage), None, "{garbage:?}");
         }
     }

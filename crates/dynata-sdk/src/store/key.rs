@@ -88,7 +88,12 @@ mod tests {
         for other in others {
             assert_ne!(key.digest(), other.digest());
         }
-        let prefixed = StoreKey::with_prefix("app1:", "https://api.dynata.com", "api", "alice@example.com");
+        let prefixed = StoreKey::with_prefix(
+            "app1:",
+            "https://api.dynata.com",
+            "api",
+            "alice@example.com",
+        );
         assert_eq!(prefixed.name(), format!("app1:{}", key.digest()));
     }
 }

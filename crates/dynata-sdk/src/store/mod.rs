@@ -102,8 +102,11 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 
     /// Gives up the lease if `owner` still holds it; `Ok(false)` if it had
     /// passed to someone else (its time to live ran out), who keeps it.
-    fn release_lease<'a>(&'a self, key: &'a StoreKey, owner: &'a LeaseOwner)
-    -> StoreFuture<'a, bool>;
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool>;
 
     /// Completes when the session or lease of `key` may have changed, or after
     /// `at_most`. Waiters call it between looks at the store; the default
@@ -164,7 +167,10 @@ impl StoreError {
     /// Whether the store answered but what it holds is unusable: the protocol
     /// then treats it as empty and overwrites it.
     pub fn is_unusable_content(&self) -> bool {
-        matches!(self, StoreError::Corrupt { .. } | StoreError::Insecure { .. })
+        matches!(
+            self,
+            StoreError::Corrupt { .. } | StoreError::Insecure { .. }
+        )
     }
 }
 

@@ -270,8 +270,14 @@ mod tests {
         let store = RedisStore::new("rediss://app:hunter2@redis.internal:6380/2").expect("valid");
         let debug = format!("{store:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert!(debug.contains("rediss://app:***@redis.internal:6380/2"), "{debug}");
-        assert_eq!(scrub("auth hunter2 failed", Some("hunter2")), "auth *** failed");
+        assert!(
+            debug.contains("rediss://app:***@redis.internal:6380/2"),
+            "{debug}"
+        );
+        assert_eq!(
+            scrub("auth hunter2 failed", Some("hunter2")),
+            "auth *** failed"
+        );
     }
 
     #[test]

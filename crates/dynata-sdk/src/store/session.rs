@@ -104,7 +104,10 @@ impl fmt::Debug for StoredSession {
         f.debug_struct("StoredSession")
             .field("issued_at_unix_ms", &unix_millis(self.issued_at))
             .field("access_token", &self.access_token)
-            .field("access_expires_at_unix_ms", &unix_millis(self.access_expires_at))
+            .field(
+                "access_expires_at_unix_ms",
+                &unix_millis(self.access_expires_at),
+            )
             .field("refresh_token", &self.refresh_token)
             .field(
                 "refresh_expires_at_unix_ms",
@@ -170,7 +173,11 @@ mod tests {
         let mono = Instant::now();
         let s = session(wall);
         let deadline = s
-            .access_deadline(wall + Duration::from_secs(100), mono, Duration::from_secs(5))
+            .access_deadline(
+                wall + Duration::from_secs(100),
+                mono,
+                Duration::from_secs(5),
+            )
             .expect("still valid");
         assert_eq!(deadline - mono, Duration::from_secs(1800 - 100 - 5));
         assert_eq!(
@@ -178,8 +185,12 @@ mod tests {
             Duration::ZERO
         );
         assert!(
-            s.access_deadline(wall + Duration::from_secs(1796), mono, Duration::from_secs(5))
-                .is_none(),
+            s.access_deadline(
+                wall + Duration::from_secs(1796),
+                mono,
+                Duration::from_secs(5)
+            )
+            .is_none(),
             "within the skew allowance of expiry counts as expired"
         );
         assert_eq!(s.refresh_lifetime(), Duration::from_secs(3600));

@@ -2,20 +2,7 @@
 //! that however many processes share the store, one of them renews per expiry
 //! window and the others adopt what it wrote.
 //!
-//! On the slow path only (the cached-token fast path never sees a store):
-//! 1. Load. A stored session that is fresh enough (beyond the soft window,
-//!    less the clock-skew allowance) and is not the one the caller already
-//!    has is adopted: no request to Dynata.
-//! 2. Otherwise take the lease, load again (a holder may have just written),
-//!    refresh with the newest refresh token (stored or local), save, release.
-//!    A refused refresh (another process used that single-use token) looks at
-//!    the store once more before falling back to the password.
-//! 3. If another process holds the lease, wait for a change (bounded), adopt
-//!    what it writes; if it died, its lease expires and a waiter takes over.
-//!
-//! Any store failure (unreachable, slow, garbage) makes this renewal happen
-//! without the store: the call succeeds as it would have without a store, a
-//! warning is logged (rate-limited), and the next renewal tries the store again.
+//! The steps are on [`SharedSession`].
 
 use std::fmt;
 use std::future::Future;
@@ -131,7 +118,9 @@ impl WallClock {
     /// The wall-clock time now.
     pub fn now(&self) -> SystemTime {
         let elapsed = self.clock.now().saturating_duration_since(self.anchor);
-        self.wall_anchor.checked_add(elapsed).unwrap_or(self.wall_anchor)
+        self.wall_anchor
+            .checked_add(elapsed)
+            .unwrap_or(self.wall_anchor)
     }
 
     /// The monotonic clock it follows, read now.
@@ -149,7 +138,24 @@ impl fmt::Debug for WallClock {
 }
 
 /// One client's view of a shared session: a store, the account's key, a lease
-/// owner id of its own, and the policy. See the [module documentation](self).
+/// owner id of its own, and the policy.
+///
+/// On the slow path only (the cached-token fast path never sees a store):
+/// 1. Load. A stored session that is fresh enough (beyond the soft window,
+///    less the clock-skew allowance) and is not the one the caller already
+///    has is adopted: no request to Dynata.
+/// 2. Otherwise take the lease, load again (a holder may have just written),
+///    refresh with the newest refresh token (stored or local), save, release.
+///    A refused refresh (another process used that single-use token) looks at
+///    the store once more before falling back to the password.
+/// 3. If another process holds the lease, wait for a change (bounded), adopt
+///    what it writes; if it died, its lease expires and a waiter takes over.
+///
+/// A store that fails or is slow (every operation has
+/// [`SharingPolicy::operation_timeout`]) makes this renewal happen without
+/// it: the call succeeds as it would have without a store, a warning is
+/// logged (rate-limited), and the next renewal tries the store again. A
+/// stored record that is garbage is ignored, with a warning, and overwritten.
 #[derive(Debug)]
 pub struct SharedSession {
     store: Arc<dyn TokenStore>,
@@ -235,9 +241,7 @@ impl SharedSession {
     /// Removes the stored session (logout). A failing store is a warning: the
     /// logout itself has revoked the tokens at Dynata.
     pub async fn remove(&self) {
-        let removed = self
-            .bounded("remove", self.store.remove(&self.key))
-            .await;
+        let removed = self.bounded("remove", self.store.remove(&self.key)).await;
         if let Err(error) = removed {
             self.warnings.warn("remove", &error);
         }
@@ -295,12 +299,15 @@ impl SharedSession {
                     operation: "lease",
                     after: self.policy.lease_ttl * 2,
                 };
-                return self.renew_alone(local, renew, "wait for the lease", &error).await;
+                return self
+                    .renew_alone(local, renew, "wait for the lease", &error)
+                    .await;
             }
             let waited = self
                 .bounded(
                     "wait",
-                    self.store.wait_for_change(&self.key, poll.min(self.policy.lease_ttl)),
+                    self.store
+                        .wait_for_change(&self.key, poll.min(self.policy.lease_ttl)),
                 )
                 .await;
             if let Err(error) = waited {
@@ -365,7 +372,10 @@ impl SharedSession {
         let outcome = match renewed {
             Ok(session) => {
                 let saved = self
-                    .bounded("save", self.store.save(&self.key, &session, self.wall.now()))
+                    .bounded(
+                        "save",
+                        self.store.save(&self.key, &session, self.wall.now()),
+                    )
                     .await;
                 if let Err(error) = saved {
                     self.warnings.warn("save", &error);

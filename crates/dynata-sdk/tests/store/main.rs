@@ -5,7 +5,21 @@
 
 mod file_store;
 mod protocol;
+#[cfg(feature = "redis")]
 mod redis_store;
+
+/// Says so when the Redis tests are not built, rather than passing silently.
+#[cfg(not(feature = "redis"))]
+#[test]
+fn redis_tests_need_the_redis_feature() {
+    assert!(
+        std::env::var_os("DYNATA_TEST_REQUIRE_REDIS").is_none(),
+        "DYNATA_TEST_REQUIRE_REDIS is set but the redis feature is off: run with --features redis"
+    );
+    eprintln!(
+        "SKIPPED: the Redis store tests (cargo test -p dynata-sdk --features redis --test store)"
+    );
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -59,10 +59,19 @@ async fn twenty_clients_sharing_a_file_store_renew_once() {
     .await;
     assert_eq!(renewals.total(), 1, "{sessions:?}");
     assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
-    assert!(sessions.iter().all(|(token, _)| token == "access-1"), "{sessions:?}");
-    let renewed = sessions.iter().filter(|(_, s)| *s == Source::Renewed).count();
+    assert!(
+        sessions.iter().all(|(token, _)| token == "access-1"),
+        "{sessions:?}"
+    );
+    let renewed = sessions
+        .iter()
+        .filter(|(_, s)| *s == Source::Renewed)
+        .count();
     assert_eq!(renewed, 1, "{sessions:?}");
-    assert!(!FileStore::new(&path).lease_path(&key()).exists(), "the lease was released");
+    assert!(
+        !FileStore::new(&path).lease_path(&key()).exists(),
+        "the lease was released"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -72,7 +81,10 @@ async fn a_fresh_stored_session_is_adopted_and_an_expiring_one_is_refreshed() {
     let shared = client(store.clone());
     let renewals = Renewals::default();
     let stored = session_at(&shared, 100);
-    store.save(&key(), &stored, shared.wall_clock().now()).await.expect("saved");
+    store
+        .save(&key(), &stored, shared.wall_clock().now())
+        .await
+        .expect("saved");
 
     let outcome = shared
         .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
@@ -86,7 +98,9 @@ async fn a_fresh_stored_session_is_adopted_and_an_expiring_one_is_refreshed() {
     // the stored refresh token is used, once, and the result stored.
     tokio::time::advance(Duration::from_secs(55)).await;
     let outcome = shared
-        .renew(Some(&stored), |what| renewals.renew(&shared, what, Duration::ZERO))
+        .renew(Some(&stored), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
         .await
         .expect("renewed");
     assert_eq!(outcome.source, Source::Renewed);
@@ -105,9 +119,14 @@ async fn the_callers_own_session_is_never_adopted_back() {
     let shared = client(store.clone());
     let renewals = Renewals::default();
     let rejected = session_at(&shared, 7);
-    store.save(&key(), &rejected, shared.wall_clock().now()).await.expect("saved");
+    store
+        .save(&key(), &rejected, shared.wall_clock().now())
+        .await
+        .expect("saved");
     let outcome = shared
-        .renew(Some(&rejected), |what| renewals.renew(&shared, what, Duration::ZERO))
+        .renew(Some(&rejected), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
         .await
         .expect("renewed");
     assert_eq!(outcome.source, Source::Renewed);
@@ -123,10 +142,12 @@ async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
     let ttl = shared.policy().lease_ttl;
     // A process took the lease, then died: it never writes nor releases.
     let dead = LeaseOwner::new("dead-process");
-    assert!(store
-        .try_acquire_lease(&key(), &dead, ttl, shared.wall_clock().now())
-        .await
-        .expect("acquired"));
+    assert!(
+        store
+            .try_acquire_lease(&key(), &dead, ttl, shared.wall_clock().now())
+            .await
+            .expect("acquired")
+    );
 
     let renewals = Renewals::default();
     let started = tokio::time::Instant::now();
@@ -137,8 +158,14 @@ async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
     let waited = started.elapsed();
     assert_eq!(outcome.source, Source::Renewed);
     assert_eq!(renewals.total(), 1);
-    assert!(waited >= ttl, "took over after {waited:?}, before the lease expired");
-    assert!(waited < ttl + Duration::from_millis(500), "waited {waited:?}");
+    assert!(
+        waited >= ttl,
+        "took over after {waited:?}, before the lease expired"
+    );
+    assert!(
+        waited < ttl + Duration::from_millis(500),
+        "waited {waited:?}"
+    );
     assert!(
         !store.release_lease(&key(), &dead).await.expect("answers"),
         "the dead holder's lease is gone"
@@ -161,7 +188,10 @@ async fn a_refused_refresh_looks_at_the_store_before_the_password() {
                 match what {
                     dynata_sdk::store::Renew::Refresh(_) => {
                         let winner = session_at(shared, 2);
-                        store.save(&key(), &winner, shared.wall_clock().now()).await.expect("saved");
+                        store
+                            .save(&key(), &winner, shared.wall_clock().now())
+                            .await
+                            .expect("saved");
                         Err(RenewError::RefreshRejected("invalid_grant".to_string()))
                     }
                     dynata_sdk::store::Renew::Login => {
@@ -205,11 +235,16 @@ async fn a_failed_renewal_is_the_callers_error_and_frees_the_lease() {
     let store = Arc::new(FileStore::new(dir.path()));
     let shared = client(store.clone());
     let error = shared
-        .renew(None, |_| async { Err::<StoredSession, _>(RenewError::Failed("503".to_string())) })
+        .renew(None, |_| async {
+            Err::<StoredSession, _>(RenewError::Failed("503".to_string()))
+        })
         .await
         .expect_err("the renewal failed");
     assert_eq!(error, "503");
-    assert!(!store.lease_path(&key()).exists(), "released for the next try");
+    assert!(
+        !store.lease_path(&key()).exists(),
+        "released for the next try"
+    );
     assert!(store.load(&key()).await.expect("loads").is_none());
 }
 
@@ -288,7 +323,9 @@ async fn a_failing_or_hanging_store_never_fails_a_renewal_and_is_tried_again() {
         // The next renewal goes to the store first again, then refreshes
         // with the local refresh token rather than the password.
         let second = shared
-            .renew(Some(&first.session), |what| renewals.renew(&shared, what, Duration::ZERO))
+            .renew(Some(&first.session), |what| {
+                renewals.renew(&shared, what, Duration::ZERO)
+            })
             .await
             .expect("renewed without the store");
         assert_eq!(second.source, Source::RenewedAlone);
