@@ -34,7 +34,7 @@ pub struct SharingPolicy {
     /// How long a renewal lease lasts: the longest a process that dies while
     /// renewing delays the others. Longer than a renewal takes. Default 15 s.
     pub lease_ttl: Duration,
-    /// The time limit of every store operation. Default 2 s.
+    /// The time limit of every store operation. Default 1 s.
     pub operation_timeout: Duration,
     /// At most one warning about the store per this interval; the rest go to
     /// `debug`. Default 60 s.
@@ -47,7 +47,7 @@ impl Default for SharingPolicy {
             clock_skew: Duration::from_secs(5),
             fresh_for: Duration::from_secs(5 * 60),
             lease_ttl: Duration::from_secs(15),
-            operation_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(1),
             warning_interval: Duration::from_secs(60),
         }
     }
@@ -121,6 +121,18 @@ impl WallClock {
         self.wall_anchor
             .checked_add(elapsed)
             .unwrap_or(self.wall_anchor)
+    }
+
+    /// The wall-clock time at `instant` on the clock it follows (an instant
+    /// the lifecycle took just before sending a request, say).
+    pub fn at(&self, instant: Instant) -> SystemTime {
+        let now = self.now();
+        let clock_now = self.clock.now();
+        if instant <= clock_now {
+            now.checked_sub(clock_now - instant).unwrap_or(now)
+        } else {
+            now.checked_add(instant - clock_now).unwrap_or(now)
+        }
     }
 
     /// The monotonic clock it follows, read now.
@@ -335,6 +347,10 @@ impl SharedSession {
         F: FnMut(Renew) -> Fut,
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
+        let lease = HeldLease {
+            shared: self,
+            held: true,
+        };
         // A holder may have written and released just before we took the lease.
         let stored = match self.load().await {
             Ok(stored) => stored,
@@ -344,7 +360,7 @@ impl SharedSession {
             }
         };
         if let Some(session) = stored.as_ref().filter(|s| self.adoptable(s, local)) {
-            self.release().await;
+            lease.release().await;
             return Ok(self.adopted(session.clone()));
         }
         let basis = self.newest_refreshable(stored.as_ref(), local);
@@ -360,7 +376,7 @@ impl SharedSession {
                             if self.adoptable(&session, local)
                                 && session.refresh_token != basis.refresh_token =>
                         {
-                            self.release().await;
+                            lease.release().await;
                             return Ok(self.adopted(session));
                         }
                         _ => login(&mut renew).await,
@@ -389,7 +405,7 @@ impl SharedSession {
             }
             Err(error) => Err(error),
         };
-        self.release().await;
+        lease.release().await;
         outcome
     }
 
@@ -481,6 +497,38 @@ impl SharedSession {
                 operation,
                 after: limit,
             }))
+    }
+}
+
+/// The renewal lease while this client holds it. Released explicitly; if the
+/// renewal's future is dropped first (its caller gave up), released by a
+/// task of its own, so the others need not wait for the lease to expire.
+struct HeldLease<'s> {
+    shared: &'s SharedSession,
+    held: bool,
+}
+
+impl HeldLease<'_> {
+    async fn release(mut self) {
+        self.held = false;
+        self.shared.release().await;
+    }
+}
+
+impl Drop for HeldLease<'_> {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime to release on: the lease expires by itself.
+        };
+        let store = Arc::clone(&self.shared.store);
+        let (key, owner) = (self.shared.key.clone(), self.shared.owner.clone());
+        let limit = self.shared.policy.operation_timeout;
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
+        });
     }
 }
 

@@ -349,3 +349,33 @@ async fn logout_removes_the_stored_session() {
     assert!(shared.load_fresh().await.is_none());
     assert!(!store.session_path(&key()).exists());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_dropped_while_holding_the_lease_releases_it() {
+    let dir = TempDir::new("dropped");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = Arc::new(client(store.clone()));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let renewing = tokio::spawn({
+        let (shared, started) = (Arc::clone(&shared), Arc::clone(&started));
+        async move {
+            shared
+                .renew(None, |_| {
+                    started.notify_one();
+                    std::future::pending::<Result<StoredSession, RenewError<String>>>()
+                })
+                .await
+        }
+    });
+    started.notified().await;
+    assert!(store.lease_path(&key()).exists(), "held while renewing");
+    renewing.abort();
+    let _ = renewing.await;
+    for _ in 0..100 {
+        if !store.lease_path(&key()).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the lease outlived the renewal that held it");
+}
