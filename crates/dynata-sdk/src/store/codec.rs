@@ -10,7 +10,7 @@
 //! | plain | the session as JSON (camelCase, times in Unix milliseconds) |
 //! | sealed | key id (8 bytes), nonce (12 bytes, random per write), ciphertext and tag |
 //!
-//! The sealed form authenticates the header and the store key's name too, so
+//! The sealed form authenticates the header and the account's digest too, so
 //! a record copied under another account's key does not decrypt.
 
 use std::fmt;
@@ -211,7 +211,7 @@ impl SessionCodec {
                     .aead()
                     .open_in_place(nonce, Aad::from(&aad), &mut buffer)
                     .map_err(|_| {
-                        corrupt("the record does not decrypt: tampered with, or stored under another key name")
+                        corrupt("the record does not decrypt: tampered with, or stored under another account's key")
                     })?;
                 Zeroizing::new(opened.to_vec())
             }
@@ -240,7 +240,7 @@ impl SessionCodec {
 /// The authenticated data of a sealed record: its header and the key name.
 fn aad(header: &[u8], key: &StoreKey) -> Vec<u8> {
     let mut aad = header.to_vec();
-    aad.extend_from_slice(key.name().as_bytes());
+    aad.extend_from_slice(key.digest().as_bytes());
     aad
 }
 

@@ -16,8 +16,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use super::{
-    EncryptionKey, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey, StoredSession,
-    TokenStore,
+    DEFAULT_KEY_PREFIX, EncryptionKey, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey,
+    StoredSession, TokenStore,
 };
 
 /// Deletes the lease only if `owner` still holds it: a GET and a DEL that no
@@ -36,6 +36,7 @@ pub struct RedisStore {
     password: Option<String>,
     codec: SessionCodec,
     timeout: Duration,
+    prefix: String,
 }
 
 impl RedisStore {
@@ -70,6 +71,7 @@ impl RedisStore {
             password,
             codec: SessionCodec::plain(),
             timeout: Duration::from_secs(1),
+            prefix: DEFAULT_KEY_PREFIX.to_string(),
         })
     }
 
@@ -89,6 +91,24 @@ impl RedisStore {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Names keys `<prefix><digest>` (and `<prefix><digest>:lease`); default
+    /// [`DEFAULT_KEY_PREFIX`]. Give each application sharing a Redis its own,
+    /// or match your ACL's key patterns.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The Redis key holding the session of `key`.
+    pub fn session_key(&self, key: &StoreKey) -> String {
+        format!("{}{}", self.prefix, key.digest())
+    }
+
+    /// The Redis key holding the renewal lease of `key`.
+    pub fn lease_key(&self, key: &StoreKey) -> String {
+        format!("{}{}:lease", self.prefix, key.digest())
     }
 
     /// The URL, its password replaced by `***`.
@@ -143,6 +163,7 @@ impl fmt::Debug for RedisStore {
             .field("url", &self.redacted_url)
             .field("encrypted", &self.codec.is_encrypted())
             .field("timeout", &self.timeout)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -150,7 +171,9 @@ impl fmt::Debug for RedisStore {
 impl TokenStore for RedisStore {
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         Box::pin(async move {
-            let record: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key.name())).await?;
+            let record: Option<Vec<u8>> = self
+                .query(redis::cmd("GET").arg(self.session_key(key)))
+                .await?;
             record
                 .map(|record| self.codec.decode(key, &zeroize::Zeroizing::new(record)))
                 .transpose()
@@ -175,7 +198,7 @@ impl TokenStore for RedisStore {
             let () = self
                 .query(
                     redis::cmd("SET")
-                        .arg(key.name())
+                        .arg(self.session_key(key))
                         .arg(&record[..])
                         .arg("PX")
                         .arg(millis(keep)),
@@ -187,7 +210,9 @@ impl TokenStore for RedisStore {
 
     fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let _removed: i64 = self.query(redis::cmd("DEL").arg(key.name())).await?;
+            let _removed: i64 = self
+                .query(redis::cmd("DEL").arg(self.session_key(key)))
+                .await?;
             Ok(())
         })
     }
@@ -204,7 +229,7 @@ impl TokenStore for RedisStore {
             let set: Option<String> = self
                 .query(
                     redis::cmd("SET")
-                        .arg(lease_name(key))
+                        .arg(self.lease_key(key))
                         .arg(owner.as_str())
                         .arg("NX")
                         .arg("PX")
@@ -226,17 +251,13 @@ impl TokenStore for RedisStore {
                     redis::cmd("EVAL")
                         .arg(RELEASE_SCRIPT)
                         .arg(1)
-                        .arg(lease_name(key))
+                        .arg(self.lease_key(key))
                         .arg(owner.as_str()),
                 )
                 .await?;
             Ok(deleted == 1)
         })
     }
-}
-
-fn lease_name(key: &StoreKey) -> String {
-    format!("{}:lease", key.name())
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -253,9 +253,10 @@ async fn a_corrupt_value_is_ignored_and_replaced() {
     };
     let redis = store(&server);
     let shared = client(Arc::new(store(&server)));
+    let name = redis.session_key(&key());
     // A truncated header, and something that was never ours.
     for garbage in ["DYNSESS", "{\"accessToken\": \"x\"}"] {
-        assert_eq!(server.cli(&["SET", key().name(), garbage]), "OK");
+        assert_eq!(server.cli(&["SET", &name, garbage]), "OK");
         assert!(matches!(
             redis.load(&key()).await,
             Err(StoreError::Corrupt { .. })
@@ -296,4 +297,22 @@ async fn a_password_protected_redis_works_and_a_wrong_password_never_shows() {
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("wrong-pw-123"), "{shown}");
     assert!(shown.contains("***"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_names_carry_the_prefix_and_never_the_username() {
+    let Some(server) = RedisServer::start("redis key names") else {
+        return;
+    };
+    let redis = store(&server).with_key_prefix("survey-router:");
+    let shared = client(Arc::new(store(&server).with_key_prefix("survey-router:")));
+    let renewals = Renewals::default();
+    shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let keys = server.cli(&["KEYS", "*"]);
+    assert_eq!(keys, format!("survey-router:{}", key().digest()));
+    assert_eq!(keys, redis.session_key(&key()));
+    assert!(!keys.contains("alice"));
 }
