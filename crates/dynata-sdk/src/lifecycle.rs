@@ -19,9 +19,12 @@ use dynata_auth_api::{Secret, types};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth_calls::{self, AuthOperation};
+use crate::auth_calls::{self, AuthOperation, Sent};
 use crate::clock::{Clock, FastClock};
 use crate::retry::Failure;
+use crate::store::{
+    Renew, RenewError, SharedSession, SharingPolicy, StoreKey, StoredSession, TokenStore,
+};
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
 
 /// The settings the lifecycle runs by; see [`crate::ClientBuilder`].
@@ -65,6 +68,9 @@ struct Session {
     state: AtomicU8,
     /// A background refresh was started for this session (once only).
     refresh_started: AtomicBool,
+    /// The pair with wall-clock expiry times, as a token store holds it;
+    /// only with a store, so a client without one never reads the wall clock.
+    stored: Option<StoredSession>,
 }
 
 impl Session {
@@ -145,7 +151,13 @@ pub(crate) struct Lifecycle {
     fast_clock: FastClock,
     current: ArcSwapOption<Session>,
     slow: Mutex<SlowPath>,
+    /// The session shared with other processes through a token store, if
+    /// one was configured. Only renewals consult it, never the fast path.
+    shared: Option<SharedSession>,
 }
+
+/// A token store, the account's key in it, and how to share through it.
+pub(crate) type StoreSettings = (Arc<dyn TokenStore>, StoreKey, SharingPolicy);
 
 impl Lifecycle {
     /// `clock` is `None` for the default one, which the fast path reads in
@@ -155,9 +167,12 @@ impl Lifecycle {
         credentials: Credentials,
         settings: Settings,
         clock: Option<Arc<dyn Clock>>,
+        store: Option<StoreSettings>,
     ) -> Self {
         let coarse = clock.is_none();
         let clock = clock.unwrap_or_else(|| Arc::new(crate::clock::TokioClock));
+        let shared = store
+            .map(|(store, key, policy)| SharedSession::new(store, key, policy, Arc::clone(&clock)));
         Lifecycle {
             api,
             credentials,
@@ -166,6 +181,7 @@ impl Lifecycle {
             clock,
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
+            shared,
         }
     }
 
@@ -338,6 +354,9 @@ impl Lifecycle {
             // Logged out while this flight ran: its session must not outlive
             // the logout, so it is revoked before anyone hears back.
             if let Some(orphan) = orphan {
+                if let Some(shared) = &this.shared {
+                    shared.remove().await;
+                }
                 let _ = this.revoke(&orphan).await;
             }
             sender.send_replace(Some(outcome));
@@ -362,9 +381,158 @@ impl Lifecycle {
         }
     }
 
-    /// A new token pair: by refresh while the refresh token lives, else (or if
+    /// A new token pair: from the token store if another process has just
+    /// renewed it, else by refresh while the refresh token lives, else (or if
     /// Dynata rejects it) by password.
     async fn renew(&self) -> Result<Arc<Session>, Refused> {
+        let Some(shared) = &self.shared else {
+            return self.renew_alone().await;
+        };
+        let local = self.current.load_full();
+        let local = local.as_ref().and_then(|session| session.stored.as_ref());
+        let outcome = shared
+            .renew(local, |what| self.renew_for_store(shared, what))
+            .await?;
+        tracing::debug!(source = ?outcome.source, "renewed through the token store");
+        Ok(self.session_from_stored(shared, outcome.session)?)
+    }
+
+    /// One login or refresh on behalf of the store protocol, which decides
+    /// which (the newest refresh token may be another process's).
+    async fn renew_for_store(
+        &self,
+        shared: &SharedSession,
+        what: Renew,
+    ) -> Result<StoredSession, RenewError<Refused>> {
+        let credentials = &self.credentials;
+        let policy = &self.settings.retry;
+        let (pair, sent_at) = match what {
+            Renew::Refresh(refresh_token) => {
+                let body = types::RefreshRequest {
+                    client_id: credentials.client_id.clone(),
+                    refresh_token,
+                    client_secret: credentials.client_secret.clone(),
+                };
+                let secrets = [&body.refresh_token];
+                auth_calls::send(
+                    AuthOperation::Refresh,
+                    policy,
+                    &*self.clock,
+                    &secrets,
+                    || self.api.refresh(&body),
+                )
+                .await
+                .map_err(|failure| match failure.error {
+                    Error::CredentialsRejected { .. } => {
+                        RenewError::RefreshRejected(failure.into())
+                    }
+                    _ => RenewError::Failed(failure.into()),
+                })?
+            }
+            Renew::Login => self
+                .login()
+                .await
+                .map_err(|failure| RenewError::Failed(failure.into()))?,
+        };
+        let lifetime = |seconds: i64, field: &str| {
+            u64::try_from(seconds)
+                .map(Duration::from_secs)
+                .map_err(|_| {
+                    let error = Error::decode(format!("{field} is out of range: {seconds}"));
+                    RenewError::Failed(error.into())
+                })
+        };
+        let access = lifetime(pair.expires_in, "expiresIn")?;
+        let refresh = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
+        // As for a client without a store: an expired token cannot be used.
+        if access.is_zero() {
+            let error = Error::decode("expiresIn is 0: the token is already expired");
+            return Err(RenewError::Failed(error.into()));
+        }
+        StoredSession::from_lifetimes(
+            pair.access_token,
+            access,
+            pair.refresh_token,
+            refresh,
+            shared.wall_clock().at(sent_at),
+        )
+        .ok_or_else(|| RenewError::Failed(Error::decode("a token lifetime is out of range").into()))
+    }
+
+    /// A stored session (adopted or renewed) on this process's clocks: its
+    /// wall-clock expiry becomes a monotonic deadline made early by the skew
+    /// allowance, and the windows are those of its whole lifetime.
+    fn session_from_stored(
+        &self,
+        shared: &SharedSession,
+        stored: StoredSession,
+    ) -> Result<Arc<Session>, Error> {
+        let (expires_at, refresh_expires_at) = shared
+            .local_deadlines(&stored)
+            .ok_or_else(|| Error::decode("the stored token expired before it could be used"))?;
+        let clock = &*self.clock;
+        let now = clock.now();
+        let access_lifetime = stored.access_lifetime();
+        let soft = self.settings.soft_window.min(access_lifetime / 2);
+        let hard = self
+            .settings
+            .hard_margin
+            .min(access_lifetime / 10)
+            .min(soft);
+        let early = |at: Instant, by: Duration| at.checked_sub(by).unwrap_or(now).max(now);
+        // The soft window counts from the expiry as stored, without the skew
+        // allowance: it schedules a renewal at the same moment as in every
+        // other process sharing the token. Validity (the hard margin) stays
+        // early by the skew.
+        let unskewed = stored
+            .access_deadline(shared.wall_clock().now(), now, Duration::ZERO)
+            .unwrap_or(expires_at);
+        let hard_at = early(expires_at, hard);
+        let soft_at = early(unskewed, soft).min(hard_at);
+        Ok(Arc::new(Session {
+            token: AccessToken::new(stored.access_token.clone(), expires_at),
+            refresh_token: stored.refresh_token.clone(),
+            refresh_usable_until: early(
+                refresh_expires_at,
+                self.settings
+                    .hard_margin
+                    .min(stored.refresh_lifetime() / 10),
+            ),
+            soft: self.fast_clock.ticks_near(soft_at, clock),
+            hard: self.fast_clock.ticks_at(hard_at, clock),
+            hard_at,
+            state: AtomicU8::new(FRESH),
+            refresh_started: AtomicBool::new(false),
+            stored: Some(stored),
+        }))
+    }
+
+    /// A login with the password.
+    async fn login(&self) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
+        let credentials = &self.credentials;
+        let body = types::PasswordLoginRequest {
+            client_id: credentials.client_id.clone(),
+            username: credentials.username.clone(),
+            password: credentials.password.clone(),
+            client_secret: credentials.client_secret.clone(),
+        };
+        let secrets: Vec<&Secret> = [Some(&body.password), body.client_secret.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        auth_calls::send(
+            AuthOperation::Login,
+            &self.settings.retry,
+            &*self.clock,
+            &secrets,
+            || self.api.login(&body),
+        )
+        .await
+    }
+
+    /// Renewal without a token store: the refresh token while it lives, else
+    /// (or if Dynata rejects it) the password.
+    async fn renew_alone(&self) -> Result<Arc<Session>, Refused> {
         let credentials = &self.credentials;
         let policy = &self.settings.retry;
         if let Some(previous) = self.current.load_full()
@@ -397,21 +565,7 @@ impl Lifecycle {
                 Err(failure) => return Err(failure.into()),
             }
         }
-        let body = types::PasswordLoginRequest {
-            client_id: credentials.client_id.clone(),
-            username: credentials.username.clone(),
-            password: credentials.password.clone(),
-            client_secret: credentials.client_secret.clone(),
-        };
-        let secrets: Vec<&Secret> = [Some(&body.password), body.client_secret.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let (pair, sent_at) =
-            auth_calls::send(AuthOperation::Login, policy, &*self.clock, &secrets, || {
-                self.api.login(&body)
-            })
-            .await?;
+        let (pair, sent_at) = self.login().await?;
         self.session_from(pair, sent_at)
     }
 
@@ -460,6 +614,7 @@ impl Lifecycle {
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
+            stored: None,
         }))
     }
 
@@ -512,6 +667,10 @@ impl Lifecycle {
             }
             (self.current.swap(None), slow.flight.take())
         };
+        if let Some(shared) = &self.shared {
+            // Before revoking: no other process may adopt tokens about to die.
+            shared.remove().await;
+        }
         let revoked = match session {
             Some(session) => self.revoke(&session).await,
             None => {

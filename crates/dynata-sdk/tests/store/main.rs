@@ -3,8 +3,12 @@
 //! counts its calls, and stores that fail, hang or hold garbage. The Redis
 //! tests run against a `redis-server` each test starts on a free loopback port.
 
+mod client;
 mod file_store;
+mod fleet;
 mod protocol;
+#[cfg(feature = "redis")]
+mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_store;
 
