@@ -13,7 +13,7 @@ use super::types;
 fn spec_schemas() -> serde_json::Map<String, Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/dynata-auth.yaml");
     let text = std::fs::read_to_string(path).expect("the spec is readable");
-    let spec: Value = serde_yaml::from_str(&text).expect("the spec is YAML");
+    let spec: Value = serde_norway::from_str(&text).expect("the spec is YAML");
     spec["components"]["schemas"]
         .as_object()
         .expect("components.schemas")
