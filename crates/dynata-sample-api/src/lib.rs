@@ -32,7 +32,7 @@
 use std::fmt;
 
 use progenitor_client::{ClientHooks, OperationInfo};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 #[macro_use]
@@ -186,6 +186,14 @@ impl ClientHooks<Bearer> for Client {
                 })?;
             value.set_sensitive(true);
             request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        // The actions (launch, pause, close, accept, ...) are POSTs without a
+        // body. RFC 9110 asks a client to say `Content-Length: 0` for them,
+        // and some gateways answer `411 Length Required` when it is missing.
+        if request.body().is_none() && request.method() == reqwest::Method::POST {
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         Ok(())
     }
