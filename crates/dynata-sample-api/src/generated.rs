@@ -8,6 +8,168 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    open_enum! {
+        /// Whether a targeting attribute can still be used.
+        AttributeState {
+            Active => "ACTIVE",
+            Deprecated => "DEPRECATED",
+            Inactive => "INACTIVE",
+        }
+    }
+    open_enum! {
+        /// The kind of answer a targeting attribute takes.
+        AttributeType {
+            List => "LIST",
+            Integer => "INTEGER",
+            String => "STRING",
+            IntegerRange => "INTEGER_RANGE",
+        }
+    }
+    open_enum! {
+        /// How a project is billed.
+        BillingType {
+            AggregatedMonthly => "AGGREGATED_MONTHLY",
+            PerProject => "PER_PROJECT",
+        }
+    }
+    open_enum! {
+        /// A line of a quote or a cost breakdown.
+        CostType {
+            Base => "BASE",
+            Premium => "PREMIUM",
+        }
+    }
+    open_enum! {
+        /// How fast completes are delivered; `BALANCED` is the default. The
+        /// values change over time (`BURST` appeared in 2019, `UNLIMITED` in
+        /// 2020, and current clients list none), so this is open on both sides;
+        /// `get_study_metadata` lists what the account may use.
+        DeliveryType {
+            Slow => "SLOW",
+            Balanced => "BALANCED",
+            Fast => "FAST",
+            Burst => "BURST",
+            Unlimited => "UNLIMITED",
+        }
+    }
+    open_enum! {
+        /// A kind of device respondents may take the survey on.
+        Device {
+            Mobile => "mobile",
+            Desktop => "desktop",
+            Tablet => "tablet",
+        }
+    }
+    open_enum! {
+        /// What an event is about. Dynata's Go client knows the three reprice
+        /// events and says the list may not be complete.
+        EventType {
+            LineItemRepriceTriggered => "LineItem:RepriceTriggered",
+            LineItemRepriceAccepted => "LineItem:RepriceAccepted",
+            LineItemRepriceRejected => "LineItem:RepriceRejected",
+        }
+    }
+    open_enum! {
+        /// What `exclusions.list` names. Dynata's Go client says `PROJECT` or
+        /// `TAG`, its Swagger document `PROJECT` or `CATEGORY`, and answers with
+        /// no exclusions carry `""`.
+        ExclusionType {
+            Project => "PROJECT",
+            Tag => "TAG",
+            Category => "CATEGORY",
+        }
+    }
+    open_enum! {
+        /// Whether feasibility is known: `PROCESSING` means ask again later;
+        /// `READY` carries the count and price; `NOT_SUPPORTED` and `FAILED` are
+        /// final.
+        FeasibilityStatus {
+            Ready => "READY",
+            Processing => "PROCESSING",
+            NotSupported => "NOT_SUPPORTED",
+            Failed => "FAILED",
+        }
+    }
+    open_enum! {
+        /// A line item's state: the union of the values Dynata's clients know.
+        LineItemState {
+            Provisioned => "PROVISIONED",
+            AwaitingApproval => "AWAITING_APPROVAL",
+            AwaitingClientApproval => "AWAITING_CLIENT_APPROVAL",
+            AwaitingApprovalPaused => "AWAITING_APPROVAL_PAUSED",
+            QaApproved => "QA_APPROVED",
+            Launched => "LAUNCHED",
+            Paused => "PAUSED",
+            Closed => "CLOSED",
+            Completed => "COMPLETED",
+            Invoiced => "INVOICED",
+            Cancelled => "CANCELLED",
+            Rejected => "REJECTED",
+            RejectedPaused => "REJECTED_PAUSED",
+        }
+    }
+    open_enum! {
+        /// A project's state.
+        ProjectState {
+            Provisioned => "PROVISIONED",
+            Launched => "LAUNCHED",
+            Paused => "PAUSED",
+            Closed => "CLOSED",
+            Completed => "COMPLETED",
+            Invoiced => "INVOICED",
+            Cancelled => "CANCELLED",
+        }
+    }
+    open_enum! {
+        /// Whether a quota cell takes traffic.
+        QuotaCellStatus {
+            Launched => "LAUNCHED",
+            Paused => "PAUSED",
+        }
+    }
+    open_enum! {
+        /// Why a line item was repriced.
+        RepriceReason {
+            LoiChange => "LOI_CHANGE",
+            IrChange => "IR_CHANGE",
+            IrAndLoiChange => "IR_AND_LOI_CHANGE",
+            Unknown => "UNKNOWN",
+        }
+    }
+    open_enum! {
+        /// How end links are secured.
+        SecurityLevel {
+            None => "NONE",
+            Basic => "BASIC",
+            Medium => "MEDIUM",
+            High => "HIGH",
+            SignedUrl => "SIGNED_URL",
+        }
+    }
+    open_enum! {
+        /// What a target counts; only completes are known.
+        TargetType {
+            Complete => "COMPLETE",
+        }
+    }
+    open_enum! {
+        /// Whether the listed options are included or excluded; `include` when
+        /// absent. Requests use lower case; answers have been seen in upper case
+        /// (`INCLUDE`), and the generated client matches known values without
+        /// regard to case. Deprecated inside `quotaNodes`.
+        TargetingOperator {
+            Include => "include",
+            Exclude => "exclude",
+        }
+    }
+    open_enum! {
+        /// Whether a template can still be used.
+        TemplateState {
+            Active => "ACTIVE",
+            Deprecated => "DEPRECATED",
+            Inactive => "INACTIVE",
+        }
+    }
     /**The body of every 4xx and 5xx answer of `/sample/v1`: the envelope,
 with `status.errors[]` filled in. Every field is optional so that a
 gateway's `{"message": ...}` decodes too (its text lands in
@@ -17770,91 +17932,6 @@ endpoints agree with.
             }
         }
     }
-    open_enum! {
-        #[doc = "Whether a targeting attribute can still be used."] AttributeState {
-        Active => "ACTIVE", Deprecated => "DEPRECATED", Inactive => "INACTIVE", }
-    }
-    open_enum! {
-        #[doc = "The kind of answer a targeting attribute takes."] AttributeType { List
-        => "LIST", Integer => "INTEGER", String => "STRING", IntegerRange =>
-        "INTEGER_RANGE", }
-    }
-    open_enum! {
-        #[doc = "How a project is billed."] BillingType { AggregatedMonthly =>
-        "AGGREGATED_MONTHLY", PerProject => "PER_PROJECT", }
-    }
-    open_enum! {
-        #[doc = "A line of a quote or a cost breakdown."] CostType { Base => "BASE",
-        Premium => "PREMIUM", }
-    }
-    open_enum! {
-        #[doc =
-        "How fast completes are delivered; `BALANCED` is the default. The\nvalues change over time (`BURST` appeared in 2019, `UNLIMITED` in\n2020, and current clients list none), so this is open on both sides;\n`get_study_metadata` lists what the account may use."]
-        DeliveryType { Slow => "SLOW", Balanced => "BALANCED", Fast => "FAST", Burst =>
-        "BURST", Unlimited => "UNLIMITED", }
-    }
-    open_enum! {
-        #[doc = "A kind of device respondents may take the survey on."] Device { Mobile
-        => "mobile", Desktop => "desktop", Tablet => "tablet", }
-    }
-    open_enum! {
-        #[doc =
-        "What an event is about. Dynata's Go client knows the three reprice\nevents and says the list may not be complete."]
-        EventType { LineItemRepriceTriggered => "LineItem:RepriceTriggered",
-        LineItemRepriceAccepted => "LineItem:RepriceAccepted", LineItemRepriceRejected =>
-        "LineItem:RepriceRejected", }
-    }
-    open_enum! {
-        #[doc =
-        "What `exclusions.list` names. Dynata's Go client says `PROJECT` or\n`TAG`, its Swagger document `PROJECT` or `CATEGORY`, and answers with\nno exclusions carry `\"\"`."]
-        ExclusionType { Project => "PROJECT", Tag => "TAG", Category => "CATEGORY", }
-    }
-    open_enum! {
-        #[doc =
-        "Whether feasibility is known: `PROCESSING` means ask again later;\n`READY` carries the count and price; `NOT_SUPPORTED` and `FAILED` are\nfinal."]
-        FeasibilityStatus { Ready => "READY", Processing => "PROCESSING", NotSupported =>
-        "NOT_SUPPORTED", Failed => "FAILED", }
-    }
-    open_enum! {
-        #[doc = "A line item's state: the union of the values Dynata's clients know."]
-        LineItemState { Provisioned => "PROVISIONED", AwaitingApproval =>
-        "AWAITING_APPROVAL", AwaitingClientApproval => "AWAITING_CLIENT_APPROVAL",
-        AwaitingApprovalPaused => "AWAITING_APPROVAL_PAUSED", QaApproved =>
-        "QA_APPROVED", Launched => "LAUNCHED", Paused => "PAUSED", Closed => "CLOSED",
-        Completed => "COMPLETED", Invoiced => "INVOICED", Cancelled => "CANCELLED",
-        Rejected => "REJECTED", RejectedPaused => "REJECTED_PAUSED", }
-    }
-    open_enum! {
-        #[doc = "A project's state."] ProjectState { Provisioned => "PROVISIONED",
-        Launched => "LAUNCHED", Paused => "PAUSED", Closed => "CLOSED", Completed =>
-        "COMPLETED", Invoiced => "INVOICED", Cancelled => "CANCELLED", }
-    }
-    open_enum! {
-        #[doc = "Whether a quota cell takes traffic."] QuotaCellStatus { Launched =>
-        "LAUNCHED", Paused => "PAUSED", }
-    }
-    open_enum! {
-        #[doc = "Why a line item was repriced."] RepriceReason { LoiChange =>
-        "LOI_CHANGE", IrChange => "IR_CHANGE", IrAndLoiChange => "IR_AND_LOI_CHANGE",
-        Unknown => "UNKNOWN", }
-    }
-    open_enum! {
-        #[doc = "How end links are secured."] SecurityLevel { None => "NONE", Basic =>
-        "BASIC", Medium => "MEDIUM", High => "HIGH", SignedUrl => "SIGNED_URL", }
-    }
-    open_enum! {
-        #[doc = "What a target counts; only completes are known."] TargetType { Complete
-        => "COMPLETE", }
-    }
-    open_enum! {
-        #[doc =
-        "Whether the listed options are included or excluded; `include` when\nabsent. Requests use lower case; answers have been seen in upper case\n(`INCLUDE`), and the generated client matches known values without\nregard to case. Deprecated inside `quotaNodes`."]
-        TargetingOperator { Include => "include", Exclude => "exclude", }
-    }
-    open_enum! {
-        #[doc = "Whether a template can still be used."] TemplateState { Active =>
-        "ACTIVE", Deprecated => "DEPRECATED", Inactive => "INACTIVE", }
-    }
 }
 #[derive(Clone, Debug)]
 /**Client for Dynata Demand API (Sample API v1)
@@ -18006,8 +18083,8 @@ Arguments:
 - `id`
 - `is_allowed_in_survey_appends`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `name`
 - `offset`: How many records to skip; the server's default is 0.
@@ -18051,8 +18128,8 @@ Arguments:
 - `description`
 - `id`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `name`
 - `offset`: How many records to skip; the server's default is 0.
@@ -18084,8 +18161,8 @@ Arguments:
 - `id`
 - `iso_code`: ISO 3166-1 alpha-2 code, such as `US`.
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `sort`: `field:asc` or `field:desc`, several joined by commas, most significant
@@ -18116,8 +18193,8 @@ Arguments:
 - `ext_line_item_id`
 - `ext_project_id`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `sort`: `field:asc` or `field:desc`, several joined by commas, most significant
@@ -18217,8 +18294,8 @@ Arguments:
 - `ext_project_id`
 - `job_number`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `scope`
@@ -18286,8 +18363,8 @@ Arguments:
 - `end_date`: Last day covered, `YYYY-MM-DD`.
 - `ext_project_id`: Only these projects: one id, or several joined with commas.
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `sort`: `field:asc` or `field:desc`, several joined by commas, most significant
@@ -18476,8 +18553,8 @@ Arguments:
 - `ext_line_item_id`
 - `language_iso_code`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `qa_state`
@@ -18750,8 +18827,8 @@ Sends a `GET` request to `/roles`
 Arguments:
 - `id`: Only the role with this id, such as `SURVEY_AUTHOR`.
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `name`: Only roles with this name.
 - `offset`: How many records to skip; the server's default is 0.
@@ -18786,8 +18863,8 @@ Arguments:
 - `id`
 - `language_iso_code`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `name`
 - `offset`: How many records to skip; the server's default is 0.
@@ -18840,8 +18917,8 @@ Sends a `GET` request to `/teams`
 
 Arguments:
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `sort`: `field:asc` or `field:desc`, several joined by commas, most significant
@@ -18889,8 +18966,8 @@ Arguments:
 - `editable`
 - `id`
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `name`
 - `offset`: How many records to skip; the server's default is 0.
@@ -18988,8 +19065,8 @@ Sends a `GET` request to `/users`
 
 Arguments:
 - `limit`: Page size; the server's default is 10. The largest value the server
-accepts is not documented (Dynata's clients cap it at 50, 100 or 1000);
-100 is accepted everywhere.
+accepts is not documented: Dynata's clients cap it at 50, 100 or 1000
+(100 for events and line items), so this document sets no maximum.
 
 - `offset`: How many records to skip; the server's default is 0.
 - `sort`: `field:asc` or `field:desc`, several joined by commas, most significant
