@@ -9,12 +9,16 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde_json::Value;
 
-/// The `components.schemas` of a spec in `openapi/`, such as `dynata-auth.yaml`.
-pub fn spec_schemas(spec_file: &str) -> serde_json::Map<String, Value> {
+/// A whole spec in `openapi/`, such as `dynata-auth.yaml`, as JSON.
+pub fn spec_document(spec_file: &str) -> Value {
     let path = format!("{}/../openapi/{spec_file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let spec: Value = serde_norway::from_str(&text).expect("the spec is YAML");
-    spec["components"]["schemas"]
+    serde_norway::from_str(&text).expect("the spec is YAML")
+}
+
+/// The `components.schemas` of a spec in `openapi/`.
+pub fn spec_schemas(spec_file: &str) -> serde_json::Map<String, Value> {
+    spec_document(spec_file)["components"]["schemas"]
         .as_object()
         .expect("components.schemas")
         .clone()
