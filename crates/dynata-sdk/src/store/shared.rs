@@ -95,7 +95,7 @@ pub struct Shared {
 /// The wall clock a [`SharedSession`] reads. Stored times are wall-clock
 /// times, but a client counts on its monotonic [`Clock`]; this follows that
 /// clock from the wall-clock time at which it was made, so a test's
-/// [`crate::clock::ManualClock`] moves both, and a jump of the system clock
+/// `ManualClock` (feature `test-util`) moves both, and a jump of the system clock
 /// during a process's life does not move it.
 #[derive(Clone)]
 pub struct WallClock {

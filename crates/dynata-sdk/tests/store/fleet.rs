@@ -430,7 +430,10 @@ mod with_redis {
         assert_eq!(shared.failed, 0, "first failure: {}", shared.first_failure);
         assert!(shared.calls > 8 * 64 * 50, "{shared:?}");
         assert!(shared.renewals <= shared.windows + 2, "{shared:?}");
-        assert_eq!(shared.logins, 1, "one login for the whole fleet: {shared:?}");
+        assert_eq!(
+            shared.logins, 1,
+            "one login for the whole fleet: {shared:?}"
+        );
         assert!(
             alone.renewals > shared.renewals * 4,
             "{alone:?} vs {shared:?}"

@@ -1,7 +1,10 @@
 //! Token stores and the fleet protocol, observed from outside: many
 //! `SharedSession`s (one per simulated client) over one store, a renewal that
-//! counts its calls, and stores that fail, hang or hold garbage. The Redis
-//! tests run against a `redis-server` each test starts on a free loopback port.
+//! counts its calls, and stores that fail, hang or hold garbage; and fleets of
+//! OS processes against a sandbox (`fleet`). The Redis tests are built with
+//! the `redis` feature (`cargo test -p dynata-sdk --features redis --test
+//! store`) and run against a `redis-server` each test starts on a free
+//! loopback port.
 
 mod client;
 mod file_store;
@@ -11,19 +14,6 @@ mod protocol;
 mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_store;
-
-/// Says so when the Redis tests are not built, rather than passing silently.
-#[cfg(not(feature = "redis"))]
-#[test]
-fn redis_tests_need_the_redis_feature() {
-    assert!(
-        std::env::var_os("DYNATA_TEST_REQUIRE_REDIS").is_none(),
-        "DYNATA_TEST_REQUIRE_REDIS is set but the redis feature is off: run with --features redis"
-    );
-    eprintln!(
-        "SKIPPED: the Redis store tests (cargo test -p dynata-sdk --features redis --test store)"
-    );
-}
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
