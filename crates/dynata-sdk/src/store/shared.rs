@@ -315,13 +315,16 @@ impl SharedSession {
                     .renew_alone(local, renew, "wait for the lease", &error)
                     .await;
             }
-            let waited = self
-                .bounded(
-                    "wait",
-                    self.store
-                        .wait_for_change(&self.key, poll.min(self.policy.lease_ttl)),
-                )
-                .await;
+            let poll_for = poll.min(self.policy.lease_ttl);
+            // The wait itself may take `poll_for`; only beyond it is the store slow.
+            let limit = poll_for + self.policy.operation_timeout;
+            let waited =
+                tokio::time::timeout(limit, self.store.wait_for_change(&self.key, poll_for))
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout {
+                        operation: "wait",
+                        after: limit,
+                    }));
             if let Err(error) = waited {
                 return self.renew_alone(local, renew, "wait", &error).await;
             }

@@ -379,3 +379,34 @@ async fn a_renewal_dropped_while_holding_the_lease_releases_it() {
     }
     panic!("the lease outlived the renewal that held it");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_with_a_short_operation_timeout_still_waits_for_the_holder() {
+    // Each wait for a change lasts up to the poll interval (up to 250 ms);
+    // an operation timeout shorter than that must not turn waiting into
+    // renewing alone.
+    let dir = TempDir::new("short-timeout");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let mut policy = crate::policy();
+    policy.operation_timeout = Duration::from_millis(20);
+    let holder = client(store.clone());
+    let waiter = dynata_sdk::store::SharedSession::new(
+        store.clone(),
+        key(),
+        policy,
+        Arc::new(dynata_sdk::clock::TokioClock),
+    );
+    let renewals = Renewals::default();
+    let (held, waited) = tokio::join!(
+        holder.renew(None, |what| renewals.renew(&holder, what, Duration::from_secs(1))),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waiter
+                .renew(None, |what| renewals.renew(&waiter, what, Duration::ZERO))
+                .await
+        }
+    );
+    assert_eq!(held.expect("renewed").source, Source::Renewed);
+    assert_eq!(waited.expect("adopted").source, Source::Adopted);
+    assert_eq!(renewals.total(), 1);
+}
