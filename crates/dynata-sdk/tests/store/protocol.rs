@@ -398,7 +398,11 @@ async fn a_waiter_with_a_short_operation_timeout_still_waits_for_the_holder() {
     );
     let renewals = Renewals::default();
     let (held, waited) = tokio::join!(
-        holder.renew(None, |what| renewals.renew(&holder, what, Duration::from_secs(1))),
+        holder.renew(None, |what| renewals.renew(
+            &holder,
+            what,
+            Duration::from_secs(1)
+        )),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             waiter
