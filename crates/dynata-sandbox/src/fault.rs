@@ -41,6 +41,14 @@ pub enum Fault {
     /// Answer `200` with the operation's success media type and a truncated
     /// JSON body, such as `{"accessToken": "abc`. The request is not acted on.
     MalformedBody,
+    /// Answer as the identity server (Keycloak) does when it no longer
+    /// honours a session: `400`
+    /// `{"error": "invalid_grant", "errorDescription": "..."}`
+    /// (`application/vnd.auth.error+json`), with the description Keycloak
+    /// gives for the operation (see the crate's README). The session is not
+    /// touched: its tokens stay live, so a test sees how a client copes with
+    /// a credential error it could not have predicted.
+    InvalidGrant,
 }
 
 /// What a handler does about the fault at the head of its queue.
@@ -89,7 +97,23 @@ impl Fault {
                     (StatusCode::OK, [(header::CONTENT_TYPE, media_type)], body).into_response(),
                 )
             }
+            Fault::InvalidGrant => Action::Respond(reply::auth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                invalid_grant_description(operation),
+            )),
         }
+    }
+}
+
+/// What Keycloak says with `invalid_grant` on each operation.
+fn invalid_grant_description(operation: Operation) -> &'static str {
+    match operation {
+        // An account disabled by an administrator: a 400, unlike a wrong
+        // password's 401.
+        Operation::Login => "Account disabled",
+        Operation::ExchangeCode => "Code not valid",
+        Operation::Refresh | Operation::Logout | Operation::UsersInfo => "Session not active",
     }
 }
 

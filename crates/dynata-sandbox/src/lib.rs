@@ -13,4 +13,4 @@ mod tokens;
 
 pub use fault::Fault;
 pub use operation::Operation;
-pub use sandbox::{Sandbox, SandboxBuilder};
+pub use sandbox::{Sandbox, SandboxBuilder, StartError};

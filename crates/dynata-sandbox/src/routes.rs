@@ -115,8 +115,12 @@ async fn refresh(
     };
     let pair = shared.tokens().refresh(&request.refresh_token);
     match pair {
-        Some(pair) => token_pair(&pair),
-        None => not_active(),
+        Ok(pair) => token_pair(&pair),
+        Err(refused) => reply::auth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            refused.description(),
+        ),
     }
 }
 
@@ -289,12 +293,4 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 fn token_pair(pair: &TokenPair) -> Response {
     reply::json_body(StatusCode::OK, reply::TOKEN_MEDIA_TYPE, pair)
-}
-
-fn not_active() -> Response {
-    reply::auth_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-        "Token is not active",
-    )
 }
