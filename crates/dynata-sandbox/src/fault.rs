@@ -87,11 +87,10 @@ impl Fault {
             Fault::Delay(duration) => Action::Delay(duration),
             Fault::ResetConnection => Action::Reset,
             Fault::MalformedBody => {
-                let (media_type, body) = match operation {
-                    Operation::UsersInfo => {
-                        (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#)
-                    }
-                    _ => (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#),
+                let (media_type, body) = if operation.is_auth() {
+                    (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#)
+                } else {
+                    (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#)
                 };
                 Action::Respond(
                     (StatusCode::OK, [(header::CONTENT_TYPE, media_type)], body).into_response(),
@@ -113,7 +112,7 @@ fn invalid_grant_description(operation: Operation) -> &'static str {
         // password's 401.
         Operation::Login => "Account disabled",
         Operation::ExchangeCode => "Code not valid",
-        Operation::Refresh | Operation::Logout | Operation::UsersInfo => "Session not active",
+        _ => "Session not active",
     }
 }
 
@@ -125,7 +124,6 @@ const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></
 /// Pending faults per operation, first in first out. A fault injected `n`
 /// times is one entry with a count, so a huge `times` costs no memory.
 /// Behind the queue, an operation may have a steady rate of faults.
-#[derive(Default)]
 pub(crate) struct FaultQueues {
     queues: [VecDeque<(Fault, u32)>; Operation::ALL.len()],
     steady: [Option<SteadyFaults>; Operation::ALL.len()],
@@ -148,6 +146,15 @@ impl SteadyFaults {
         let played = self.seen / self.one_in - 1;
         let index = usize::try_from(played % self.faults.len() as u64).unwrap_or_default();
         self.faults.get(index).cloned()
+    }
+}
+
+impl Default for FaultQueues {
+    fn default() -> Self {
+        FaultQueues {
+            queues: std::array::from_fn(|_| VecDeque::new()),
+            steady: std::array::from_fn(|_| None),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod demand;
 mod fault;
 mod ids;
 mod operation;

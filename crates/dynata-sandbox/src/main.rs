@@ -1,4 +1,4 @@
-//! `dynata-sandbox`: serves the emulator on 127.0.0.1 until Ctrl-C.
+//! `dynata-sandbox`: serves the emulator (auth and Demand API) on 127.0.0.1 until Ctrl-C.
 //! Flags are parsed by hand to keep the binary's dependencies at none.
 
 use std::process::ExitCode;
@@ -9,8 +9,9 @@ use dynata_sandbox::Sandbox;
 const USAGE: &str = "\
 Usage: dynata-sandbox [--port PORT] [--user NAME:PASSWORD]... [--access-ttl SECS]
                       [--refresh-ttl SECS] [--session-max SECS] [--reusable-refresh-tokens]
+                      [--account NAME:USER[,USER...]]... [--feasibility-delay SECS]
 
-A local emulator of Dynata's auth API on 127.0.0.1.
+A local emulator of Dynata's auth API and Demand API (/sample/v1) on 127.0.0.1.
 
 Options:
   --port PORT                Port to listen on (default 8080; 0 picks a free one)
@@ -24,6 +25,13 @@ Options:
                              it is refreshed: no token outlives it (default 36000)
   --reusable-refresh-tokens  A refresh token stays usable after a refresh, as by
                              Keycloak's default (default: single use, rotated)
+  --account NAME:USERS       Put these users (comma-separated) in one account: they
+                             share its projects, events and templates, which no
+                             other account sees; repeat for more accounts (default:
+                             each user is an account of its own)
+  --feasibility-delay SECS   How long feasibility stays PROCESSING after a line item
+                             is created or repriced, in whole seconds; 0 for at
+                             once (default 3)
   -h, --help                 Print this help";
 
 struct Options {
@@ -33,6 +41,8 @@ struct Options {
     refresh_ttl: u64,
     session_max: u64,
     reusable_refresh_tokens: bool,
+    accounts: Vec<(String, Vec<String>)>,
+    feasibility_delay: u64,
 }
 
 fn main() -> ExitCode {
@@ -68,7 +78,11 @@ async fn run(options: Options) -> ExitCode {
         .access_token_ttl(Duration::from_secs(options.access_ttl))
         .refresh_token_ttl(Duration::from_secs(options.refresh_ttl))
         .session_max(Duration::from_secs(options.session_max))
-        .reusable_refresh_tokens(options.reusable_refresh_tokens);
+        .reusable_refresh_tokens(options.reusable_refresh_tokens)
+        .feasibility_delay(Duration::from_secs(options.feasibility_delay));
+    for (name, members) in options.accounts {
+        builder = builder.account(name, members);
+    }
     for (name, password) in options.users {
         builder = builder.user(name, password);
     }
@@ -105,6 +119,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         refresh_ttl: 3600,
         session_max: 36000,
         reusable_refresh_tokens: false,
+        accounts: Vec::new(),
+        feasibility_delay: 3,
     };
     let mut args = args;
     while let Some(arg) = args.next() {
@@ -127,7 +143,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         }
         if !matches!(
             flag.as_str(),
-            "--port" | "--user" | "--access-ttl" | "--refresh-ttl" | "--session-max"
+            "--port"
+                | "--user"
+                | "--access-ttl"
+                | "--refresh-ttl"
+                | "--session-max"
+                | "--account"
+                | "--feasibility-delay"
         ) {
             return Err(format!("unknown argument `{flag}`"));
         }
@@ -152,7 +174,26 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
             }
             "--access-ttl" => options.access_ttl = seconds(&flag, &value)?,
             "--refresh-ttl" => options.refresh_ttl = seconds(&flag, &value)?,
-            _ => options.session_max = seconds(&flag, &value)?,
+            "--session-max" => options.session_max = seconds(&flag, &value)?,
+            "--account" => {
+                let (name, users) = value.split_once(':').unwrap_or((&value, ""));
+                let users: Vec<String> = users
+                    .split(',')
+                    .filter(|user| !user.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if name.is_empty() || users.is_empty() {
+                    return Err(format!(
+                        "`--account` takes NAME:USER[,USER...], not `{value}`"
+                    ));
+                }
+                options.accounts.push((name.to_owned(), users));
+            }
+            _ => {
+                options.feasibility_delay = value.parse().map_err(|_| {
+                    format!("`{flag}` takes a whole number of seconds, not `{value}`")
+                })?;
+            }
         }
     }
     Ok(Some(options))
@@ -193,6 +234,9 @@ mod tests {
             "--session-max",
             "20",
             "--reusable-refresh-tokens",
+            "--account",
+            "acme:alice,bob",
+            "--feasibility-delay=0",
         ])
         .unwrap()
         .unwrap();
@@ -209,6 +253,14 @@ mod tests {
             (5, 9, 20)
         );
         assert!(options.reusable_refresh_tokens);
+        assert_eq!(
+            options.accounts,
+            [(
+                "acme".to_owned(),
+                vec!["alice".to_owned(), "bob".to_owned()]
+            )]
+        );
+        assert_eq!(options.feasibility_delay, 0);
     }
 
     #[test]
@@ -221,6 +273,7 @@ mod tests {
             (1800, 3600, 36000)
         );
         assert!(!options.reusable_refresh_tokens);
+        assert_eq!(options.feasibility_delay, 3);
         assert!(args(&["--port", "1", "--help"]).unwrap().is_none());
         assert!(args(&["-h"]).unwrap().is_none());
     }
@@ -240,6 +293,9 @@ mod tests {
             &["--session-max", "0"],
             &["--access-ttl", "0.5"],
             &["--reusable-refresh-tokens=yes"],
+            &["--account", "nousers"],
+            &["--account", ":alice"],
+            &["--feasibility-delay", "-1"],
             &["8080"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::admin;
+use crate::demand;
 use crate::fault::Action;
 use crate::operation::Operation;
 use crate::reply;
@@ -36,6 +37,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/v1/logout", post(logout))
         .route("/auth/v1/token/code", post(exchange_code))
         .route("/sample/v1/users/info", get(users_info))
+        .merge(demand::router())
         .merge(admin::router())
         .fallback(|| async { reply::gateway(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { reply::gateway(StatusCode::METHOD_NOT_ALLOWED) })
@@ -163,36 +165,22 @@ async fn users_info(
     Extension(conn): Extension<ConnHandle>,
     headers: HeaderMap,
 ) -> Response {
-    let mut response = match intercept(&shared, Operation::UsersInfo, &conn).await {
+    let response = match intercept(&shared, Operation::UsersInfo, &conn).await {
         Some(response) => response,
-        None => {
-            let user = bearer(&headers)
-                .and_then(|token| shared.tokens().user_of(token).map(str::to_owned));
-            match user {
-                Some(username) => reply::json_body(
-                    StatusCode::OK,
-                    reply::JSON_MEDIA_TYPE,
-                    &json!({
-                        "data": { "username": username },
-                        "status": { "message": "success", "errors": [] },
-                        "meta": {},
-                    }),
-                ),
-                None => {
-                    let mut response = reply::gateway(StatusCode::UNAUTHORIZED);
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    response
-                }
-            }
-        }
+        None => match demand::authenticated_user(&shared, &headers) {
+            Some(username) => reply::json_body(
+                StatusCode::OK,
+                reply::JSON_MEDIA_TYPE,
+                &json!({
+                    "data": { "username": username },
+                    "status": { "message": "success", "errors": [] },
+                    "meta": {},
+                }),
+            ),
+            None => demand::unauthorized(),
+        },
     };
-    // Every /sample/v1 answer carries one, faults included, as behind the gateway.
-    if let Ok(id) = HeaderValue::try_from(shared.ids.request_id()) {
-        response.headers_mut().insert("x-request-id", id);
-    }
-    response
+    demand::with_request_id(&shared, response)
 }
 
 /// The body of an auth operation: every one names the client it is for.
@@ -232,7 +220,11 @@ async fn admit<T: AuthRequest>(
 
 /// Counts the request, then plays the fault at the head of the operation's
 /// queue. `Some` is the response to send instead of doing the real work.
-async fn intercept(shared: &Shared, operation: Operation, conn: &ConnHandle) -> Option<Response> {
+pub(crate) async fn intercept(
+    shared: &Shared,
+    operation: Operation,
+    conn: &ConnHandle,
+) -> Option<Response> {
     shared.bump(operation);
     let fault = shared.faults().pop(operation)?;
     match fault.action(operation) {
@@ -280,15 +272,6 @@ impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
         reply::auth_error(self.status, "invalid_request", &self.description)
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|token| !token.is_empty())
 }
 
 fn token_pair(pair: &TokenPair) -> Response {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::demand::{Demand, DemandSettings};
 use crate::fault::Fault;
 use crate::operation::Operation;
 use crate::routes;
@@ -18,7 +19,7 @@ use crate::server;
 use crate::state::Shared;
 use crate::tokens::{Lifetimes, TokenStore};
 
-/// A running emulator of Dynata's auth API on `127.0.0.1`.
+/// A running emulator of Dynata's auth API and Demand API on `127.0.0.1`.
 ///
 /// Dropping it stops the server: its tasks end and its port is freed.
 pub struct Sandbox {
@@ -129,6 +130,7 @@ pub struct SandboxBuilder {
     refresh_token_ttl: Duration,
     session_max: Duration,
     reusable_refresh_tokens: bool,
+    demand: DemandSettings,
     port: u16,
 }
 
@@ -141,6 +143,10 @@ impl Default for SandboxBuilder {
             // Keycloak's default "SSO Session Max".
             session_max: Duration::from_secs(10 * 3600),
             reusable_refresh_tokens: false,
+            demand: DemandSettings {
+                feasibility_delay: Duration::from_secs(3),
+                accounts: Vec::new(),
+            },
             port: 0,
         }
     }
@@ -205,6 +211,30 @@ impl SandboxBuilder {
         self
     }
 
+    /// Puts users in one account (a company): they share its projects,
+    /// line items, events, templates and permissions, and no other account
+    /// sees them. A user named in no account has one of its own, named
+    /// after it; a user named in several belongs to the first. Names that
+    /// are not users (see [`user`](Self::user)) are ignored.
+    pub fn account<I, S>(mut self, name: impl Into<String>, users: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let users = users.into_iter().map(Into::into).collect();
+        self.demand.accounts.push((name.into(), users));
+        self
+    }
+
+    /// How long a line item's feasibility stays `PROCESSING` after it is
+    /// created or after a change to what it is priced on, measured with
+    /// tokio's clock (so paused test time moves it). Default 3 s (Dynata
+    /// takes 20 to 120 s); `Duration::ZERO` makes it `READY` at once.
+    pub fn feasibility_delay(mut self, delay: Duration) -> Self {
+        self.demand.feasibility_delay = delay;
+        self
+    }
+
     /// The port to listen on, always on `127.0.0.1`. Default 0: any free port.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -241,7 +271,9 @@ impl SandboxBuilder {
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let tokens = TokenStore::new(lifetimes);
-        let shared = Arc::new(Shared::new(users, tokens));
+        let names: Vec<String> = users.iter().map(|(name, _)| name.clone()).collect();
+        let demand = Demand::new(self.demand, &names, format!("http://{addr}/sample/v1"));
+        let shared = Arc::new(Shared::new(users, tokens, demand));
         let router = routes::router(shared.clone());
         let server = tokio::spawn(server::serve(listener, router));
         Ok(Sandbox {
@@ -262,6 +294,8 @@ impl fmt::Debug for SandboxBuilder {
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("session_max", &self.session_max)
             .field("reusable_refresh_tokens", &self.reusable_refresh_tokens)
+            .field("feasibility_delay", &self.demand.feasibility_delay)
+            .field("accounts", &self.demand.accounts)
             .field("port", &self.port)
             .finish()
     }
