@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::Call;
 use super::envelope::{Answer, ApiError};
 use super::fieldwork;
+use super::listing::ListQuery;
 use super::pricing::{CURRENCY, cents};
 use super::projects::{CLOSED, INVOICED, Project};
 
@@ -61,6 +62,9 @@ fn invoice_lines(project: &Project, call: &Call<'_>) -> Vec<String> {
 }
 
 pub(crate) fn summary(call: &mut Call<'_>) -> Answer {
+    // The spec gives the summary paging parameters; a summary is one
+    // document, so they are only checked.
+    ListQuery::parse(&call.query, &[])?;
     let wanted: Option<Vec<&str>> = call
         .query
         .iter()

@@ -258,20 +258,25 @@ impl LineItem {
         }
     }
 
-    /// The header fields lists show.
+    /// The header fields lists show. A moment that has not happened
+    /// (`launchedAt` before launch) is left out rather than `null`: the
+    /// spec's `Timestamp` is a string.
     pub(crate) fn header(&self, clock: &Clock) -> Value {
-        json!({
+        let mut header = json!({
             "extLineItemId": self.id,
             "title": self.text("title"),
             "countryISOCode": self.text("countryISOCode"),
             "languageISOCode": self.text("languageISOCode"),
             "state": self.state,
             "stateReason": self.state_reason,
-            "launchedAt": self.launched_at.map(|at| clock.timestamp(at)),
             "createdAt": clock.timestamp(self.created_at),
             "updatedAt": clock.timestamp(self.updated_at),
             "stateLastUpdatedAt": clock.timestamp(self.state_changed_at),
-        })
+        });
+        if let Some(at) = self.launched_at {
+            header["launchedAt"] = Value::from(clock.timestamp(at));
+        }
+        header
     }
 
     /// The whole line item.

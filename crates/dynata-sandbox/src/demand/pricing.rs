@@ -72,7 +72,6 @@ pub(crate) fn feasibility(item: &LineItem, now: Instant, clock: &Clock) -> Value
                 "currency": null,
                 "feasible": null,
                 "totalCount": null,
-                "expiry": null,
                 "valueCounts": [],
             },
         });

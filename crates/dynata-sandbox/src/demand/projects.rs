@@ -121,14 +121,22 @@ impl Project {
                 "type": "PER_PROJECT",
                 "billingDate": clock.timestamp(self.created_at),
             },
-            "launchedAt": self.launched_at.map(|at| clock.timestamp(at)),
-            "closedAt": self.closed_at.map(|at| clock.timestamp(at)),
             "createdAt": clock.timestamp(self.created_at),
             "updatedAt": clock.timestamp(self.updated_at),
             "stateLastUpdatedAt": clock.timestamp(self.state_changed_at),
         });
         if let Some(job) = self.fields.get("jobNumber") {
             header["jobNumber"] = job.clone();
+        }
+        // Moments that have not happened are left out, not `null`: the
+        // spec's `Timestamp` is a string.
+        for (name, at) in [
+            ("launchedAt", self.launched_at),
+            ("closedAt", self.closed_at),
+        ] {
+            if let Some(at) = at {
+                header[name] = Value::from(clock.timestamp(at));
+            }
         }
         header
     }
