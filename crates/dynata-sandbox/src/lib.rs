@@ -4,6 +4,7 @@ mod admin;
 mod demand;
 mod fault;
 mod ids;
+mod later;
 mod operation;
 mod reply;
 mod routes;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::ids::Ids;
+use crate::later::later;
 
 /// The four-field body of a successful login, refresh or code exchange.
 #[derive(Serialize)]
@@ -95,7 +96,7 @@ impl TokenStore {
         let now = Instant::now();
         self.sweep(now);
         let session_max = self.lifetimes.session_max;
-        self.sessions.insert(session, now + session_max);
+        self.sessions.insert(session, later(now, session_max));
         // A fresh session has all of `session_max`, at least a second, ahead.
         let (expires_in, refresh_expires_in) = self.whole_seconds(session_max);
         self.mint(
@@ -205,7 +206,7 @@ impl TokenStore {
             Grant {
                 username: username.clone(),
                 session,
-                expires_at: now + Duration::from_secs(expires_in),
+                expires_at: later(now, Duration::from_secs(expires_in)),
             },
         );
         self.refresh.insert(
@@ -213,7 +214,7 @@ impl TokenStore {
             Grant {
                 username,
                 session,
-                expires_at: now + Duration::from_secs(refresh_expires_in),
+                expires_at: later(now, Duration::from_secs(refresh_expires_in)),
             },
         );
         TokenPair {

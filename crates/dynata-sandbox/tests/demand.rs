@@ -979,3 +979,14 @@ async fn faults_and_counters_apply_to_the_demand_api() {
     assert_eq!(counts["getProject"], 1);
     assert_eq!(counts["listProjects"], 1);
 }
+
+#[tokio::test]
+async fn a_feasibility_delay_too_long_for_the_clock_stays_processing() {
+    let sandbox = sandbox(Duration::MAX).await;
+    let api = Api::login(&sandbox, "alice").await;
+    api.post("/projects", project("p-1"))
+        .await
+        .expect(StatusCode::CREATED);
+    let feasibility = api.get("/projects/p-1/feasibility").await;
+    assert_eq!(feasibility.data()[0]["feasibility"]["status"], "PROCESSING");
+}

@@ -1309,3 +1309,51 @@ async fn the_binary_refuses_a_zero_lifetime() {
     );
     assert!(output.stdout.is_empty());
 }
+
+/// A lifetime too long for the clock is served, not a panic in the server.
+#[tokio::test]
+async fn lifetimes_too_long_for_the_clock_are_served() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::MAX)
+        .refresh_token_ttl(Duration::MAX)
+        .session_max(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    let ((expires_in, refresh_expires_in), (access, refresh_token)) =
+        lifetimes(login_as(&sandbox, "alice", "secret").await).await;
+    assert_eq!((expires_in, refresh_expires_in), (u64::MAX, u64::MAX));
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh(&sandbox, &refresh_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// `--help` documents every option, the Demand API's included.
+#[tokio::test]
+async fn the_binary_documents_its_options() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata-sandbox"))
+        .arg("--help")
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--port",
+        "--user",
+        "--access-ttl",
+        "--refresh-ttl",
+        "--session-max",
+        "--reusable-refresh-tokens",
+        "--account",
+        "--feasibility-delay",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
+}

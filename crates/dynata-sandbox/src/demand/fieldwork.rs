@@ -61,7 +61,8 @@ impl Counters {
 pub(crate) fn counters(item: &LineItem, now: Instant) -> Counters {
     let incidence = item.incidence();
     let elapsed = item.time_in_field(now);
-    let attempts = i64::try_from(elapsed.as_secs() * ATTEMPTS_PER_SECOND).unwrap_or(i64::MAX);
+    let attempts =
+        i64::try_from(elapsed.as_secs().saturating_mul(ATTEMPTS_PER_SECOND)).unwrap_or(i64::MAX);
     let wanted = item.wanted_completes();
     let attempts = attempts.min(attempts_to_complete(wanted, incidence));
     Counters::after(attempts, incidence)

@@ -19,6 +19,7 @@ use super::catalogue;
 use super::clock::Clock;
 use super::envelope::ApiError;
 use super::validate::{Check, Need, join};
+use crate::later::later;
 
 pub(crate) const PROVISIONED: &str = "PROVISIONED";
 pub(crate) const AWAITING_APPROVAL: &str = "AWAITING_APPROVAL";
@@ -121,7 +122,7 @@ impl LineItem {
             updated_at: now,
             state_changed_at: now,
             launched_at: None,
-            priced_at: now + delay,
+            priced_at: later(now, delay),
             purchase: None,
             field_time: Duration::ZERO,
             running_since: None,

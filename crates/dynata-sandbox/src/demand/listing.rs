@@ -162,7 +162,7 @@ fn matches(value: &Value, wanted: &str) -> bool {
     match value {
         Value::String(text) => match wanted.split_once(',') {
             Some((from, to)) if looks_like_timestamp(text) => {
-                let day = &text[..10];
+                let day = text.get(..10).unwrap_or(text);
                 (from.is_empty() || day >= from) && (to.is_empty() || day <= to)
             }
             _ => text == wanted,

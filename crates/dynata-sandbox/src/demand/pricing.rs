@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::clock::Clock;
 use super::line_items::LineItem;
+use crate::later::later;
 
 /// Base cost per interview and panel size of each country.
 fn country_figures(country: &str) -> (f64, f64) {
@@ -82,7 +83,7 @@ pub(crate) fn feasibility(item: &LineItem, now: Instant, clock: &Clock) -> Value
     let cpi = cents(base + premium);
     let total = feasible_count(country, incidence, loi);
     let wanted = item.wanted_completes();
-    let expiry = item.priced_at + std::time::Duration::from_secs(7 * 86_400);
+    let expiry = later(item.priced_at, std::time::Duration::from_secs(7 * 86_400));
     json!({
         "extLineItemId": item.id,
         "feasibility": {

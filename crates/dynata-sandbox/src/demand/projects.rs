@@ -26,6 +26,7 @@ use super::listing::{FilterSpec, ListQuery};
 use super::pricing;
 use super::store::Demand;
 use super::validate::{self, Check, Need, join};
+use crate::later::later;
 
 pub(crate) const PROVISIONED: &str = "PROVISIONED";
 pub(crate) const LAUNCHED: &str = "LAUNCHED";
@@ -453,9 +454,8 @@ pub(crate) fn update(call: &mut Call<'_>) -> Answer {
 
 pub(crate) fn close(call: &mut Call<'_>) -> Answer {
     let now = call.now;
-    let project = call
-        .demand
-        .project_mut(&call.username, call.params["extProjectId"].as_str())?;
+    let project_id = call.param("extProjectId").to_owned();
+    let project = call.demand.project_mut(&call.username, &project_id)?;
     project.refuse_if_finished("close it")?;
     for item in &mut project.line_items {
         if !matches!(item.state, LINE_ITEM_CLOSED | LINE_ITEM_COMPLETED) {
@@ -466,9 +466,7 @@ pub(crate) fn close(call: &mut Call<'_>) -> Answer {
     project.set_state(CLOSED, now);
     project.closed_at = Some(now);
     let clock = &call.demand.clock;
-    let project = call
-        .demand
-        .project(&call.username, call.param("extProjectId"))?;
+    let project = call.demand.project(&call.username, &project_id)?;
     let mut answer = project.header(clock);
     answer["lineItems"] = project
         .line_items
@@ -886,7 +884,7 @@ fn update_item_in(
     item.updated_at = now;
     let Some(purchase) = item.purchase else {
         if repriced {
-            item.priced_at = now + delay;
+            item.priced_at = later(now, delay);
         }
         return Ok(None);
     };
