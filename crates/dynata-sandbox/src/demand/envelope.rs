@@ -25,6 +25,13 @@ pub(crate) fn with_meta(data: Value, meta: Value) -> Response {
     )
 }
 
+/// A `201 Created` answer, for the operations that create a record.
+pub(crate) fn created(data: Value) -> Answer {
+    let mut response = ok(data);
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
 /// One reason a request failed: `{code, message, resource: {id, type}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Problem {

@@ -10,8 +10,10 @@ mod envelope;
 mod events;
 mod fieldwork;
 mod invoice;
+mod line_item_calls;
 mod line_items;
 mod listing;
+mod permissions;
 mod pricing;
 mod projects;
 mod reports;
@@ -80,21 +82,18 @@ const HANDLERS: &[(Operation, Handler)] = &[
     (Operation::GetFeasibility, projects::feasibility),
     (Operation::ReconcileProject, projects::reconcile),
     (Operation::GetSurveyEndLinks, projects::survey_end_links),
-    (Operation::GetProjectPermissions, projects::permissions),
-    (
-        Operation::UpsertProjectPermissions,
-        projects::upsert_permissions,
-    ),
-    (Operation::ListLineItems, projects::list_line_items),
-    (Operation::CreateLineItem, projects::create_line_item),
-    (Operation::GetLineItem, projects::get_line_item),
-    (Operation::UpdateLineItem, projects::update_line_item),
-    (Operation::LaunchLineItem, projects::launch_line_item),
-    (Operation::PauseLineItem, projects::pause_line_item),
-    (Operation::CloseLineItem, projects::close_line_item),
+    (Operation::GetProjectPermissions, permissions::get),
+    (Operation::UpsertProjectPermissions, permissions::upsert),
+    (Operation::ListLineItems, line_item_calls::list_line_items),
+    (Operation::CreateLineItem, line_item_calls::create_line_item),
+    (Operation::GetLineItem, line_item_calls::get_line_item),
+    (Operation::UpdateLineItem, line_item_calls::update_line_item),
+    (Operation::LaunchLineItem, line_item_calls::launch_line_item),
+    (Operation::PauseLineItem, line_item_calls::pause_line_item),
+    (Operation::CloseLineItem, line_item_calls::close_line_item),
     (
         Operation::SetQuotaCellStatus,
-        projects::set_quota_cell_status,
+        line_item_calls::set_quota_cell_status,
     ),
     (Operation::GetProjectReport, reports::project_report),
     (Operation::ListProjectReports, reports::project_reports),

@@ -1,6 +1,7 @@
-//! Projects and the operations on them and their line items: create, read,
-//! partial update, close, buy, feasibility, permissions, and each line
-//! item's actions. A project's state follows its line items:
+//! Projects and the calls on them: list, create, read, partial update,
+//! close, buy, feasibility, reconciliation and end links (line items have
+//! `line_item_calls`, permissions `permissions`). A project's state follows
+//! its line items:
 //!
 //! ```text
 //! PROVISIONED -> LAUNCHED <-> PAUSED      (a line item launched / none in field)
@@ -12,21 +13,17 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::Call;
 use super::catalogue;
 use super::clock::Clock;
 use super::envelope::{self, Answer, ApiError, Problem};
-use super::events::{self, Event};
 use super::line_items::{
     self, AWAITING_APPROVAL, CLOSED as LINE_ITEM_CLOSED, COMPLETED as LINE_ITEM_COMPLETED,
-    LAUNCHED as LINE_ITEM_LAUNCHED, LineItem, Mode, PAUSED as LINE_ITEM_PAUSED,
-    PROVISIONED as LINE_ITEM_PROVISIONED, Purchase,
+    LAUNCHED as LINE_ITEM_LAUNCHED, LineItem, Mode, PROVISIONED as LINE_ITEM_PROVISIONED, Purchase,
 };
 use super::listing::{FilterSpec, ListQuery};
 use super::pricing;
-use super::store::Demand;
 use super::validate::{self, Check, Need, join};
-use crate::later::later;
+use super::{Call, line_item_calls};
 
 pub(crate) const PROVISIONED: &str = "PROVISIONED";
 pub(crate) const LAUNCHED: &str = "LAUNCHED";
@@ -46,9 +43,6 @@ const SETTABLE: &[&str] = &[
     "respondentFilters",
     "useRelevantId",
 ];
-
-/// Roles a user can be given on a project.
-pub(crate) const PROJECT_ROLES: &[&str] = &["PROJECT_MANAGER", "SURVEY_AUTHOR", "VIEWER"];
 
 pub(crate) struct Project {
     pub(crate) id: String,
@@ -96,11 +90,11 @@ impl Project {
         }
     }
 
-    fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(self.state, CLOSED | INVOICED)
     }
 
-    fn refuse_if_finished(&self, action: &str) -> Result<(), ApiError> {
+    pub(crate) fn refuse_if_finished(&self, action: &str) -> Result<(), ApiError> {
         if self.is_finished() {
             return Err(ApiError::invalid_state(
                 "project",
@@ -162,7 +156,7 @@ impl Project {
             .ok_or_else(|| ApiError::not_found("lineItem", id))
     }
 
-    fn line_item_mut(&mut self, id: &str) -> Result<&mut LineItem, ApiError> {
+    pub(crate) fn line_item_mut(&mut self, id: &str) -> Result<&mut LineItem, ApiError> {
         self.line_items
             .iter_mut()
             .find(|item| item.id == id)
@@ -245,23 +239,6 @@ fn check_project_fields(check: &mut Check, body: &Map<String, Value>, mode: Mode
     check.boolean(body, "", "useRelevantId");
 }
 
-fn object_body(call: &Call<'_>) -> Result<Map<String, Value>, ApiError> {
-    match validate::json_body(&call.body)? {
-        Value::Object(object) => Ok(object),
-        _ => Err(ApiError::invalid_fields(vec![Problem {
-            code: "INVALID_BODY",
-            message: "the body must be a JSON object".to_owned(),
-            resource: ("body".to_owned(), "body"),
-        }])),
-    }
-}
-
-fn created(data: Value) -> Answer {
-    let mut response = envelope::ok(data);
-    *response.status_mut() = StatusCode::CREATED;
-    Ok(response)
-}
-
 // ---- projects ------------------------------------------------------------------
 
 const PROJECT_FILTERS: &[FilterSpec] = &[
@@ -309,7 +286,7 @@ pub(crate) fn list(call: &mut Call<'_>) -> Answer {
 }
 
 pub(crate) fn create(call: &mut Call<'_>) -> Answer {
-    let body = object_body(call)?;
+    let body = validate::json_object(&call.body)?;
     let mut check = Check::default();
     let id = check.string(&body, "", "extProjectId", Need::Required, (1, 255));
     check_project_fields(&mut check, &body, Mode::Create);
@@ -377,7 +354,7 @@ pub(crate) fn create(call: &mut Call<'_>) -> Answer {
         .account_mut(&call.username)
         .projects
         .push(project);
-    created(answer)
+    envelope::created(answer)
 }
 
 pub(crate) fn get(call: &mut Call<'_>) -> Answer {
@@ -388,7 +365,7 @@ pub(crate) fn get(call: &mut Call<'_>) -> Answer {
 }
 
 pub(crate) fn update(call: &mut Call<'_>) -> Answer {
-    let body = object_body(call)?;
+    let body = validate::json_object(&call.body)?;
     let project_id = call.param("extProjectId").to_owned();
     let project = call.demand.project(&call.username, &project_id)?;
     project.refuse_if_finished("update it")?;
@@ -425,14 +402,19 @@ pub(crate) fn update(call: &mut Call<'_>) -> Answer {
     for (_, item) in &updates {
         let item_id = item["extLineItemId"].as_str().unwrap_or_default();
         let project = call.demand.project(&call.username, &project_id)?;
-        precheck_item_update(project.line_item(item_id)?, item)?;
+        line_item_calls::precheck_item_update(project.line_item(item_id)?, item)?;
     }
     let mut raised = Vec::new();
     for (_, item) in &updates {
         let item_id = item["extLineItemId"].as_str().unwrap_or_default();
-        if let Some(event) =
-            update_item(call.demand, &call.username, &project_id, item_id, item, now)?
-        {
+        if let Some(event) = line_item_calls::update_item(
+            call.demand,
+            &call.username,
+            &project_id,
+            item_id,
+            item,
+            now,
+        )? {
             raised.push(event);
         }
     }
@@ -640,368 +622,4 @@ pub(crate) fn survey_end_links(call: &mut Call<'_>) -> Answer {
         },
         "testResults": [],
     })))
-}
-
-// ---- permissions --------------------------------------------------------------
-
-fn permissions_of(demand: &Demand, username: &str, project: &Project) -> Value {
-    let users: Vec<Value> = project
-        .users
-        .iter()
-        .map(|(id, role)| json!({"id": id, "username": demand.username_of(*id), "role": role}))
-        .collect();
-    let teams: Vec<Value> = project
-        .teams
-        .iter()
-        .map(|id| json!({"id": id, "name": super::account::team_name(*id)}))
-        .collect();
-    let caller = demand.user_id(username);
-    let role = project
-        .users
-        .iter()
-        .find(|(id, _)| *id == caller)
-        .map_or("PROJECT_MANAGER", |(_, role)| role.as_str());
-    json!({
-        "extProjectId": project.id,
-        "currentUser": {"roles": [role]},
-        "users": users,
-        "teams": teams,
-    })
-}
-
-pub(crate) fn permissions(call: &mut Call<'_>) -> Answer {
-    let project = call
-        .demand
-        .project(&call.username, call.param("extProjectId"))?;
-    Ok(envelope::ok(permissions_of(
-        call.demand,
-        &call.username,
-        project,
-    )))
-}
-
-pub(crate) fn upsert_permissions(call: &mut Call<'_>) -> Answer {
-    let body = object_body(call)?;
-    let project_id = call.param("extProjectId").to_owned();
-    call.demand.project(&call.username, &project_id)?;
-    let members: Vec<i64> = call
-        .demand
-        .account(&call.username)
-        .members
-        .iter()
-        .map(|member| call.demand.user_id(member))
-        .collect();
-    let mut check = Check::default();
-    let mut users = Vec::new();
-    for (path, user) in check.objects(&body, "", "users", Need::Optional, 0) {
-        let id = check.integer(user, &path, "id", Need::Required, (1, i64::MAX));
-        let role = check.string(user, &path, "role", Need::Required, (1, 64));
-        if let Some(id) = id
-            && !members.contains(&id)
-        {
-            check.bad(
-                &join(&path, "id"),
-                "is not a user of your company (GET /users)",
-            );
-        }
-        if let Some(role) = &role
-            && !PROJECT_ROLES.contains(&role.as_str())
-        {
-            check.bad(
-                &join(&path, "role"),
-                format!("must be one of {}", PROJECT_ROLES.join(", ")),
-            );
-        }
-        if let (Some(id), Some(role)) = (id, role) {
-            users.push((id, role));
-        }
-    }
-    let mut teams = Vec::new();
-    for (path, team) in check.objects(&body, "", "teams", Need::Optional, 0) {
-        if let Some(id) = check.integer(team, &path, "id", Need::Required, (1, i64::MAX)) {
-            if super::account::team_name(id).is_none() {
-                check.bad(
-                    &join(&path, "id"),
-                    "is not a team of your company (GET /teams)",
-                );
-            }
-            teams.push(id);
-        }
-    }
-    check.finish()?;
-    let project = call.demand.project_mut(&call.username, &project_id)?;
-    for (id, role) in users {
-        match project.users.iter_mut().find(|(known, _)| *known == id) {
-            Some(entry) => entry.1 = role,
-            None => project.users.push((id, role)),
-        }
-    }
-    for id in teams {
-        if !project.teams.contains(&id) {
-            project.teams.push(id);
-        }
-    }
-    let project = call.demand.project(&call.username, &project_id)?;
-    Ok(envelope::ok(permissions_of(
-        call.demand,
-        &call.username,
-        project,
-    )))
-}
-
-// ---- line items ---------------------------------------------------------------
-
-const LINE_ITEM_FILTERS: &[FilterSpec] = &[
-    ("extLineItemId", "/extLineItemId"),
-    ("title", "/title"),
-    ("state", "/state"),
-    ("stateReason", "/stateReason"),
-    ("countryISOCode", "/countryISOCode"),
-    ("languageISOCode", "/languageISOCode"),
-    ("createdAt", "/createdAt"),
-    ("updatedAt", "/updatedAt"),
-];
-
-pub(crate) fn list_line_items(call: &mut Call<'_>) -> Answer {
-    let query = ListQuery::parse(&call.query, LINE_ITEM_FILTERS)?;
-    let project = call
-        .demand
-        .project(&call.username, call.param("extProjectId"))?;
-    let records = project
-        .line_items
-        .iter()
-        .map(|item| item.header(&call.demand.clock))
-        .collect();
-    let url = format!("{}/projects/{}/lineItems", call.demand.base_url, project.id);
-    query.answer(records, LINE_ITEM_FILTERS, &url)
-}
-
-pub(crate) fn create_line_item(call: &mut Call<'_>) -> Answer {
-    let body = object_body(call)?;
-    let project_id = call.param("extProjectId").to_owned();
-    let project = call.demand.project(&call.username, &project_id)?;
-    project.refuse_if_finished("add a line item")?;
-    let mut check = Check::default();
-    line_items::check_body(&mut check, &body, "", Mode::Create, None);
-    check.finish()?;
-    let item_id = body["extLineItemId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if project.line_item(&item_id).is_ok() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "DUPLICATE_EXT_LINE_ITEM_ID",
-            format!("the project already has a line item {item_id:?}"),
-            (item_id, "lineItem"),
-        ));
-    }
-    let (now, delay) = (call.now, call.demand.feasibility_delay);
-    let project = call.demand.project_mut(&call.username, &project_id)?;
-    let item = LineItem::new(item_id.clone(), &body, now, delay);
-    project.line_items.push(item);
-    project.updated_at = now;
-    let project = call.demand.project(&call.username, &project_id)?;
-    created(project.line_item(&item_id)?.full(&call.demand.clock))
-}
-
-pub(crate) fn get_line_item(call: &mut Call<'_>) -> Answer {
-    let project = call
-        .demand
-        .project(&call.username, call.param("extProjectId"))?;
-    let item = project.line_item(call.param("extLineItemId"))?;
-    Ok(envelope::ok(item.full(&call.demand.clock)))
-}
-
-/// What would make `update_item` refuse: a finished line item, a pending
-/// reprice, or a bought one moving country or language.
-fn precheck_item_update(item: &LineItem, body: &Map<String, Value>) -> Result<(), ApiError> {
-    if matches!(item.state, LINE_ITEM_CLOSED | LINE_ITEM_COMPLETED) {
-        return Err(ApiError::invalid_state(
-            "lineItem",
-            &item.id,
-            format!("cannot update a line item that is {}", item.state),
-        ));
-    }
-    if item.reprice.is_some() {
-        return Err(ApiError::invalid_state(
-            "lineItem",
-            &item.id,
-            "a reprice event awaits an answer: accept or reject it first".to_owned(),
-        ));
-    }
-    let moves = |name: &str| {
-        body.get(name)
-            .is_some_and(|value| Some(value) != item.fields.get(name))
-    };
-    if item.purchase.is_some() && (moves("countryISOCode") || moves("languageISOCode")) {
-        return Err(ApiError::invalid_state(
-            "lineItem",
-            &item.id,
-            "a bought line item keeps its country and language".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// Applies a checked partial update. Before buying, a priced change sends
-/// feasibility back to `PROCESSING`; after, a new length of interview or
-/// incidence raises a reprice event (returned, for the caller to store).
-fn update_item(
-    demand: &mut Demand,
-    username: &str,
-    project_id: &str,
-    item_id: &str,
-    body: &Map<String, Value>,
-    now: Instant,
-) -> Result<Option<Event>, ApiError> {
-    let delay = demand.feasibility_delay;
-    let event_id = demand.peek_event_id();
-    let event = update_item_in(
-        demand, username, project_id, item_id, body, now, delay, event_id,
-    )?;
-    if event.is_some() {
-        demand.take_event_id();
-    }
-    Ok(event)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn update_item_in(
-    demand: &mut Demand,
-    username: &str,
-    project_id: &str,
-    item_id: &str,
-    body: &Map<String, Value>,
-    now: Instant,
-    delay: std::time::Duration,
-    event_id: i64,
-) -> Result<Option<Event>, ApiError> {
-    let project = demand.project_mut(username, project_id)?;
-    let item = project.line_item_mut(item_id)?;
-    precheck_item_update(item, body)?;
-    let repriced = item.apply(body);
-    item.updated_at = now;
-    let Some(purchase) = item.purchase else {
-        if repriced {
-            item.priced_at = later(now, delay);
-        }
-        return Ok(None);
-    };
-    if item.length_of_interview() == purchase.length_of_interview
-        && item.incidence() == purchase.incidence
-    {
-        return Ok(None);
-    }
-    let event = events::reprice_triggered(event_id, project_id, item, purchase, now);
-    let resume = item.state;
-    if item.state == LINE_ITEM_LAUNCHED {
-        item.set_state(LINE_ITEM_PAUSED, "Paused for a reprice", now);
-    }
-    item.reprice = Some(line_items::PendingReprice { event_id, resume });
-    project.follow_line_items(now);
-    Ok(Some(event))
-}
-
-pub(crate) fn update_line_item(call: &mut Call<'_>) -> Answer {
-    let body = object_body(call)?;
-    let project_id = call.param("extProjectId").to_owned();
-    let item_id = call.param("extLineItemId").to_owned();
-    let project = call.demand.project(&call.username, &project_id)?;
-    project.refuse_if_finished("update a line item")?;
-    let item = project.line_item(&item_id)?;
-    let mut check = Check::default();
-    line_items::check_body(
-        &mut check,
-        &body,
-        "",
-        Mode::Update,
-        Some((item.text("countryISOCode"), item.text("languageISOCode"))),
-    );
-    if let Some(given) = body.get("extLineItemId")
-        && given.as_str() != Some(item_id.as_str())
-    {
-        check.bad("extLineItemId", "must match the path, if given");
-    }
-    check.finish()?;
-    if let Some(event) = update_item(
-        call.demand,
-        &call.username,
-        &project_id,
-        &item_id,
-        &body,
-        call.now,
-    )? {
-        call.demand.account_mut(&call.username).events.push(event);
-    }
-    let project = call.demand.project(&call.username, &project_id)?;
-    Ok(envelope::ok(
-        project.line_item(&item_id)?.full(&call.demand.clock),
-    ))
-}
-
-fn act(call: &mut Call<'_>, action: &str) -> Answer {
-    let now = call.now;
-    let project_id = call.param("extProjectId").to_owned();
-    let item_id = call.param("extLineItemId").to_owned();
-    let project = call.demand.project_mut(&call.username, &project_id)?;
-    project.refuse_if_finished(&format!("{action} a line item"))?;
-    project.line_item_mut(&item_id)?.act(action, now)?;
-    project.updated_at = now;
-    project.follow_line_items(now);
-    let project = call.demand.project(&call.username, &project_id)?;
-    Ok(envelope::ok(
-        project.line_item(&item_id)?.full(&call.demand.clock),
-    ))
-}
-
-pub(crate) fn launch_line_item(call: &mut Call<'_>) -> Answer {
-    act(call, "launch")
-}
-
-pub(crate) fn pause_line_item(call: &mut Call<'_>) -> Answer {
-    act(call, "pause")
-}
-
-pub(crate) fn close_line_item(call: &mut Call<'_>) -> Answer {
-    act(call, "close")
-}
-
-pub(crate) fn set_quota_cell_status(call: &mut Call<'_>) -> Answer {
-    let now = call.now;
-    let status = match call.param("action") {
-        "launch" => LINE_ITEM_LAUNCHED,
-        "pause" => LINE_ITEM_PAUSED,
-        other => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_PARAMETER",
-                format!("the action must be launch or pause, not {other:?}"),
-                ("action", "parameter"),
-            ));
-        }
-    };
-    let project_id = call.param("extProjectId").to_owned();
-    let item_id = call.param("extLineItemId").to_owned();
-    let cell_id = call.param("quotaCellId").to_owned();
-    let project = call.demand.project_mut(&call.username, &project_id)?;
-    project.refuse_if_finished("change a quota cell")?;
-    let item = project.line_item_mut(&item_id)?;
-    if matches!(item.state, LINE_ITEM_CLOSED | LINE_ITEM_COMPLETED) {
-        return Err(ApiError::invalid_state(
-            "lineItem",
-            &item_id,
-            format!(
-                "cannot change a quota cell of a line item that is {}",
-                item.state
-            ),
-        ));
-    }
-    let cell = item
-        .quota_cell_mut(&cell_id)
-        .ok_or_else(|| ApiError::not_found("quotaCell", &cell_id))?;
-    cell.insert("status".to_owned(), Value::from(status));
-    let answer = Value::Object(cell.clone());
-    item.updated_at = now;
-    Ok(envelope::ok(answer))
 }

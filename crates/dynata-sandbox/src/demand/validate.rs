@@ -270,3 +270,15 @@ pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
         }])
     })
 }
+
+/// Reads a body that must be a JSON object.
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match json_body(body)? {
+        Value::Object(object) => Ok(object),
+        _ => Err(ApiError::invalid_fields(vec![Problem {
+            code: "INVALID_BODY",
+            message: "the body must be a JSON object".to_owned(),
+            resource: ("body".to_owned(), "body"),
+        }])),
+    }
+}
