@@ -1,5 +1,6 @@
-//! The emulated API: the four auth operations and `GET /sample/v1/users/info`,
-//! each counted and open to injected faults before it does its real work.
+//! The emulated auth API (the four operations of `/auth/v1`), each counted
+//! and open to injected faults before it does its real work, with the
+//! Demand API and the admin API merged in.
 
 use std::sync::Arc;
 
@@ -7,12 +8,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::admin;
 use crate::demand;
@@ -36,7 +36,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/v1/token/refresh", post(refresh))
         .route("/auth/v1/logout", post(logout))
         .route("/auth/v1/token/code", post(exchange_code))
-        .route("/sample/v1/users/info", get(users_info))
         .merge(demand::router())
         .merge(admin::router())
         .fallback(|| async { reply::gateway(StatusCode::NOT_FOUND) })
@@ -158,29 +157,6 @@ async fn exchange_code(
         }
         _ => reply::auth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid"),
     }
-}
-
-async fn users_info(
-    State(shared): State<Arc<Shared>>,
-    Extension(conn): Extension<ConnHandle>,
-    headers: HeaderMap,
-) -> Response {
-    let response = match intercept(&shared, Operation::UsersInfo, &conn).await {
-        Some(response) => response,
-        None => match demand::authenticated_user(&shared, &headers) {
-            Some(username) => reply::json_body(
-                StatusCode::OK,
-                reply::JSON_MEDIA_TYPE,
-                &json!({
-                    "data": { "username": username },
-                    "status": { "message": "success", "errors": [] },
-                    "meta": {},
-                }),
-            ),
-            None => demand::unauthorized(),
-        },
-    };
-    demand::with_request_id(&shared, response)
 }
 
 /// The body of an auth operation: every one names the client it is for.

@@ -990,3 +990,55 @@ async fn a_feasibility_delay_too_long_for_the_clock_stays_processing() {
     let feasibility = api.get("/projects/p-1/feasibility").await;
     assert_eq!(feasibility.data()[0]["feasibility"]["status"], "PROCESSING");
 }
+
+#[tokio::test]
+async fn users_info_names_the_company_and_narrows_applications() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "bob").await;
+    let me = api.get("/users/info").await;
+    me.expect(StatusCode::OK);
+    let me = me.data();
+    assert_eq!(
+        (&me["username"], &me["userName"]),
+        (&json!("bob"), &json!("bob"))
+    );
+    assert_eq!(me["companyName"], "acme");
+    assert_eq!(me["applications"][0]["current"], true);
+    let none = api.get("/users/info?appId=2").await;
+    assert_eq!(none.data()["applications"], json!([]));
+    let one = api.get("/users/info?appId=1&current=true").await;
+    assert_eq!(one.data()["applications"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn quota_plans_target_only_what_the_catalogue_allows() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    let mut body = project("p-1");
+    let plan = &mut body["lineItems"][0]["quotaPlan"];
+    // 17 is DEPRECATED; 16 (postal code) may filter but not make quotas.
+    plan["filters"] = json!([{"attributeId": "17", "options": ["1"]}, {"attributeId": "16", "options": ["10001"]}]);
+    plan["quotaGroups"][0]["quotaCells"][0]["quotaNodes"] =
+        json!([{"attributeId": "16", "options": ["10001"]}]);
+    // One cell by share, the other by count: a group takes one or the other.
+    plan["quotaGroups"][0]["quotaCells"][1] =
+        json!({"quotaNodes": [{"attributeId": "11", "options": ["2"]}], "count": 10});
+    let refused = api.post("/projects", body).await;
+    refused.expect(StatusCode::BAD_REQUEST);
+    let messages: Vec<String> = refused.json["status"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[0].contains("DEPRECATED"), "{messages:?}");
+    assert!(
+        messages[1].contains("cannot be used in quotas"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].contains("every cell of a group uses count"),
+        "{messages:?}"
+    );
+}

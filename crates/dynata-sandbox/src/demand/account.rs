@@ -47,6 +47,34 @@ fn teams(call: &Call<'_>) -> Vec<Value> {
         .collect()
 }
 
+/// `users/info`: the caller, its company and the one application the
+/// sandbox has. `username` is what Dynata's Go client reads, `userName`
+/// what its Swagger document and the spec say; both are sent. The query
+/// filters narrow `applications`.
+pub(crate) fn user_info(call: &mut Call<'_>) -> Answer {
+    let account = call.demand.account(&call.username);
+    let application = json!({"appId": 1, "name": "Demand API", "current": true, "default": true});
+    let keep = call.query.iter().all(|(name, wanted)| match name.as_str() {
+        "appId" | "current" | "default" | "name" => {
+            let value = &application[name.as_str()];
+            value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned)
+                == *wanted
+        }
+        _ => true,
+    });
+    Ok(envelope::ok(json!({
+        "username": call.username,
+        "userName": call.username,
+        "email": email(&call.username),
+        "fullName": call.username,
+        "companyId": account.id,
+        "companyName": account.name,
+        "applications": if keep { vec![application] } else { Vec::new() },
+    })))
+}
+
 pub(crate) fn get_user(call: &mut Call<'_>) -> Answer {
     let account = call.demand.account(&call.username);
     let teams: Vec<Value> = TEAMS

@@ -349,14 +349,16 @@ fn title_case(id: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Checks a quota plan's attribute ids and options against the catalogue
-/// for the line item's country and language; each problem is `(path,
-/// message)`.
+/// Checks one targeting node of a quota plan against the catalogue for
+/// the line item's country and language: the attribute exists, is
+/// `ACTIVE`, may be used where it is (a filter or a quota cell), and for a
+/// `LIST` the options are its own.
 pub(crate) fn check_targeting(
     country: &str,
     language: &str,
     attribute_id: &str,
     options: &[String],
+    in_quota: bool,
 ) -> Result<(), String> {
     let Some(attributes) = attributes(country, language) else {
         return Ok(()); // the country/language problem is reported on its own
@@ -366,6 +368,23 @@ pub(crate) fn check_targeting(
             "attribute {attribute_id:?} does not exist for {country}/{language}"
         ));
     };
+    if attribute["state"] != "ACTIVE" {
+        return Err(format!(
+            "attribute {attribute_id:?} is {} and cannot be targeted",
+            attribute["state"].as_str().unwrap_or_default()
+        ));
+    }
+    let allowed_in = if in_quota {
+        "isAllowedInQuotas"
+    } else {
+        "isAllowedInFilters"
+    };
+    if attribute[allowed_in] != true {
+        return Err(format!(
+            "attribute {attribute_id:?} cannot be used in {}",
+            if in_quota { "quotas" } else { "filters" }
+        ));
+    }
     if let Some(known) = attribute["options"].as_array() {
         for option in options {
             if !known.iter().any(|known| known["id"] == option.as_str()) {

@@ -473,7 +473,7 @@ pub(crate) fn check_quota_plan(
     perc_only: bool,
 ) {
     for (path, filter) in check.objects(plan, prefix, "filters", Need::Optional, 0) {
-        check_targeting(check, filter, &path, place);
+        check_targeting(check, filter, &path, place, false);
     }
     for (group_path, group) in check.objects(plan, prefix, "quotaGroups", Need::Optional, 0) {
         check.string(group, &group_path, "quotaGroupId", Need::Optional, (1, 64));
@@ -484,7 +484,7 @@ pub(crate) fn check_quota_plan(
             check.string(cell, &cell_path, "quotaCellId", Need::Optional, (1, 64));
             let nodes = check.objects(cell, &cell_path, "quotaNodes", Need::Required, 1);
             for (node_path, node) in nodes {
-                check_targeting(check, node, &node_path, place);
+                check_targeting(check, node, &node_path, place, true);
             }
             let count = check.integer(cell, &cell_path, "count", Need::Optional, (0, 1_000_000));
             let perc = check.number(cell, &cell_path, "perc", Need::Optional, (0.0, 100.0));
@@ -518,6 +518,7 @@ fn check_targeting(
     node: &Map<String, Value>,
     path: &str,
     place: Option<(&str, &str)>,
+    in_quota: bool,
 ) {
     let attribute = check.string(node, path, "attributeId", Need::Required, (1, 64));
     let options = check.strings(node, path, "options", Need::Required, 1, None);
@@ -529,7 +530,8 @@ fn check_targeting(
         check.bad(&join(path, "operator"), "must be include or exclude");
     }
     if let (Some((country, language)), Some(attribute), Some(options)) = (place, attribute, options)
-        && let Err(message) = catalogue::check_targeting(country, language, &attribute, &options)
+        && let Err(message) =
+            catalogue::check_targeting(country, language, &attribute, &options, in_quota)
     {
         check.bad(&join(path, "attributeId"), message);
     }

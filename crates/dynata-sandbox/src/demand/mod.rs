@@ -64,6 +64,7 @@ type Handler = fn(&mut Call<'_>) -> Answer;
 
 /// Every Demand API operation and the function that serves it.
 const HANDLERS: &[(Operation, Handler)] = &[
+    (Operation::UsersInfo, account::user_info),
     (Operation::GetUser, account::get_user),
     (Operation::ListCompanyUsers, account::list_company_users),
     (Operation::ListTeams, account::list_teams),
