@@ -1042,3 +1042,24 @@ async fn quota_plans_target_only_what_the_catalogue_allows() {
         "{messages:?}"
     );
 }
+
+#[tokio::test]
+async fn ids_that_need_escaping_make_working_links() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    api.post("/projects", project("wave 1/ü"))
+        .await
+        .expect(StatusCode::CREATED);
+    let items = api.get("/projects/wave%201%2F%C3%BC/lineItems").await;
+    items.expect(StatusCode::OK);
+    let link = items.json["meta"]["links"]["self"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.ends_with("/projects/wave%201%2F%C3%BC/lineItems"),
+        "{link}"
+    );
+    let again = api.get(&link[api.base.len()..]).await;
+    assert_eq!(again.data()[0]["extLineItemId"], "li-1");
+}

@@ -13,7 +13,7 @@ use super::line_items::{
     self, CLOSED as LINE_ITEM_CLOSED, COMPLETED as LINE_ITEM_COMPLETED,
     LAUNCHED as LINE_ITEM_LAUNCHED, LineItem, Mode, PAUSED as LINE_ITEM_PAUSED,
 };
-use super::listing::{FilterSpec, ListQuery};
+use super::listing::{self, FilterSpec, ListQuery};
 use super::store::Demand;
 use super::validate::{self, Check};
 use crate::later::later;
@@ -39,7 +39,11 @@ pub(crate) fn list_line_items(call: &mut Call<'_>) -> Answer {
         .iter()
         .map(|item| item.header(&call.demand.clock))
         .collect();
-    let url = format!("{}/projects/{}/lineItems", call.demand.base_url, project.id);
+    let url = format!(
+        "{}/projects/{}/lineItems",
+        call.demand.base_url,
+        listing::encode(&project.id)
+    );
     query.answer(records, LINE_ITEM_FILTERS, &url)
 }
 

@@ -210,6 +210,20 @@ fn parameter_problem(name: &str, message: String) -> envelope::Problem {
     }
 }
 
+/// `text` percent-encoded for a URL path segment or query value: everything
+/// but RFC 3986's unreserved characters, so that a caller's id with a space
+/// or a slash still makes a working link.
+pub(crate) fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 /// The pairs of a raw query string, percent-decoded (`+` is a space).
 pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     raw.unwrap_or_default()
@@ -292,6 +306,16 @@ mod tests {
         assert_eq!(
             query_pairs(Some("t=%E2%9C%93%")),
             [("t".to_owned(), "✓%".to_owned())]
+        );
+    }
+
+    #[test]
+    fn encoding_round_trips_through_decoding() {
+        let id = "p 1/ü?&=%";
+        assert_eq!(encode(id), "p%201%2F%C3%BC%3F%26%3D%25");
+        assert_eq!(
+            query_pairs(Some(&format!("id={}", encode(id)))),
+            [("id".to_owned(), id.to_owned())]
         );
     }
 

@@ -20,7 +20,7 @@ use super::line_items::{
     self, AWAITING_APPROVAL, CLOSED as LINE_ITEM_CLOSED, COMPLETED as LINE_ITEM_COMPLETED,
     LAUNCHED as LINE_ITEM_LAUNCHED, LineItem, Mode, PROVISIONED as LINE_ITEM_PROVISIONED, Purchase,
 };
-use super::listing::{FilterSpec, ListQuery};
+use super::listing::{self, FilterSpec, ListQuery};
 use super::pricing;
 use super::validate::{self, Check, Need, join};
 use super::{Call, line_item_calls};
@@ -611,7 +611,8 @@ pub(crate) fn survey_end_links(call: &mut Call<'_>) -> Answer {
         .project(&call.username, call.param("extProjectId"))?;
     let base = format!(
         "{}/respondent/exit?project={}",
-        call.demand.base_url, project.id
+        call.demand.base_url,
+        listing::encode(&project.id)
     );
     Ok(envelope::ok(json!({
         "surveyId": call.param("surveyId"),
