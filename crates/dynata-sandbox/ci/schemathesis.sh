@@ -10,6 +10,7 @@
 # and stops the sandbox (by its process id) however the run ends.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+root="$(pwd)"
 
 venv="${TMPDIR:-/tmp}/dynata-sandbox-schemathesis-venv"
 if [ ! -x "$venv/bin/st" ]; then
@@ -19,11 +20,13 @@ fi
 
 cargo build --locked --quiet -p dynata-sandbox --bin dynata-sandbox
 log="$(mktemp)"
+# schemathesis keeps a .schemathesis/ directory where it runs: not in the repository.
+scratch="$(mktemp -d)"
 # Long-lived tokens: the fuzzing must not outlast its bearer token.
 target/debug/dynata-sandbox --port 0 --user schemathesis:schemathesis \
   --feasibility-delay 0 --access-ttl 36000 >"$log" 2>&1 &
 sandbox_pid=$!
-trap 'kill "$sandbox_pid" 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill "$sandbox_pid" 2>/dev/null || true; rm -rf "$log" "$scratch"' EXIT
 
 base=""
 for _ in $(seq 1 100); do
@@ -44,8 +47,8 @@ PY
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 run() {
-  "$venv/bin/st" run "$@" --checks "$checks" --phases examples,coverage,fuzzing \
-    --max-examples 15 --workers 2 --seed 1 --warnings off
+  (cd "$scratch" && "$venv/bin/st" run "$@" --checks "$checks" --phases examples,coverage,fuzzing \
+    --max-examples 15 --workers 2 --seed 1 --warnings off)
 }
-run openapi/dynata-auth.yaml --url "$base"
-run openapi/dynata-sample.yaml --url "$base/sample/v1" -H "Authorization: Bearer $token"
+run "$root/openapi/dynata-auth.yaml" --url "$base"
+run "$root/openapi/dynata-sample.yaml" --url "$base/sample/v1" -H "Authorization: Bearer $token"
