@@ -336,6 +336,11 @@ async fn the_token_never_goes_to_another_origin() {
         0,
         "nothing reached the other host"
     );
+    assert_eq!(
+        login.calls_async().await,
+        0,
+        "no login for a request refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
