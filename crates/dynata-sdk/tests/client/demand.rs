@@ -137,13 +137,13 @@ async fn fifty_typed_calls_rejected_for_a_stale_token_cause_one_refresh() {
         let project = call.await.expect("task").expect("recovered");
         assert_eq!(project.ext_project_id, "p1");
     }
+    // Callers that ask for a token after the first 401 wait for the
+    // renewal and never send the stale one: how many did is a race.
+    let stale = stale.calls_async().await;
+    assert!((1..=50).contains(&stale), "{stale} stale requests");
     assert_eq!(
-        (
-            refresh.calls_async().await,
-            stale.calls_async().await,
-            fresh.calls_async().await
-        ),
-        (1, 50, 50)
+        (refresh.calls_async().await, fresh.calls_async().await),
+        (1, 50)
     );
 }
 
@@ -607,11 +607,14 @@ async fn an_invoice_of_another_content_type_is_a_typed_error() {
 
 // ---- Reconciliation upload ---------------------------------------------------
 
+/// What the server received: the `Content-Type` header and the body.
+type Upload = (String, Vec<u8>);
+
 #[tokio::test]
 async fn a_reconciliation_is_a_multipart_upload_of_file_and_message() {
     let harness = Harness::new().await;
     harness.logged_in().await;
-    let seen: Arc<Mutex<Option<(String, Vec<u8>)>>> = Arc::default();
+    let seen: Arc<Mutex<Option<Upload>>> = Arc::default();
     let record = seen.clone();
     let upload = harness
         .server
