@@ -18,7 +18,9 @@ mod token;
 
 pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
-pub use demand::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT, PageRequest, SampleItems};
+pub use demand::{
+    FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT, PageRequest, SampleItems, SampleResult,
+};
 pub use environment::Environment;
 pub use error::Error;
 #[cfg(feature = "middleware")]

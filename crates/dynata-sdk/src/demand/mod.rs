@@ -28,9 +28,9 @@ use crate::{ApiErrorDetail, Client, Error};
 pub use feasibility::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT};
 pub use paging::{PageRequest, SampleItems};
 
-/// What a generated operation returns.
-pub(crate) type SampleResult<T> =
-    Result<ResponseValue<T>, dynata_sample_api::Error<types::ApiError>>;
+/// What a generated operation's `send()` returns: the closures given to
+/// [`Client::sample`] and its siblings return a future of this.
+pub type SampleResult<T> = Result<ResponseValue<T>, dynata_sample_api::Error<types::ApiError>>;
 
 impl Client {
     /// Calls one operation of the Demand API and returns the envelope's
