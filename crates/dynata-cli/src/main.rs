@@ -129,7 +129,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Login { .. }
                 | Command::Logout
                 | Command::Sandbox { .. }
-                | Command::Completions { .. } => unreachable!("handled above"),
+                | Command::Completions { .. } => {
+                    // Matched by the outer `match`, before any session.
+                    Err(Failure::usage("this command needs no session"))
+                }
             }
         }
     }
