@@ -160,10 +160,18 @@ impl Context {
         password: String,
     ) -> Result<(), Failure> {
         // A session already stored would be adopted without checking the
-        // password: forget it, so the login proves the password.
-        let _ = self.store.remove(&self.key(&username)).await;
+        // password: set it aside, so the login proves the password, and put
+        // it back if the login fails (a mistyped password logs nobody out).
+        let key = self.key(&username);
+        let previous = self.stored(&username).await.ok().flatten();
+        let _ = self.store.remove(&key).await;
         let client = self.build(Credentials::new(username.clone(), password))?;
-        client.access_token().await?;
+        if let Err(error) = client.access_token().await {
+            if let Some(previous) = previous {
+                let _ = self.store.save(&key, &previous, SystemTime::now()).await;
+            }
+            return Err(error.into());
+        }
         self.profile.username = Some(username);
         self.profile.environment = Some(self.environment_name.clone());
         profile::save(&self.profile_name, &self.profile)

@@ -167,6 +167,42 @@ async fn a_wrong_password_is_exit_1_with_dynatas_code_and_nothing_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_password_does_not_log_out_the_stored_session() {
+    let world = World::start().await;
+    world.login().await;
+    let before = world.run(&["token"], &[]).await;
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", "typo")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let after = world.run(&["token"], &[]).await;
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
+    assert_eq!(after.stdout, before.stdout, "the same session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_traces_on_stderr_without_a_secret() {
+    let world = World::start().await;
+    let login = world
+        .run(
+            &["--verbose", "login", "-u", USER],
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .await;
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    assert!(text(&login.stderr).contains("DEBUG") || text(&login.stderr).contains("INFO"));
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().unwrap();
+    let token = world.run(&["--verbose", "token"], &[]).await;
+    let printed = text(&token.stdout).trim_end().to_owned();
+    for stderr in [&login.stderr, &token.stderr] {
+        assert!(!contains(stderr, PASSWORD));
+        assert!(!contains(stderr, &printed));
+        assert!(!contains(stderr, session.refresh_token.expose_secret()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_a_terminal_or_a_password_login_is_a_usage_error() {
     let world = World::start().await;
     let out = world.run(&["login", "-u", USER], &[]).await;
