@@ -224,39 +224,50 @@ pub(crate) async fn all_pages(
         if got == 0 {
             return Ok(items);
         }
-        let meta = page.get("meta");
-        let next = meta
-            .and_then(|m| m.pointer("/links/next"))
-            .and_then(Value::as_str)
-            .filter(|next| !next.is_empty());
-        if let Some(next) = next {
-            let url = reqwest::Url::parse(next)
-                .or_else(|_| reqwest::Url::parse(&format!("http://localhost{next}")))
-                .map_err(|e| {
-                    Failure::refused(format!("Dynata's next-page link is not a URL: {e}"))
-                })?;
-            for (name, value) in url.query_pairs() {
-                target.set(&name, value.into_owned());
-            }
-            continue;
-        }
-        let total = meta.and_then(|m| m.get("total")).and_then(Value::as_u64);
-        let offset: u64 = target
-            .query
-            .iter()
-            .find(|(n, _)| n == "offset")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let next_offset = offset + got as u64;
-        match total {
-            Some(total) if next_offset < total => target.set("offset", next_offset.to_string()),
-            _ => return Ok(items),
+        match next_page(&target, &page, got)? {
+            Some(next) => target = next,
+            None => return Ok(items),
         }
     }
     Err(Failure::refused(format!(
         "gave up after {MAX_PAGES} pages of {}",
         target.path
     )))
+}
+
+/// The request for the page after `page` (which held `got` items), or
+/// `None` at the end.
+fn next_page(target: &Target, page: &Value, got: usize) -> Result<Option<Target>, Failure> {
+    let mut target = target.clone();
+    let meta = page.get("meta");
+    let next = meta
+        .and_then(|m| m.pointer("/links/next"))
+        .and_then(Value::as_str)
+        .filter(|next| !next.is_empty());
+    if let Some(next) = next {
+        let url = reqwest::Url::parse(next)
+            .or_else(|_| reqwest::Url::parse(&format!("http://localhost{next}")))
+            .map_err(|e| Failure::refused(format!("Dynata's next-page link is not a URL: {e}")))?;
+        for (name, value) in url.query_pairs() {
+            target.set(&name, value.into_owned());
+        }
+        return Ok(Some(target));
+    }
+    let total = meta.and_then(|m| m.get("total")).and_then(Value::as_u64);
+    let offset: u64 = target
+        .query
+        .iter()
+        .find(|(n, _)| n == "offset")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let next_offset = offset + got as u64;
+    match total {
+        Some(total) if next_offset < total => {
+            target.set("offset", next_offset.to_string());
+            Ok(Some(target))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn read_input(source: &str) -> Result<Vec<u8>, Failure> {
@@ -364,6 +375,37 @@ mod tests {
             ]
         );
         assert_eq!(Target::parse("/auth/x").unwrap().path, "/auth/x");
+    }
+
+    #[test]
+    fn the_next_page_keeps_limit_and_filters() {
+        let first = Target::parse("projects?limit=2&state=LAUNCHED").unwrap();
+        // Dynata's `next` link carries only the offset.
+        let page = serde_json::json!({"meta": {"links": {"next": "https://api.dynata.com/sample/v1/projects?offset=2"}, "total": 5}});
+        let next = next_page(&first, &page, 2).unwrap().unwrap();
+        assert_eq!(next.path, "/sample/v1/projects");
+        assert_eq!(
+            next.query,
+            [
+                ("limit".into(), "2".into()),
+                ("state".into(), "LAUNCHED".into()),
+                ("offset".into(), "2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_next_link_the_offset_grows_until_the_total() {
+        let target = Target::parse("projects?offset=4").unwrap();
+        let page = serde_json::json!({"meta": {"total": 7}});
+        let next = next_page(&target, &page, 2).unwrap().unwrap();
+        assert_eq!(next.query, [("offset".into(), "6".into())]);
+        assert!(
+            next_page(&next, &page, 1).unwrap().is_none(),
+            "6 + 1 = 7: the end"
+        );
+        let no_meta = serde_json::json!({"data": []});
+        assert!(next_page(&target, &no_meta, 2).unwrap().is_none());
     }
 
     #[test]

@@ -54,6 +54,30 @@ impl World {
         command.output().await.unwrap()
     }
 
+    /// Runs `dynata args...` with a terminal as stdin and stdout, through
+    /// util-linux's `script` (in Debian's essential `bsdutils`).
+    #[cfg(target_os = "linux")]
+    async fn run_in_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut line = String::from(env!("CARGO_BIN_EXE_dynata"));
+        for arg in args {
+            line.push_str(&format!(" '{arg}'"));
+        }
+        let mut command = tokio::process::Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_CACHE_HOME", self.cache())
+            .env("DYNATA_ENV", self.sandbox.base_url())
+            .stdin(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().await.unwrap()
+    }
+
     async fn login(&self) {
         let out = self
             .run(
@@ -424,6 +448,23 @@ async fn piped_output_is_plain_json_and_include_prints_the_status() {
             .to_ascii_lowercase()
             .contains("content-type: application/json")
     );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_json_is_coloured_unless_no_color() {
+    let world = World::start().await;
+    world.login().await;
+    let out = world.run_in_terminal(&["api", "users/info"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\x1b[32m\"alice\""), "{stdout:?}");
+    let plain = world
+        .run_in_terminal(&["api", "users/info"], &[("NO_COLOR", "1")])
+        .await;
+    let plain = text(&plain.stdout);
+    assert!(plain.contains("\"userName\": \"alice\""), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
