@@ -434,21 +434,8 @@ impl Lifecycle {
                 .await
                 .map_err(|failure| RenewError::Failed(failure.into()))?,
         };
-        let lifetime = |seconds: i64, field: &str| {
-            u64::try_from(seconds)
-                .map(Duration::from_secs)
-                .map_err(|_| {
-                    let error = Error::decode(format!("{field} is out of range: {seconds}"));
-                    RenewError::Failed(error.into())
-                })
-        };
-        let access = lifetime(pair.expires_in, "expiresIn")?;
-        let refresh = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
-        // As for a client without a store: an expired token cannot be used.
-        if access.is_zero() {
-            let error = Error::decode("expiresIn is 0: the token is already expired");
-            return Err(RenewError::Failed(error.into()));
-        }
+        let (access, refresh) =
+            lifetimes(&pair).map_err(|error| RenewError::Failed(error.into()))?;
         StoredSession::from_lifetimes(
             pair.access_token,
             access,
@@ -472,13 +459,7 @@ impl Lifecycle {
             .ok_or_else(|| Error::decode("the stored token expired before it could be used"))?;
         let clock = &*self.clock;
         let now = clock.now();
-        let access_lifetime = stored.access_lifetime();
-        let soft = self.settings.soft_window.min(access_lifetime / 2);
-        let hard = self
-            .settings
-            .hard_margin
-            .min(access_lifetime / 10)
-            .min(soft);
+        let (soft, hard) = self.windows(stored.access_lifetime());
         let early = |at: Instant, by: Duration| at.checked_sub(by).unwrap_or(now).max(now);
         // The soft window counts from the expiry as stored, without the skew
         // allowance: it schedules a renewal at the same moment as in every
@@ -576,32 +557,14 @@ impl Lifecycle {
         pair: types::TokenPair,
         sent_at: Instant,
     ) -> Result<Arc<Session>, Refused> {
-        let lifetime = |seconds: i64, field: &str| {
-            u64::try_from(seconds)
-                .ok()
-                .map(Duration::from_secs)
-                .filter(|d| sent_at.checked_add(*d).is_some())
-                .ok_or_else(|| Error::decode(format!("{field} is out of range: {seconds}")))
+        let (access_lifetime, refresh_lifetime) = lifetimes(&pair)?;
+        let (Some(expires_at), Some(refresh_expires_at)) = (
+            sent_at.checked_add(access_lifetime),
+            sent_at.checked_add(refresh_lifetime),
+        ) else {
+            return Err(Error::decode("a token lifetime is longer than the clock can hold").into());
         };
-        let access_lifetime = lifetime(pair.expires_in, "expiresIn")?;
-        let refresh_lifetime = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
-        // A token that is already expired cannot be used; taking it would
-        // mean asking again at once, for ever.
-        if access_lifetime.is_zero() {
-            return Err(Error::decode("expiresIn is 0: the token is already expired").into());
-        }
-        // The windows shrink for short-lived tokens, so that a fresh token is
-        // never "expiring" on arrival: at most half its life is the soft
-        // window and a tenth the hard margin.
-        let soft = self.settings.soft_window.min(access_lifetime / 2);
-        let hard = self
-            .settings
-            .hard_margin
-            .min(access_lifetime / 10)
-            .min(soft);
-        let expires_at = sent_at + access_lifetime;
-        let refresh_expires_at = sent_at + refresh_lifetime;
-        let soft_at = expires_at - soft;
+        let (soft, hard) = self.windows(access_lifetime);
         let hard_at = expires_at - hard;
         let clock = &*self.clock;
         Ok(Arc::new(Session {
@@ -609,13 +572,23 @@ impl Lifecycle {
             refresh_token: pair.refresh_token,
             refresh_usable_until: refresh_expires_at
                 - self.settings.hard_margin.min(refresh_lifetime / 10),
-            soft: self.fast_clock.ticks_near(soft_at, clock),
+            soft: self.fast_clock.ticks_near(expires_at - soft, clock),
             hard: self.fast_clock.ticks_at(hard_at, clock),
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
             stored: None,
         }))
+    }
+
+    /// The soft window and the hard margin of a token that lives `lifetime`.
+    /// They shrink for short-lived tokens, so that a fresh token is never
+    /// "expiring" on arrival: at most half its life is the soft window and a
+    /// tenth the hard margin.
+    fn windows(&self, lifetime: Duration) -> (Duration, Duration) {
+        let soft = self.settings.soft_window.min(lifetime / 2);
+        let hard = self.settings.hard_margin.min(lifetime / 10).min(soft);
+        (soft, hard)
     }
 
     fn install(self: &Arc<Self>, slow: &mut SlowPath, session: Arc<Session>) {
@@ -724,6 +697,25 @@ impl Drop for Lifecycle {
             timer.abort();
         }
     }
+}
+
+/// A token pair's lifetimes, checked: a negative one is out of range, and an
+/// access token that is already expired cannot be used (taking it would mean
+/// asking again at once, for ever).
+fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
+    let lifetime = |seconds: i64, field: &str| {
+        u64::try_from(seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| Error::decode(format!("{field} is out of range: {seconds}")))
+    };
+    let access = lifetime(pair.expires_in, "expiresIn")?;
+    let refresh = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
+    if access.is_zero() {
+        return Err(Error::decode(
+            "expiresIn is 0: the token is already expired",
+        ));
+    }
+    Ok((access, refresh))
 }
 
 /// Marks the session `EXPIRING` at its hard margin, on the client's clock.
