@@ -47,19 +47,6 @@ impl Target {
     }
 }
 
-/// One path segment, percent-encoded (a project id may hold any character).
-pub(crate) fn segment(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// A response read whole.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -406,12 +393,6 @@ mod tests {
         );
         let no_meta = serde_json::json!({"data": []});
         assert!(next_page(&target, &no_meta, 2).unwrap().is_none());
-    }
-
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(segment("p 1/2?"), "p%201%2F2%3F");
-        assert_eq!(segment("p-1_a.b~"), "p-1_a.b~");
     }
 
     #[test]

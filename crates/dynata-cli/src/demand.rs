@@ -1,61 +1,45 @@
-//! The typed shortcuts: projects, line items, feasibility and invoices.
-//!
-//! Written over `Client::send` with the generated Demand API types
-//! (`dynata_sample_api::types`) decoding each envelope's `data`; the SDK's
-//! typed layer was not merged when this was written, and these can move onto
-//! it without changing the command line.
+//! The typed shortcuts: projects, line items, feasibility and invoices,
+//! on the SDK's typed Demand API layer (`Client::sample`,
+//! `Client::sample_items`, `Client::invoice_pdf`) and the generated types.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use dynata_sample_api::types::{FeasibilityItem, LineItemHeader, ProjectHeader};
-use reqwest::Method;
-use serde::de::DeserializeOwned;
+use dynata_sdk::sample_api::types::{self, FeasibilityItem};
+use futures_util::StreamExt as _;
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{self, Target, segment};
 use crate::cli::{FeasibilityCommand, Format, LineItemsCommand, ProjectsCommand};
 use crate::failure::Failure;
 use crate::output;
 use crate::session::SessionClient;
 
-fn project_path(project: &str) -> String {
-    format!("/sample/v1/projects/{}", segment(project))
-}
+/// Items per page when a shortcut lists everything.
+const PAGE_SIZE: u32 = 100;
 
-fn decode<T: DeserializeOwned>(what: &str, value: Value) -> Result<T, Failure> {
-    serde_json::from_value(value)
-        .map_err(|e| Failure::refused(format!("Dynata's {what} could not be decoded: {e}")))
-}
-
-/// Sends a request and returns the envelope's `data`, or the refusal.
-async fn data(
-    session: &SessionClient,
-    method: Method,
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<Value, Failure> {
-    let target = Target::parse(path)?;
-    let answer = api::call(
-        session,
-        method,
-        &target,
-        body.map(|b| (b, "application/json")),
-    )
-    .await?;
-    if !answer.ok() {
-        return Err(answer.refusal());
-    }
-    answer
-        .json()
-        .and_then(|mut v| v.get_mut("data").map(Value::take))
-        .ok_or_else(|| {
-            Failure::refused(format!("the answer to {path} is not a Demand API envelope"))
-        })
+fn to_json(value: &impl Serialize) -> Result<Value, Failure> {
+    serde_json::to_value(value)
+        .map_err(|e| Failure::refused(format!("cannot show Dynata's answer as JSON: {e}")))
 }
 
 fn text(value: Option<impl ToString>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Drains a paging stream; the first error ends it.
+async fn every<I>(
+    session: &SessionClient,
+    mut items: dynata_sdk::SampleItems<I>,
+) -> Result<Vec<I>, Failure>
+where
+    dynata_sdk::SampleItems<I>: futures_util::Stream<Item = Result<I, dynata_sdk::Error>> + Unpin,
+{
+    let mut all = Vec::new();
+    while let Some(item) = items.next().await {
+        all.push(item.map_err(|e| session.failure(e))?);
+    }
+    Ok(all)
 }
 
 /// `dynata projects ...`.
@@ -63,61 +47,86 @@ pub(crate) async fn projects(
     session: &SessionClient,
     command: ProjectsCommand,
 ) -> Result<(), Failure> {
+    let client = &session.client;
     match command {
         ProjectsCommand::List { state, output } => {
-            let mut target = Target::parse("/sample/v1/projects")?;
-            if let Some(state) = state {
-                target.query.push(("state".into(), state));
-            }
-            let items = api::all_pages(session, &target).await?;
+            let stream = client.sample_items(PAGE_SIZE, move |api, page| {
+                let state = state.clone();
+                async move {
+                    let mut list = api.list_projects().offset(page.offset).limit(page.limit);
+                    if let Some(state) = state {
+                        list = list.state(state);
+                    }
+                    list.send().await
+                }
+            });
+            let projects = every(session, stream).await?;
             if output.output == Format::Json {
-                return output::print_json(&Value::Array(items));
+                return output::print_json(&to_json(&projects)?);
             }
-            let mut rows = Vec::new();
-            for item in items {
-                let project: ProjectHeader = decode("project", item)?;
-                rows.push(vec![
-                    project.ext_project_id,
-                    project.state.to_string(),
-                    project.title,
-                    text(project.created_at),
-                ]);
-            }
+            let rows: Vec<Vec<String>> = projects
+                .into_iter()
+                .map(|p| {
+                    vec![
+                        p.ext_project_id,
+                        p.state.to_string(),
+                        p.title,
+                        text(p.created_at),
+                    ]
+                })
+                .collect();
             output::write_stdout(
                 output::table(&["ID", "STATE", "TITLE", "CREATED"], &rows).as_bytes(),
             )
         }
         ProjectsCommand::Get { project } => {
-            let project = data(session, Method::GET, &project_path(&project), None).await?;
-            output::print_json(&project)
+            let project = client
+                .sample(|api| {
+                    let id = project.clone();
+                    async move { api.get_project().ext_project_id(id).send().await }
+                })
+                .await
+                .map_err(|e| session.failure(e))?;
+            output::print_json(&to_json(&project)?)
         }
         ProjectsCommand::Create { file, output } => {
-            let body = api::read_json(&file)?;
-            let created = data(session, Method::POST, "/sample/v1/projects", Some(body)).await?;
+            let bytes = crate::api::read_json(&file)?;
+            let body: types::CreateProject = serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::usage(format!(
+                    "{file} is not a project Dynata accepts (CreateProject): {e}"
+                ))
+            })?;
+            let created = client
+                .sample(|api| {
+                    let body = body.clone();
+                    async move { api.create_project().body(body).send().await }
+                })
+                .await
+                .map_err(|e| session.failure(e))?;
             if output.output == Format::Json {
-                return output::print_json(&created);
+                return output::print_json(&to_json(&created)?);
             }
-            let project: ProjectHeader = decode("project", created)?;
             output::write_stdout(
                 output::table(
                     &["ID", "STATE", "TITLE"],
                     &[vec![
-                        project.ext_project_id,
-                        project.state.to_string(),
-                        project.title,
+                        created.ext_project_id,
+                        created.state.to_string(),
+                        created.title,
                     ]],
                 )
                 .as_bytes(),
             )
         }
         ProjectsCommand::Close { project } => {
-            let path = format!("{}/close", project_path(&project));
-            let closed = data(session, Method::POST, &path, None).await?;
-            let state = closed
-                .get("state")
-                .and_then(Value::as_str)
-                .unwrap_or("CLOSED");
-            eprintln!("Project {project} is {state}.");
+            let closed = client
+                .sample(|api| {
+                    let id = project.clone();
+                    async move { api.close_project().ext_project_id(id).send().await }
+                })
+                .await
+                .map_err(|e| session.failure(e))?;
+            eprintln!("Project {} is {}.", closed.ext_project_id, closed.state);
             Ok(())
         }
     }
@@ -128,54 +137,96 @@ pub(crate) async fn line_items(
     session: &SessionClient,
     command: LineItemsCommand,
 ) -> Result<(), Failure> {
-    let (project, line_item, action) = match command {
+    let client = &session.client;
+    let (project, line_item, launch) = match command {
         LineItemsCommand::List { project, output } => {
-            let target = Target::parse(&format!("{}/lineItems", project_path(&project)))?;
-            let items = api::all_pages(session, &target).await?;
+            let stream = client.sample_items(PAGE_SIZE, move |api, page| {
+                let project = project.clone();
+                async move {
+                    api.list_line_items()
+                        .ext_project_id(project)
+                        .offset(page.offset)
+                        .limit(page.limit)
+                        .send()
+                        .await
+                }
+            });
+            let items = every(session, stream).await?;
             if output.output == Format::Json {
-                return output::print_json(&Value::Array(items));
+                return output::print_json(&to_json(&items)?);
             }
-            let mut rows = Vec::new();
-            for item in items {
-                let item: LineItemHeader = decode("line item", item)?;
-                rows.push(vec![
-                    item.ext_line_item_id,
-                    item.state.to_string(),
-                    text(item.title),
-                    format!(
-                        "{}-{}",
-                        text(item.country_iso_code),
-                        text(item.language_iso_code)
-                    ),
-                ]);
-            }
+            let rows: Vec<Vec<String>> = items
+                .into_iter()
+                .map(|item| {
+                    vec![
+                        item.ext_line_item_id,
+                        item.state.to_string(),
+                        text(item.title),
+                        format!(
+                            "{}-{}",
+                            text(item.country_iso_code),
+                            text(item.language_iso_code)
+                        ),
+                    ]
+                })
+                .collect();
             return output::write_stdout(
                 output::table(&["ID", "STATE", "TITLE", "LOCALE"], &rows).as_bytes(),
             );
         }
-        LineItemsCommand::Launch { project, line_item } => (project, line_item, "launch"),
-        LineItemsCommand::Pause { project, line_item } => (project, line_item, "pause"),
+        LineItemsCommand::Launch { project, line_item } => (project, line_item, true),
+        LineItemsCommand::Pause { project, line_item } => (project, line_item, false),
     };
-    let path = format!(
-        "{}/lineItems/{}/{action}",
-        project_path(&project),
-        segment(&line_item)
+    let changed = client
+        .sample(|api| {
+            let (project, line_item) = (project.clone(), line_item.clone());
+            async move {
+                if launch {
+                    api.launch_line_item()
+                        .ext_project_id(project)
+                        .ext_line_item_id(line_item)
+                        .send()
+                        .await
+                } else {
+                    api.pause_line_item()
+                        .ext_project_id(project)
+                        .ext_line_item_id(line_item)
+                        .send()
+                        .await
+                }
+            }
+        })
+        .await
+        .map_err(|e| session.failure(e))?;
+    eprintln!(
+        "Line item {} of {project}: {}.",
+        changed.ext_line_item_id, changed.state
     );
-    let answer = data(session, Method::POST, &path, None).await?;
-    let state = answer
-        .get("state")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{action}ed"));
-    eprintln!("Line item {line_item} of {project}: {state}.");
     Ok(())
+}
+
+/// Where a line item's feasibility stands, as `Client::wait_for_feasibility`
+/// sees it: a status this version does not know is still being computed.
+#[derive(Debug, PartialEq, Eq)]
+enum Status {
+    Ready,
+    Failed,
+    Pending,
+}
+
+fn status(item: &FeasibilityItem) -> Status {
+    match item.feasibility.status.as_str() {
+        "READY" => Status::Ready,
+        "FAILED" | "NOT_SUPPORTED" => Status::Failed,
+        _ => Status::Pending,
+    }
 }
 
 /// One line of progress: `2/3 ready: li-1 READY, li-2 READY, li-3 PROCESSING`.
 fn progress(items: &[FeasibilityItem]) -> String {
     let ready = items
         .iter()
-        .filter(|i| i.feasibility.status.as_str() != "PROCESSING")
+        .filter(|i| status(i) != Status::Pending)
         .count();
     let each: Vec<String> = items
         .iter()
@@ -202,12 +253,17 @@ pub(crate) async fn feasibility(
     } = command;
     let interval = seconds(interval, "--interval")?.max(Duration::from_millis(100));
     let deadline = tokio::time::Instant::now() + seconds(timeout, "--timeout")?;
-    let path = format!("{}/feasibility", project_path(&project));
     let terminal = std::io::stderr().is_terminal();
     let mut last = String::new();
     loop {
-        let raw = data(session, Method::GET, &path, None).await?;
-        let items: Vec<FeasibilityItem> = decode("feasibility", raw.clone())?;
+        let items: Vec<FeasibilityItem> = session
+            .client
+            .sample(|api| {
+                let id = project.clone();
+                async move { api.get_feasibility().ext_project_id(id).send().await }
+            })
+            .await
+            .map_err(|e| session.failure(e))?;
         let line = progress(&items);
         if line != last {
             // On a terminal the line is rewritten in place; in a log, each
@@ -220,43 +276,54 @@ pub(crate) async fn feasibility(
             let _ = std::io::stderr().flush();
             last = line;
         }
-        let done = items
-            .iter()
-            .all(|i| i.feasibility.status.as_str() != "PROCESSING");
+        let done = items.iter().all(|i| status(i) != Status::Pending);
         if done {
             if terminal {
                 eprintln!();
             }
-            if output.output == Format::Json {
-                return output::print_json(&raw);
-            }
-            let rows: Vec<Vec<String>> = items
-                .into_iter()
-                .map(|i| {
-                    vec![
-                        i.ext_line_item_id,
-                        i.feasibility.status.to_string(),
-                        text(i.feasibility.feasible),
-                        text(i.feasibility.total_count),
-                        text(i.feasibility.cost_per_interview),
-                        text(i.feasibility.currency),
-                    ]
-                })
+            let failed: Vec<String> = items
+                .iter()
+                .filter(|i| status(i) == Status::Failed)
+                .map(|i| format!("{} {}", i.ext_line_item_id, i.feasibility.status))
                 .collect();
-            return output::write_stdout(
-                output::table(
-                    &[
-                        "LINE ITEM",
-                        "STATUS",
-                        "FEASIBLE",
-                        "COUNT",
-                        "CPI",
-                        "CURRENCY",
-                    ],
-                    &rows,
-                )
-                .as_bytes(),
-            );
+            if output.output == Format::Json {
+                output::print_json(&to_json(&items)?)?;
+            } else {
+                let rows: Vec<Vec<String>> = items
+                    .into_iter()
+                    .map(|i| {
+                        vec![
+                            i.ext_line_item_id,
+                            i.feasibility.status.to_string(),
+                            text(i.feasibility.feasible),
+                            text(i.feasibility.total_count),
+                            text(i.feasibility.cost_per_interview),
+                            text(i.feasibility.currency),
+                        ]
+                    })
+                    .collect();
+                output::write_stdout(
+                    output::table(
+                        &[
+                            "LINE ITEM",
+                            "STATUS",
+                            "FEASIBLE",
+                            "COUNT",
+                            "CPI",
+                            "CURRENCY",
+                        ],
+                        &rows,
+                    )
+                    .as_bytes(),
+                )?;
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            return Err(Failure::refused(format!(
+                "Dynata cannot field every line item of {project}: {}",
+                failed.join(", ")
+            )));
         }
         if tokio::time::Instant::now() + interval > deadline {
             if terminal {
@@ -276,43 +343,17 @@ pub(crate) async fn invoice(
     project: &str,
     file: &std::path::Path,
 ) -> Result<(), Failure> {
-    let target = Target::parse(&format!("{}/invoices", project_path(project)))?;
-    let request = session.client.request(Method::GET, &target.path);
-    let response = session
+    let pdf = session
         .client
-        .send(request)
+        .invoice_pdf(project)
         .await
         .map_err(|e| session.failure(e))?;
-    let status = response.status();
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Failure::unreachable(format!("the invoice download broke off: {e}")))?;
-    if !status.is_success() {
-        return Err(api::Answer {
-            status: status.as_u16(),
-            request_id,
-            head: String::new(),
-            body: body.to_vec(),
-        }
-        .refusal());
-    }
-    if !body.starts_with(b"%PDF") {
-        return Err(Failure::refused(format!(
-            "Dynata's answer for the invoice of {project} is not a PDF"
-        )));
-    }
-    std::fs::write(file, &body)
+    std::fs::write(file, &pdf)
         .map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
     eprintln!(
         "Wrote the invoice of {project} to {} ({} bytes).",
         file.display(),
-        body.len()
+        pdf.len()
     );
     Ok(())
 }

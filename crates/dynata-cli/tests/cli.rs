@@ -550,6 +550,36 @@ async fn projects_list_as_a_table_and_as_json() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_project_file_that_is_not_a_project_is_refused_before_sending() {
+    let world = World::start().await;
+    world.login().await;
+    let file = json_file(
+        &world,
+        "bad.json",
+        &json!({"title": "no id, no line items"}),
+    );
+    let out = world
+        .run(&["projects", "create", "--file", &file], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("CreateProject"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(world.sandbox.count(Operation::CreateProject), 0);
+
+    let good = json_file(&world, "p-1.json", &project("p-1"));
+    let out = world
+        .run(&["projects", "create", "--file", &good], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["p-1", "PROVISIONED"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_project_from_creation_to_invoice() {
     let world = World::start().await;
     world.login().await;
