@@ -15,13 +15,6 @@ use crate::dirs;
 use crate::failure::Failure;
 use crate::profile::{self, Profile};
 
-/// Sent as the password when there is none, so that the SDK client can be
-/// built to use the stored session. The client only sends a password when
-/// the stored refresh token cannot be used; `Context::client` checks that
-/// first, so this is sent only if Dynata revoked a session that had not
-/// expired (see the README).
-const NO_PASSWORD: &str = "(no password: the stored session is used)";
-
 /// Everything a command needs to reach Dynata as the profile's account.
 #[derive(Debug)]
 pub(crate) struct Context {
@@ -146,7 +139,7 @@ impl Context {
             )));
         }
         Ok(SessionClient {
-            client: self.build(Credentials::new(username, NO_PASSWORD))?,
+            client: self.build(Credentials::without_password(username))?,
             has_password: false,
             context_hint: self.not_logged_in().message,
         })
@@ -190,12 +183,14 @@ impl Context {
             let _ = self.store.remove(&key).await;
             return Ok(false);
         }
-        let client = self.build(Credentials::new(username, NO_PASSWORD))?;
+        let client = self.build(Credentials::without_password(username))?;
         // Adopts the stored session (or refreshes it), so that logout
         // revokes that session and removes it from the store.
         let outcome = match client.access_token().await {
             Ok(_) => client.logout().await.map_err(Failure::from),
-            Err(dynata_sdk::Error::CredentialsRejected { .. }) => Ok(()),
+            Err(
+                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
+            ) => Ok(()),
             Err(e) => Err(e.into()),
         };
         let _ = self.store.remove(&key).await;
@@ -222,10 +217,14 @@ pub(crate) struct SessionClient {
 }
 
 impl SessionClient {
-    /// The SDK's error, except that a rejected login without a password
-    /// means the stored session was revoked: "run dynata login".
+    /// The SDK's error, except that a session that cannot go on without a
+    /// password (expired or revoked at Dynata) means "run dynata login".
     pub(crate) fn failure(&self, error: dynata_sdk::Error) -> Failure {
         match error {
+            dynata_sdk::Error::LoginRequired => Failure::refused(format!(
+                "the stored session has ended: {}",
+                self.context_hint
+            )),
             dynata_sdk::Error::CredentialsRejected { .. } if !self.has_password => {
                 Failure::refused(format!(
                     "the stored session is no longer valid ({}): {}",

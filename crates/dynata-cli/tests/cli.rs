@@ -367,6 +367,11 @@ async fn a_session_revoked_at_dynata_says_run_dynata_login() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("run `dynata login`"), "{stderr}");
     assert!(!stderr.contains("check the username"), "{stderr}");
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        1,
+        "no password login was attempted without a password"
+    );
 }
 
 // ---- logout --------------------------------------------------------------------

@@ -132,6 +132,13 @@ pub enum Error {
         what: String,
     },
 
+    /// The session cannot be renewed without a password, and the client has
+    /// none ([`crate::Credentials::without_password`]): log in again where the
+    /// password is (for the command line, `dynata login`). Nothing was sent
+    /// to the login endpoint.
+    #[error("the session has ended and this client has no password to log in with: log in again")]
+    LoginRequired,
+
     /// [`crate::Client::logout`] ended the session while this call waited for
     /// a login or refresh that was already under way; that session has been
     /// revoked. Call again to log in afresh.
