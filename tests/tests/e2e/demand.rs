@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use dynata_sandbox::{Fault, Operation};
 use dynata_sdk::Error;
 use dynata_sdk::sample_api::types;
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use futures_util::TryStreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
