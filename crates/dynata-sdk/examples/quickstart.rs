@@ -149,6 +149,8 @@ async fn project_lifecycle(client: &Client) -> Result<(), Box<dyn std::error::Er
     ));
 
     // The SDK polls until the price is ready; a ticker shows we are waiting.
+    // The sandbox prices in 2 s, but the SDK's second poll comes after 5 s
+    // (`FEASIBILITY_FIRST_WAIT`): its pauses are paced for Dynata's 20-120 s.
     let wait = client.wait_for_feasibility(PROJECT, Duration::from_secs(30));
     tokio::pin!(wait);
     let mut ticker = tokio::time::interval_at(
