@@ -280,6 +280,10 @@ async fn every_demand_api_operation_succeeds_through_the_sdk() {
         (Some(14), Some(25.0)),
         "the accepted LOI stays, the rejected incidence is put back"
     );
+    // The accepted price: 1.80 + 0.05 × 14 + 30 ÷ 25 = 3.70, for 400 completes.
+    let report = call!(client, |api| api.get_project_report().ext_project_id("p-1"));
+    let estimated = report.estimated_cost.expect("an estimate");
+    assert!((estimated - 1480.0).abs() < 0.005, "{estimated}");
 
     // Permissions and end links.
     let permissions = call!(client, |api| api
