@@ -14,11 +14,20 @@ use tokio::net::TcpStream;
 /// A client that never uses a proxy and keeps no idle-pool timer: with paused
 /// time, any pending timer would make tokio jump the clock while we wait on I/O.
 fn client() -> Client {
+    install_crypto_provider();
     Client::builder()
         .no_proxy()
         .pool_idle_timeout(None)
         .build()
         .unwrap()
+}
+
+/// In a workspace build, `dynata-sdk` turns on reqwest's rustls without a
+/// crypto provider (it brings ring instead of aws-lc-rs), and reqwest panics
+/// building a client until one is installed; on its own this crate's reqwest
+/// has no TLS and this changes nothing.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 async fn alice() -> Sandbox {
@@ -985,6 +994,7 @@ async fn the_binary_answers_the_getting_started_request() {
         .split_whitespace()
         .find(|word| word.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("no URL in {first_line:?}"));
+    install_crypto_provider();
     let response = Client::new()
         .post(format!("{base_url}/auth/v1/token/password"))
         .header("Content-Type", "application/json")

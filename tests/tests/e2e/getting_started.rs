@@ -34,17 +34,21 @@ async fn the_getting_started_request_logs_in() {
         .await
     {
         Ok(output) if output.status.success() => output.stdout,
-        _ => reqwest::Client::new()
-            .post(&args[3])
-            .header("Content-Type", "application/json")
-            .body(args[7].clone())
-            .send()
-            .await
-            .expect("sent")
-            .bytes()
-            .await
-            .expect("body")
-            .to_vec(),
+        _ => {
+            // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+            dynata_auth_api::ensure_crypto_provider();
+            reqwest::Client::new()
+                .post(&args[3])
+                .header("Content-Type", "application/json")
+                .body(args[7].clone())
+                .send()
+                .await
+                .expect("sent")
+                .bytes()
+                .await
+                .expect("body")
+                .to_vec()
+        }
     };
     let pair: serde_json::Value = serde_json::from_slice(&body).expect("a JSON token pair");
     assert!(
