@@ -4,6 +4,7 @@
 //! `openapi/` into the low-level client in `crates/dynata-auth-api`.
 
 mod codegen;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,12 +14,14 @@ usage: cargo xtask <task>
 
 tasks:
   codegen          regenerate crates/dynata-auth-api from openapi/dynata-auth.yaml
-  codegen --check  fail if the committed client differs from what the spec produces";
+  codegen --check  fail if the committed client differs from what the spec produces
+  fuzz             the property tests with a million cases or more; prints the count and time";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mode = match args.as_slice() {
+        ["fuzz"] => return fuzz::run(&project_root()),
         ["codegen"] => codegen::Mode::Write,
         ["codegen", "--check"] => codegen::Mode::Check,
         _ => {
