@@ -105,6 +105,11 @@ pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 #[derive(Clone, Copy, Debug)]
 struct BodyTooLarge;
 
+/// The body [`read_at_most`] read, kept beside the response so that the
+/// `post` hook can look at it without consuming it.
+#[derive(Clone, Debug)]
+struct BufferedBody(bytes::Bytes);
+
 /// Takes precedence over the generated `impl ClientHooks for &Client` (by
 /// auto-ref), so every generated operation goes through it.
 impl ClientHooks for Client {
@@ -117,21 +122,35 @@ impl ClientHooks for Client {
         read_at_most(response, MAX_RESPONSE_BYTES).await
     }
 
+    /// Two answers the generated code would get wrong: an oversized body, and
+    /// an error status whose body is not the documented JSON (a web
+    /// firewall's `401` page, a proxy's `400`). The generated code would try
+    /// to decode the latter as [`types::AuthError`] and report a decoding
+    /// failure without its status; it becomes
+    /// [`Error::UnexpectedResponse`] instead, status and headers intact.
     async fn post<E>(
         &self,
         result: &reqwest::Result<reqwest::Response>,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
-        match result {
-            Ok(response) if response.extensions().get::<BodyTooLarge>().is_some() => {
-                Err(Error::Custom(format!(
-                    "the response to `{}` (status {}) has a body over the {MAX_RESPONSE_BYTES}-byte limit",
-                    info.operation_id,
-                    response.status()
-                )))
-            }
-            _ => Ok(()),
+        let Ok(response) = result else { return Ok(()) };
+        if response.extensions().get::<BodyTooLarge>().is_some() {
+            return Err(Error::Custom(format!(
+                "the response to `{}` (status {}) has a body over the {MAX_RESPONSE_BYTES}-byte limit",
+                info.operation_id,
+                response.status()
+            )));
         }
+        let body = match response.extensions().get::<BufferedBody>() {
+            Some(BufferedBody(body)) => body.clone(),
+            None => bytes::Bytes::new(),
+        };
+        let status = response.status();
+        let failed = status.is_client_error() || status.is_server_error();
+        if failed && serde_json::from_slice::<types::AuthError>(&body).is_err() {
+            return Err(Error::UnexpectedResponse(rebuild(response, body)));
+        }
+        Ok(())
     }
 }
 
@@ -141,8 +160,6 @@ async fn read_at_most(
     mut response: reqwest::Response,
     limit: usize,
 ) -> reqwest::Result<reqwest::Response> {
-    let status = response.status();
-    let version = response.version();
     let headers = std::mem::take(response.headers_mut());
     let mut body = Vec::new();
     let mut too_large = false;
@@ -153,14 +170,35 @@ async fn read_at_most(
         }
         body.extend_from_slice(&chunk);
     }
-    let mut rebuilt = http::Response::new(reqwest::Body::from(body));
-    *rebuilt.status_mut() = status;
-    *rebuilt.version_mut() = version;
-    *rebuilt.headers_mut() = headers;
+    let mut rebuilt = rebuild_parts(response.status(), response.version(), headers, body.into());
     if too_large {
         rebuilt.extensions_mut().insert(BodyTooLarge);
     }
-    Ok(reqwest::Response::from(rebuilt))
+    Ok(rebuilt)
+}
+
+/// A copy of a buffered response, for handing on in an error.
+fn rebuild(response: &reqwest::Response, body: bytes::Bytes) -> reqwest::Response {
+    rebuild_parts(
+        response.status(),
+        response.version(),
+        response.headers().clone(),
+        body,
+    )
+}
+
+fn rebuild_parts(
+    status: reqwest::StatusCode,
+    version: reqwest::Version,
+    headers: reqwest::header::HeaderMap,
+    body: bytes::Bytes,
+) -> reqwest::Response {
+    let mut rebuilt = http::Response::new(reqwest::Body::from(body.clone()));
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    rebuilt.extensions_mut().insert(BufferedBody(body));
+    reqwest::Response::from(rebuilt)
 }
 
 #[cfg(test)]

@@ -15,10 +15,15 @@ use tracing_subscriber::layer::SubscriberExt;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     show_sdk_events();
 
-    // Real credentials if there are any; the embedded sandbox otherwise.
-    let (client, sandbox) = match Credentials::from_env() {
-        Ok(credentials) => {
-            let environment = Environment::from_env().unwrap_or(Environment::Production);
+    // Real Dynata if any DYNATA_* variable asks for it (and then every one
+    // of them must be right); the embedded sandbox otherwise.
+    let asked_for_dynata = ["DYNATA_USERNAME", "DYNATA_PASSWORD", "DYNATA_BASE_URL"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|value| !value.is_empty()));
+    let (client, sandbox) = match asked_for_dynata {
+        true => {
+            let credentials = Credentials::from_env()?;
+            let environment = Environment::from_env_or(Environment::Production)?;
             say(&format!("using Dynata at {}", environment.base_url()?));
             (
                 Client::builder()
@@ -28,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 None,
             )
         }
-        Err(_) => {
+        false => {
             let sandbox = Sandbox::builder()
                 .user("quickstart", "quickstart")
                 .access_token_ttl(Duration::from_secs(4))
@@ -64,12 +69,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     if let Some(sandbox) = &sandbox {
-        say(
-            "waiting 2.5 s: the 4 s token enters its soft window and is refreshed in the background",
-        );
+        say("waiting 2.5 s: the 4 s token enters its soft window");
         tokio::time::sleep(Duration::from_millis(2500)).await;
+        let current = client.access_token().await?;
+        say(&format!(
+            "a call in the soft window gets the current token at once (same as before? {}) \
+             and starts one refresh in the background",
+            current.same_as(&token)
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let fresh = client.access_token().await?;
-        say(&format!("same token as before? {}", fresh.same_as(&token)));
+        say(&format!("refreshed since? {}", !fresh.same_as(&token)));
 
         say("the sandbox now revokes every token, as if the session ended server-side");
         sandbox.revoke_all();

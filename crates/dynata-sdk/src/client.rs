@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, TokioClock};
+use crate::clock::Clock;
 use crate::lifecycle::{Lifecycle, Settings};
 use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
 
@@ -17,6 +17,9 @@ use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
 pub struct Client {
     lifecycle: Arc<Lifecycle>,
     base_url: Arc<str>,
+    /// Where the access token may go: the environment's scheme, host and
+    /// port, and nowhere else.
+    pub(crate) origin: Arc<url::Origin>,
     /// The HTTP client the auth API and authenticated calls share.
     pub(crate) http: reqwest::Client,
 }
@@ -41,14 +44,19 @@ impl Client {
     /// Drops the session's access token if `token` is still the current one,
     /// so the next [`Client::access_token`] renews it. Call it when the API
     /// rejected `token` with `401`: a burst of such calls for the same token
-    /// causes one renewal. Returns whether `token` was the current one.
+    /// causes one renewal, and `401`s renew the token at most once every five
+    /// seconds, so an endpoint that refuses every token cannot make the
+    /// client renew on every call. Returns whether it dropped the token.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
         self.lifecycle.invalidate(token)
     }
 
     /// Ends the session: clears it locally, then revokes its tokens at
-    /// Dynata. The next [`Client::access_token`] logs in afresh. Without a
-    /// session it does nothing.
+    /// Dynata. A login or refresh already under way is waited for and its
+    /// new session revoked too (its waiters get [`Error::LoggedOut`]), so once
+    /// this returns, no session this client obtained is live at Dynata. The
+    /// next [`Client::access_token`] logs in afresh. Without a session it
+    /// sends nothing.
     pub async fn logout(&self) -> Result<(), Error> {
         self.lifecycle.logout().await
     }
@@ -88,7 +96,8 @@ pub struct ClientBuilder {
     hard_margin: Duration,
     retry: RetryPolicy,
     rejected_login_cooldown: Option<Duration>,
-    clock: Arc<dyn Clock>,
+    renewal_timeout: Duration,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for ClientBuilder {
@@ -103,7 +112,8 @@ impl Default for ClientBuilder {
             hard_margin: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             rejected_login_cooldown: Some(Duration::from_secs(5 * 60)),
-            clock: Arc::new(TokioClock),
+            renewal_timeout: Duration::from_secs(60),
+            clock: None,
         }
     }
 }
@@ -173,10 +183,21 @@ impl ClientBuilder {
         self
     }
 
-    /// The clock expiry is measured on. Default: tokio's monotonic clock.
-    /// Tests can pass a [`crate::clock::ManualClock`].
+    /// The longest a caller waits for a login or refresh, retries included.
+    /// Past it the caller gets [`Error::Timeout`] and the renewal is
+    /// abandoned, so that even an HTTP client without timeouts of its own
+    /// cannot hold callers for ever. Default 60 s.
+    pub fn renewal_timeout(mut self, timeout: Duration) -> Self {
+        self.renewal_timeout = timeout;
+        self
+    }
+
+    /// The clock expiry is measured on. Default: tokio's monotonic clock
+    /// ([`crate::clock::TokioClock`]), which the token fast path reads in its
+    /// coarse, cheaper form. Tests can pass a `ManualClock` (feature
+    /// `test-util`).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
@@ -187,6 +208,16 @@ impl ClientBuilder {
             Error::config("no credentials: call .credentials(Credentials::new(..)) or Credentials::from_env()")
         })?;
         let base_url = self.environment.base_url()?;
+        let origin = url::Url::parse(&base_url)
+            .map_err(|e| Error::config(format!("the base URL is not a URL: {e}")))?
+            .origin();
+        #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+        if base_url.starts_with("https:") {
+            return Err(Error::config(
+                "this build of dynata-sdk has no TLS (enable the `rustls` or `native-tls` feature), \
+                 so it cannot reach an https URL",
+            ));
+        }
         if self.hard_margin > self.soft_window {
             return Err(Error::config(
                 "the hard refresh margin is longer than the soft window",
@@ -210,10 +241,12 @@ impl ClientBuilder {
             hard_margin: self.hard_margin,
             retry: self.retry,
             rejected_login_cooldown: self.rejected_login_cooldown,
+            renewal_timeout: self.renewal_timeout,
         };
         Ok(Client {
             lifecycle: Arc::new(Lifecycle::new(api, credentials, settings, self.clock)),
             base_url: base_url.into(),
+            origin: Arc::new(origin),
             http,
         })
     }
@@ -228,6 +261,7 @@ impl fmt::Debug for ClientBuilder {
             .field("soft_window", &self.soft_window)
             .field("hard_margin", &self.hard_margin)
             .field("retry", &self.retry)
+            .field("renewal_timeout", &self.renewal_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -42,7 +42,9 @@ impl Credentials {
 
     /// [`Credentials::from_env`] over any source of variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let read = |name: &str, python_name: &str| lookup(name).or_else(|| lookup(python_name));
+        // An empty variable counts as unset.
+        let set = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let read = |name: &str, python_name: &str| set(name).or_else(|| set(python_name));
         let username = read("DYNATA_USERNAME", "DYNATA_DEMAND_USERNAME").ok_or_else(|| {
             Error::MissingEnvVar {
                 name: "DYNATA_USERNAME".into(),

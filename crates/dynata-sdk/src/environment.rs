@@ -20,19 +20,32 @@ pub enum Environment {
 
 impl Environment {
     /// Reads `DYNATA_BASE_URL` (or the Python client's `DYNATA_DEMAND_BASE_URL`)
-    /// as a [`Environment::Custom`] URL; [`Error::MissingEnvVar`] if neither is set.
+    /// as a [`Environment::Custom`] URL; [`Error::MissingEnvVar`] if neither is
+    /// set (an empty variable counts as unset), and [`Error::Config`] if the
+    /// URL is invalid or insecure: an environment that was asked for is never
+    /// silently replaced by another.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// [`Environment::from_env`], with `default` when neither variable is
+    /// set. A set but invalid URL is still an error.
+    pub fn from_env_or(default: Environment) -> Result<Self, Error> {
+        match Self::from_env() {
+            Err(Error::MissingEnvVar { .. }) => Ok(default),
+            other => other,
+        }
+    }
+
     /// [`Environment::from_env`] over any source of variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let url = lookup("DYNATA_BASE_URL")
-            .or_else(|| lookup("DYNATA_DEMAND_BASE_URL"))
+        let set = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let url = set("DYNATA_BASE_URL")
+            .or_else(|| set("DYNATA_DEMAND_BASE_URL"))
             .ok_or_else(|| Error::MissingEnvVar {
                 name: "DYNATA_BASE_URL".into(),
             })?;
-        Environment::custom(&url)
+        Environment::custom(url.trim())
     }
 
     /// Parses and checks a custom base URL.
@@ -137,5 +150,25 @@ mod tests {
     fn from_env_names_the_missing_variable() {
         let error = Environment::from_lookup(|_| None).expect_err("unset");
         assert!(matches!(&error, Error::MissingEnvVar { name } if name == "DYNATA_BASE_URL"));
+        let empty = Environment::from_lookup(|_| Some(" ".into())).expect_err("empty");
+        assert!(
+            matches!(empty, Error::MissingEnvVar { .. }),
+            "empty counts as unset"
+        );
+    }
+
+    #[test]
+    fn an_invalid_url_that_was_asked_for_is_an_error_not_production() {
+        for bad in [
+            "http://api.uat.pe.dynata.com",
+            "htps://typo.example",
+            "not a url",
+        ] {
+            let error = Environment::from_lookup(|name| {
+                (name == "DYNATA_BASE_URL").then(|| bad.to_string())
+            })
+            .expect_err(bad);
+            assert!(matches!(error, Error::Config { .. }), "{bad}: {error:?}");
+        }
     }
 }

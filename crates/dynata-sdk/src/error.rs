@@ -1,7 +1,9 @@
 //! The one error type of the crate.
 //!
 //! Every variant says what happened and what to do. None carries a password,
-//! a token, or the body of a token response, since those may hold secrets.
+//! a token, or a server's body: what a server sent reaches an error only
+//! through [`server_text`], which withholds anything that could be an echo of
+//! a request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +11,21 @@ use std::time::Duration;
 /// What can go wrong talking to Dynata.
 ///
 /// `Error` is `Clone`: when one login or refresh fails, every caller that was
-/// waiting for it receives the same error.
+/// waiting for it receives the same error. Match on the variant for the kind
+/// of failure, and use [`Error::status`], [`Error::request_id`] and
+/// [`Error::is_transient`] rather than reading fields variant by variant.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Dynata rejected the username or password (`400`/`401`, usually with
-    /// `error: "invalid_grant"`). The login was sent exactly once and is not
-    /// retried automatically, since identity servers lock accounts after
-    /// repeated failures; see [`crate::ClientBuilder::rejected_login_cooldown`].
+    /// Dynata's identity server refused the grant (`400`/`401` with
+    /// `error: "invalid_grant"`, say): a wrong username, password or client
+    /// id. The login was sent exactly once and is not retried automatically,
+    /// since identity servers lock accounts after repeated failures; see
+    /// [`crate::ClientBuilder::rejected_login_cooldown`].
     #[error(
-        "Dynata rejected the credentials (status {status}{}): check the username, password and client id",
-        describe(error.as_deref(), description.as_deref())
+        "Dynata rejected the credentials (status {status}{}): check the username, password and client id{}",
+        describe(error.as_deref(), description.as_deref()),
+        with_request_id(request_id.as_deref())
     )]
     CredentialsRejected {
         /// The HTTP status, 400 or 401.
@@ -28,17 +34,20 @@ pub enum Error {
         error: Option<String>,
         /// Dynata's `errorDescription` (or a gateway's `message`).
         description: Option<String>,
+        /// The `x-request-id` response header, worth quoting to Dynata.
+        request_id: Option<String>,
     },
 
     /// Dynata answered with a status the SDK does not recover from (for
-    /// example `403`, `404`, or a `5xx` after the retry budget ran out). The
-    /// request reached the server and may have had an effect.
-    #[error("Dynata answered {status}: {summary}{}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    /// example `403`, `404`, a `401` from a web firewall, or a `5xx` after
+    /// the retry budget ran out). The request reached the server and may
+    /// have had an effect.
+    #[error("Dynata answered {status}: {summary}{}", with_request_id(request_id.as_deref()))]
     Api {
         /// The HTTP status.
         status: u16,
         /// A short, secret-free summary of the body: the error fields of a
-        /// JSON body, or the title of an HTML page.
+        /// JSON body, or the title of an HTML page; never the body itself.
         summary: String,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
@@ -46,7 +55,7 @@ pub enum Error {
 
     /// Dynata's Sample API refused the request: an error status, or an
     /// envelope whose `status.message` is `"fail"`, with its `errors[]`.
-    #[error("Dynata refused the request (status {status}){}: {}", request_id.as_deref().map(|id| format!(", request id {id}")).unwrap_or_default(), describe_details(errors))]
+    #[error("Dynata refused the request (status {status}){}: {}", with_request_id(request_id.as_deref()), describe_details(errors))]
     Rejected {
         /// The HTTP status.
         status: u16,
@@ -57,17 +66,28 @@ pub enum Error {
     },
 
     /// Dynata (or its gateway) answered `429 Too Many Requests` and the retry
-    /// budget could not wait as long as it asked.
-    #[error("Dynata is rate limiting this client{}", retry_after.map(|d| format!("; retry after {} s", d.as_secs_f64())).unwrap_or_default())]
+    /// budget could not wait as long as it asked. The client remembers the
+    /// pause: until it ends, logins and refreshes fail at once with this
+    /// error instead of asking again.
+    #[error("Dynata is rate limiting this client{}{}", retry_after.map(|d| format!("; retry after {} s", d.as_secs_f64())).unwrap_or_default(), with_request_id(request_id.as_deref()))]
     RateLimited {
         /// How long the server asked to wait (`Retry-After`), if it said.
         retry_after: Option<Duration>,
+        /// The `x-request-id` response header, worth quoting to Dynata.
+        request_id: Option<String>,
     },
 
-    /// No answer within the configured timeout, after every retry. The
-    /// request MAY have been sent and processed.
-    #[error("Dynata did not answer within the timeout (after retries)")]
-    Timeout,
+    /// No answer in time, after every retry: the client's own timeout, a
+    /// gateway's `504` or a `408`, or a login or refresh that took longer
+    /// than [`crate::ClientBuilder::renewal_timeout`]. The request MAY have
+    /// been sent and processed.
+    #[error("Dynata did not answer in time (after retries){}", with_request_id(request_id.as_deref()))]
+    Timeout {
+        /// The HTTP status when a server said so (`408`, `504`).
+        status: Option<u16>,
+        /// The `x-request-id` response header, if there was a response.
+        request_id: Option<String>,
+    },
 
     /// The connection failed: DNS, TCP, TLS, a reset. The request MAY have
     /// been sent.
@@ -81,16 +101,23 @@ pub enum Error {
     },
 
     /// Dynata answered, but the answer could not be understood: not JSON, a
-    /// missing or mistyped field, a negative lifetime, an oversized body. The
-    /// body itself is never included: it may hold tokens.
+    /// missing or mistyped field, a token that is already expired, an
+    /// oversized body. The body itself is never included: it may hold tokens.
     #[error("Dynata's answer could not be decoded: {what}")]
     Decode {
         /// What was wrong with it.
         what: String,
     },
 
-    /// The client is misconfigured: an invalid or insecure base URL, missing
-    /// credentials, an unusable setting. Nothing was sent.
+    /// [`crate::Client::logout`] ended the session while this call waited for
+    /// a login or refresh that was already under way; that session has been
+    /// revoked. Call again to log in afresh.
+    #[error("the client logged out while this call waited for a token")]
+    LoggedOut,
+
+    /// The client is misconfigured, or a request was refused before it was
+    /// sent (an invalid or insecure base URL, missing credentials, a request
+    /// for a host other than the environment's). Nothing was sent.
     #[error("invalid configuration: {message}")]
     Config {
         /// What is wrong, and how to fix it.
@@ -98,12 +125,19 @@ pub enum Error {
     },
 
     /// An environment variable that [`crate::Credentials::from_env`] or
-    /// [`crate::Environment::from_env`] needs is not set (or not UTF-8).
+    /// [`crate::Environment::from_env`] needs is not set (or empty, or not
+    /// UTF-8).
     #[error("environment variable {name} is not set")]
     MissingEnvVar {
         /// The variable's name.
         name: String,
     },
+}
+
+fn with_request_id(request_id: Option<&str>) -> String {
+    request_id
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default()
 }
 
 fn describe_details(errors: &[crate::ApiErrorDetail]) -> String {
@@ -136,12 +170,40 @@ fn describe(error: Option<&str>, description: Option<&str>) -> String {
 
 impl Error {
     /// Whether the failure may go away on its own, so that trying again later
-    /// makes sense: timeouts, connection failures, rate limits and `5xx`.
+    /// makes sense: timeouts, connection failures, rate limits, and the
+    /// statuses `408`, `429` and `5xx` whatever the body looked like.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Timeout | Error::Transport { .. } | Error::RateLimited { .. } => true,
-            Error::Api { status, .. } => is_transient_status(*status),
+            Error::Timeout { .. } | Error::Transport { .. } | Error::RateLimited { .. } => true,
+            Error::Api { status, .. } | Error::Rejected { status, .. } => {
+                is_transient_status(*status)
+            }
             _ => false,
+        }
+    }
+
+    /// The HTTP status of the answer this error comes from, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::CredentialsRejected { status, .. }
+            | Error::Api { status, .. }
+            | Error::Rejected { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
+            Error::Timeout { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The `x-request-id` header of the answer this error comes from: quote it
+    /// to Dynata's support.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::CredentialsRejected { request_id, .. }
+            | Error::Api { request_id, .. }
+            | Error::Rejected { request_id, .. }
+            | Error::RateLimited { request_id, .. }
+            | Error::Timeout { request_id, .. } => request_id.as_deref(),
+            _ => None,
         }
     }
 
@@ -157,11 +219,40 @@ impl Error {
 
     pub(crate) fn transport(error: reqwest::Error) -> Self {
         if error.is_timeout() {
-            return Error::Timeout;
+            return Error::Timeout {
+                status: None,
+                request_id: None,
+            };
         }
         Error::Transport {
             message: transport_message(&error),
             source: Some(Arc::new(error)),
+        }
+    }
+
+    /// The error for an HTTP status that is not a success, by what the status
+    /// means: `429` is a rate limit, `408` and `504` a timeout, anything else
+    /// [`Error::Api`] with `summary`.
+    pub(crate) fn from_status(
+        status: u16,
+        summary: String,
+        request_id: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        match status {
+            429 => Error::RateLimited {
+                retry_after,
+                request_id,
+            },
+            408 | 504 => Error::Timeout {
+                status: Some(status),
+                request_id,
+            },
+            _ => Error::Api {
+                status,
+                summary,
+                request_id,
+            },
         }
     }
 }
@@ -169,6 +260,31 @@ impl Error {
 /// `408`, `429` and every `5xx` are worth retrying.
 pub(crate) fn is_transient_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// A string a server sent, made safe to put into an error, or `None` if it
+/// must be withheld.
+///
+/// Servers echo requests: a proxy quoting the login body, a gateway repeating
+/// a header. Since the SDK cannot tell an echo from a message, it keeps only
+/// short, plain sentences and codes: nothing long, nothing with the marks of
+/// JSON, a form or markup (`{`, `"`, `=`, `&`, `<`), and no word long enough
+/// to be a token.
+pub(crate) fn server_text(text: &str) -> Option<String> {
+    const MAX_CHARS: usize = 200;
+    /// JWTs, refresh tokens and API keys are long runs without spaces.
+    const MAX_WORD: usize = 24;
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_CHARS {
+        return None;
+    }
+    let suspicious = text
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '{' | '}' | '"' | '=' | '&' | '<' | '>' | '\\'))
+        || text
+            .split_whitespace()
+            .any(|word| word.chars().count() > MAX_WORD);
+    (!suspicious).then(|| text.to_string())
 }
 
 /// reqwest's message and its causes on one line, for example "error sending
@@ -182,4 +298,63 @@ fn transport_message(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_keeps_messages_and_codes() {
+        for kept in [
+            "invalid_grant",
+            "Invalid user credentials",
+            "Project not found (extProjectId p-1)",
+            "502 Bad Gateway",
+        ] {
+            assert_eq!(server_text(kept).as_deref(), Some(kept));
+        }
+    }
+
+    #[test]
+    fn server_text_withholds_what_could_be_an_echo() {
+        for withheld in [
+            r#"{"username":"alice","password":"hunter2"}"#,
+            "username=alice&password=hunter2",
+            "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
+            "token abcdefghijklmnopqrstuvwxyz0123456789",
+            &"a ".repeat(150),
+            "",
+        ] {
+            assert_eq!(server_text(withheld), None, "{withheld}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_the_kind_of_failure() {
+        let timeout = Error::from_status(504, String::new(), Some("r".into()), None);
+        assert!(matches!(
+            timeout,
+            Error::Timeout {
+                status: Some(504),
+                ..
+            }
+        ));
+        assert_eq!(timeout.request_id(), Some("r"));
+        assert!(timeout.is_transient());
+        let limited = Error::from_status(429, String::new(), None, Some(Duration::from_secs(3)));
+        assert_eq!(limited.status(), Some(429));
+        let rejected = Error::Rejected {
+            status: 503,
+            errors: vec![],
+            request_id: None,
+        };
+        assert!(
+            rejected.is_transient(),
+            "a 503 is transient whatever its body"
+        );
+        let forbidden = Error::from_status(403, "no".into(), None, None);
+        assert!(!forbidden.is_transient());
+        assert_eq!(forbidden.status(), Some(403));
+    }
 }

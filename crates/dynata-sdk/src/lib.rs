@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod auth_calls;
+mod authenticated;
 mod client;
 pub mod clock;
 mod credentials;
@@ -8,10 +10,10 @@ mod error;
 mod lifecycle;
 #[cfg(feature = "middleware")]
 mod middleware;
+mod response;
 mod retry;
 mod sample;
 mod token;
-mod transport;
 
 pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};

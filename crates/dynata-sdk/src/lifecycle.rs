@@ -1,12 +1,17 @@
 //! The token lifecycle: one session shared by every clone of a client.
 //!
-//! The fast path is one lock-free load and one atomic read. Everything else
-//! (login, refresh, the windows before expiry, failures) happens on a slow
-//! path behind a mutex that is never held across an `.await`, in tasks that
-//! outlive any one caller, so a caller dropped mid-refresh harms nobody.
+//! The fast path is one lock-free load, two atomic reads and one read of a
+//! cheap clock, so a token is never served past its hard margin whatever the
+//! background tasks do (their runtime may be gone). Everything else (login,
+//! refresh, failures, logout) happens on a slow path behind a mutex that is
+//! never held across an `.await`, in tasks that outlive any one caller, so a
+//! caller dropped mid-refresh harms nobody.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -14,8 +19,9 @@ use dynata_auth_api::{Secret, types};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
-use crate::transport::send_with_retries;
+use crate::auth_calls::{self, AuthOperation};
+use crate::clock::{Clock, FastClock};
+use crate::retry::Failure;
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
 
 /// The settings the lifecycle runs by; see [`crate::ClientBuilder`].
@@ -25,13 +31,23 @@ pub(crate) struct Settings {
     pub(crate) hard_margin: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) rejected_login_cooldown: Option<Duration>,
+    pub(crate) renewal_timeout: Duration,
 }
+
+/// A failed renewal pauses renewals at least this long, so that no server
+/// answer makes callers renew more often. (Successful ones are spaced by the
+/// soft window, at least half a token's life, and `expiresIn: 0` is refused.)
+pub(crate) const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `401`s renew the token at most once in this long: an endpoint that answers
+/// `401` to every token costs one renewal per burst, not one per call.
+pub(crate) const MIN_INTERVAL_BETWEEN_401_RENEWALS: Duration = Duration::from_secs(5);
 
 /// A session's access token is served from the fast path while `FRESH`.
 const FRESH: u8 = 0;
-/// Inside the hard margin: callers wait for a new token.
+/// Past the hard margin on tokio's clock: see [`watch_expiry`].
 const EXPIRING: u8 = 1;
-/// A caller saw it rejected ([`Lifecycle::invalidate`]): never served again.
+/// Rejected with a `401` ([`Lifecycle::invalidate`]): never served again.
 const INVALIDATED: u8 = 2;
 
 /// One token pair, and when to act on it.
@@ -40,18 +56,45 @@ struct Session {
     refresh_token: Secret,
     /// Past this, the refresh token is taken as expired: log in instead.
     refresh_usable_until: Instant,
-    /// Start of the soft window: a background refresh begins.
-    soft_at: Instant,
-    /// Start of the hard margin: the token stops being served at once.
+    /// The fast path's deadlines, in [`FastClock`] ticks: from `soft`, a call
+    /// starts a background refresh; from `hard`, callers wait for a new token.
+    soft: u64,
+    hard: u64,
+    /// `hard`, as an instant of the client's clock.
     hard_at: Instant,
     state: AtomicU8,
+    /// A background refresh was started for this session (once only).
+    refresh_started: AtomicBool,
 }
 
-/// The outcome of one login or refresh, shared by every caller waiting on it.
-type Flight = watch::Receiver<Option<Result<AccessToken, Error>>>;
+impl Session {
+    /// Whether the fast path may hand out this session's token at `now`.
+    #[inline]
+    fn serves_at(&self, now: u64) -> bool {
+        self.state.load(Ordering::Acquire) == FRESH && now < self.hard
+    }
 
-/// The last login or refresh failed; until `until`, nobody starts another.
-struct Failure {
+    /// Whether a background refresh should start now: true once, for the
+    /// first call inside the soft window.
+    #[inline]
+    fn due_for_refresh(&self, now: u64) -> bool {
+        now >= self.soft
+            && !self.refresh_started.load(Ordering::Relaxed)
+            && !self.refresh_started.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// The login or refresh under way: every caller waits on the same one.
+#[derive(Clone)]
+struct Flight {
+    id: u64,
+    outcome: watch::Receiver<Option<Result<AccessToken, Error>>>,
+    /// It gives up then: [`Settings::renewal_timeout`] after it started.
+    deadline: Instant,
+}
+
+/// The last renewal failed; until `until`, nobody starts another.
+struct Pause {
     error: Error,
     /// `None`: never (rejected credentials with no cooldown configured).
     until: Option<Instant>,
@@ -59,14 +102,39 @@ struct Failure {
 
 #[derive(Default)]
 struct SlowPath {
-    /// The login or refresh under way, if any: the single flight.
     flight: Option<Flight>,
-    failure: Option<Failure>,
-    /// Wakes at the current session's soft window and hard margin.
+    flights_started: u64,
+    pause: Option<Pause>,
+    /// Marks the current session `EXPIRING` at its hard margin.
     expiry_timer: Option<JoinHandle<()>>,
-    /// Bumped by logout, so that a flight started before it does not revive
-    /// the session.
+    /// Bumped by logout: a flight started before it does not install its
+    /// session, and revokes it instead.
     generation: u64,
+    last_401_renewal: Option<Instant>,
+}
+
+/// A renewal that failed, with the pause the server asked for.
+struct Refused {
+    error: Error,
+    retry_after: Option<Duration>,
+}
+
+impl<T> From<Failure<T>> for Refused {
+    fn from(failure: Failure<T>) -> Self {
+        Refused {
+            error: failure.error,
+            retry_after: failure.retry_after,
+        }
+    }
+}
+
+impl From<Error> for Refused {
+    fn from(error: Error) -> Self {
+        Refused {
+            error,
+            retry_after: None,
+        }
+    }
 }
 
 pub(crate) struct Lifecycle {
@@ -74,21 +142,27 @@ pub(crate) struct Lifecycle {
     credentials: Credentials,
     settings: Settings,
     clock: Arc<dyn Clock>,
+    fast_clock: FastClock,
     current: ArcSwapOption<Session>,
     slow: Mutex<SlowPath>,
 }
 
 impl Lifecycle {
+    /// `clock` is `None` for the default one, which the fast path reads in
+    /// its coarse form.
     pub(crate) fn new(
         api: dynata_auth_api::Client,
         credentials: Credentials,
         settings: Settings,
-        clock: Arc<dyn Clock>,
+        clock: Option<Arc<dyn Clock>>,
     ) -> Self {
+        let coarse = clock.is_none();
+        let clock = clock.unwrap_or_else(|| Arc::new(crate::clock::TokioClock));
         Lifecycle {
             api,
             credentials,
             settings,
+            fast_clock: FastClock::new(coarse, &*clock),
             clock,
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
@@ -108,14 +182,20 @@ impl Lifecycle {
     }
 
     /// The fast path: the current token, if it is fresh. No I/O, no lock.
+    /// Inside the soft window it also starts the one background refresh, so
+    /// only a token in use is refreshed ahead of time.
     #[inline]
-    pub(crate) fn fresh_token(&self) -> Option<AccessToken> {
-        match self.current.load().as_deref() {
-            Some(session) if session.state.load(Ordering::Acquire) == FRESH => {
-                Some(session.token.clone())
-            }
-            _ => None,
+    fn fresh_token(self: &Arc<Self>) -> Option<AccessToken> {
+        let guard = self.current.load();
+        let session = guard.as_deref()?;
+        let now = self.fast_clock.now(&*self.clock);
+        if !session.serves_at(now) {
+            return None;
         }
+        if session.due_for_refresh(now) {
+            self.refresh_in_background(session);
+        }
+        Some(session.token.clone())
     }
 
     pub(crate) async fn access_token(self: &Arc<Self>) -> Result<AccessToken, Error> {
@@ -127,48 +207,66 @@ impl Lifecycle {
 
     /// The slow path: join the login or refresh under way, or start one.
     async fn new_token(self: &Arc<Self>) -> Result<AccessToken, Error> {
-        let mut flight = {
+        let flight = {
             let mut slow = self.lock_slow();
-            if let Some(token) = self.fresh_token() {
-                return Ok(token);
+            if let Some(session) = self.current.load_full()
+                && session.serves_at(self.fast_clock.now(&*self.clock))
+            {
+                return Ok(session.token.clone());
             }
-            let now = self.clock.now();
-            let cooling_down = slow
-                .failure
-                .as_ref()
-                .is_some_and(|f| f.until.is_none_or(|until| now < until));
             // A flight whose task died (a panic, a runtime shutting down)
             // would never answer: start a new one rather than join it.
-            let flight = match slow.flight.clone().filter(|f| f.has_changed().is_ok()) {
+            let live = slow
+                .flight
+                .clone()
+                .filter(|f| f.outcome.has_changed().is_ok());
+            let flight = match live {
                 Some(flight) => Some(flight),
-                None if !cooling_down => Some(self.start_flight(&mut slow)),
+                None if self.paused(&slow).is_none() => Some(self.start_flight(&mut slow)?),
                 None => None,
             };
             // Once a renewal has failed, a token that is still valid is served
             // at once rather than after the next attempt.
-            if slow.failure.is_some()
+            if slow.pause.is_some()
                 && let Some(token) = self.still_valid_token()
             {
                 return Ok(token);
             }
             match flight {
                 Some(flight) => flight,
-                None => {
-                    return Err(slow
-                        .failure
-                        .as_ref()
-                        .map_or_else(flight_lost, |f| f.error.clone()));
-                }
+                None => return Err(self.paused(&slow).unwrap_or_else(flight_lost)),
             }
         };
-        let outcome = match flight.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(flight_lost())),
-            Err(_) => Err(flight_lost()),
-        };
+        let outcome = self.wait_for(flight).await;
         outcome.or_else(|error| match self.still_valid_token() {
             Some(token) if error.is_transient() => Ok(token),
             _ => Err(error),
         })
+    }
+
+    /// The flight's outcome, or a timeout if it has none by its deadline (its
+    /// runtime is stuck: it would have timed out by itself otherwise).
+    async fn wait_for(&self, mut flight: Flight) -> Result<AccessToken, Error> {
+        let grace = self.clock.sleep_until(crate::clock::saturating_add(
+            flight.deadline,
+            MIN_RENEWAL_INTERVAL,
+        ));
+        let outcome = flight.outcome.wait_for(Option::is_some);
+        match first_of(outcome, grace).await {
+            Some(Ok(outcome)) => outcome.clone().unwrap_or_else(|| Err(flight_lost())),
+            Some(Err(_)) => Err(flight_lost()),
+            None => Err(renewal_timed_out()),
+        }
+    }
+
+    /// The error of the pause in force, if renewals are paused now.
+    fn paused(&self, slow: &SlowPath) -> Option<Error> {
+        let pause = slow.pause.as_ref()?;
+        let now = self.clock.now();
+        pause
+            .until
+            .is_none_or(|until| now < until)
+            .then(|| pause.error.clone())
     }
 
     /// The current token if it has neither expired nor been invalidated.
@@ -179,50 +277,96 @@ impl Lifecycle {
         valid.then(|| session.token.clone())
     }
 
+    /// Called by the fast path once per session, inside its soft window.
+    fn refresh_in_background(self: &Arc<Self>, session: &Session) {
+        let mut slow = self.lock_slow();
+        let current = self
+            .current
+            .load()
+            .as_deref()
+            .is_some_and(|c| std::ptr::eq(c, session));
+        if current && slow.flight.is_none() && self.paused(&slow).is_none() {
+            tracing::debug!("the access token is in its soft window; refreshing in the background");
+            // Without a runtime there is no background: the hard margin will
+            // make a caller renew in the foreground.
+            let _ = self.start_flight(&mut slow);
+        }
+    }
+
     /// Starts the one login or refresh that every caller will wait on. It runs
-    /// in its own task, so it finishes even if every caller goes away.
-    fn start_flight(self: &Arc<Self>, slow: &mut SlowPath) -> Flight {
+    /// in its own task, so it finishes even if every caller goes away, and it
+    /// gives up at its deadline, so a hung connection cannot hold callers.
+    fn start_flight(self: &Arc<Self>, slow: &mut SlowPath) -> Result<Flight, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::config("dynata-sdk needs a tokio runtime: call it from within one")
+        })?;
         let (sender, receiver) = watch::channel(None);
-        slow.flight = Some(receiver.clone());
-        let generation = slow.generation;
+        slow.flights_started += 1;
+        let now = self.clock.now();
+        let flight = Flight {
+            id: slow.flights_started,
+            outcome: receiver,
+            deadline: crate::clock::saturating_add(now, self.settings.renewal_timeout),
+        };
+        slow.flight = Some(flight.clone());
+        let (id, deadline, generation) = (flight.id, flight.deadline, slow.generation);
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let outcome = this.renew().await;
-            let outcome = {
+        runtime.spawn(async move {
+            let renewed = first_of(this.renew(), this.clock.sleep_until(deadline))
+                .await
+                .unwrap_or_else(|| Err(renewal_timed_out().into()));
+            let (outcome, orphan) = {
                 let mut slow = this.lock_slow();
-                slow.flight = None;
-                match outcome {
-                    Ok(session) => {
+                if slow.flight.as_ref().is_some_and(|f| f.id == id) {
+                    slow.flight = None;
+                }
+                match renewed {
+                    Ok(session) if slow.generation == generation => {
                         let token = session.token.clone();
-                        if slow.generation == generation {
-                            this.install(&mut slow, session);
-                        }
-                        Ok(token)
+                        this.install(&mut slow, session);
+                        (Ok(token), None)
                     }
-                    Err(error) => {
-                        let pause = match &error {
-                            Error::CredentialsRejected { .. } => {
-                                this.settings.rejected_login_cooldown
-                            }
-                            _ => Some(this.settings.retry.initial_backoff),
-                        };
-                        slow.failure = Some(Failure {
-                            until: pause.and_then(|p| this.clock.now().checked_add(p)),
-                            error: error.clone(),
-                        });
-                        Err(error)
+                    Ok(session) => (Err(Error::LoggedOut), Some(session)),
+                    Err(refused) => {
+                        if slow.generation == generation {
+                            slow.pause = Some(this.pause_after(&refused));
+                        }
+                        (Err(refused.error), None)
                     }
                 }
             };
+            // Logged out while this flight ran: its session must not outlive
+            // the logout, so it is revoked before anyone hears back.
+            if let Some(orphan) = orphan {
+                let _ = this.revoke(&orphan).await;
+            }
             sender.send_replace(Some(outcome));
         });
-        receiver
+        Ok(flight)
+    }
+
+    /// How long renewals pause after `refused`: the cooldown for rejected
+    /// credentials, the server's `Retry-After`, and never less than
+    /// [`MIN_RENEWAL_INTERVAL`].
+    fn pause_after(&self, refused: &Refused) -> Pause {
+        let length = match &refused.error {
+            Error::CredentialsRejected { .. } => self.settings.rejected_login_cooldown,
+            _ => Some(refused.retry_after.unwrap_or_default()),
+        }
+        .map(|length| length.max(MIN_RENEWAL_INTERVAL));
+        let now = self.clock.now();
+        Pause {
+            error: refused.error.clone(),
+            // Saturating: a server may ask for a pause no `Instant` can hold.
+            until: length.map(|l| crate::clock::saturating_add(now, l)),
+        }
     }
 
     /// A new token pair: by refresh while the refresh token lives, else (or if
     /// Dynata rejects it) by password.
-    async fn renew(&self) -> Result<Arc<Session>, Error> {
+    async fn renew(&self) -> Result<Arc<Session>, Refused> {
         let credentials = &self.credentials;
+        let policy = &self.settings.retry;
         if let Some(previous) = self.current.load_full()
             && self.clock.now() < previous.refresh_usable_until
         {
@@ -231,19 +375,26 @@ impl Lifecycle {
                 refresh_token: previous.refresh_token.clone(),
                 client_secret: credentials.client_secret.clone(),
             };
-            let refreshed =
-                send_with_retries("refresh", &self.settings.retry, &*self.clock, || {
-                    self.api.refresh(&body)
-                })
-                .await;
+            let secrets = [&body.refresh_token];
+            let refreshed = auth_calls::send(
+                AuthOperation::Refresh,
+                policy,
+                &*self.clock,
+                &secrets,
+                || self.api.refresh(&body),
+            )
+            .await;
             match refreshed {
                 Ok((pair, sent_at)) => return self.session_from(pair, sent_at),
-                Err(Error::CredentialsRejected { status, error, .. }) => tracing::info!(
+                Err(Failure {
+                    error: Error::CredentialsRejected { status, error, .. },
+                    ..
+                }) => tracing::info!(
                     status,
                     error = error.as_deref().unwrap_or(""),
                     "the refresh token was rejected; logging in with the password"
                 ),
-                Err(error) => return Err(error),
+                Err(failure) => return Err(failure.into()),
             }
         }
         let body = types::PasswordLoginRequest {
@@ -252,8 +403,12 @@ impl Lifecycle {
             password: credentials.password.clone(),
             client_secret: credentials.client_secret.clone(),
         };
+        let secrets: Vec<&Secret> = [Some(&body.password), body.client_secret.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
         let (pair, sent_at) =
-            send_with_retries("login", &self.settings.retry, &*self.clock, || {
+            auth_calls::send(AuthOperation::Login, policy, &*self.clock, &secrets, || {
                 self.api.login(&body)
             })
             .await?;
@@ -266,7 +421,7 @@ impl Lifecycle {
         &self,
         pair: types::TokenPair,
         sent_at: Instant,
-    ) -> Result<Arc<Session>, Error> {
+    ) -> Result<Arc<Session>, Refused> {
         let lifetime = |seconds: i64, field: &str| {
             u64::try_from(seconds)
                 .ok()
@@ -276,6 +431,11 @@ impl Lifecycle {
         };
         let access_lifetime = lifetime(pair.expires_in, "expiresIn")?;
         let refresh_lifetime = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
+        // A token that is already expired cannot be used; taking it would
+        // mean asking again at once, for ever.
+        if access_lifetime.is_zero() {
+            return Err(Error::decode("expiresIn is 0: the token is already expired").into());
+        }
         // The windows shrink for short-lived tokens, so that a fresh token is
         // never "expiring" on arrival: at most half its life is the soft
         // window and a tenth the hard margin.
@@ -287,79 +447,109 @@ impl Lifecycle {
             .min(soft);
         let expires_at = sent_at + access_lifetime;
         let refresh_expires_at = sent_at + refresh_lifetime;
+        let soft_at = expires_at - soft;
+        let hard_at = expires_at - hard;
+        let clock = &*self.clock;
         Ok(Arc::new(Session {
             token: AccessToken::new(pair.access_token, expires_at),
             refresh_token: pair.refresh_token,
             refresh_usable_until: refresh_expires_at
                 - self.settings.hard_margin.min(refresh_lifetime / 10),
-            soft_at: expires_at - soft,
-            hard_at: expires_at - hard,
+            soft: self.fast_clock.ticks_near(soft_at, clock),
+            hard: self.fast_clock.ticks_at(hard_at, clock),
+            hard_at,
             state: AtomicU8::new(FRESH),
+            refresh_started: AtomicBool::new(false),
         }))
     }
 
     fn install(self: &Arc<Self>, slow: &mut SlowPath, session: Arc<Session>) {
         self.current.store(Some(Arc::clone(&session)));
-        slow.failure = None;
+        slow.pause = None;
         if let Some(timer) = slow.expiry_timer.take() {
             timer.abort();
         }
-        let this = Arc::downgrade(self);
-        let clock = Arc::clone(&self.clock);
-        slow.expiry_timer = Some(tokio::spawn(watch_expiry(this, session, clock)));
+        slow.expiry_timer = Some(tokio::spawn(watch_expiry(session, Arc::clone(&self.clock))));
     }
 
-    /// Drops the current token if `token` is still it, so that a burst of
-    /// `401`s for one token causes one refresh. Returns whether it did.
+    /// Drops the current token if `token` is still it and no `401` renewed
+    /// the token in the last [`MIN_INTERVAL_BETWEEN_401_RENEWALS`], so that a
+    /// burst of `401`s (or an endpoint that refuses every token) causes one
+    /// renewal. Returns whether it did.
     pub(crate) fn invalidate(&self, token: &AccessToken) -> bool {
-        match self.current.load().as_deref() {
-            Some(session) if session.token.same_as(token) => {
-                session.state.store(INVALIDATED, Ordering::Release);
-                tracing::info!("access token invalidated by a caller; the next call renews it");
-                true
-            }
-            _ => false,
+        let mut slow = self.lock_slow();
+        let Some(session) = self.current.load_full() else {
+            return false;
+        };
+        if !session.token.same_as(token) || session.state.load(Ordering::Acquire) == INVALIDATED {
+            return false;
         }
+        let now = self.clock.now();
+        if slow
+            .last_401_renewal
+            .is_some_and(|last| now < last + MIN_INTERVAL_BETWEEN_401_RENEWALS)
+        {
+            tracing::warn!(
+                "the access token was refused again soon after a renewal; not renewing it for this"
+            );
+            return false;
+        }
+        slow.last_401_renewal = Some(now);
+        session.state.store(INVALIDATED, Ordering::Release);
+        tracing::info!("access token invalidated by a caller; the next call renews it");
+        true
     }
 
-    /// Clears the session, then revokes its tokens at Dynata.
+    /// Ends the session: clears it locally, revokes its tokens at Dynata,
+    /// and waits for a renewal under way, which revokes what it obtains.
     pub(crate) async fn logout(&self) -> Result<(), Error> {
-        let session = {
+        let (session, pending) = {
             let mut slow = self.lock_slow();
             slow.generation += 1;
-            slow.failure = None;
+            slow.pause = None;
             if let Some(timer) = slow.expiry_timer.take() {
                 timer.abort();
             }
-            self.current.swap(None)
+            (self.current.swap(None), slow.flight.take())
         };
-        let Some(session) = session else {
-            tracing::debug!("logout without a session: nothing to do");
-            return Ok(());
+        let revoked = match session {
+            Some(session) => self.revoke(&session).await,
+            None => {
+                tracing::debug!("logout without a session: nothing to revoke");
+                Ok(())
+            }
         };
+        if let Some(flight) = pending {
+            // Its outcome does not matter here, only that it has ended.
+            let _ = self.wait_for(flight).await;
+        }
+        revoked
+    }
+
+    async fn revoke(&self, session: &Session) -> Result<(), Error> {
         let body = types::LogoutRequest {
             client_id: self.credentials.client_id.clone(),
             refresh_token: session.refresh_token.clone(),
             access_token: session.token.secret_value().clone(),
         };
-        send_with_retries("logout", &self.settings.retry, &*self.clock, || {
-            self.api.logout(&body)
-        })
+        let secrets = [&body.access_token, &body.refresh_token];
+        let policy = &self.settings.retry;
+        auth_calls::send(
+            AuthOperation::Logout,
+            policy,
+            &*self.clock,
+            &secrets,
+            || self.api.logout(&body),
+        )
         .await
-        .map(|((), _)| ())
+        .map(|_| ())
+        .map_err(|failure| failure.error)
     }
 
     fn lock_slow(&self) -> MutexGuard<'_, SlowPath> {
         // Nothing panics while holding this lock; if something did, the state
         // is still consistent field by field, so carry on.
         self.slow.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn is_current(&self, session: &Arc<Session>) -> bool {
-        self.current
-            .load()
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, session))
     }
 }
 
@@ -377,24 +567,33 @@ impl Drop for Lifecycle {
     }
 }
 
-/// At the soft window, refresh in the background while callers keep getting
-/// the current token; at the hard margin, make callers wait for a new one.
-/// Holds only a weak reference, so it never keeps a dropped client alive.
-async fn watch_expiry(lifecycle: Weak<Lifecycle>, session: Arc<Session>, clock: Arc<dyn Clock>) {
-    clock.sleep_until(session.soft_at).await;
-    if let Some(lifecycle) = lifecycle.upgrade() {
-        let mut slow = lifecycle.lock_slow();
-        if lifecycle.is_current(&session) && slow.flight.is_none() {
-            tracing::debug!(
-                "the access token entered its soft window; refreshing in the background"
-            );
-            let _background = lifecycle.start_flight(&mut slow);
-        }
-    }
+/// Marks the session `EXPIRING` at its hard margin, on the client's clock.
+///
+/// The fast path checks the hard margin itself, on the system's coarse
+/// monotonic clock; this timer covers tokio's paused clock in tests, which
+/// the coarse clock does not follow. It holds no reference to the client.
+async fn watch_expiry(session: Arc<Session>, clock: Arc<dyn Clock>) {
     clock.sleep_until(session.hard_at).await;
     let _ = session
         .state
         .compare_exchange(FRESH, EXPIRING, Ordering::AcqRel, Ordering::Acquire);
+}
+
+/// The output of whichever of two futures finishes first: `Some` for the
+/// first, `None` if `deadline` came first.
+async fn first_of<T>(
+    work: impl Future<Output = T>,
+    deadline: impl Future<Output = ()>,
+) -> Option<T> {
+    let mut work = pin!(work);
+    let mut deadline = pin!(deadline);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 fn flight_lost() -> Error {
@@ -402,5 +601,12 @@ fn flight_lost() -> Error {
         message: "the login or refresh task ended without an answer (was the runtime shut down?)"
             .into(),
         source: None,
+    }
+}
+
+fn renewal_timed_out() -> Error {
+    Error::Timeout {
+        status: None,
+        request_id: None,
     }
 }

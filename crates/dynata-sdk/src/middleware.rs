@@ -1,15 +1,19 @@
 //! The authentication step on its own, for a `reqwest-middleware` stack of
 //! your own (feature `middleware`).
 
-use reqwest::{Request, Response, StatusCode};
+use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::Client;
+use crate::authenticated::{Replays, Unauthorized, classify, is_idempotent};
+use crate::retry::Failure;
+use crate::{Client, Error};
 
-/// Adds `Authorization: Bearer <token>` (sensitive) to every request, and on
-/// a `401` invalidates the token (only if it is still the current one) and
-/// sends the request once more with a new token. A request whose body cannot
-/// be replayed is not retried: its `401` response is returned.
+/// Does for every request what [`Client::send`] does: adds
+/// `Authorization: Bearer <token>` (sensitive) for the environment's origin
+/// only, renews the token once after a `401` and sends the request again, and
+/// retries idempotent requests after transient failures. Unlike `send`, it
+/// hands back a last `401` as the response it is, since middleware is
+/// transparent; a request for another origin fails with [`Error::Config`].
 ///
 /// ```no_run
 /// # fn demo(client: dynata_sdk::Client) {
@@ -35,28 +39,46 @@ impl AuthMiddleware {
 impl Middleware for AuthMiddleware {
     async fn handle(
         &self,
-        mut request: Request,
+        request: Request,
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let replay = request.try_clone();
-        let token = self
-            .client
-            .authorize(&mut request)
+        let idempotent = is_idempotent(request.method());
+        let requests = Replays::new(request);
+        let replayable = requests.replayable();
+        // Attempts take turns with the extensions; they never overlap.
+        let extensions = tokio::sync::Mutex::new(extensions);
+        let client = &self.client;
+        client
+            .call_authenticated(idempotent && replayable, replayable, |token| {
+                let (request, next, extensions) = (requests.next(), next.clone(), &extensions);
+                async move {
+                    let mut request = request?;
+                    client
+                        .attach_bearer(&mut request, &token)
+                        .map_err(Failure::fatal)?;
+                    let mut extensions = extensions.lock().await;
+                    let sent = next
+                        .run(request, &mut extensions)
+                        .await
+                        .map_err(from_middleware);
+                    classify(sent, Unauthorized::IsAnAnswer).await
+                }
+            })
             .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        let response = next.clone().run(request, extensions).await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        self.client.invalidate(&token);
-        let Some(mut replay) = replay else {
-            return Ok(response);
-        };
-        self.client
-            .authorize(&mut replay)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        next.run(replay, extensions).await
+            .map_err(reqwest_middleware::Error::middleware)
+    }
+}
+
+/// An error from further down the stack, as the engine classifies it: a
+/// reqwest error by its kind; another middleware's error as a transport
+/// failure, described by its message.
+fn from_middleware(error: reqwest_middleware::Error) -> Error {
+    match error {
+        reqwest_middleware::Error::Reqwest(error) => Error::transport(error),
+        reqwest_middleware::Error::Middleware(error) => Error::Transport {
+            message: error.to_string(),
+            source: None,
+        },
     }
 }

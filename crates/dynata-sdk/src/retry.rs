@@ -1,15 +1,33 @@
-//! When to try again: the retry policy and its backoff.
+//! When to try again: the retry policy, and the one retry engine that every
+//! call goes through (the auth operations, [`crate::Client::send`], the
+//! middleware).
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use tracing::Instrument;
+
+use crate::Error;
+use crate::clock::Clock;
+
 /// How transient failures (connection errors, timeouts, `408`, `429`, `5xx`,
-/// gateway pages) of the auth API are retried: exponential backoff with
-/// jitter, honouring `Retry-After`, within a bounded budget.
+/// gateway pages) are retried: exponential backoff with jitter, honouring
+/// `Retry-After` on every transient status, within a bounded budget.
 ///
-/// A rejected password is never retried, whatever the policy.
+/// A rejected password is never retried, and neither is a `POST` to the
+/// Sample API, whatever the policy.
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = dynata_sdk::RetryPolicy::default()
+///     .with_max_attempts(3)
+///     .with_max_total_wait(Duration::from_secs(10));
+/// assert_eq!(policy.max_attempts, 3);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included. Default 5.
     pub max_attempts: u32,
@@ -36,10 +54,31 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Never retry.
     pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }
+        RetryPolicy::default().with_max_attempts(1)
+    }
+
+    /// Attempts in all, the first included.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The backoff before the second attempt; it doubles each time.
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The longest single backoff.
+    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// The most time all waits of one call together may take.
+    pub fn with_max_total_wait(mut self, wait: Duration) -> Self {
+        self.max_total_wait = wait;
+        self
     }
 
     /// How long to wait before retrying after failed attempt number `attempt`
@@ -71,6 +110,110 @@ impl RetryPolicy {
         let half = exponential / 2;
         half + half.mul_f64(random_fraction())
     }
+}
+
+/// A failed attempt, as the engine and the `401` step need to see it.
+#[derive(Debug)]
+pub(crate) struct Failure<T> {
+    /// What went wrong, for the caller and the logs.
+    pub(crate) error: Error,
+    /// An answer to hand back as it came if no attempt is left
+    /// ([`crate::Client::send`] returns a last `503` as a response).
+    pub(crate) answer: Option<T>,
+    /// Whether another attempt may succeed.
+    pub(crate) transient: bool,
+    /// The server's `Retry-After`, honoured whenever the failure is transient.
+    pub(crate) retry_after: Option<Duration>,
+    /// A `401` to the bearer token: the `401` step may renew it and replay.
+    pub(crate) unauthorized: bool,
+}
+
+impl<T> Failure<T> {
+    /// A failure no retry can mend.
+    pub(crate) fn fatal(error: Error) -> Self {
+        Failure {
+            transient: false,
+            ..Failure::transient(error)
+        }
+    }
+
+    /// A failure that another attempt may not meet, by what the error means.
+    pub(crate) fn transient(error: Error) -> Self {
+        Failure {
+            error,
+            answer: None,
+            transient: true,
+            retry_after: None,
+            unauthorized: false,
+        }
+    }
+
+    /// A failure classified by its error's meaning (status and kind).
+    pub(crate) fn of(error: Error) -> Self {
+        let transient = error.is_transient();
+        Failure {
+            transient,
+            ..Failure::transient(error)
+        }
+    }
+
+    /// What the call returns when this is its last attempt.
+    pub(crate) fn into_result(self) -> Result<T, Error> {
+        match self.answer {
+            Some(answer) => Ok(answer),
+            None => Err(self.error),
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the policy's budget
+/// runs out, sleeping on `clock` between attempts. With `may_retry` false
+/// (a `POST`, a body that cannot be sent twice) there is one attempt only.
+/// The last failure is returned whole, so that the caller can remember the
+/// server's `Retry-After`.
+pub(crate) async fn with_retries<T, F, Fut>(
+    operation: &'static str,
+    policy: &RetryPolicy,
+    clock: &dyn Clock,
+    may_retry: bool,
+    mut attempt: F,
+) -> Result<T, Failure<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure<T>>>,
+{
+    let span = tracing::info_span!("dynata", operation);
+    async move {
+        let mut waited = Duration::ZERO;
+        let mut number = 1u32;
+        loop {
+            let failure = match attempt().await {
+                Ok(value) => {
+                    tracing::debug!(attempt = number, outcome = "ok", "{operation} succeeded");
+                    return Ok(value);
+                }
+                Err(failure) => failure,
+            };
+            let wait = (may_retry && failure.transient)
+                .then(|| policy.next_wait(number, waited, failure.retry_after))
+                .flatten();
+            let Some(wait) = wait else {
+                tracing::warn!(attempt = number, outcome = "failed", error = %failure.error, "{operation} failed");
+                return Err(failure);
+            };
+            tracing::warn!(
+                attempt = number,
+                wait_ms = wait.as_millis() as u64,
+                error = %failure.error,
+                "{operation} failed transiently; retrying"
+            );
+            clock.sleep(wait).await;
+            waited = waited.saturating_add(wait);
+            number += 1;
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 /// A number in [0, 1) that needs no random-number crate: std's `RandomState`

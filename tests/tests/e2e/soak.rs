@@ -97,12 +97,12 @@ async fn twenty_thousand_calls_with_short_tokens_and_faults_all_succeed() {
     );
 
     // Renewals: no more than one per window, within one: that is single
-    // flight. Each renewal is sent when its timer runs, so on a busy machine
-    // the scheduler's lag stretches every period a little (two cores
-    // oversubscribed 3x: about 20 ms); idle, the count matches the windows.
-    // The floor allows a quarter of a period of lag, and still fails a client
+    // flight. Each renewal starts with the first call inside the soft window
+    // and takes a request's time, so on a busy machine every period stretches
+    // a little; idle, the count matches the windows. The floor allows 60% of
+    // lag (two busy cores stretch periods by 5-25%), and still fails a client
     // that renewed only at the hard margin (90% of the token's life).
-    let lagging_windows = windows_of(RENEWAL_PERIOD.mul_f64(1.25));
+    let lagging_windows = windows_of(RENEWAL_PERIOD.mul_f64(1.6));
     assert!(
         (lagging_windows..=windows + 1).contains(&renewals),
         "{renewals} logins and refreshes in {elapsed:?}: expected {windows} (one per \

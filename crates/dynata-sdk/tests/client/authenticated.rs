@@ -302,3 +302,95 @@ async fn an_idempotent_request_is_retried_after_a_503_and_a_post_is_not() {
     assert_eq!(response.status(), 503);
     assert_eq!(create.calls_async().await, 1);
 }
+
+#[tokio::test]
+async fn the_token_never_goes_to_another_origin() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let elsewhere = MockServer::start_async().await;
+    let accept = elsewhere
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200);
+        })
+        .await;
+    // An event's absolute `acceptURL` on another host or port.
+    let foreign = format!("{}/sample/v1/events/1/accept", elsewhere.base_url());
+    let http = reqwest::Client::new();
+    let error = harness
+        .client
+        .send(http.post(&foreign))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("refusing to send the access token")
+    );
+    let mut request = http.get(&foreign).build().expect("request");
+    assert!(harness.client.authorize(&mut request).await.is_err());
+    assert!(!request.headers().contains_key(AUTHORIZATION));
+    assert_eq!(
+        accept.calls_async().await,
+        0,
+        "nothing reached the other host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_refuses_every_token_costs_one_renewal_per_burst() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let always = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(401).body(r#"{"message":"Unauthorized"}"#);
+        })
+        .await;
+    harness.token().await;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = harness.client.clone();
+            tokio::spawn(async move { client.get::<Vec<u32>>(PROJECTS).await })
+        })
+        .collect();
+    for call in calls {
+        let error = call.await.expect("task").expect_err("always 401");
+        assert_eq!(error.status(), Some(401), "{error:?}");
+    }
+    assert_eq!(refresh.calls_async().await, 1);
+    // And a second burst right after costs nothing more.
+    for _ in 0..10 {
+        assert!(harness.client.get::<Vec<u32>>(PROJECTS).await.is_err());
+    }
+    assert_eq!(refresh.calls_async().await, 1);
+    assert!(always.calls_async().await >= 60);
+}
+
+#[tokio::test]
+async fn a_503_with_a_json_envelope_is_transient_and_retried() {
+    let policy = RetryPolicy::default().with_max_attempts(2);
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let unavailable = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(503)
+                .header("x-request-id", "req-503")
+                .body(r#"{"data":null,"status":{"message":"fail","errors":[]}}"#);
+        })
+        .await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.get::<Vec<u32>>(PROJECTS).await });
+    until_sleeping(&harness.clock, Duration::ZERO..=Duration::from_millis(250)).await;
+    harness.advance(1).await;
+    let error = caller.await.expect("task").expect_err("still 503");
+    assert!(error.is_transient(), "{error:?}");
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(error.request_id(), Some("req-503"));
+    assert_eq!(unavailable.calls_async().await, 2, "retried once");
+}

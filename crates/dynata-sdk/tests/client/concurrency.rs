@@ -42,13 +42,43 @@ async fn one_second_tokens_do_not_cause_a_refresh_per_call() {
     let refresh = harness
         .pair_on(REFRESH, Pair::new("a2", "r2").lifetimes(1, 3), 0)
         .await;
+    // 50 calls over 0.49 s of the token's second: all served from the cache.
     for _ in 0..50 {
         assert_eq!(harness.current_secret().await, "a1");
+        harness.advance_millis(10).await;
     }
     assert_eq!(
         (login.calls_async().await, refresh.calls_async().await),
         (1, 0)
     );
+}
+
+/// A client kept in a static, or used through `Runtime::block_on` wrappers:
+/// the runtime that logged in (and ran the session's timer) is gone, and the
+/// token must still stop being served at its hard margin.
+#[test]
+fn an_expired_token_is_not_served_after_its_runtime_is_gone() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let first = runtime();
+    let harness = first.block_on(Harness::new());
+    first.block_on(harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1));
+    let token = first.block_on(harness.token());
+    drop(first);
+
+    let second = runtime();
+    let refresh = second.block_on(harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0));
+    second.block_on(async {
+        assert!(harness.token().await.same_as(&token), "still fresh");
+        // Into the hard margin: the timer that would have said so is dead.
+        harness.clock.advance(Duration::from_secs(29 * 60 + 30));
+        assert_eq!(harness.current_secret().await, "a2");
+        assert_eq!(refresh.calls_async().await, 1);
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

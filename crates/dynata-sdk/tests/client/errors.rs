@@ -83,3 +83,54 @@ async fn undecodable_answers_are_decode_errors_and_are_not_retried() {
         assert_eq!(login.calls_async().await, 1, "{case}: retried");
     }
 }
+
+#[tokio::test]
+async fn a_firewall_s_401_page_on_login_is_not_retried() {
+    let harness = Harness::new().await;
+    let login = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(401)
+                .header("content-type", "text/html")
+                .header("x-request-id", "waf-7")
+                .body("<html><head><title>Access denied</title></head></html>");
+        })
+        .await;
+    let error = harness.client.access_token().await.expect_err("refused");
+    assert!(
+        matches!(&error, Error::Api { status: 401, summary, .. } if summary.contains("Access denied")),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("waf-7"));
+    assert!(!error.is_transient());
+    assert_eq!(login.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_server_that_echoes_the_request_never_puts_the_password_in_an_error() {
+    let echoes = [
+        (
+            502,
+            format!("POST /auth/v1/token/password username=alice&password={PASSWORD}"),
+        ),
+        (
+            400,
+            format!(r#"{{"message":"bad request {{\"password\":\"{PASSWORD}\"}}"}}"#),
+        ),
+        (
+            401,
+            format!(
+                r#"{{"error":"invalid_grant","errorDescription":"password {PASSWORD} is wrong for alice on this realm today"}}"#
+            ),
+        ),
+    ];
+    for (status, body) in echoes {
+        let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+        harness.answer(LOGIN, status, &body, 0).await;
+        let error = harness.client.access_token().await.expect_err("refused");
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains("horse"), "{status}: {shown}");
+        }
+    }
+}

@@ -34,3 +34,71 @@ async fn logout_without_a_session_sends_nothing() {
     harness.client.logout().await.expect("still a no-op");
     assert_eq!(logout.calls_async().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_under_way_at_logout_is_revoked_too() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let refresh = harness
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
+        .await;
+    let logout_first = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"refreshToken": "r1"}"#);
+            then.status(204);
+        })
+        .await;
+    let logout_late = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"refreshToken": "r2"}"#);
+            then.status(204);
+        })
+        .await;
+    let first = harness.token().await;
+    assert!(harness.client.invalidate(&first));
+    let client = harness.client.clone();
+    let waiter = tokio::spawn(async move { client.access_token().await });
+    eventually("the refresh reached the server", || async {
+        refresh.calls_async().await == 1
+    })
+    .await;
+    harness.client.logout().await.expect("logout");
+    // Once logout returns, both sessions are revoked at the server.
+    assert_eq!(
+        (
+            logout_first.calls_async().await,
+            logout_late.calls_async().await
+        ),
+        (1, 1)
+    );
+    let error = waiter.await.expect("task").expect_err("logged out");
+    assert!(matches!(error, dynata_sdk::Error::LoggedOut), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_refused_logout_does_not_blame_the_password() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGOUT);
+            then.status(400)
+                .header("x-request-id", "lo-1")
+                .body(r#"{"error":"invalid_grant","errorDescription":"Session not active"}"#);
+        })
+        .await;
+    harness.token().await;
+    let error = harness.client.logout().await.expect_err("refused");
+    let message = error.to_string();
+    assert!(!message.contains("password"), "{message}");
+    assert!(message.contains("Session not active"), "{message}");
+    assert_eq!(error.status(), Some(400));
+    assert_eq!(error.request_id(), Some("lo-1"));
+}

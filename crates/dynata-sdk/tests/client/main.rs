@@ -162,6 +162,10 @@ impl Harness {
     pub(crate) async fn advance(&self, seconds: u64) {
         advance(&self.clock, Duration::from_secs(seconds)).await;
     }
+
+    pub(crate) async fn advance_millis(&self, millis: u64) {
+        advance(&self.clock, Duration::from_millis(millis)).await;
+    }
 }
 
 /// A token pair as Dynata sends it.

@@ -1,4 +1,7 @@
-//! Transient failures are retried with backoff; `Retry-After` is honoured.
+//! Transient failures are retried with backoff; `Retry-After` is honoured,
+//! and remembered; a renewal is bounded in time.
+
+use dynata_sdk::Error;
 
 use super::*;
 
@@ -48,7 +51,12 @@ async fn a_429_waits_exactly_as_long_as_retry_after_says() {
     )
     .await;
     harness.advance(6).await;
-    tokio::task::yield_now().await;
+    // Still asleep, for the one second left, and nothing sent meanwhile.
+    until_sleeping(
+        &harness.clock,
+        Duration::from_secs(1)..=Duration::from_secs(1),
+    )
+    .await;
     assert_eq!(login.calls_async().await, 0, "retried before Retry-After");
     harness.advance(1).await;
     assert_eq!(caller.await.expect("task").expect("retried").secret(), "a1");
@@ -74,7 +82,7 @@ async fn a_retry_after_longer_than_the_budget_is_a_rate_limit_error() {
         .await
         .expect_err("rate limited");
     assert!(
-        matches!(error, dynata_sdk::Error::RateLimited { retry_after: Some(d) } if d.as_secs() == 3600),
+        matches!(error, Error::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 3600),
         "{error:?}"
     );
     assert_eq!(limited.calls_async().await, 1);
@@ -82,10 +90,7 @@ async fn a_retry_after_longer_than_the_budget_is_a_rate_limit_error() {
 
 #[tokio::test]
 async fn retries_stop_at_the_attempt_budget() {
-    let policy = RetryPolicy {
-        max_attempts: 3,
-        ..RetryPolicy::default()
-    };
+    let policy = RetryPolicy::default().with_max_attempts(3);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     let unavailable = harness
         .answer(LOGIN, 502, "<html>Bad Gateway</html>", 0)
@@ -101,10 +106,7 @@ async fn retries_stop_at_the_attempt_budget() {
         harness.advance(10).await;
     }
     let error = caller.await.expect("task").expect_err("gave up");
-    assert!(
-        matches!(error, dynata_sdk::Error::Api { status: 502, .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, Error::Api { status: 502, .. }), "{error:?}");
     assert_eq!(unavailable.calls_async().await, 3);
 }
 
@@ -123,21 +125,16 @@ async fn a_refused_connection_is_a_transport_error() {
         .build()
         .expect("valid");
     let error = client.access_token().await.expect_err("nothing listens");
-    assert!(
-        matches!(error, dynata_sdk::Error::Transport { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
     assert!(error.is_transient());
 }
 
 #[tokio::test]
-async fn an_endless_retry_after_under_an_unbounded_budget_neither_panics_nor_spins() {
+async fn an_endless_retry_after_under_an_unbounded_budget_ends_at_the_renewal_timeout() {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-    let policy = RetryPolicy {
-        max_attempts: 3,
-        max_total_wait: Duration::MAX,
-        ..RetryPolicy::default()
-    };
+    let policy = RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_max_total_wait(Duration::MAX);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     let limited = harness
         .server
@@ -146,16 +143,110 @@ async fn an_endless_retry_after_under_an_unbounded_budget_neither_panics_nor_spi
             then.status(503).header("retry-after", u64::MAX.to_string());
         })
         .await;
-    limited.up_to_n_times_async(2).await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    // The wait is as long as an `Instant` allows: a century, not a panic...
+    until_sleeping(&harness.clock, CENTURY..=CENTURY).await;
+    // ...and the caller is released at the renewal timeout (60 s).
+    harness.advance(59).await;
+    assert!(!caller.is_finished());
+    harness.advance(1).await;
+    let error = caller.await.expect("task").expect_err("timed out");
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert_eq!(limited.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_login_that_never_answers_ends_at_the_renewal_timeout_and_the_next_call_tries_again() {
+    let harness = Harness::with(|b| b.renewal_timeout(Duration::from_secs(20))).await;
+    // A server that accepts the request and never answers (as long as the test
+    // lasts), behind an HTTP client without a timeout.
+    let hung = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(200).delay(Duration::from_secs(3600));
+        })
+        .await;
+    hung.up_to_n_times_async(1).await;
     let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let client = harness.client.clone();
     let caller = tokio::spawn(async move { client.access_token().await });
-    // Each wait is as long as an `Instant` allows: a century, not a panic.
-    for attempt in 1..=2 {
-        until_sleeping(&harness.clock, CENTURY..=CENTURY).await;
-        assert_eq!(limited.calls_async().await, attempt);
-        advance(&harness.clock, CENTURY).await;
+    eventually("the login reached the server", || async {
+        hung.calls_async().await == 1
+    })
+    .await;
+    until_sleeping(
+        &harness.clock,
+        Duration::from_secs(20)..=Duration::from_secs(20),
+    )
+    .await;
+    harness.advance(20).await;
+    let error = caller.await.expect("task").expect_err("timed out");
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    // The abandoned login does not hold the next caller.
+    harness.advance(1).await;
+    assert_eq!(harness.current_secret().await, "a1");
+    assert_eq!(login.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_server_s_pause_is_remembered_between_calls() {
+    let harness = Harness::new().await;
+    let limited = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(429)
+                .header("retry-after", "3600")
+                .header("x-request-id", "rl-1");
+        })
+        .await;
+    limited.up_to_n_times_async(1).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    // Ten calls over two seconds, then more over the hour: all fail at once
+    // with the same error, and nothing is sent until the hour is over.
+    for _ in 0..10 {
+        let error = harness.client.access_token().await.expect_err("paused");
+        assert!(
+            matches!(&error, Error::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 3600),
+            "{error:?}"
+        );
+        assert_eq!(error.request_id(), Some("rl-1"));
+        harness.advance_millis(200).await;
     }
+    harness.advance(3600 - 3).await;
+    assert!(harness.client.access_token().await.is_err());
+    assert_eq!(
+        (limited.calls_async().await, login.calls_async().await),
+        (1, 0)
+    );
+    harness.advance(2).await;
+    assert_eq!(harness.current_secret().await, "a1");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_any_transient_status() {
+    let harness = Harness::new().await;
+    let unavailable = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(502)
+                .header("retry-after", "4")
+                .body("<html>Bad Gateway</html>");
+        })
+        .await;
+    unavailable.up_to_n_times_async(1).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    until_sleeping(
+        &harness.clock,
+        Duration::from_secs(4)..=Duration::from_secs(4),
+    )
+    .await;
+    harness.advance(4).await;
     assert_eq!(caller.await.expect("task").expect("retried").secret(), "a1");
     assert_eq!(login.calls_async().await, 1);
 }

@@ -1,0 +1,240 @@
+//! Authenticated calls: the bearer token, attached only for the environment's
+//! origin and marked sensitive; the one `401` step (renew once, send once
+//! more); and the retry engine around both. [`Client::send`], the middleware
+//! and the typed calls all go through [`Client::call_authenticated`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
+
+use crate::error::is_transient_status;
+use crate::response::{read_at_most, request_id, retry_after, summarize};
+use crate::retry::{Failure, with_retries};
+use crate::{AccessToken, Client, Error};
+
+impl Client {
+    /// A request to `path`, relative to the environment's base URL (for
+    /// example `"/sample/v1/projects"`), with `Accept: application/json`.
+    /// Send it with [`Client::send`], which adds the token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}/{}", self.base_url(), path.trim_start_matches('/'));
+        self.http
+            .request(method, url)
+            .header(ACCEPT, "application/json")
+    }
+
+    /// Sends `request` with `Authorization: Bearer <token>` (marked
+    /// sensitive, so it never shows in logs).
+    ///
+    /// - The token goes only to the environment's origin (scheme, host and
+    ///   port): a request for any other URL, such as an absolute URL from an
+    ///   event's `actions`, is refused with [`Error::Config`] before anything
+    ///   is sent. reqwest drops the header on redirects to another host.
+    /// - On a `401` the token is invalidated (see [`Client::invalidate`]) and
+    ///   the request is sent once more with a new token. A second `401`, or a
+    ///   `401` for a request whose body cannot be replayed (a stream), is
+    ///   [`Error::Api`] with status 401.
+    /// - Idempotent requests (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`) with
+    ///   a replayable body are retried after transient failures (connection
+    ///   errors, timeouts, `408`, `429`, `5xx`) under the client's
+    ///   [`crate::RetryPolicy`], honouring `Retry-After`. A `POST` is never
+    ///   retried: it may have had its effect.
+    ///
+    /// Any other status is returned as it came, for the caller to read; so is
+    /// a transient one when no retry is left.
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        let request = request
+            .build()
+            .map_err(|e| Error::config(format!("invalid request: {e}")))?;
+        let idempotent = is_idempotent(request.method());
+        let requests = Replays::new(request);
+        let replayable = requests.replayable();
+        self.call_authenticated(idempotent && replayable, replayable, |token| {
+            let request = requests.next();
+            async move {
+                let mut request = request?;
+                self.attach_bearer(&mut request, &token)
+                    .map_err(Failure::fatal)?;
+                let sent = self.http.execute(request).await.map_err(Error::transport);
+                classify(sent, Unauthorized::IsAnError).await
+            }
+        })
+        .await
+    }
+
+    /// Adds `Authorization: Bearer <token>` (sensitive) to `request`, logging
+    /// in or refreshing first if needed, and returns the token used. Refuses
+    /// a request for another origin than the environment's. This is the hook
+    /// for clients of other Dynata specs; prefer [`Client::send`], which also
+    /// renews the token after a `401`.
+    pub async fn authorize(&self, request: &mut Request) -> Result<AccessToken, Error> {
+        self.check_origin(request)?;
+        let token = self.access_token().await?;
+        self.attach_bearer(request, &token)?;
+        Ok(token)
+    }
+
+    /// The `401` step inside the retry engine, for one authenticated call.
+    ///
+    /// `attempt` sends the call with the token it is given. A failure marked
+    /// `unauthorized` invalidates that token and, if `may_replay` and a new
+    /// token comes of it, the call is sent once more (once per call, however
+    /// many retries). Transient failures are retried only if `may_retry`.
+    pub(crate) async fn call_authenticated<T, F, Fut>(
+        &self,
+        may_retry: bool,
+        may_replay: bool,
+        attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<T, Failure<T>>>,
+    {
+        let replayed = AtomicBool::new(false);
+        let policy = self.retry_policy();
+        with_retries("request", policy, self.clock(), may_retry, || async {
+            let token = self.access_token().await.map_err(Failure::fatal)?;
+            match attempt(token.clone()).await {
+                Err(failure) if failure.unauthorized => {
+                    self.invalidate(&token);
+                    if !may_replay || replayed.swap(true, Ordering::Relaxed) {
+                        return Err(failure);
+                    }
+                    let renewed = self.access_token().await.map_err(Failure::fatal)?;
+                    if renewed.same_as(&token) {
+                        // Not renewed (a 401 renewed it moments ago): sending
+                        // the same token again would be refused again.
+                        return Err(failure);
+                    }
+                    tracing::info!("401 from Dynata; sending once more with a new token");
+                    attempt(renewed).await
+                }
+                outcome => outcome,
+            }
+        })
+        .await
+        .or_else(Failure::into_result)
+    }
+
+    /// Refuses a request for any origin but the environment's: the token
+    /// belongs to it alone.
+    pub(crate) fn check_origin(&self, request: &Request) -> Result<(), Error> {
+        let origin = request.url().origin();
+        if origin == *self.origin {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "refusing to send the access token to {}: it goes only to {}",
+            origin.ascii_serialization(),
+            self.origin.ascii_serialization()
+        )))
+    }
+
+    pub(crate) fn attach_bearer(
+        &self,
+        request: &mut Request,
+        token: &AccessToken,
+    ) -> Result<(), Error> {
+        self.check_origin(request)?;
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
+            .map_err(|_| Error::decode("the access token has characters a header cannot carry"))?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+        Ok(())
+    }
+}
+
+pub(crate) fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    )
+}
+
+/// The request for each attempt: the original first, then copies of it.
+pub(crate) struct Replays {
+    first: Mutex<Option<Request>>,
+    /// `None` when the body is a stream that cannot be sent twice.
+    template: Option<Request>,
+}
+
+impl Replays {
+    pub(crate) fn new(request: Request) -> Self {
+        Replays {
+            template: request.try_clone(),
+            first: Mutex::new(Some(request)),
+        }
+    }
+
+    pub(crate) fn replayable(&self) -> bool {
+        self.template.is_some()
+    }
+
+    pub(crate) fn next<T>(&self) -> Result<Request, Failure<T>> {
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        first
+            .or_else(|| self.template.as_ref()?.try_clone())
+            .ok_or_else(|| Failure::fatal(Error::config("the request body cannot be sent twice")))
+    }
+}
+
+/// What a final `401` is: an error ([`Client::send`]), or an answer to hand
+/// on as it came (the middleware, which is transparent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unauthorized {
+    IsAnError,
+    #[cfg_attr(not(feature = "middleware"), allow(dead_code))]
+    IsAnAnswer,
+}
+
+/// One authenticated attempt's outcome, for the engine: a `401` for the
+/// `401` step, a transient status or error for the retries, anything else
+/// is the answer.
+pub(crate) async fn classify(
+    sent: Result<Response, Error>,
+    unauthorized: Unauthorized,
+) -> Result<Response, Failure<Response>> {
+    let response = sent.map_err(Failure::of)?;
+    let status = response.status();
+    let request_id = request_id(response.headers());
+    if status == StatusCode::UNAUTHORIZED {
+        let (summary, answer) = match unauthorized {
+            Unauthorized::IsAnAnswer => ("(the response is handed on)".into(), Some(response)),
+            Unauthorized::IsAnError => {
+                let body = read_at_most(response, 64 * 1024).await.unwrap_or_default();
+                (summarize(&body), None)
+            }
+        };
+        return Err(Failure {
+            answer,
+            unauthorized: true,
+            ..Failure::fatal(Error::Api {
+                status: 401,
+                summary,
+                request_id,
+            })
+        });
+    }
+    if is_transient_status(status.as_u16()) {
+        let retry_after = retry_after(response.headers());
+        let error = Error::from_status(
+            status.as_u16(),
+            "(the response is handed on if no retry is left)".into(),
+            request_id,
+            retry_after,
+        );
+        return Err(Failure {
+            answer: Some(response),
+            retry_after,
+            ..Failure::transient(error)
+        });
+    }
+    Ok(response)
+}
