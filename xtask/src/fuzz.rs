@@ -4,7 +4,7 @@
 //! `cargo test`.
 //!
 //! Each property prints `proptest-cases <name> <count>` when it is done (see
-//! `tests/tests/props/main.rs`); this task runs the suites with `DYNATA_FUZZ`
+//! `check` in `tests/tests/props/main.rs` and `crates/dynata-sdk/src/props.rs`); this task runs the suites with `DYNATA_FUZZ`
 //! set, adds those lines up, and prints the total and the time it took.
 
 use std::io::{BufRead, BufReader};
@@ -15,8 +15,13 @@ use std::time::Instant;
 /// Fewer cases than this in all is a failure: a property lost its long run.
 const MINIMUM_CASES: u64 = 1_000_000;
 
-/// The suites, as arguments to `cargo test`.
-const SUITES: &[&[&str]] = &[&["-p", "dynata-tests", "--test", "props"]];
+/// The suites, as arguments to `cargo test`: the SDK's own readers of
+/// server bytes (`crates/dynata-sdk/src/props.rs`), then the bodies, the SDK
+/// over loopback and the sandbox (`tests/tests/props`).
+const SUITES: &[&[&str]] = &[
+    &["-p", "dynata-sdk", "--lib", "props::"],
+    &["-p", "dynata-tests", "--test", "props"],
+];
 
 pub(crate) fn run(root: &Path) -> ExitCode {
     let began = Instant::now();

@@ -15,6 +15,9 @@ mod retry;
 mod sample;
 mod token;
 
+#[cfg(test)]
+mod props;
+
 pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
 pub use environment::Environment;

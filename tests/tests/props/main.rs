@@ -35,6 +35,8 @@ fn check<S: Strategy>(
     let ran = AtomicU64::new(0);
     let mut runner = TestRunner::new(Config {
         cases,
+        // A failure prints its shrunk input; nothing is written to disk.
+        failure_persistence: None,
         ..Config::default()
     });
     let result = runner.run(&strategy, |value| {
