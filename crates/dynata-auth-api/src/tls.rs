@@ -16,7 +16,7 @@
 /// of `main` to choose another, such as aws-lc-rs for FIPS). Without the
 /// `rustls` feature it does nothing. Cheap and idempotent: call it before
 /// every `reqwest::Client::builder().build()` that may use rustls, including
-/// before [`Client::new`], which builds one.
+/// before [`Client::new`](crate::Client::new), which builds one.
 pub fn ensure_crypto_provider() {
     #[cfg(feature = "rustls")]
     if rustls::crypto::CryptoProvider::get_default().is_none() {
