@@ -1,1 +1,4 @@
-//! Integration tests live in `tests/`; this crate has no code of its own.
+//! Integration tests live in `tests/`; this crate holds only what several of
+//! those test binaries share.
+
+pub mod schema_drift;

@@ -1,41 +1,109 @@
-//! `cargo xtask codegen`: the spec in `openapi/` becomes the low-level client.
+//! `cargo xtask codegen`: each spec in `openapi/` becomes its low-level client.
 //!
-//! The generated file is committed, so a spec change shows up in review as a
-//! diff of Rust code, and `--check` (also run by a plain `#[test]`) fails when
-//! the committed file has drifted from the spec.
+//! The generated files are committed, so a spec change shows up in review as
+//! a diff of Rust code, and `--check` (also run by a plain `#[test]`) fails when
+//! a committed file has drifted from its spec.
 
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TypeImpl};
+use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle};
 
-/// The hand-written spec, relative to the workspace root.
-pub(crate) const SPEC: &str = "openapi/dynata-auth.yaml";
-/// The generated client, relative to the workspace root.
-pub(crate) const OUTPUT: &str = "crates/dynata-auth-api/src/generated.rs";
 const REGENERATE: &str = "cargo xtask codegen";
+
+/// One generated crate: where its spec is, where its client goes, and what the
+/// generator is told. Adding a spec is adding an entry to [`TARGETS`].
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// The hand-written spec, relative to the workspace root.
+    pub(crate) spec: &'static str,
+    /// The generated client, relative to the workspace root.
+    pub(crate) output: &'static str,
+    /// Positional methods or request builders (see the README's maintainer section).
+    pub(crate) interface: Interface,
+    /// Component schemas replaced by hand-written types of the generated
+    /// crate: `(schema name, Rust path)`.
+    pub(crate) replacements: &'static [(&'static str, &'static str)],
+    /// A hand-written value every generated `Client` carries, for its hooks.
+    /// With one, the crate must implement `ClientHooks` itself (a missing
+    /// impl is a compile error, not a silently unauthenticated client).
+    pub(crate) inner_type: Option<&'static str>,
+}
+
+/// Every generated crate.
+pub(crate) const TARGETS: &[Target] = &[
+    // Every auth operation takes exactly one JSON body: positional methods
+    // (`client.login(&body)`) say all there is to say.
+    Target {
+        spec: "openapi/dynata-auth.yaml",
+        output: "crates/dynata-auth-api/src/generated.rs",
+        interface: Interface::Positional,
+        replacements: &[("Secret", "crate::Secret")],
+        inner_type: None,
+    },
+    // List operations take up to a dozen optional filters: builders
+    // (`client.list_projects().state("LAUNCHED").limit(100).send()`) name
+    // each one, where positional calls would be rows of `None`.
+    Target {
+        spec: "openapi/dynata-sample.yaml",
+        output: "crates/dynata-sample-api/src/generated.rs",
+        interface: Interface::Builder,
+        replacements: &[
+            ("Secret", "crate::Secret"),
+            ("Timestamp", "crate::Timestamp"),
+        ],
+        inner_type: Some("crate::Bearer"),
+    },
+];
+
+/// progenitor's two styles of operation methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interface {
+    /// `client.login(&body)`: one argument per parameter.
+    Positional,
+    /// `client.list_projects().limit(100).send()`: a builder per call, and
+    /// one per generated type.
+    Builder,
+}
+
+impl From<Interface> for InterfaceStyle {
+    fn from(interface: Interface) -> Self {
+        match interface {
+            Interface::Positional => InterfaceStyle::Positional,
+            Interface::Builder => InterfaceStyle::Builder,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Rewrite the generated file if its content changed.
+    /// Rewrite each generated file whose content changed.
     Write,
-    /// Fail if the generated file differs from what the spec produces.
+    /// Fail if a generated file differs from what its spec produces.
     Check,
 }
 
-/// What a successful run did.
+/// What a successful run did to one target.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    Unchanged,
-    Written,
+    Unchanged {
+        output: &'static str,
+        spec: &'static str,
+    },
+    Written {
+        output: &'static str,
+        spec: &'static str,
+    },
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Unchanged => write!(f, "{OUTPUT} is up to date with {SPEC}"),
-            Outcome::Written => write!(f, "regenerated {OUTPUT} from {SPEC}"),
+            Outcome::Unchanged { output, spec } => write!(f, "{output} is up to date with {spec}"),
+            Outcome::Written { output, spec } => write!(f, "regenerated {output} from {spec}"),
         }
     }
 }
@@ -55,8 +123,12 @@ pub(crate) enum CodegenError {
     Unsupported { spec: String, problem: String },
     /// The generator produced tokens that are not a Rust file (a progenitor bug).
     Unformattable { problem: String },
-    /// `--check` found the committed file out of date.
-    Stale { diff: String },
+    /// `--check` found a committed file out of date.
+    Stale {
+        output: &'static str,
+        spec: &'static str,
+        diff: String,
+    },
 }
 
 impl fmt::Display for CodegenError {
@@ -79,22 +151,31 @@ impl fmt::Display for CodegenError {
             CodegenError::Unformattable { problem } => {
                 write!(f, "progenitor produced code that does not parse: {problem}")
             }
-            CodegenError::Stale { diff } => write!(
+            CodegenError::Stale { output, spec, diff } => write!(
                 f,
-                "{OUTPUT} is stale: it differs from what {SPEC} produces \
+                "{output} is stale: it differs from what {spec} produces \
                  (- committed, + generated):\n{diff}\nRun `{REGENERATE}` and commit the result."
             ),
         }
     }
 }
 
-/// Regenerates (or, with [`Mode::Check`], verifies) the client under `root`.
-pub(crate) fn run(root: &Path, mode: Mode) -> Result<Outcome, CodegenError> {
-    let spec_path = root.join(SPEC);
-    let spec_text = read(&spec_path)?;
-    let generated = generate(&spec_text, SPEC)?;
+/// Regenerates (or, with [`Mode::Check`], verifies) every target under `root`.
+/// Every target is processed even when an earlier one fails, so one run
+/// reports every stale file.
+pub(crate) fn run_all(root: &Path, mode: Mode) -> Vec<Result<Outcome, CodegenError>> {
+    TARGETS
+        .iter()
+        .map(|target| run(root, target, mode))
+        .collect()
+}
 
-    let output_path = root.join(OUTPUT);
+/// Regenerates (or, with [`Mode::Check`], verifies) one target under `root`.
+pub(crate) fn run(root: &Path, target: &Target, mode: Mode) -> Result<Outcome, CodegenError> {
+    let spec_text = read(&root.join(target.spec))?;
+    let generated = generate(&spec_text, target)?;
+
+    let output_path = root.join(target.output);
     let committed = match std::fs::read_to_string(&output_path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -105,12 +186,15 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<Outcome, CodegenError> {
             });
         }
     };
+    let (output, spec) = (target.output, target.spec);
     // Compare modulo line endings so a checkout with CRLF is not "stale".
     if committed.replace("\r\n", "\n") == generated {
-        return Ok(Outcome::Unchanged);
+        return Ok(Outcome::Unchanged { output, spec });
     }
     match mode {
         Mode::Check => Err(CodegenError::Stale {
+            output,
+            spec,
             diff: line_diff(&committed, &generated),
         }),
         Mode::Write => {
@@ -118,7 +202,7 @@ pub(crate) fn run(root: &Path, mode: Mode) -> Result<Outcome, CodegenError> {
                 path: output_path,
                 error,
             })?;
-            Ok(Outcome::Written)
+            Ok(Outcome::Written { output, spec })
         }
     }
 }
@@ -130,16 +214,16 @@ fn read(path: &Path) -> Result<String, CodegenError> {
     })
 }
 
-/// Turns the text of a spec into the formatted text of the generated file.
-/// `spec_name` only labels errors.
-pub(crate) fn generate(spec_text: &str, spec_name: &str) -> Result<String, CodegenError> {
+/// Turns the text of `target`'s spec into the formatted text of its client.
+pub(crate) fn generate(spec_text: &str, target: &Target) -> Result<String, CodegenError> {
+    let spec_name = target.spec;
     let malformed = |problem: String| CodegenError::Malformed {
         spec: spec_name.to_string(),
         problem,
     };
 
     let mut document: serde_json::Value =
-        serde_yaml::from_str(spec_text).map_err(|e| malformed(e.to_string()))?;
+        serde_norway::from_str(spec_text).map_err(|e| malformed(e.to_string()))?;
     let version = document
         .get("openapi")
         .and_then(|v| v.as_str())
@@ -151,45 +235,216 @@ pub(crate) fn generate(spec_text: &str, spec_name: &str) -> Result<String, Codeg
         });
     }
     read_json_suffix_as_json(&mut document);
+    drop_skipped_operations(&mut document);
+    let open_enums = open_enums(&document).map_err(malformed)?;
     let spec: openapiv3::OpenAPI =
         serde_json::from_value(document).map_err(|e| malformed(e.to_string()))?;
 
-    let mut generator = Generator::new(&settings());
+    let unsupported = |problem: String| CodegenError::Unsupported {
+        spec: spec_name.to_string(),
+        problem,
+    };
+    let mut generator = Generator::new(&settings(target, &open_enums).map_err(unsupported)?);
     let tokens = without_panics(|| generator.generate_tokens(&spec))
         .and_then(|result| result.map_err(|e| e.to_string()))
-        .map_err(|problem| CodegenError::Unsupported {
-            spec: spec_name.to_string(),
-            problem,
-        })?;
+        .map_err(unsupported)?;
 
     let mut file: syn::File = syn::parse2(tokens).map_err(|e| CodegenError::Unformattable {
         problem: e.to_string(),
     })?;
     gate_json_schema_derives(&mut file.items);
+    let code = with_open_enums(prettyplease::unparse(&file), &open_enums)?;
     Ok(format!(
-        "// @generated by `{REGENERATE}` from {SPEC}.\n\
-         // Do not edit by hand: edit the spec, then run `{REGENERATE}`.\n\n{}",
-        prettyplease::unparse(&file)
+        "// @generated by `{REGENERATE}` from {spec_name}.\n\
+         // Do not edit by hand: edit the spec, then run `{REGENERATE}`.\n\n{code}"
     ))
 }
 
-/// Positional style: every auth operation takes exactly one body, so a call is
-/// `client.login(&body)`, and the file stays a third of the builder style's size.
-/// Secrets are replaced by the crate's own redacting `Secret` type, and every
-/// type derives `JsonSchema` (behind a feature, see `gate_json_schema_derives`)
-/// so tests can compare it with the spec.
-fn settings() -> GenerationSettings {
+/// What every target shares: every type derives `PartialEq`, and
+/// `schemars::JsonSchema` (behind a feature, see `gate_json_schema_derives`)
+/// so tests can compare it with the spec. The rest comes from the table.
+fn settings(target: &Target, open_enums: &[OpenEnum]) -> Result<GenerationSettings, String> {
     let mut settings = GenerationSettings::new();
     settings
-        .with_interface(InterfaceStyle::Positional)
+        .with_interface(target.interface.into())
         .with_derive("schemars::JsonSchema")
-        .with_derive("PartialEq")
-        .with_replacement(
-            "Secret",
-            "crate::Secret",
-            [TypeImpl::Display].into_iter().take(0),
+        .with_derive("PartialEq");
+    for (schema, rust_type) in target.replacements {
+        settings.with_replacement(schema, rust_type, std::iter::empty());
+    }
+    for open_enum in open_enums {
+        settings.with_replacement(
+            &open_enum.name,
+            format!("crate::types::{}", open_enum.name),
+            std::iter::empty(),
         );
-    settings
+    }
+    if let Some(inner_type) = target.inner_type {
+        let tokens = syn::parse_str(inner_type)
+            .map_err(|e| format!("inner type `{inner_type}` is not a Rust path: {e}"))?;
+        settings
+            .with_inner_type(tokens)
+            .with_hooks(HooksMode::Expected);
+    }
+    Ok(settings)
+}
+
+/// An operation marked `x-codegen-skip: true` stays in the spec (it documents
+/// the call) but not in the generated client: progenitor cannot generate it
+/// (a multipart upload), so the crate above writes it by hand. The schemas
+/// it uses are still generated.
+fn drop_skipped_operations(document: &mut serde_json::Value) {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for item in paths.values_mut() {
+        if let Some(item) = item.as_object_mut() {
+            item.retain(|key, operation| {
+                !(METHODS.contains(&key.as_str())
+                    && operation.get("x-codegen-skip") == Some(&serde_json::Value::Bool(true)))
+            });
+        }
+    }
+    paths.retain(|_, item| {
+        item.as_object()
+            .is_none_or(|item| item.keys().any(|key| METHODS.contains(&key.as_str())))
+    });
+}
+
+/// A component schema the server may extend: a string with its known values
+/// under `x-extensible-enum` (Zalando's convention). It becomes an enum with
+/// one variant per known value and `Other(String)` for the rest, through the
+/// generated crate's `open_enum!` macro, so a value Dynata adds decodes and
+/// stays visible.
+#[derive(Debug, PartialEq)]
+struct OpenEnum {
+    name: String,
+    description: String,
+    /// `(Rust variant, wire value)`.
+    values: Vec<(String, String)>,
+}
+
+fn open_enums(document: &serde_json::Value) -> Result<Vec<OpenEnum>, String> {
+    let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for (name, schema) in schemas {
+        let Some(values) = schema.get("x-extensible-enum") else {
+            continue;
+        };
+        let problem = |what: &str| format!("schema {name}: {what}");
+        if schema.get("type").and_then(serde_json::Value::as_str) != Some("string") {
+            return Err(problem("`x-extensible-enum` needs `type: string`"));
+        }
+        if schema.get("enum").is_some() {
+            return Err(problem("`x-extensible-enum` and `enum` exclude each other"));
+        }
+        let values = values
+            .as_array()
+            .ok_or_else(|| problem("`x-extensible-enum` must be a list"))?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for value in values {
+            let wire = value
+                .as_str()
+                .ok_or_else(|| problem("`x-extensible-enum` values must be strings"))?;
+            let variant = variant_name(wire)
+                .ok_or_else(|| problem(&format!("`{wire}` has no letter to name a variant")))?;
+            if variant == "Other" {
+                return Err(problem("`Other` is the variant for unknown values"));
+            }
+            // Known values match without regard to ASCII case, so two that
+            // differ only in case (or in punctuation) would be one variant.
+            if let Some((_, earlier)) = pairs.iter().find(|(v, _)| *v == variant) {
+                return Err(problem(&format!(
+                    "`{earlier}` and `{wire}` would both be variant `{variant}`"
+                )));
+            }
+            pairs.push((variant, wire.to_string()));
+        }
+        found.push(OpenEnum {
+            name: name.clone(),
+            description: schema
+                .get("description")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            values: pairs,
+        });
+    }
+    Ok(found)
+}
+
+/// `AWAITING_CLIENT_APPROVAL` → `AwaitingClientApproval`,
+/// `LineItem:RepriceTriggered` → `LineItemRepriceTriggered`, `include` →
+/// `Include`. `None` when the value has no letter to start a name with.
+fn variant_name(wire: &str) -> Option<String> {
+    let mut name = String::new();
+    for word in wire.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut chars = word.chars();
+        let Some(first) = chars.next() else { continue };
+        name.push(first.to_ascii_uppercase());
+        let rest: String = chars.collect();
+        if word.chars().any(|c| c.is_ascii_lowercase()) {
+            name.push_str(&rest);
+        } else {
+            name.push_str(&rest.to_ascii_lowercase());
+        }
+    }
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        .then_some(name)
+}
+
+/// Puts one `open_enum!` invocation per open enum at the top of the `types`
+/// module. They are added as text, after formatting, because prettyplease
+/// lays a macro's body out as one run of tokens; written here, each reads
+/// like the enum it becomes.
+fn with_open_enums(code: String, open_enums: &[OpenEnum]) -> Result<String, CodegenError> {
+    if open_enums.is_empty() {
+        return Ok(code);
+    }
+    const ANCHOR: &str = "\npub mod types {\n";
+    let at = code
+        .find(ANCHOR)
+        .ok_or_else(|| CodegenError::Unformattable {
+            problem: "the generated file has no `types` module".to_string(),
+        })?
+        + ANCHOR.len();
+    let mut enums = String::new();
+    for open_enum in open_enums {
+        enums.push_str("    open_enum! {\n");
+        for line in open_enum.description.lines() {
+            let line = line.trim_end();
+            if line.is_empty() {
+                enums.push_str("        ///\n");
+            } else {
+                enums.push_str(&format!("        /// {line}\n"));
+            }
+        }
+        enums.push_str(&format!("        {} {{\n", open_enum.name));
+        for (variant, wire) in &open_enum.values {
+            enums.push_str(&format!("            {variant} => {wire:?},\n"));
+        }
+        enums.push_str("        }\n    }\n");
+    }
+    // The result must still be Rust: a description could end a doc comment
+    // early only through a line break, which `lines()` has removed.
+    let mut code = code;
+    code.insert_str(at, &enums);
+    syn::parse_file(&code).map_err(|e| CodegenError::Unformattable {
+        problem: format!("the open enums: {e}"),
+    })?;
+    Ok(code)
 }
 
 /// `schemars::JsonSchema` is derived only with the generated crate's
@@ -264,13 +519,36 @@ fn read_json_suffix_as_json(value: &mut serde_json::Value) {
 }
 
 /// progenitor reports some unsupported constructs by panicking (`todo!()`,
-/// assertions). Turn such a panic into an error message, without the default
-/// hook printing a backtrace hint first.
+/// assertions). Turn such a panic into an error message, without the panic
+/// hook printing it and a backtrace hint first.
+///
+/// The panic hook is process-wide, and tests generate on many threads at
+/// once: swapping the hook around each call would race (one thread restores
+/// the hook another thread silenced, and the process stays silent). Instead
+/// one hook is installed, once, in front of whatever hook was there; it stays
+/// silent only for a panic on a thread that is inside this function.
 fn without_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    let previous_hook = panic::take_hook();
-    panic::set_hook(Box::new(|_| {}));
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+
+    /// Ends this thread's quiet spell however `f` returns.
+    struct Quiet;
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            QUIET_PANICS.with(|quiet| quiet.set(false));
+        }
+    }
+    QUIET_PANICS.with(|quiet| quiet.set(true));
+    let quiet = Quiet;
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(previous_hook);
+    drop(quiet);
     result.map_err(|payload| {
         let message = payload
             .downcast_ref::<&str>()
@@ -279,6 +557,11 @@ fn without_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .unwrap_or_else(|| "the generator panicked".to_string());
         format!("the generator panicked: {message}")
     })
+}
+
+thread_local! {
+    /// Whether this thread is inside `without_panics`.
+    static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A compact diff: the region between the common first and last lines, with
@@ -326,23 +609,65 @@ fn line_diff(old: &str, new: &str) -> String {
 mod tests {
     use super::*;
 
-    fn committed_spec() -> String {
-        read(&crate::project_root().join(SPEC)).expect("the spec is readable")
+    fn target(spec: &str) -> &'static Target {
+        TARGETS
+            .iter()
+            .find(|t| t.spec == spec)
+            .expect("a target in the table")
     }
 
-    /// `cargo test` alone catches a client that is stale against the spec.
+    fn auth() -> &'static Target {
+        target("openapi/dynata-auth.yaml")
+    }
+
+    fn sample() -> &'static Target {
+        target("openapi/dynata-sample.yaml")
+    }
+
+    fn committed_spec(target: &Target) -> String {
+        read(&crate::project_root().join(target.spec)).expect("the spec is readable")
+    }
+
+    fn generated(target: &Target) -> String {
+        generate(&committed_spec(target), target).expect("the spec generates")
+    }
+
+    /// `cargo test` alone catches a client that is stale against its spec.
     #[test]
-    fn committed_client_matches_the_spec() {
-        if let Err(error) = run(&crate::project_root(), Mode::Check) {
-            panic!("{error}");
-        }
+    fn committed_clients_match_their_specs() {
+        let outcomes = run_all(&crate::project_root(), Mode::Check);
+        assert_eq!(outcomes.len(), TARGETS.len());
+        let errors: Vec<String> = outcomes
+            .into_iter()
+            .filter_map(|outcome| outcome.err().map(|e| e.to_string()))
+            .collect();
+        assert!(errors.is_empty(), "{}", errors.join("\n\n"));
+    }
+
+    #[test]
+    fn every_spec_in_openapi_has_a_target() {
+        let mut specs: Vec<String> = std::fs::read_dir(crate::project_root().join("openapi"))
+            .expect("openapi/ is readable")
+            .map(|entry| {
+                format!(
+                    "openapi/{}",
+                    entry.expect("entry").file_name().to_string_lossy()
+                )
+            })
+            .filter(|name| name.ends_with(".yaml"))
+            .collect();
+        specs.sort();
+        let mut targets: Vec<String> = TARGETS.iter().map(|t| t.spec.to_string()).collect();
+        targets.sort();
+        assert_eq!(specs, targets);
     }
 
     #[test]
     fn a_changed_description_makes_the_client_stale_with_a_readable_diff() {
-        let spec = committed_spec().replace("summary: End the session", "summary: End it all");
-        let generated = generate(&spec, SPEC).expect("the edited spec still generates");
-        let committed = read(&crate::project_root().join(OUTPUT)).expect("committed client");
+        let spec =
+            committed_spec(auth()).replace("summary: End the session", "summary: End it all");
+        let generated = generate(&spec, auth()).expect("the edited spec still generates");
+        let committed = read(&crate::project_root().join(auth().output)).expect("committed client");
         assert_ne!(generated, committed);
         let diff = line_diff(&committed, &generated);
         assert!(
@@ -355,35 +680,55 @@ mod tests {
                 .any(|l| l.starts_with("+ ") && l.contains("End it all")),
             "{diff}"
         );
-        let message = CodegenError::Stale { diff }.to_string();
+        let message = CodegenError::Stale {
+            output: auth().output,
+            spec: auth().spec,
+            diff,
+        }
+        .to_string();
         assert!(message.contains("Run `cargo xtask codegen`"), "{message}");
+        assert!(message.contains(auth().output), "{message}");
     }
 
     #[test]
-    fn the_output_names_the_command_that_regenerates_it() {
-        let generated = generate(&committed_spec(), SPEC).expect("the spec generates");
-        assert!(generated.starts_with("// @generated by `cargo xtask codegen`"));
+    fn the_output_names_the_command_and_the_spec() {
+        for target in TARGETS {
+            let generated = generated(target);
+            let first_line = generated.lines().next().unwrap_or_default();
+            assert_eq!(
+                first_line,
+                format!(
+                    "// @generated by `cargo xtask codegen` from {}.",
+                    target.spec
+                )
+            );
+        }
     }
 
     #[test]
     fn json_schema_is_derived_only_behind_the_schemars_feature() {
-        let generated = generate(&committed_spec(), SPEC).expect("the spec generates");
         let gated = "#[cfg_attr(feature = \"schemars\", derive(schemars::JsonSchema))]";
+        let generated_auth = generated(auth());
         assert_eq!(
-            generated.matches(gated).count(),
+            generated_auth.matches(gated).count(),
             6,
             "one per component type"
         );
-        assert_eq!(
-            generated.matches("JsonSchema").count(),
-            6,
-            "no ungated derive"
-        );
+        for target in TARGETS {
+            let generated = generated(target);
+            assert!(generated.contains(gated), "{}", target.spec);
+            assert_eq!(
+                generated.matches("derive(schemars::JsonSchema)").count(),
+                generated.matches(gated).count(),
+                "{}: no ungated derive",
+                target.spec
+            );
+        }
     }
 
     #[test]
     fn vendor_json_media_types_are_generated_as_typed_json() {
-        let generated = generate(&committed_spec(), SPEC).expect("the spec generates");
+        let generated = generated(auth());
         assert!(
             !generated.contains("ByteStream>"),
             "a body fell back to raw bytes"
@@ -391,8 +736,96 @@ mod tests {
         assert!(generated.contains("ResponseValue<types::TokenPair>"));
     }
 
-    fn expect_error(spec: &str) -> String {
-        match generate(spec, "broken.yaml") {
+    #[test]
+    fn the_sample_client_carries_a_bearer_and_needs_hand_written_hooks() {
+        let generated = generated(sample());
+        assert!(generated.contains("inner: crate::Bearer"), "inner type");
+        // HooksMode::Expected: no default impl the crate's own could hide behind.
+        assert!(!generated.contains("impl ClientHooks<crate::Bearer> for &Client"));
+        // One error type for every operation.
+        assert!(!generated.contains("Error<()>"));
+        assert!(generated.contains("Error<types::ApiError>"));
+    }
+
+    #[test]
+    fn extensible_enums_become_open_enums_and_closed_ones_stay_closed() {
+        let generated = generated(sample());
+        assert!(
+            generated.contains("open_enum! {"),
+            "no open enum was emitted"
+        );
+        assert!(generated.contains("AwaitingClientApproval => \"AWAITING_CLIENT_APPROVAL\""));
+        assert!(generated.contains("LineItemRepriceTriggered => \"LineItem:RepriceTriggered\""));
+        // Fields refer to the open enum, not to a generated string enum.
+        assert!(generated.contains("crate::types::LineItemState"));
+        // Values only the client sends stay strict enums.
+        assert!(generated.contains("pub enum QuotaCellAction"));
+        assert!(!generated.contains("pub enum LineItemState"));
+    }
+
+    #[test]
+    fn variant_names_follow_rust_conventions() {
+        for (wire, variant) in [
+            ("PROVISIONED", Some("Provisioned")),
+            ("AWAITING_CLIENT_APPROVAL", Some("AwaitingClientApproval")),
+            (
+                "LineItem:RepriceTriggered",
+                Some("LineItemRepriceTriggered"),
+            ),
+            ("include", Some("Include")),
+            ("SIGNED_URL", Some("SignedUrl")),
+            ("", None),
+            ("42", None),
+        ] {
+            assert_eq!(variant_name(wire).as_deref(), variant, "{wire:?}");
+        }
+    }
+
+    #[test]
+    fn open_enum_values_that_collide_are_a_clear_error() {
+        let spec = committed_spec(sample()).replace(
+            "x-extensible-enum: [include, exclude]",
+            "x-extensible-enum: [include, INCLUDE]",
+        );
+        let message = expect_error_in(&spec, sample());
+        assert!(
+            message.contains("TargetingOperator") && message.contains("`include` and `INCLUDE`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_skipped_operation_is_left_out_but_its_schemas_are_generated() {
+        let spec = committed_spec(sample());
+        assert!(spec.contains("operationId: reconcile_project"));
+        let generated = generated(sample());
+        assert!(
+            !generated.contains("fn reconcile_project"),
+            "the multipart call is hand-written"
+        );
+        assert!(generated.contains("pub struct ReconcileResponse"));
+    }
+
+    #[test]
+    fn without_the_skip_progenitor_refuses_the_multipart_upload() {
+        // Guards the reason for `x-codegen-skip`: drop the mark, and the
+        // generator must refuse (if a progenitor upgrade accepts it, the
+        // upload can be generated and the hand-written call retired).
+        let spec = committed_spec(sample()).replace("      x-codegen-skip: true\n", "");
+        let message = expect_error_in(&spec, sample());
+        assert!(message.contains("multipart/form-data"), "{message}");
+    }
+
+    /// A copy of `target` that labels errors `broken.yaml`.
+    fn broken(target: &Target) -> Target {
+        Target {
+            spec: "broken.yaml",
+            ..*target
+        }
+    }
+
+    fn expect_error_in(spec: &str, target: &Target) -> String {
+        match generate(spec, &broken(target)) {
             Ok(_) => panic!("generation should fail"),
             Err(error) => {
                 let message = error.to_string();
@@ -403,6 +836,10 @@ mod tests {
                 message
             }
         }
+    }
+
+    fn expect_error(spec: &str) -> String {
+        expect_error_in(spec, auth())
     }
 
     #[test]
@@ -425,29 +862,79 @@ mod tests {
 
     #[test]
     fn openapi_3_1_is_refused_by_name() {
-        let spec = committed_spec().replace("openapi: 3.0.3", "openapi: 3.1.0");
-        let message = expect_error(&spec);
-        assert!(
-            message.contains("3.1.0") && message.contains("3.0.x"),
-            "{message}"
-        );
+        for target in TARGETS {
+            let spec = committed_spec(target).replace("openapi: 3.0.3", "openapi: 3.1.0");
+            let message = expect_error_in(&spec, target);
+            assert!(
+                message.contains("3.1.0") && message.contains("3.0.x"),
+                "{message}"
+            );
+        }
+    }
+
+    /// Two error schemas for one operation make progenitor assert.
+    fn spec_that_panics_the_generator() -> String {
+        committed_spec(auth()).replacen(
+            "        \"401\":\n          $ref: \"#/components/responses/AuthError\"",
+            "        \"401\":\n          description: other\n          content:\n            application/json:\n              schema:\n                type: string",
+            1,
+        )
     }
 
     #[test]
     fn a_generator_panic_becomes_an_error() {
-        // Two error schemas for one operation make progenitor assert.
-        let spec = committed_spec().replacen(
-            "        \"401\":\n          $ref: \"#/components/responses/AuthError\"",
-            "        \"401\":\n          description: other\n          content:\n            application/json:\n              schema:\n                type: string",
-            1,
-        );
-        let message = expect_error(&spec);
+        let message = expect_error(&spec_that_panics_the_generator());
         assert!(message.contains("progenitor cannot generate"), "{message}");
+        assert!(message.contains("panicked"), "{message}");
+    }
+
+    #[test]
+    fn generator_panics_on_many_threads_at_once_are_each_caught() {
+        let spec = spec_that_panics_the_generator();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        let message = expect_error(&spec);
+                        assert!(message.contains("panicked"), "{message}");
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn only_the_generating_thread_is_quiet() {
+        let inside = std::sync::Barrier::new(2);
+        let checked = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let quiet_inside = without_panics(|| {
+                    let quiet = QUIET_PANICS.with(Cell::get);
+                    inside.wait();
+                    checked.wait();
+                    quiet
+                });
+                assert_eq!(quiet_inside, Ok(true));
+                assert!(!QUIET_PANICS.with(Cell::get), "quiet after returning");
+                let after_a_panic = without_panics(|| panic!("boom"));
+                assert_eq!(
+                    after_a_panic,
+                    Err("the generator panicked: boom".to_string())
+                );
+                assert!(!QUIET_PANICS.with(Cell::get), "quiet after a panic");
+            });
+            inside.wait();
+            // Another thread is inside `without_panics`: this one's panics
+            // still reach the hook that was there before.
+            assert!(!QUIET_PANICS.with(Cell::get));
+            checked.wait();
+        });
     }
 
     #[test]
     fn a_missing_operation_id_is_a_clear_error() {
-        let spec = committed_spec().replacen("      operationId: logout\n", "", 1);
+        let spec = committed_spec(auth()).replacen("      operationId: logout\n", "", 1);
         let message = expect_error(&spec);
         assert!(message.contains("operation ID"), "{message}");
     }

@@ -1,7 +1,8 @@
 //! Maintainer tasks for the dynata-sdk workspace, run as `cargo xtask <task>`.
 //!
-//! There is one task today, `codegen`, which turns the hand-written spec in
-//! `openapi/` into the low-level client in `crates/dynata-auth-api`.
+//! `codegen` turns each hand-written spec in `openapi/` into its low-level
+//! client crate (the table is `codegen::TARGETS`); `fuzz` runs the property
+//! tests with their long case counts.
 
 mod codegen;
 mod fuzz;
@@ -13,8 +14,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  codegen          regenerate crates/dynata-auth-api from openapi/dynata-auth.yaml
-  codegen --check  fail if the committed client differs from what the spec produces
+  codegen          regenerate every client crate from its spec in openapi/
+  codegen --check  fail if a committed client differs from what its spec produces
   fuzz             the property tests with a million cases or more; prints the count and time";
 
 fn main() -> ExitCode {
@@ -29,15 +30,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match codegen::run(&project_root(), mode) {
-        Ok(outcome) => {
-            println!("{outcome}");
-            ExitCode::SUCCESS
+    let mut failed = false;
+    for outcome in codegen::run_all(&project_root(), mode) {
+        match outcome {
+            Ok(outcome) => println!("{outcome}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                failed = true;
+            }
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

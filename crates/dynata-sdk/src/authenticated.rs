@@ -49,6 +49,7 @@ impl Client {
         let request = request
             .build()
             .map_err(|e| Error::config(format!("invalid request: {e}")))?;
+        self.check_origin(&request)?;
         let idempotent = is_idempotent(request.method());
         let requests = Replays::new(request);
         let replayable = requests.replayable();

@@ -137,7 +137,7 @@ impl<T> Failure<T> {
         }
     }
 
-    /// A failure that another attempt may not meet, by what the error means.
+    /// A failure that another attempt may mend.
     pub(crate) fn transient(error: Error) -> Self {
         Failure {
             error,

@@ -306,7 +306,7 @@ async fn an_idempotent_request_is_retried_after_a_503_and_a_post_is_not() {
 #[tokio::test]
 async fn the_token_never_goes_to_another_origin() {
     let harness = Harness::new().await;
-    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let elsewhere = MockServer::start_async().await;
     let accept = elsewhere
         .mock_async(|when, then| {
@@ -335,6 +335,11 @@ async fn the_token_never_goes_to_another_origin() {
         accept.calls_async().await,
         0,
         "nothing reached the other host"
+    );
+    assert_eq!(
+        login.calls_async().await,
+        0,
+        "no login for a request refused"
     );
 }
 
