@@ -41,7 +41,7 @@ struct InjectRequest {
 
 /// A [`Fault`] as JSON: `{"status": 503}`, `{"rateLimited": {"retryAfterMs":
 /// 2000}}`, `"htmlBadGateway"`, `{"delay": {"ms": 250}}`, `"resetConnection"`
-/// or `"malformedBody"`.
+/// `"malformedBody"` or `"invalidGrant"`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 enum FaultSpec {
@@ -56,6 +56,7 @@ enum FaultSpec {
     },
     ResetConnection,
     MalformedBody,
+    InvalidGrant,
 }
 
 impl FaultSpec {
@@ -69,6 +70,7 @@ impl FaultSpec {
             FaultSpec::Delay { ms } => Fault::Delay(Duration::from_millis(ms)),
             FaultSpec::ResetConnection => Fault::ResetConnection,
             FaultSpec::MalformedBody => Fault::MalformedBody,
+            FaultSpec::InvalidGrant => Fault::InvalidGrant,
         }
     }
 }

@@ -41,6 +41,14 @@ pub enum Fault {
     /// Answer `200` with the operation's success media type and a truncated
     /// JSON body, such as `{"accessToken": "abc`. The request is not acted on.
     MalformedBody,
+    /// Answer as the identity server (Keycloak) does when it no longer
+    /// honours a session: `400`
+    /// `{"error": "invalid_grant", "errorDescription": "..."}`
+    /// (`application/vnd.auth.error+json`), with the description Keycloak
+    /// gives for the operation (see the crate's README). The session is not
+    /// touched: its tokens stay live, so a test sees how a client copes with
+    /// a credential error it could not have predicted.
+    InvalidGrant,
 }
 
 /// What a handler does about the fault at the head of its queue.
@@ -79,17 +87,32 @@ impl Fault {
             Fault::Delay(duration) => Action::Delay(duration),
             Fault::ResetConnection => Action::Reset,
             Fault::MalformedBody => {
-                let (media_type, body) = match operation {
-                    Operation::UsersInfo => {
-                        (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#)
-                    }
-                    _ => (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#),
+                let (media_type, body) = if operation.is_auth() {
+                    (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#)
+                } else {
+                    (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#)
                 };
                 Action::Respond(
                     (StatusCode::OK, [(header::CONTENT_TYPE, media_type)], body).into_response(),
                 )
             }
+            Fault::InvalidGrant => Action::Respond(reply::auth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                invalid_grant_description(operation),
+            )),
         }
+    }
+}
+
+/// What Keycloak says with `invalid_grant` on each operation.
+fn invalid_grant_description(operation: Operation) -> &'static str {
+    match operation {
+        // An account disabled by an administrator: a 400, unlike a wrong
+        // password's 401.
+        Operation::Login => "Account disabled",
+        Operation::ExchangeCode => "Code not valid",
+        _ => "Session not active",
     }
 }
 
@@ -101,7 +124,6 @@ const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></
 /// Pending faults per operation, first in first out. A fault injected `n`
 /// times is one entry with a count, so a huge `times` costs no memory.
 /// Behind the queue, an operation may have a steady rate of faults.
-#[derive(Default)]
 pub(crate) struct FaultQueues {
     queues: [VecDeque<(Fault, u32)>; Operation::ALL.len()],
     steady: [Option<SteadyFaults>; Operation::ALL.len()],
@@ -124,6 +146,15 @@ impl SteadyFaults {
         let played = self.seen / self.one_in - 1;
         let index = usize::try_from(played % self.faults.len() as u64).unwrap_or_default();
         self.faults.get(index).cloned()
+    }
+}
+
+impl Default for FaultQueues {
+    fn default() -> Self {
+        FaultQueues {
+            queues: std::array::from_fn(|_| VecDeque::new()),
+            steady: std::array::from_fn(|_| None),
+        }
     }
 }
 

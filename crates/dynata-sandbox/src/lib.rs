@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+mod demand;
 mod fault;
 mod ids;
+mod later;
 mod operation;
 mod reply;
 mod routes;
@@ -13,4 +15,4 @@ mod tokens;
 
 pub use fault::Fault;
 pub use operation::Operation;
-pub use sandbox::{Sandbox, SandboxBuilder};
+pub use sandbox::{Sandbox, SandboxBuilder, StartError};

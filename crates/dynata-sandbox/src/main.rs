@@ -1,4 +1,4 @@
-//! `dynata-sandbox`: serves the emulator on 127.0.0.1 until Ctrl-C.
+//! `dynata-sandbox`: serves the emulator (auth and Demand API) on 127.0.0.1 until Ctrl-C.
 //! Flags are parsed by hand to keep the binary's dependencies at none.
 
 use std::process::ExitCode;
@@ -7,23 +7,42 @@ use std::time::Duration;
 use dynata_sandbox::Sandbox;
 
 const USAGE: &str = "\
-Usage: dynata-sandbox [--port PORT] [--user NAME:PASSWORD]... [--access-ttl SECS] [--refresh-ttl SECS]
+Usage: dynata-sandbox [--port PORT] [--user NAME:PASSWORD]... [--access-ttl SECS]
+                      [--refresh-ttl SECS] [--session-max SECS] [--reusable-refresh-tokens]
+                      [--account NAME:USER[,USER...]]... [--feasibility-delay SECS]
 
-A local emulator of Dynata's auth API on 127.0.0.1.
+A local emulator of Dynata's auth API and Demand API (/sample/v1) on 127.0.0.1.
 
 Options:
-  --port PORT           Port to listen on (default 8080; 0 picks a free one)
-  --user NAME:PASSWORD  A user who can log in; repeat for more
-                        (default: one user sandbox:sandbox)
-  --access-ttl SECS     Access token lifetime in seconds (default 1800)
-  --refresh-ttl SECS    Refresh token lifetime in seconds (default 3600)
-  -h, --help            Print this help";
+  --port PORT                Port to listen on (default 8080; 0 picks a free one)
+  --user NAME:PASSWORD       A user who can log in; repeat for more
+                             (default: one user sandbox:sandbox)
+  --access-ttl SECS          Access token lifetime in whole seconds, at least 1
+                             (default 1800)
+  --refresh-ttl SECS         Refresh token lifetime in whole seconds, at least 1
+                             (default 3600)
+  --session-max SECS         Longest a session lives from its login, however often
+                             it is refreshed: no token outlives it (default 36000)
+  --reusable-refresh-tokens  A refresh token stays usable after a refresh, as by
+                             Keycloak's default (default: single use, rotated)
+  --account NAME:USERS       Put these users (comma-separated) in one account: they
+                             share its projects, events and templates, which no
+                             other account sees; repeat for more accounts (default:
+                             each user is an account of its own)
+  --feasibility-delay SECS   How long feasibility stays PROCESSING after a line item
+                             is created or repriced, in whole seconds; 0 for at
+                             once (default 3)
+  -h, --help                 Print this help";
 
 struct Options {
     port: u16,
     users: Vec<(String, String)>,
     access_ttl: u64,
     refresh_ttl: u64,
+    session_max: u64,
+    reusable_refresh_tokens: bool,
+    accounts: Vec<(String, Vec<String>)>,
+    feasibility_delay: u64,
 }
 
 fn main() -> ExitCode {
@@ -57,14 +76,20 @@ async fn run(options: Options) -> ExitCode {
     let mut builder = Sandbox::builder()
         .port(options.port)
         .access_token_ttl(Duration::from_secs(options.access_ttl))
-        .refresh_token_ttl(Duration::from_secs(options.refresh_ttl));
+        .refresh_token_ttl(Duration::from_secs(options.refresh_ttl))
+        .session_max(Duration::from_secs(options.session_max))
+        .reusable_refresh_tokens(options.reusable_refresh_tokens)
+        .feasibility_delay(Duration::from_secs(options.feasibility_delay));
+    for (name, members) in options.accounts {
+        builder = builder.account(name, members);
+    }
     for (name, password) in options.users {
         builder = builder.user(name, password);
     }
     let sandbox = match builder.start().await {
         Ok(sandbox) => sandbox,
         Err(err) => {
-            eprintln!("error: cannot listen on 127.0.0.1:{}: {err}", options.port);
+            eprintln!("error: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -92,6 +117,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         users: Vec::new(),
         access_ttl: 1800,
         refresh_ttl: 3600,
+        session_max: 36000,
+        reusable_refresh_tokens: false,
+        accounts: Vec::new(),
+        feasibility_delay: 3,
     };
     let mut args = args;
     while let Some(arg) = args.next() {
@@ -105,9 +134,22 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
         if flag == "-h" || flag == "--help" {
             return Ok(None);
         }
+        if flag == "--reusable-refresh-tokens" {
+            if inline.is_some() {
+                return Err(format!("`{flag}` takes no value"));
+            }
+            options.reusable_refresh_tokens = true;
+            continue;
+        }
         if !matches!(
             flag.as_str(),
-            "--port" | "--user" | "--access-ttl" | "--refresh-ttl"
+            "--port"
+                | "--user"
+                | "--access-ttl"
+                | "--refresh-ttl"
+                | "--session-max"
+                | "--account"
+                | "--feasibility-delay"
         ) {
             return Err(format!("unknown argument `{flag}`"));
         }
@@ -131,16 +173,44 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
                 options.users.push((name.to_owned(), password.to_owned()));
             }
             "--access-ttl" => options.access_ttl = seconds(&flag, &value)?,
-            _ => options.refresh_ttl = seconds(&flag, &value)?,
+            "--refresh-ttl" => options.refresh_ttl = seconds(&flag, &value)?,
+            "--session-max" => options.session_max = seconds(&flag, &value)?,
+            "--account" => {
+                let (name, users) = value.split_once(':').unwrap_or((&value, ""));
+                let users: Vec<String> = users
+                    .split(',')
+                    .filter(|user| !user.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if name.is_empty() || users.is_empty() {
+                    return Err(format!(
+                        "`--account` takes NAME:USER[,USER...], not `{value}`"
+                    ));
+                }
+                options.accounts.push((name.to_owned(), users));
+            }
+            _ => {
+                options.feasibility_delay = value.parse().map_err(|_| {
+                    format!("`{flag}` takes a whole number of seconds, not `{value}`")
+                })?;
+            }
         }
     }
     Ok(Some(options))
 }
 
+/// A lifetime: whole seconds, at least one, because Keycloak counts in whole
+/// seconds and a token that lives `0` seconds is not one Dynata would issue.
 fn seconds(flag: &str, value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .map_err(|_| format!("`{flag}` takes a whole number of seconds, not `{value}`"))
+    match value.parse() {
+        Ok(0) => Err(format!(
+            "`{flag}` must be at least 1 second: lifetimes are whole seconds"
+        )),
+        Ok(secs) => Ok(secs),
+        Err(_) => Err(format!(
+            "`{flag}` takes a whole number of seconds, not `{value}`"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +231,12 @@ mod tests {
             "--access-ttl",
             "5",
             "--refresh-ttl=9",
+            "--session-max",
+            "20",
+            "--reusable-refresh-tokens",
+            "--account",
+            "acme:alice,bob",
+            "--feasibility-delay=0",
         ])
         .unwrap()
         .unwrap();
@@ -172,7 +248,19 @@ mod tests {
                 ("bob".to_owned(), "pass:with:colons".to_owned()),
             ]
         );
-        assert_eq!((options.access_ttl, options.refresh_ttl), (5, 9));
+        assert_eq!(
+            (options.access_ttl, options.refresh_ttl, options.session_max),
+            (5, 9, 20)
+        );
+        assert!(options.reusable_refresh_tokens);
+        assert_eq!(
+            options.accounts,
+            [(
+                "acme".to_owned(),
+                vec!["alice".to_owned(), "bob".to_owned()]
+            )]
+        );
+        assert_eq!(options.feasibility_delay, 0);
     }
 
     #[test]
@@ -180,6 +268,12 @@ mod tests {
         let options = args(&[]).unwrap().unwrap();
         assert_eq!(options.port, 8080);
         assert!(options.users.is_empty());
+        assert_eq!(
+            (options.access_ttl, options.refresh_ttl, options.session_max),
+            (1800, 3600, 36000)
+        );
+        assert!(!options.reusable_refresh_tokens);
+        assert_eq!(options.feasibility_delay, 3);
         assert!(args(&["--port", "1", "--help"]).unwrap().is_none());
         assert!(args(&["-h"]).unwrap().is_none());
     }
@@ -194,9 +288,28 @@ mod tests {
             &["--user", ":pw"],
             &["--access-ttl", "-1"],
             &["--refresh-ttl", "soon"],
+            &["--access-ttl", "0"],
+            &["--refresh-ttl=0"],
+            &["--session-max", "0"],
+            &["--access-ttl", "0.5"],
+            &["--reusable-refresh-tokens=yes"],
+            &["--account", "nousers"],
+            &["--account", ":alice"],
+            &["--feasibility-delay", "-1"],
             &["8080"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_zero_lifetime_is_refused_with_the_reason() {
+        for flag in ["--access-ttl", "--refresh-ttl", "--session-max"] {
+            let err = args(&[flag, "0"]).err().unwrap();
+            assert!(
+                err.contains(flag) && err.contains("at least 1 second"),
+                "{err}"
+            );
         }
     }
 }

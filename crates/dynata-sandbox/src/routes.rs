@@ -1,5 +1,6 @@
-//! The emulated API: the four auth operations and `GET /sample/v1/users/info`,
-//! each counted and open to injected faults before it does its real work.
+//! The emulated auth API (the four operations of `/auth/v1`), each counted
+//! and open to injected faults before it does its real work, with the
+//! Demand API and the admin API merged in.
 
 use std::sync::Arc;
 
@@ -7,14 +8,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::admin;
+use crate::demand;
 use crate::fault::Action;
 use crate::operation::Operation;
 use crate::reply;
@@ -35,7 +36,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/v1/token/refresh", post(refresh))
         .route("/auth/v1/logout", post(logout))
         .route("/auth/v1/token/code", post(exchange_code))
-        .route("/sample/v1/users/info", get(users_info))
+        .merge(demand::router())
         .merge(admin::router())
         .fallback(|| async { reply::gateway(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { reply::gateway(StatusCode::METHOD_NOT_ALLOWED) })
@@ -115,8 +116,12 @@ async fn refresh(
     };
     let pair = shared.tokens().refresh(&request.refresh_token);
     match pair {
-        Some(pair) => token_pair(&pair),
-        None => not_active(),
+        Ok(pair) => token_pair(&pair),
+        Err(refused) => reply::auth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            refused.description(),
+        ),
     }
 }
 
@@ -152,43 +157,6 @@ async fn exchange_code(
         }
         _ => reply::auth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid"),
     }
-}
-
-async fn users_info(
-    State(shared): State<Arc<Shared>>,
-    Extension(conn): Extension<ConnHandle>,
-    headers: HeaderMap,
-) -> Response {
-    let mut response = match intercept(&shared, Operation::UsersInfo, &conn).await {
-        Some(response) => response,
-        None => {
-            let user = bearer(&headers)
-                .and_then(|token| shared.tokens().user_of(token).map(str::to_owned));
-            match user {
-                Some(username) => reply::json_body(
-                    StatusCode::OK,
-                    reply::JSON_MEDIA_TYPE,
-                    &json!({
-                        "data": { "username": username },
-                        "status": { "message": "success", "errors": [] },
-                        "meta": {},
-                    }),
-                ),
-                None => {
-                    let mut response = reply::gateway(StatusCode::UNAUTHORIZED);
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    response
-                }
-            }
-        }
-    };
-    // Every /sample/v1 answer carries one, faults included, as behind the gateway.
-    if let Ok(id) = HeaderValue::try_from(shared.ids.request_id()) {
-        response.headers_mut().insert("x-request-id", id);
-    }
-    response
 }
 
 /// The body of an auth operation: every one names the client it is for.
@@ -228,7 +196,11 @@ async fn admit<T: AuthRequest>(
 
 /// Counts the request, then plays the fault at the head of the operation's
 /// queue. `Some` is the response to send instead of doing the real work.
-async fn intercept(shared: &Shared, operation: Operation, conn: &ConnHandle) -> Option<Response> {
+pub(crate) async fn intercept(
+    shared: &Shared,
+    operation: Operation,
+    conn: &ConnHandle,
+) -> Option<Response> {
     shared.bump(operation);
     let fault = shared.faults().pop(operation)?;
     match fault.action(operation) {
@@ -278,23 +250,6 @@ impl IntoResponse for BadRequest {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|token| !token.is_empty())
-}
-
 fn token_pair(pair: &TokenPair) -> Response {
     reply::json_body(StatusCode::OK, reply::TOKEN_MEDIA_TYPE, pair)
-}
-
-fn not_active() -> Response {
-    reply::auth_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-        "Token is not active",
-    )
 }

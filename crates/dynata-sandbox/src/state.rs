@@ -1,9 +1,10 @@
 //! What one sandbox's handlers share with its owner: users, tokens, fault
-//! queues and request counters.
+//! queues, request counters and the Demand API's records.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::demand::Demand;
 use crate::fault::FaultQueues;
 use crate::ids::Ids;
 use crate::operation::Operation;
@@ -16,17 +17,19 @@ pub(crate) struct Shared {
     pub(crate) ids: Ids,
     tokens: Mutex<TokenStore>,
     faults: Mutex<FaultQueues>,
+    demand: Mutex<Demand>,
     counts: [AtomicU64; Operation::ALL.len()],
 }
 
 impl Shared {
-    pub(crate) fn new(users: Vec<(String, String)>, tokens: TokenStore) -> Shared {
+    pub(crate) fn new(users: Vec<(String, String)>, tokens: TokenStore, demand: Demand) -> Shared {
         Shared {
             users,
             ids: Ids::new(),
             tokens: Mutex::new(tokens),
             faults: Mutex::new(FaultQueues::default()),
-            counts: Default::default(),
+            demand: Mutex::new(demand),
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -45,6 +48,10 @@ impl Shared {
 
     pub(crate) fn faults(&self) -> MutexGuard<'_, FaultQueues> {
         self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn demand(&self) -> MutexGuard<'_, Demand> {
+        self.demand.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn bump(&self, operation: Operation) {

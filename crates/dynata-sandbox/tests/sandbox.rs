@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dynata_sandbox::{Fault, Operation, Sandbox};
+use dynata_sandbox::{Fault, Operation, Sandbox, StartError};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,12 +22,11 @@ fn client() -> Client {
         .unwrap()
 }
 
-/// In a workspace build, `dynata-sdk` turns on reqwest's rustls without a
-/// crypto provider (it brings ring instead of aws-lc-rs), and reqwest panics
-/// building a client until one is installed; on its own this crate's reqwest
-/// has no TLS and this changes nothing.
+/// reqwest's rustls comes without a crypto provider (the clients bring ring
+/// instead of aws-lc-rs), and reqwest panics building a client until one is
+/// installed.
 fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    dynata_sample_api::ensure_crypto_provider();
 }
 
 async fn alice() -> Sandbox {
@@ -335,6 +334,206 @@ async fn an_expired_refresh_token_is_rejected() {
     assert_eq!(body["errorDescription"], "Token is not active");
 }
 
+/// `(expiresIn, refreshExpiresIn)` of a token-pair response, and the pair.
+async fn lifetimes(response: Response) -> ((u64, u64), (String, String)) {
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    (
+        (
+            body["expiresIn"].as_u64().unwrap(),
+            body["refreshExpiresIn"].as_u64().unwrap(),
+        ),
+        (
+            body["accessToken"].as_str().unwrap().to_owned(),
+            body["refreshToken"].as_str().unwrap().to_owned(),
+        ),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_lifetimes_shrink_towards_the_session_maximum() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::from_secs(2))
+        .refresh_token_ttl(Duration::from_secs(4))
+        .session_max(Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    let (first, (_, mut refresh_token)) =
+        lifetimes(login_as(&sandbox, "alice", "secret").await).await;
+    assert_eq!(first, (2, 4));
+
+    // t = 3 s and 6 s: 7 s and 4 s of the session left, the full lifetimes.
+    for _ in 0..2 {
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let (given, (_, next)) = lifetimes(refresh(&sandbox, &refresh_token).await).await;
+        assert_eq!(given, (2, 4));
+        refresh_token = next;
+    }
+
+    // t = 9 s: one second of the session left caps both lifetimes.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let (given, (access, last_refresh)) = lifetimes(refresh(&sandbox, &refresh_token).await).await;
+    assert_eq!(given, (1, 1));
+
+    // t = 9.5 s: the refresh token is live, but half a second is not a
+    // lifetime Keycloak can give out; the session is over for refreshes.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    let body = assert_auth_error(
+        refresh(&sandbox, &last_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Session not active");
+
+    // t = 10 s: the session's end, and its last access token's.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_unauthorized(users_info(&sandbox, Some(&access)).await).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_maximum_below_the_lifetimes_caps_the_first_pair_too() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .session_max(Duration::from_secs(90))
+        .start()
+        .await
+        .unwrap();
+    let (given, (access, _)) = lifetimes(login_as(&sandbox, "alice", "secret").await).await;
+    assert_eq!(given, (90, 90));
+    tokio::time::advance(Duration::from_secs(90)).await;
+    assert_unauthorized(users_info(&sandbox, Some(&access)).await).await;
+}
+
+#[tokio::test]
+async fn lifetimes_under_one_second_are_refused_at_start() {
+    for (setting, builder) in [
+        (
+            "access_token_ttl",
+            Sandbox::builder().access_token_ttl(Duration::from_millis(999)),
+        ),
+        (
+            "refresh_token_ttl",
+            Sandbox::builder().refresh_token_ttl(Duration::ZERO),
+        ),
+        (
+            "session_max",
+            Sandbox::builder().session_max(Duration::from_millis(1)),
+        ),
+    ] {
+        match builder.start().await {
+            Err(err @ StartError::LifetimeUnderOneSecond { .. }) => {
+                let message = err.to_string();
+                assert!(
+                    message.starts_with(setting) && message.contains("at least 1"),
+                    "{message}"
+                );
+                let StartError::LifetimeUnderOneSecond { setting: named, .. } = err else {
+                    unreachable!()
+                };
+                assert_eq!(named, setting);
+            }
+            other => panic!("{setting}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fractional_lifetime_is_served_as_its_whole_seconds() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::from_millis(1999))
+        .start()
+        .await
+        .unwrap();
+    let ((expires_in, _), (access, _)) =
+        lifetimes(login_as(&sandbox, "alice", "secret").await).await;
+    assert_eq!(expires_in, 1);
+    // The token dies when `expiresIn` says, not 999 ms later.
+    tokio::time::advance(Duration::from_millis(999)).await;
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_unauthorized(users_info(&sandbox, Some(&access)).await).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reusable_refresh_tokens_work_until_they_expire_or_the_session_ends() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .refresh_token_ttl(Duration::from_secs(5))
+        .reusable_refresh_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let (_, first_refresh) = login(&sandbox).await;
+    let (access_a, _) = pair(refresh(&sandbox, &first_refresh).await).await;
+    let (access_b, newer_refresh) = pair(refresh(&sandbox, &first_refresh).await).await;
+    assert_ne!(access_a, access_b);
+    assert_eq!(
+        users_info(&sandbox, Some(&access_a)).await.status(),
+        StatusCode::OK
+    );
+
+    // t = 3 s: the newer refresh token buys a pair that outlives the first.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let (access_c, live_refresh) = pair(refresh(&sandbox, &newer_refresh).await).await;
+
+    // t = 5 s: reuse did not extend the first token; it dies 5 s after login.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let body = assert_auth_error(
+        refresh(&sandbox, &first_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Token is not active");
+    assert_eq!(
+        refresh(&sandbox, &live_refresh).await.status(),
+        StatusCode::OK
+    );
+
+    // Logout ends every token of the session, the reusable one included.
+    let response = post(
+        &sandbox,
+        "/auth/v1/logout",
+        json!({"clientId": "api", "refreshToken": live_refresh, "accessToken": access_c}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_auth_error(
+        refresh(&sandbox, &live_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_single_use_by_default() {
+    let sandbox = alice().await;
+    let (_, refresh_token) = login(&sandbox).await;
+    assert_eq!(
+        refresh(&sandbox, &refresh_token).await.status(),
+        StatusCode::OK
+    );
+    let body = assert_auth_error(
+        refresh(&sandbox, &refresh_token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Token is not active");
+}
+
 // ---- logout ----------------------------------------------------------------
 
 #[tokio::test]
@@ -537,6 +736,42 @@ async fn a_status_fault_answers_with_a_gateway_body_then_wears_off() {
         StatusCode::OK
     );
     assert_eq!(sandbox.count(Operation::Refresh), 3);
+}
+
+#[tokio::test]
+async fn an_invalid_grant_fault_answers_as_keycloak_and_leaves_the_session_live() {
+    let sandbox = alice().await;
+    let (access, refresh_token) = login(&sandbox).await;
+    sandbox.inject(Operation::Refresh, Fault::InvalidGrant, 1);
+    sandbox.inject(Operation::Login, Fault::InvalidGrant, 1);
+
+    let body = assert_auth_error(
+        refresh(&sandbox, &refresh_token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"error": "invalid_grant", "errorDescription": "Session not active"})
+    );
+    let body = assert_auth_error(
+        login_as(&sandbox, "alice", "secret").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(body["errorDescription"], "Account disabled");
+
+    // The session the fault spoke of is untouched.
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh(&sandbox, &refresh_token).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -766,6 +1001,7 @@ async fn faults_can_be_injected_over_http() {
         (json!("htmlBadGateway"), "login"),
         (json!({"delay": {"ms": 1}}), "login"),
         (json!("malformedBody"), "login"),
+        (json!("invalidGrant"), "login"),
         (json!("resetConnection"), "usersInfo"),
     ] {
         let response = post(
@@ -804,6 +1040,12 @@ async fn faults_can_be_injected_over_http() {
     ); // delayed
     let malformed = login_as(&sandbox, "alice", "secret").await;
     assert!(malformed.json::<Value>().await.is_err());
+    assert_auth_error(
+        login_as(&sandbox, "alice", "secret").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     assert!(
         client()
             .get(format!("{}/sample/v1/users/info", sandbox.base_url()))
@@ -852,10 +1094,13 @@ async fn admin_reports_counts_clears_faults_and_revokes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        counts,
-        json!({"login": 1, "refresh": 0, "logout": 0, "exchangeCode": 0, "usersInfo": 0})
-    );
+    // One counter per operation, the Demand API's included; only login ran.
+    let counts = counts.as_object().unwrap();
+    assert_eq!(counts.len(), Operation::ALL.len());
+    for op in Operation::ALL {
+        let expected = u64::from(op == Operation::Login);
+        assert_eq!(counts[op.name()], expected, "{op}");
+    }
 
     let cleared = client()
         .delete(format!("{base}/__sandbox/faults"))
@@ -909,12 +1154,11 @@ async fn garbage_bytes_and_half_closed_connections_do_not_hurt_the_server() {
         .write_all(b"\x00\x01\x02 NOT HTTP \xff\r\n\r\n")
         .await
         .unwrap();
-    let mut answer = Vec::new();
-    let _ = garbage.read_to_end(&mut answer).await;
-    assert!(
-        answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
-        "{answer:?}"
-    );
+    // Hyper refuses what it cannot parse with a bare 400, then hangs up.
+    let (head, body) = split_response(&read_until_closed(&mut garbage).await);
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(body.is_empty(), "{body:?}");
 
     // A request whose body never arrives in full: the client stops writing.
     let mut half = TcpStream::connect(sandbox.addr()).await.unwrap();
@@ -924,13 +1168,55 @@ async fn garbage_bytes_and_half_closed_connections_do_not_hurt_the_server() {
     .await
     .unwrap();
     half.shutdown().await.unwrap();
-    let mut answer = Vec::new();
-    let _ = half.read_to_end(&mut answer).await;
+    // The login handler ran (and counted the request), could not read the
+    // body, and answered the identity server's 400 on the still-open half
+    // of the socket, then the server closed it.
+    let (head, body) = split_response(&read_until_closed(&mut half).await);
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(
+        head.contains("content-type: application/vnd.auth.error+json"),
+        "{head}"
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "invalid_request", "errorDescription": "Could not read the request body"})
+    );
+    assert_eq!(sandbox.count(Operation::Login), 1);
 
     // A client that connects and says nothing before hanging up.
     drop(TcpStream::connect(sandbox.addr()).await.unwrap());
 
-    login(&sandbox).await;
+    // None of it hurt: the next login works.
+    let (access, _) = login(&sandbox).await;
+    assert_eq!(sandbox.count(Operation::Login), 2);
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// A raw HTTP/1.1 response split into its head (as text) and body.
+fn split_response(raw: &[u8]) -> (String, Vec<u8>) {
+    let end = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {:?}", String::from_utf8_lossy(raw)));
+    (
+        String::from_utf8_lossy(&raw[..end + 2]).into_owned(),
+        raw[end + 4..].to_vec(),
+    )
+}
+
+/// Everything the server sends until it closes the connection; a server
+/// that keeps it open for 10 s fails the test.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("a clean close, not a reset");
+    answer
 }
 
 #[tokio::test]
@@ -956,7 +1242,10 @@ async fn a_fixed_port_is_honoured_and_a_taken_one_is_an_error() {
     let first = alice().await;
     let port = first.addr().port();
     let clash = Sandbox::builder().port(port).start().await;
-    assert!(clash.is_err());
+    assert!(
+        matches!(clash, Err(StartError::Bind { port: p, .. }) if p == port),
+        "{clash:?}"
+    );
     drop(first);
     // The port is free again once the server task has ended.
     for _ in 0..100 {
@@ -1011,4 +1300,69 @@ async fn the_binary_answers_the_getting_started_request() {
         "{pair}"
     );
     binary.kill().await.expect("stopped");
+}
+
+/// The binary refuses a zero lifetime before it listens, with the reason.
+#[tokio::test]
+async fn the_binary_refuses_a_zero_lifetime() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata-sandbox"))
+        .args(["--port", "0", "--access-ttl", "0"])
+        .output()
+        .await
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`--access-ttl` must be at least 1 second"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// A lifetime too long for the clock is served, not a panic in the server.
+#[tokio::test]
+async fn lifetimes_too_long_for_the_clock_are_served() {
+    let sandbox = Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::MAX)
+        .refresh_token_ttl(Duration::MAX)
+        .session_max(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    let ((expires_in, refresh_expires_in), (access, refresh_token)) =
+        lifetimes(login_as(&sandbox, "alice", "secret").await).await;
+    assert_eq!((expires_in, refresh_expires_in), (u64::MAX, u64::MAX));
+    assert_eq!(
+        users_info(&sandbox, Some(&access)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh(&sandbox, &refresh_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// `--help` documents every option, the Demand API's included.
+#[tokio::test]
+async fn the_binary_documents_its_options() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata-sandbox"))
+        .arg("--help")
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--port",
+        "--user",
+        "--access-ttl",
+        "--refresh-ttl",
+        "--session-max",
+        "--reusable-refresh-tokens",
+        "--account",
+        "--feasibility-delay",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Expiry is always counted on a monotonic clock, never the wall clock. The
 //! clock is injectable so that tests (ours and yours) control time instead of
-//! sleeping through it: [`ManualClock`], behind the `test-util` feature.
+//! sleeping through it: `ManualClock`, behind the `test-util` feature.
 
 use std::fmt;
 use std::future::Future;

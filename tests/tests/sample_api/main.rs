@@ -22,11 +22,7 @@ fn http() -> reqwest::Client {
 
 /// A generated client pointed at a mock server on loopback, with a token.
 fn client_for(server: &MockServer) -> Client {
-    Client::new_with_client(
-        &server.base_url(),
-        http(),
-        Bearer::new(TOKEN),
-    )
+    Client::new_with_client(&server.base_url(), http(), Bearer::new(TOKEN))
 }
 
 /// A fixture from `fixtures/`, by name without `.json`.
