@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::lifecycle::{Lifecycle, Settings};
+use crate::store::{SharingPolicy, StoreKey, TokenStore};
 use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
 
 /// A client for Dynata's API that always holds a valid access token.
@@ -98,6 +99,8 @@ pub struct ClientBuilder {
     rejected_login_cooldown: Option<Duration>,
     renewal_timeout: Duration,
     clock: Option<Arc<dyn Clock>>,
+    token_store: Option<Arc<dyn TokenStore>>,
+    sharing_policy: Option<SharingPolicy>,
 }
 
 impl Default for ClientBuilder {
@@ -114,6 +117,8 @@ impl Default for ClientBuilder {
             rejected_login_cooldown: Some(Duration::from_secs(5 * 60)),
             renewal_timeout: Duration::from_secs(60),
             clock: None,
+            token_store: None,
+            sharing_policy: None,
         }
     }
 }
@@ -201,6 +206,26 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares the session with every process that uses the same store and
+    /// account (base URL, client id, username): one process renews it per
+    /// expiry window and the others adopt it, so a fleet costs Dynata one
+    /// login per session and one refresh per window. See [`crate::store`],
+    /// and what anyone who can read the store can do. The store is consulted
+    /// only when the token needs renewing, never on the cached-token fast
+    /// path; a store that fails or is slow never fails a call. Default: none.
+    pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.token_store = Some(store);
+        self
+    }
+
+    /// How the session is shared through the [`ClientBuilder::token_store`].
+    /// Default: [`SharingPolicy::default`] with `fresh_for` set to the soft
+    /// refresh window.
+    pub fn sharing_policy(mut self, policy: SharingPolicy) -> Self {
+        self.sharing_policy = Some(policy);
+        self
+    }
+
     /// Checks the configuration and builds the client. Sends nothing: the
     /// first [`Client::access_token`] logs in.
     pub fn build(self) -> Result<Client, Error> {
@@ -243,8 +268,23 @@ impl ClientBuilder {
             rejected_login_cooldown: self.rejected_login_cooldown,
             renewal_timeout: self.renewal_timeout,
         };
+        let store = self.token_store.map(|store| {
+            let policy = self.sharing_policy.unwrap_or_else(|| SharingPolicy {
+                fresh_for: self.soft_window,
+                ..SharingPolicy::default()
+            });
+            let key =
+                StoreKey::for_account(&base_url, &credentials.client_id, &credentials.username);
+            (store, key, policy)
+        });
         Ok(Client {
-            lifecycle: Arc::new(Lifecycle::new(api, credentials, settings, self.clock)),
+            lifecycle: Arc::new(Lifecycle::new(
+                api,
+                credentials,
+                settings,
+                self.clock,
+                store,
+            )),
             base_url: base_url.into(),
             origin: Arc::new(origin),
             http,
@@ -262,6 +302,7 @@ impl fmt::Debug for ClientBuilder {
             .field("hard_margin", &self.hard_margin)
             .field("retry", &self.retry)
             .field("renewal_timeout", &self.renewal_timeout)
+            .field("token_store", &self.token_store)
             .finish_non_exhaustive()
     }
 }

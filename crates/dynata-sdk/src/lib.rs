@@ -13,6 +13,7 @@ mod middleware;
 mod response;
 mod retry;
 mod sample;
+pub mod store;
 mod token;
 
 #[cfg(test)]

@@ -19,9 +19,12 @@ use dynata_auth_api::{Secret, types};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth_calls::{self, AuthOperation};
+use crate::auth_calls::{self, AuthOperation, Sent};
 use crate::clock::{Clock, FastClock};
 use crate::retry::Failure;
+use crate::store::{
+    Renew, RenewError, SharedSession, SharingPolicy, StoreKey, StoredSession, TokenStore,
+};
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
 
 /// The settings the lifecycle runs by; see [`crate::ClientBuilder`].
@@ -65,6 +68,9 @@ struct Session {
     state: AtomicU8,
     /// A background refresh was started for this session (once only).
     refresh_started: AtomicBool,
+    /// The pair with wall-clock expiry times, as a token store holds it;
+    /// only with a store, so a client without one never reads the wall clock.
+    stored: Option<StoredSession>,
 }
 
 impl Session {
@@ -145,7 +151,13 @@ pub(crate) struct Lifecycle {
     fast_clock: FastClock,
     current: ArcSwapOption<Session>,
     slow: Mutex<SlowPath>,
+    /// The session shared with other processes through a token store, if
+    /// one was configured. Only renewals consult it, never the fast path.
+    shared: Option<SharedSession>,
 }
+
+/// A token store, the account's key in it, and how to share through it.
+pub(crate) type StoreSettings = (Arc<dyn TokenStore>, StoreKey, SharingPolicy);
 
 impl Lifecycle {
     /// `clock` is `None` for the default one, which the fast path reads in
@@ -155,9 +167,12 @@ impl Lifecycle {
         credentials: Credentials,
         settings: Settings,
         clock: Option<Arc<dyn Clock>>,
+        store: Option<StoreSettings>,
     ) -> Self {
         let coarse = clock.is_none();
         let clock = clock.unwrap_or_else(|| Arc::new(crate::clock::TokioClock));
+        let shared = store
+            .map(|(store, key, policy)| SharedSession::new(store, key, policy, Arc::clone(&clock)));
         Lifecycle {
             api,
             credentials,
@@ -166,6 +181,7 @@ impl Lifecycle {
             clock,
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
+            shared,
         }
     }
 
@@ -338,6 +354,9 @@ impl Lifecycle {
             // Logged out while this flight ran: its session must not outlive
             // the logout, so it is revoked before anyone hears back.
             if let Some(orphan) = orphan {
+                if let Some(shared) = &this.shared {
+                    shared.remove().await;
+                }
                 let _ = this.revoke(&orphan).await;
             }
             sender.send_replace(Some(outcome));
@@ -362,9 +381,139 @@ impl Lifecycle {
         }
     }
 
-    /// A new token pair: by refresh while the refresh token lives, else (or if
+    /// A new token pair: from the token store if another process has just
+    /// renewed it, else by refresh while the refresh token lives, else (or if
     /// Dynata rejects it) by password.
     async fn renew(&self) -> Result<Arc<Session>, Refused> {
+        let Some(shared) = &self.shared else {
+            return self.renew_alone().await;
+        };
+        let local = self.current.load_full();
+        let local = local.as_ref().and_then(|session| session.stored.as_ref());
+        let outcome = shared
+            .renew(local, |what| self.renew_for_store(shared, what))
+            .await?;
+        tracing::debug!(source = ?outcome.source, "renewed through the token store");
+        Ok(self.session_from_stored(shared, outcome.session)?)
+    }
+
+    /// One login or refresh on behalf of the store protocol, which decides
+    /// which (the newest refresh token may be another process's).
+    async fn renew_for_store(
+        &self,
+        shared: &SharedSession,
+        what: Renew,
+    ) -> Result<StoredSession, RenewError<Refused>> {
+        let credentials = &self.credentials;
+        let policy = &self.settings.retry;
+        let (pair, sent_at) = match what {
+            Renew::Refresh(refresh_token) => {
+                let body = types::RefreshRequest {
+                    client_id: credentials.client_id.clone(),
+                    refresh_token,
+                    client_secret: credentials.client_secret.clone(),
+                };
+                let secrets = [&body.refresh_token];
+                auth_calls::send(
+                    AuthOperation::Refresh,
+                    policy,
+                    &*self.clock,
+                    &secrets,
+                    || self.api.refresh(&body),
+                )
+                .await
+                .map_err(|failure| match failure.error {
+                    Error::CredentialsRejected { .. } => {
+                        RenewError::RefreshRejected(failure.into())
+                    }
+                    _ => RenewError::Failed(failure.into()),
+                })?
+            }
+            Renew::Login => self
+                .login()
+                .await
+                .map_err(|failure| RenewError::Failed(failure.into()))?,
+        };
+        let (access, refresh) =
+            lifetimes(&pair).map_err(|error| RenewError::Failed(error.into()))?;
+        StoredSession::from_lifetimes(
+            pair.access_token,
+            access,
+            pair.refresh_token,
+            refresh,
+            shared.wall_clock().at(sent_at),
+        )
+        .ok_or_else(|| RenewError::Failed(Error::decode("a token lifetime is out of range").into()))
+    }
+
+    /// A stored session (adopted or renewed) on this process's clocks: its
+    /// wall-clock expiry becomes a monotonic deadline made early by the skew
+    /// allowance, and the windows are those of its whole lifetime.
+    fn session_from_stored(
+        &self,
+        shared: &SharedSession,
+        stored: StoredSession,
+    ) -> Result<Arc<Session>, Error> {
+        let (expires_at, refresh_expires_at) = shared
+            .local_deadlines(&stored)
+            .ok_or_else(|| Error::decode("the stored token expired before it could be used"))?;
+        let clock = &*self.clock;
+        let now = clock.now();
+        let (soft, hard) = self.windows(stored.access_lifetime());
+        let early = |at: Instant, by: Duration| at.checked_sub(by).unwrap_or(now).max(now);
+        // The soft window counts from the expiry as stored, without the skew
+        // allowance: it schedules a renewal at the same moment as in every
+        // other process sharing the token. Validity (the hard margin) stays
+        // early by the skew.
+        let unskewed = stored
+            .access_deadline(shared.wall_clock().now(), now, Duration::ZERO)
+            .unwrap_or(expires_at);
+        let hard_at = early(expires_at, hard);
+        let soft_at = early(unskewed, soft).min(hard_at);
+        Ok(Arc::new(Session {
+            token: AccessToken::new(stored.access_token.clone(), expires_at),
+            refresh_token: stored.refresh_token.clone(),
+            refresh_usable_until: early(
+                refresh_expires_at,
+                self.settings
+                    .hard_margin
+                    .min(stored.refresh_lifetime() / 10),
+            ),
+            soft: self.fast_clock.ticks_near(soft_at, clock),
+            hard: self.fast_clock.ticks_at(hard_at, clock),
+            hard_at,
+            state: AtomicU8::new(FRESH),
+            refresh_started: AtomicBool::new(false),
+            stored: Some(stored),
+        }))
+    }
+
+    /// A login with the password.
+    async fn login(&self) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
+        let credentials = &self.credentials;
+        let body = types::PasswordLoginRequest {
+            client_id: credentials.client_id.clone(),
+            username: credentials.username.clone(),
+            password: credentials.password.clone(),
+            client_secret: credentials.client_secret.clone(),
+        };
+        let secrets: Vec<&Secret> = [Some(&body.password), body.client_secret.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        auth_calls::send(
+            AuthOperation::Login,
+            &self.settings.retry,
+            &*self.clock,
+            &secrets,
+            || self.api.login(&body),
+        )
+        .await
+    }
+
+    /// Renewal without a token store: the refresh token while it lives, else
+    /// (or if Dynata rejects it) the password.
+    async fn renew_alone(&self) -> Result<Arc<Session>, Refused> {
         let credentials = &self.credentials;
         let policy = &self.settings.retry;
         if let Some(previous) = self.current.load_full()
@@ -397,21 +546,7 @@ impl Lifecycle {
                 Err(failure) => return Err(failure.into()),
             }
         }
-        let body = types::PasswordLoginRequest {
-            client_id: credentials.client_id.clone(),
-            username: credentials.username.clone(),
-            password: credentials.password.clone(),
-            client_secret: credentials.client_secret.clone(),
-        };
-        let secrets: Vec<&Secret> = [Some(&body.password), body.client_secret.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let (pair, sent_at) =
-            auth_calls::send(AuthOperation::Login, policy, &*self.clock, &secrets, || {
-                self.api.login(&body)
-            })
-            .await?;
+        let (pair, sent_at) = self.login().await?;
         self.session_from(pair, sent_at)
     }
 
@@ -422,32 +557,14 @@ impl Lifecycle {
         pair: types::TokenPair,
         sent_at: Instant,
     ) -> Result<Arc<Session>, Refused> {
-        let lifetime = |seconds: i64, field: &str| {
-            u64::try_from(seconds)
-                .ok()
-                .map(Duration::from_secs)
-                .filter(|d| sent_at.checked_add(*d).is_some())
-                .ok_or_else(|| Error::decode(format!("{field} is out of range: {seconds}")))
+        let (access_lifetime, refresh_lifetime) = lifetimes(&pair)?;
+        let (Some(expires_at), Some(refresh_expires_at)) = (
+            sent_at.checked_add(access_lifetime),
+            sent_at.checked_add(refresh_lifetime),
+        ) else {
+            return Err(Error::decode("a token lifetime is longer than the clock can hold").into());
         };
-        let access_lifetime = lifetime(pair.expires_in, "expiresIn")?;
-        let refresh_lifetime = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
-        // A token that is already expired cannot be used; taking it would
-        // mean asking again at once, for ever.
-        if access_lifetime.is_zero() {
-            return Err(Error::decode("expiresIn is 0: the token is already expired").into());
-        }
-        // The windows shrink for short-lived tokens, so that a fresh token is
-        // never "expiring" on arrival: at most half its life is the soft
-        // window and a tenth the hard margin.
-        let soft = self.settings.soft_window.min(access_lifetime / 2);
-        let hard = self
-            .settings
-            .hard_margin
-            .min(access_lifetime / 10)
-            .min(soft);
-        let expires_at = sent_at + access_lifetime;
-        let refresh_expires_at = sent_at + refresh_lifetime;
-        let soft_at = expires_at - soft;
+        let (soft, hard) = self.windows(access_lifetime);
         let hard_at = expires_at - hard;
         let clock = &*self.clock;
         Ok(Arc::new(Session {
@@ -455,12 +572,23 @@ impl Lifecycle {
             refresh_token: pair.refresh_token,
             refresh_usable_until: refresh_expires_at
                 - self.settings.hard_margin.min(refresh_lifetime / 10),
-            soft: self.fast_clock.ticks_near(soft_at, clock),
+            soft: self.fast_clock.ticks_near(expires_at - soft, clock),
             hard: self.fast_clock.ticks_at(hard_at, clock),
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
+            stored: None,
         }))
+    }
+
+    /// The soft window and the hard margin of a token that lives `lifetime`.
+    /// They shrink for short-lived tokens, so that a fresh token is never
+    /// "expiring" on arrival: at most half its life is the soft window and a
+    /// tenth the hard margin.
+    fn windows(&self, lifetime: Duration) -> (Duration, Duration) {
+        let soft = self.settings.soft_window.min(lifetime / 2);
+        let hard = self.settings.hard_margin.min(lifetime / 10).min(soft);
+        (soft, hard)
     }
 
     fn install(self: &Arc<Self>, slow: &mut SlowPath, session: Arc<Session>) {
@@ -512,6 +640,10 @@ impl Lifecycle {
             }
             (self.current.swap(None), slow.flight.take())
         };
+        if let Some(shared) = &self.shared {
+            // Before revoking: no other process may adopt tokens about to die.
+            shared.remove().await;
+        }
         let revoked = match session {
             Some(session) => self.revoke(&session).await,
             None => {
@@ -565,6 +697,25 @@ impl Drop for Lifecycle {
             timer.abort();
         }
     }
+}
+
+/// A token pair's lifetimes, checked: a negative one is out of range, and an
+/// access token that is already expired cannot be used (taking it would mean
+/// asking again at once, for ever).
+fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
+    let lifetime = |seconds: i64, field: &str| {
+        u64::try_from(seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| Error::decode(format!("{field} is out of range: {seconds}")))
+    };
+    let access = lifetime(pair.expires_in, "expiresIn")?;
+    let refresh = lifetime(pair.refresh_expires_in, "refreshExpiresIn")?;
+    if access.is_zero() {
+        return Err(Error::decode(
+            "expiresIn is 0: the token is already expired",
+        ));
+    }
+    Ok((access, refresh))
 }
 
 /// Marks the session `EXPIRING` at its hard margin, on the client's clock.

@@ -1,0 +1,466 @@
+//! `FileStore`: a session shared by the processes of one machine, in files
+//! under the user's cache directory.
+//!
+//! One account's session is `<digest>.session`, replaced atomically (write a
+//! temporary file, sync it, rename it over, sync the directory), so a reader
+//! sees the old record or the new one, never half of one. The renewal lease is
+//! `<digest>.lease`, created exclusively (`O_EXCL`) and holding its owner and
+//! expiry, so a process that dies holding it delays the others by at most its
+//! time to live; removing a lease (stale, or released) happens under a second
+//! exclusive file, `<digest>.lease.guard`, held for microseconds. Files are created `0600` in a `0700` directory on Unix; a
+//! session file that others could read is refused (and replaced by the next
+//! renewal), with a warning.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::codec::MAX_RECORD_BYTES;
+use super::session::{from_unix_millis, unix_millis};
+use super::{
+    EncryptionKey, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey, StoredSession,
+    TokenStore,
+};
+
+/// How often a waiter looks at the files for a change.
+const CHANGE_POLL: Duration = Duration::from_millis(15);
+
+/// Sessions in files, for the processes of one machine (services, workers,
+/// command lines). See the [module documentation](super) for what anyone who
+/// can read the files can do, and [`FileStore::with_encryption`].
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    codec: SessionCodec,
+}
+
+impl FileStore {
+    /// Sessions in `dir` (created `0700` on first write if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileStore {
+            inner: Arc::new(Inner {
+                dir: dir.into(),
+                codec: SessionCodec::plain(),
+            }),
+        }
+    }
+
+    /// Sessions in the user's cache directory: `$XDG_CACHE_HOME/dynata/sessions`
+    /// (or `~/.cache/dynata/sessions`) on Linux and other Unixes,
+    /// `~/Library/Caches/dynata/sessions` on macOS,
+    /// `%LOCALAPPDATA%\dynata\sessions` on Windows.
+    pub fn in_cache_dir() -> Result<Self, StoreError> {
+        let base = user_cache_dir().ok_or_else(|| StoreError::Config {
+            message: "no cache directory: set HOME (or XDG_CACHE_HOME, LOCALAPPDATA), or give FileStore::new a directory".into(),
+        })?;
+        Ok(FileStore::new(base.join("dynata").join("sessions")))
+    }
+
+    /// Seals every record with AES-256-GCM under `key`.
+    pub fn with_encryption(self, key: EncryptionKey) -> Self {
+        self.with_codec(SessionCodec::encrypted(key))
+    }
+
+    /// Reads and writes records with `codec`.
+    pub fn with_codec(self, codec: SessionCodec) -> Self {
+        FileStore {
+            inner: Arc::new(Inner {
+                dir: self.inner.dir.clone(),
+                codec,
+            }),
+        }
+    }
+
+    /// The directory holding the files.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The file holding the session of `key`.
+    pub fn session_path(&self, key: &StoreKey) -> PathBuf {
+        self.inner.dir.join(format!("{}.session", key.digest()))
+    }
+
+    /// The file holding the renewal lease of `key`.
+    pub fn lease_path(&self, key: &StoreKey) -> PathBuf {
+        self.inner.dir.join(format!("{}.lease", key.digest()))
+    }
+
+    /// Runs blocking file work off the async threads.
+    fn blocking<'a, T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'a, T> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || work(&inner))
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    message: format!("the file operation did not complete: {e}"),
+                })?
+        })
+    }
+}
+
+impl TokenStore for FileStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        let path = self.session_path(key);
+        let key = key.clone();
+        self.blocking(move |inner| {
+            let Some(record) = read_private(&path)? else {
+                return Ok(None);
+            };
+            inner.codec.decode(&key, &record).map(Some)
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        let path = self.session_path(key);
+        let record = self.inner.codec.encode(key, session);
+        self.blocking(move |inner| {
+            let record = zeroize::Zeroizing::new(record?);
+            ensure_dir(&inner.dir)?;
+            replace_atomically(&inner.dir, &path, &record).map_err(|e| io_error("write", &path, &e))
+        })
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        let path = self.session_path(key);
+        self.blocking(move |_| match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", &path, &e)),
+        })
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        let path = self.lease_path(key);
+        let owner = owner.clone();
+        self.blocking(move |inner| {
+            ensure_dir(&inner.dir)?;
+            acquire(&path, &owner, ttl, now).map_err(|e| io_error("lock", &path, &e))
+        })
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        let path = self.lease_path(key);
+        let owner = owner.clone();
+        self.blocking(move |_| release(&path, &owner).map_err(|e| io_error("unlock", &path, &e)))
+    }
+
+    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        let session = self.session_path(key);
+        let lease = self.lease_path(key);
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + at_most;
+            let before = (Stamp::of(&session), Stamp::of(&lease));
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Ok(());
+                }
+                tokio::time::sleep_until(deadline.min(now + CHANGE_POLL)).await;
+                if (Stamp::of(&session), Stamp::of(&lease)) != before {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+/// Enough of a file's metadata to notice that it was replaced or removed.
+#[derive(PartialEq, Eq)]
+struct Stamp(Option<(u64, Option<SystemTime>, u64)>);
+
+impl Stamp {
+    fn of(path: &Path) -> Stamp {
+        Stamp(fs::metadata(path).ok().map(|m| {
+            #[cfg(unix)]
+            let inode = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let inode = 0;
+            (m.len(), m.modified().ok(), inode)
+        }))
+    }
+}
+
+/// The record in `path`, if there is one; refuses files others could read.
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("open", path, &e)),
+    };
+    let metadata = file.metadata().map_err(|e| io_error("inspect", path, &e))?;
+    if !metadata.is_file() {
+        return Err(StoreError::Corrupt {
+            reason: format!("{} is not a regular file", path.display()),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Insecure {
+                message: format!(
+                    "{} has mode {mode:04o}, so others may have read its tokens; it is ignored and will be replaced by a 0600 file",
+                    path.display()
+                ),
+            });
+        }
+    }
+    let mut record = Vec::new();
+    file.take(MAX_RECORD_BYTES as u64 + 1)
+        .read_to_end(&mut record)
+        .map_err(|e| io_error("read", path, &e))?;
+    Ok(Some(record))
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| io_error("create", dir, &e))
+}
+
+/// A new file that only its owner can read or write, failing if it exists.
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Writes `contents` to a temporary file beside `path`, syncs it, renames it
+/// over `path`, and syncs the directory, so that `path` is always either the
+/// old record or the new one, even across a crash.
+fn replace_atomically(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temporary = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("session"),
+        LeaseOwner::random().as_str()
+    ));
+    let written = (|| {
+        let mut file = create_private(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Makes a rename durable. Best effort: not every platform can open a directory.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// A lease file's content: the owner on one line, the expiry (Unix ms) on the next.
+fn lease_record(owner: &LeaseOwner, expires_at: SystemTime) -> String {
+    format!("{}\n{}\n", owner.as_str(), unix_millis(expires_at))
+}
+
+fn parse_lease(record: &str) -> Option<(&str, SystemTime)> {
+    let mut lines = record.split('\n');
+    let owner = lines.next().filter(|o| !o.is_empty())?;
+    let expires = from_unix_millis(lines.next()?.parse().ok()?)?;
+    (lines.next() == Some("")).then_some((owner, expires))
+}
+
+fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> io::Result<bool> {
+    let expires_at = now.checked_add(ttl).unwrap_or(now);
+    // Two rounds: a stale lease removed in the first is created in the second.
+    for _ in 0..2 {
+        match create_private(path) {
+            Ok(mut file) => {
+                file.write_all(lease_record(owner, expires_at).as_bytes())?;
+                file.sync_all()?;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let removed = with_guard(path, || match lease_state(path, ttl, now)? {
+            LeaseState::Absent => Ok(true),
+            LeaseState::Live => Ok(false),
+            LeaseState::Stale => remove_if_present(path).map(|()| true),
+        })?;
+        if removed != Some(true) {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+fn release(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {
+    let released = with_guard(path, || match fs::read(path) {
+        Ok(record) if lease_owner(&record).as_deref() == Some(owner.as_str()) => {
+            remove_if_present(path).map(|()| true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    })?;
+    Ok(released == Some(true))
+}
+
+enum LeaseState {
+    Absent,
+    Live,
+    Stale,
+}
+
+fn lease_state(path: &Path, ttl: Duration, now: SystemTime) -> io::Result<LeaseState> {
+    let record = match fs::read(path) {
+        Ok(record) => record,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LeaseState::Absent),
+        Err(e) => return Err(e),
+    };
+    let live = match std::str::from_utf8(&record).ok().and_then(parse_lease) {
+        Some((_, expires_at)) => expires_at > now,
+        // Empty or garbage: a holder that died between creating and writing
+        // it, or is writing it right now. Its age decides.
+        None => fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map(|modified| modified + ttl > SystemTime::now())
+            .unwrap_or(false),
+    };
+    Ok(if live {
+        LeaseState::Live
+    } else {
+        LeaseState::Stale
+    })
+}
+
+fn lease_owner(record: &[u8]) -> Option<String> {
+    std::str::from_utf8(record)
+        .ok()
+        .and_then(parse_lease)
+        .map(|(owner, _)| owner.to_string())
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// How long a guard may be held before others take it for abandoned: its
+/// holder only reads and removes one small file.
+const GUARD_STALE: Duration = Duration::from_secs(5);
+
+/// Runs `work` holding `<lease>.guard`, which every removal of a lease file
+/// takes: a lease judged stale (or ours) is removed only while the guard
+/// makes sure nobody else removes or creates anything in between, so a
+/// fresh lease is never removed by mistake. `None`: the guard stayed busy.
+fn with_guard<T>(lease: &Path, work: impl FnOnce() -> io::Result<T>) -> io::Result<Option<T>> {
+    let mut name = lease.file_name().unwrap_or_default().to_os_string();
+    name.push(".guard");
+    let guard = lease.with_file_name(name);
+    for attempt in 0..50 {
+        match create_private(&guard) {
+            Ok(_) => {
+                let outcome = work();
+                remove_if_present(&guard)?;
+                return outcome.map(Some);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // A holder that died in the few microseconds it holds the
+                // guard: past GUARD_STALE, remove it.
+                let abandoned = fs::metadata(&guard)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified + GUARD_STALE < SystemTime::now());
+                if abandoned {
+                    remove_if_present(&guard)?;
+                } else if attempt < 49 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+fn io_error(operation: &str, path: &Path, error: &io::Error) -> StoreError {
+    StoreError::Unavailable {
+        message: format!("could not {operation} {}: {error}", path.display()),
+    }
+}
+
+/// The user's cache directory, from the environment alone.
+fn user_cache_dir() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if cfg!(windows) {
+        var("LOCALAPPDATA")
+    } else if cfg!(target_os = "macos") {
+        var("HOME").map(|home| home.join("Library").join("Caches"))
+    } else {
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|home| home.join(".cache")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_record_round_trips_and_garbage_does_not_parse() {
+        let owner = LeaseOwner::new("42-abc");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        let record = lease_record(&owner, at);
+        assert_eq!(parse_lease(&record), Some(("42-abc", at)));
+        for garbage in [
+            "",
+            "42-abc",
+            "42-abc\n",
+            "42-abc\n17",
+            "\n17\n",
+            "a\nx\n",
+            "a\n1\n2",
+        ] {
+            assert_eq!(parse_lease(garbage), None, "{garbage:?}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Token stores: one Dynata session shared by every process of a fleet.
+//!
+//! Without a store, every process logs in on its own and refreshes on its
+//! own. With one, processes that use the same account (same base URL, client
+//! id and username) share one token pair: one process renews it under a
+//! lease while the others wait for it and then adopt it, so the fleet costs
+//! Dynata one login per session and one refresh per expiry window.
+//!
+//! - [`TokenStore`]: what a store does (load, save, remove, a lease, waiting
+//!   for a change). Two come with the SDK: [`FileStore`] for the processes of
+//!   one machine, and `RedisStore` (feature `redis`) for a fleet.
+//! - [`SharedSession`]: the protocol a client runs on its slow path (never on
+//!   the cached-token fast path). A store that is unreachable, slow or holds
+//!   garbage never fails a call: the client renews on its own, warns (at most
+//!   once per [`SharingPolicy::warning_interval`]) and tries the store again
+//!   on its next renewal.
+//! - [`StoredSession`]: the pair with absolute (wall-clock) expiry times,
+//!   since processes share no monotonic clock. Every use of them is made early
+//!   by [`SharingPolicy::clock_skew`], so a host whose clock is a little behind
+//!   never uses a token late.
+//!
+//! # Who can read the store can use the session
+//!
+//! Without an [`EncryptionKey`], a stored session is in clear. Anyone who can
+//! read the file or the Redis key can, until the tokens expire:
+//! - call Dynata's API as your account with the access token (up to
+//!   `expiresIn`, 30 minutes in Dynata's published example), and
+//! - trade the refresh token for new pairs, keeping a session alive as that
+//!   account until the refresh token's lifetime runs out, and in doing so
+//!   (refresh tokens are single-use) log your own processes out of it, which
+//!   then fall back to the password.
+//!
+//! They never learn the password: stores hold no password. Protect the store
+//! as you protect the password: [`FileStore`] creates its files `0600` in a
+//! `0700` directory; give Redis a password, TLS (`rediss://`) and no network
+//! exposure. With an [`EncryptionKey`] (AES-256-GCM, a fresh random nonce per
+//! write), reading the store yields nothing usable without the key; every
+//! process sharing the store needs the same key.
+
+mod codec;
+mod file;
+mod key;
+#[cfg(feature = "redis")]
+mod redis;
+mod session;
+mod shared;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+pub use codec::{EncryptionKey, SessionCodec};
+pub use file::FileStore;
+pub use key::{DEFAULT_KEY_PREFIX, StoreKey};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+pub use session::{StoredSession, local_deadline};
+pub use shared::{Renew, RenewError, Shared, SharedSession, SharingPolicy, Source, WallClock};
+
+/// The future a [`TokenStore`] operation returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where processes share a session, and the lease that lets one of them renew
+/// it at a time.
+///
+/// Object-safe: clients hold an `Arc<dyn TokenStore>`. Implementations keep
+/// every operation short (the protocol also bounds each by
+/// [`SharingPolicy::operation_timeout`]) and report trouble as a
+/// [`StoreError`], never by panicking.
+pub trait TokenStore: Send + Sync + fmt::Debug {
+    /// The session stored under `key`, if any. Content that is not a usable
+    /// session is [`StoreError::Corrupt`] (or [`StoreError::Insecure`]); the
+    /// protocol then treats the store as empty and overwrites it.
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>>;
+
+    /// Stores `session` under `key`, replacing what was there. Stores that
+    /// expire entries keep it until its refresh token expires, as counted from
+    /// `now`.
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Removes the session stored under `key` (after a logout).
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()>;
+
+    /// Takes the renewal lease of `key` for `owner` until `ttl` after `now`,
+    /// if nobody holds it. `Ok(false)`: someone else does. A holder that dies
+    /// holding it delays the others until its `ttl` has passed, never longer.
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Gives up the lease if `owner` still holds it; `Ok(false)` if it had
+    /// passed to someone else (its time to live ran out), who keeps it.
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Completes when the session or lease of `key` may have changed, or after
+    /// `at_most`. Waiters call it between looks at the store; the default
+    /// just waits `at_most`, which makes them poll with the protocol's backoff.
+    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        let _ = key;
+        Box::pin(async move {
+            tokio::time::sleep(at_most).await;
+            Ok(())
+        })
+    }
+}
+
+/// Why a store operation failed. Never carries a token or a password.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or refused the operation (I/O error,
+    /// connection refused, Redis error). The client renews on its own.
+    #[error("the token store is unavailable: {message}")]
+    Unavailable {
+        /// What went wrong, with any password in a URL redacted.
+        message: String,
+    },
+    /// The operation did not finish in time.
+    #[error("the token store did not answer {operation} within {after:?}")]
+    Timeout {
+        /// The operation: `load`, `save`, `acquire`, ...
+        operation: &'static str,
+        /// The time limit that ran out.
+        after: Duration,
+    },
+    /// What the store holds is not a usable session: truncated, garbage, a
+    /// format or key this build does not know. It is treated as absent and
+    /// replaced by the next renewal.
+    #[error("the token store holds an unusable session record ({reason}); it will be replaced")]
+    Corrupt {
+        /// Why, without quoting the record.
+        reason: String,
+    },
+    /// The stored session is refused because others could have read it (a
+    /// token file readable by group or others). It is replaced, with safe
+    /// permissions, by the next renewal.
+    #[error("the token store is not private: {message}")]
+    Insecure {
+        /// Which file, and its permissions.
+        message: String,
+    },
+    /// The store was configured wrongly (a bad URL, key or path).
+    #[error("the token store is misconfigured: {message}")]
+    Config {
+        /// What to fix.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the store answered but what it holds is unusable: the protocol
+    /// then treats it as empty and overwrites it.
+    pub fn is_unusable_content(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt { .. } | StoreError::Insecure { .. }
+        )
+    }
+}
+
+/// Who holds a renewal lease: random per [`SharedSession`], so that only the
+/// holder can release it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LeaseOwner(String);
+
+impl LeaseOwner {
+    /// A fresh owner id: the process id and 128 random bits.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        if SystemRandom::new().fill(&mut bytes).is_err() {
+            // Unreachable on supported platforms; with the process id, the
+            // time in nanoseconds still tells owners apart in practice.
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            bytes.copy_from_slice(&nanos.to_le_bytes());
+        }
+        LeaseOwner(format!("{}-{}", std::process::id(), codec::to_hex(&bytes)))
+    }
+
+    /// A given owner id (tests, or ids your platform already has). It must be
+    /// unique to one process and one client.
+    pub fn new(id: impl Into<String>) -> Self {
+        LeaseOwner(id.into())
+    }
+
+    /// The id, as stored in the lease.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LeaseOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseOwner({})", self.0)
+    }
+}

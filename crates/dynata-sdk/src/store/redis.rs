@@ -1,0 +1,311 @@
+//! `RedisStore`: one session for a fleet of processes, through Redis.
+//!
+//! The session is a string under the account's key that expires with its
+//! refresh token (`SET ... PX`). The renewal lease is `<key>:lease`, taken
+//! with `SET NX PX` and a random owner, released by a compare-and-delete
+//! script, so only its holder releases it and a holder that dies frees it
+//! after its time to live: the single-instance lock Redis documents. Waiters
+//! poll with backoff. The tokio connection manager reconnects by itself; every
+//! command has a short time limit, and a Redis that is down makes the clients
+//! renew on their own until it is back.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use super::{
+    DEFAULT_KEY_PREFIX, EncryptionKey, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey,
+    StoredSession, TokenStore,
+};
+
+/// Deletes the lease only if `owner` still holds it: a GET and a DEL that no
+/// other client's command can come between.
+const RELEASE_SCRIPT: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// Sessions in Redis, shared by every process that can reach it. See the
+/// [module documentation](super) for what anyone who can read the keys can
+/// do, and [`RedisStore::with_encryption`].
+///
+/// `Debug` and every error show the URL with its password replaced by `***`.
+pub struct RedisStore {
+    client: redis::Client,
+    manager: OnceCell<ConnectionManager>,
+    redacted_url: String,
+    password: Option<String>,
+    codec: SessionCodec,
+    timeout: Duration,
+    prefix: String,
+}
+
+impl RedisStore {
+    /// A store at `url`: `redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` for TLS (with the platform's root certificates). Nothing
+    /// is sent until the first use; a Redis that is down then is retried on
+    /// every later use.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let parsed = url::Url::parse(url).map_err(|e| StoreError::Config {
+            message: format!("the Redis URL does not parse: {e}"),
+        })?;
+        if !matches!(parsed.scheme(), "redis" | "rediss") {
+            return Err(StoreError::Config {
+                message: format!(
+                    "a Redis URL starts with redis:// or rediss://, not {}://",
+                    parsed.scheme()
+                ),
+            });
+        }
+        let password = parsed.password().map(str::to_string);
+        let redacted_url = redact(&parsed);
+        let client = redis::Client::open(url).map_err(|e| StoreError::Config {
+            message: scrub(
+                &format!("the Redis URL {redacted_url} is not usable: {e}"),
+                password.as_deref(),
+            ),
+        })?;
+        Ok(RedisStore {
+            client,
+            manager: OnceCell::new(),
+            redacted_url,
+            password,
+            codec: SessionCodec::plain(),
+            timeout: Duration::from_secs(1),
+            prefix: DEFAULT_KEY_PREFIX.to_string(),
+        })
+    }
+
+    /// Seals every record with AES-256-GCM under `key`.
+    pub fn with_encryption(self, key: EncryptionKey) -> Self {
+        self.with_codec(SessionCodec::encrypted(key))
+    }
+
+    /// Reads and writes records with `codec`.
+    pub fn with_codec(mut self, codec: SessionCodec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The time limit of a connection attempt and of a command's answer
+    /// (default 1 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Names keys `<prefix><digest>` (and `<prefix><digest>:lease`); default
+    /// [`DEFAULT_KEY_PREFIX`]. Give each application sharing a Redis its own,
+    /// or match your ACL's key patterns.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The Redis key holding the session of `key`.
+    pub fn session_key(&self, key: &StoreKey) -> String {
+        format!("{}{}", self.prefix, key.digest())
+    }
+
+    /// The Redis key holding the renewal lease of `key`.
+    pub fn lease_key(&self, key: &StoreKey) -> String {
+        format!("{}{}:lease", self.prefix, key.digest())
+    }
+
+    /// The URL, its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = self
+            .manager
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    // Reconnect quickly once Redis is back; while it is down,
+                    // every command fails fast and clients renew on their own.
+                    .set_number_of_retries(1)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            })
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(manager.clone())
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        let answer = tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await;
+        match answer {
+            Ok(answer) => answer.map_err(|e| self.error(&e)),
+            Err(_) => Err(StoreError::Timeout {
+                operation: "redis command",
+                after: self.timeout,
+            }),
+        }
+    }
+
+    fn error(&self, error: &redis::RedisError) -> StoreError {
+        StoreError::Unavailable {
+            message: scrub(
+                &format!("Redis at {}: {error}", self.redacted_url),
+                self.password.as_deref(),
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.redacted_url)
+            .field("encrypted", &self.codec.is_encrypted())
+            .field("timeout", &self.timeout)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(async move {
+            let record: Option<Vec<u8>> = self
+                .query(redis::cmd("GET").arg(self.session_key(key)))
+                .await?;
+            record
+                .map(|record| self.codec.decode(key, &zeroize::Zeroizing::new(record)))
+                .transpose()
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let record = zeroize::Zeroizing::new(self.codec.encode(key, session)?);
+            // The entry lives as long as its refresh token: past that it is
+            // no use to anyone.
+            let keep = session
+                .refresh_expires_at
+                .duration_since(now)
+                .unwrap_or_default()
+                .max(Duration::from_millis(1));
+            let () = self
+                .query(
+                    redis::cmd("SET")
+                        .arg(self.session_key(key))
+                        .arg(&record[..])
+                        .arg("PX")
+                        .arg(millis(keep)),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let _removed: i64 = self
+                .query(redis::cmd("DEL").arg(self.session_key(key)))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // Redis keeps the time itself: hosts' clocks do not matter here.
+            let set: Option<String> = self
+                .query(
+                    redis::cmd("SET")
+                        .arg(self.lease_key(key))
+                        .arg(owner.as_str())
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(millis(ttl).max(1)),
+                )
+                .await?;
+            Ok(set.is_some())
+        })
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let deleted: i64 = self
+                .query(
+                    redis::cmd("EVAL")
+                        .arg(RELEASE_SCRIPT)
+                        .arg(1)
+                        .arg(self.lease_key(key))
+                        .arg(owner.as_str()),
+                )
+                .await?;
+            Ok(deleted == 1)
+        })
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The URL with its password (if any) replaced by `***`.
+fn redact(url: &url::Url) -> String {
+    let mut redacted = url.clone();
+    if redacted.password().is_some() {
+        // Cannot fail for redis:// URLs, which have a host.
+        let _ = redacted.set_password(Some("***"));
+    }
+    redacted.to_string()
+}
+
+/// Removes a password from a message, should a library have quoted it.
+fn scrub(message: &str, password: Option<&str>) -> String {
+    match password {
+        Some(password) if !password.is_empty() => message.replace(password, "***"),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_password_never_shows() {
+        let store = RedisStore::new("rediss://app:hunter2@redis.internal:6380/2").expect("valid");
+        let debug = format!("{store:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("rediss://app:***@redis.internal:6380/2"),
+            "{debug}"
+        );
+        assert_eq!(
+            scrub("auth hunter2 failed", Some("hunter2")),
+            "auth *** failed"
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_refused_with_a_clear_error() {
+        let error = RedisStore::new("http://user:hunter2@localhost").expect_err("not redis");
+        assert!(error.to_string().contains("redis://"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(RedisStore::new("not a url").is_err());
+    }
+}

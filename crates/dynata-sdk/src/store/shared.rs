@@ -1,0 +1,611 @@
+//! The fleet protocol: how a client renews its session through a store, so
+//! that however many processes share the store, one of them renews per expiry
+//! window and the others adopt what it wrote.
+//!
+//! The steps are on [`SharedSession`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use dynata_auth_api::Secret;
+
+use super::{LeaseOwner, StoreError, StoreKey, StoredSession, TokenStore};
+use crate::clock::Clock;
+
+/// The first wait between looks at a lease someone else holds; it doubles up
+/// to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_millis(250);
+
+/// How a [`SharedSession`] judges stored sessions and treats its store.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SharingPolicy {
+    /// How far hosts' wall clocks may disagree: every stored expiry is taken
+    /// as this much earlier (at most a tenth of the token's lifetime, so that
+    /// short-lived tokens stay usable). Default 5 s.
+    pub clock_skew: Duration,
+    /// A stored session is adopted only with at least this long left on its
+    /// access token (at most half its lifetime): the client's soft refresh
+    /// window. Default 5 minutes.
+    pub fresh_for: Duration,
+    /// How long a renewal lease lasts: the longest a process that dies while
+    /// renewing delays the others. Longer than a renewal takes. Default 15 s.
+    pub lease_ttl: Duration,
+    /// The time limit of every store operation. Default 1 s.
+    pub operation_timeout: Duration,
+    /// At most one warning about the store per this interval; the rest go to
+    /// `debug`. Default 60 s.
+    pub warning_interval: Duration,
+}
+
+impl Default for SharingPolicy {
+    fn default() -> Self {
+        SharingPolicy {
+            clock_skew: Duration::from_secs(5),
+            fresh_for: Duration::from_secs(5 * 60),
+            lease_ttl: Duration::from_secs(15),
+            operation_timeout: Duration::from_secs(1),
+            warning_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the caller's renewal should do.
+#[derive(Debug)]
+pub enum Renew {
+    /// Refresh with this (the newest known) refresh token.
+    Refresh(Secret),
+    /// Log in with the password: no refresh token is usable.
+    Login,
+}
+
+/// A failed renewal, as the caller's renewal reports it.
+#[derive(Debug)]
+pub enum RenewError<E> {
+    /// Dynata refused the refresh token (expired, revoked, or already used by
+    /// another process). The protocol looks at the store again, then logs in.
+    RefreshRejected(E),
+    /// Any other failure; given back to the caller as is.
+    Failed(E),
+}
+
+/// Where the session [`SharedSession::renew`] returned came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Another process renewed it; nothing was sent to Dynata.
+    Adopted,
+    /// This process renewed it under the lease, and stored it.
+    Renewed,
+    /// This process renewed it without the store, which failed.
+    RenewedAlone,
+}
+
+/// The outcome of [`SharedSession::renew`].
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// The session to use.
+    pub session: StoredSession,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The wall clock a [`SharedSession`] reads. Stored times are wall-clock
+/// times, but a client counts on its monotonic [`Clock`]; this follows that
+/// clock from the wall-clock time at which it was made, so a test's
+/// `ManualClock` (feature `test-util`) moves both, and a jump of the system clock
+/// during a process's life does not move it.
+#[derive(Clone)]
+pub struct WallClock {
+    clock: Arc<dyn Clock>,
+    wall_anchor: SystemTime,
+    anchor: Instant,
+}
+
+impl WallClock {
+    /// The system's wall clock now, followed on `clock` from here on.
+    pub fn following(clock: Arc<dyn Clock>) -> Self {
+        let anchor = clock.now();
+        WallClock {
+            clock,
+            wall_anchor: SystemTime::now(),
+            anchor,
+        }
+    }
+
+    /// The wall-clock time now.
+    pub fn now(&self) -> SystemTime {
+        let elapsed = self.clock.now().saturating_duration_since(self.anchor);
+        self.wall_anchor
+            .checked_add(elapsed)
+            .unwrap_or(self.wall_anchor)
+    }
+
+    /// The wall-clock time at `instant` on the clock it follows (an instant
+    /// the lifecycle took just before sending a request, say).
+    pub fn at(&self, instant: Instant) -> SystemTime {
+        let now = self.now();
+        let clock_now = self.clock.now();
+        if instant <= clock_now {
+            now.checked_sub(clock_now - instant).unwrap_or(now)
+        } else {
+            now.checked_add(instant - clock_now).unwrap_or(now)
+        }
+    }
+
+    /// The monotonic clock it follows, read now.
+    pub fn now_instant(&self) -> Instant {
+        self.clock.now()
+    }
+}
+
+impl fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WallClock")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One client's view of a shared session: a store, the account's key, a lease
+/// owner id of its own, and the policy.
+///
+/// On the slow path only (the cached-token fast path never sees a store):
+/// 1. Load. A stored session that is fresh enough (beyond the soft window,
+///    less the clock-skew allowance) and is not the one the caller already
+///    has is adopted: no request to Dynata.
+/// 2. Otherwise take the lease, load again (a holder may have just written),
+///    refresh with the newest refresh token (stored or local), save, release.
+///    A refused refresh (another process used that single-use token) looks at
+///    the store once more before falling back to the password.
+/// 3. If another process holds the lease, wait for a change (bounded), adopt
+///    what it writes; if it died, its lease expires and a waiter takes over.
+///
+/// A store that fails or is slow (every operation has
+/// [`SharingPolicy::operation_timeout`]) makes this renewal happen without
+/// it: the call succeeds as it would have without a store, a warning is
+/// logged (rate-limited), and the next renewal tries the store again. A
+/// stored record that is garbage is ignored, with a warning, and overwritten.
+#[derive(Debug)]
+pub struct SharedSession {
+    store: Arc<dyn TokenStore>,
+    key: StoreKey,
+    owner: LeaseOwner,
+    policy: SharingPolicy,
+    wall: WallClock,
+    warnings: Warnings,
+}
+
+impl SharedSession {
+    /// The session of `key` in `store`, read by a client on `clock`.
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        key: StoreKey,
+        policy: SharingPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        SharedSession {
+            store,
+            key,
+            owner: LeaseOwner::random(),
+            warnings: Warnings::new(policy.warning_interval),
+            policy,
+            wall: WallClock::following(clock),
+        }
+    }
+
+    /// The key the session is stored under.
+    pub fn key(&self) -> &StoreKey {
+        &self.key
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &SharingPolicy {
+        &self.policy
+    }
+
+    /// The wall clock this client reads stored times with.
+    pub fn wall_clock(&self) -> &WallClock {
+        &self.wall
+    }
+
+    /// The skew allowance for `session`: [`SharingPolicy::clock_skew`], at
+    /// most a tenth of the access token's lifetime.
+    pub fn skew_for(&self, session: &StoredSession) -> Duration {
+        self.policy.clock_skew.min(session.access_lifetime() / 10)
+    }
+
+    /// When `session`'s access and refresh tokens expire on this client's
+    /// monotonic clock, both made early by the skew allowance. `None` when
+    /// the access token has expired already.
+    pub fn local_deadlines(&self, session: &StoredSession) -> Option<(Instant, Instant)> {
+        let (now, now_instant) = (self.wall.now(), self.wall.now_instant());
+        let skew = self.skew_for(session);
+        let access = session.access_deadline(now, now_instant, skew)?;
+        let refresh = session
+            .refresh_deadline(now, now_instant, skew)
+            .unwrap_or(now_instant);
+        Some((access, refresh))
+    }
+
+    /// Whether `session` may be adopted now: fresh beyond the soft window,
+    /// counted with the skew allowance.
+    pub fn is_fresh(&self, session: &StoredSession) -> bool {
+        let need = self.policy.fresh_for.min(session.access_lifetime() / 2);
+        session.access_remaining(self.wall.now(), self.skew_for(session)) > need
+    }
+
+    /// A fresh stored session, if there is one (a process starting up adopts
+    /// it instead of logging in). A failing store is `None`, with a warning.
+    pub async fn load_fresh(&self) -> Option<StoredSession> {
+        match self.load().await {
+            Ok(Some(session)) if self.is_fresh(&session) => Some(session),
+            Ok(_) => None,
+            Err(error) => {
+                self.warnings.warn("load", &error);
+                None
+            }
+        }
+    }
+
+    /// Removes the stored session (logout). A failing store is a warning: the
+    /// logout itself has revoked the tokens at Dynata.
+    pub async fn remove(&self) {
+        let removed = self.bounded("remove", self.store.remove(&self.key)).await;
+        if let Err(error) = removed {
+            self.warnings.warn("remove", &error);
+        }
+    }
+
+    /// A session fresher than `local` (the caller's current one, if any,
+    /// which it wants replaced), renewed by `renew` only if no other process
+    /// has just done so. `renew` is called at most twice: a refresh, and a
+    /// login if that refresh is refused.
+    pub async fn renew<E, F, Fut>(
+        &self,
+        local: Option<&StoredSession>,
+        renew: F,
+    ) -> Result<Shared, E>
+    where
+        F: FnMut(Renew) -> Fut,
+        Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
+    {
+        let stored = match self.load().await {
+            Ok(stored) => stored,
+            Err(error) if error.is_unusable_content() => {
+                self.warnings.warn("load", &error);
+                None
+            }
+            Err(error) => return self.renew_alone(local, renew, "load", &error).await,
+        };
+        if let Some(session) = stored.filter(|s| self.adoptable(s, local)) {
+            return Ok(self.adopted(session));
+        }
+
+        let started = tokio::time::Instant::now();
+        // Two lease lifetimes: the holder's, and one more for a waiter that
+        // takes over from a holder that died, should it die too.
+        let give_up_at = started + self.policy.lease_ttl * 2;
+        let mut poll = FIRST_POLL;
+        loop {
+            let acquired = self
+                .bounded(
+                    "acquire",
+                    self.store.try_acquire_lease(
+                        &self.key,
+                        &self.owner,
+                        self.policy.lease_ttl,
+                        self.wall.now(),
+                    ),
+                )
+                .await;
+            match acquired {
+                Ok(true) => return self.renew_holding_lease(local, renew).await,
+                Ok(false) => {}
+                Err(error) => return self.renew_alone(local, renew, "acquire", &error).await,
+            }
+            if tokio::time::Instant::now() >= give_up_at {
+                let error = StoreError::Timeout {
+                    operation: "lease",
+                    after: self.policy.lease_ttl * 2,
+                };
+                return self
+                    .renew_alone(local, renew, "wait for the lease", &error)
+                    .await;
+            }
+            let poll_for = poll.min(self.policy.lease_ttl);
+            // The wait itself may take `poll_for`; only beyond it is the store slow.
+            let limit = poll_for + self.policy.operation_timeout;
+            let waited =
+                tokio::time::timeout(limit, self.store.wait_for_change(&self.key, poll_for))
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout {
+                        operation: "wait",
+                        after: limit,
+                    }));
+            if let Err(error) = waited {
+                return self.renew_alone(local, renew, "wait", &error).await;
+            }
+            poll = (poll * 2).min(MAX_POLL);
+            match self.load().await {
+                Ok(Some(session)) if self.adoptable(&session, local) => {
+                    return Ok(self.adopted(session));
+                }
+                Ok(_) => {}
+                Err(error) if error.is_unusable_content() => self.warnings.warn("load", &error),
+                Err(error) => return self.renew_alone(local, renew, "load", &error).await,
+            }
+        }
+    }
+
+    /// Step 2: this client holds the lease.
+    async fn renew_holding_lease<E, F, Fut>(
+        &self,
+        local: Option<&StoredSession>,
+        mut renew: F,
+    ) -> Result<Shared, E>
+    where
+        F: FnMut(Renew) -> Fut,
+        Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
+    {
+        let lease = HeldLease {
+            shared: self,
+            held: true,
+        };
+        // A holder may have written and released just before we took the lease.
+        let stored = match self.load().await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.warnings.warn("load", &error);
+                None
+            }
+        };
+        if let Some(session) = stored.as_ref().filter(|s| self.adoptable(s, local)) {
+            lease.release().await;
+            return Ok(self.adopted(session.clone()));
+        }
+        let basis = self.newest_refreshable(stored.as_ref(), local);
+        let renewed = match basis {
+            Some(basis) => match renew(Renew::Refresh(basis.refresh_token.clone())).await {
+                Ok(session) => Ok(session),
+                Err(RenewError::Failed(error)) => Err(error),
+                Err(RenewError::RefreshRejected(_)) => {
+                    // Another process may have used that refresh token and
+                    // stored what it got: take that before the password.
+                    match self.load().await {
+                        Ok(Some(session))
+                            if self.adoptable(&session, local)
+                                && session.refresh_token != basis.refresh_token =>
+                        {
+                            lease.release().await;
+                            return Ok(self.adopted(session));
+                        }
+                        _ => login(&mut renew).await,
+                    }
+                }
+            },
+            None => login(&mut renew).await,
+        };
+        let outcome = match renewed {
+            Ok(session) => {
+                let saved = self
+                    .bounded(
+                        "save",
+                        self.store.save(&self.key, &session, self.wall.now()),
+                    )
+                    .await;
+                if let Err(error) = saved {
+                    self.warnings.warn("save", &error);
+                } else {
+                    self.warnings.recovered();
+                }
+                Ok(Shared {
+                    session,
+                    source: Source::Renewed,
+                })
+            }
+            Err(error) => Err(error),
+        };
+        lease.release().await;
+        outcome
+    }
+
+    /// The store failed: renew as a client without a store would.
+    async fn renew_alone<E, F, Fut>(
+        &self,
+        local: Option<&StoredSession>,
+        mut renew: F,
+        operation: &str,
+        error: &StoreError,
+    ) -> Result<Shared, E>
+    where
+        F: FnMut(Renew) -> Fut,
+        Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
+    {
+        self.warnings.warn(operation, error);
+        let session = match self.newest_refreshable(None, local) {
+            Some(local) => match renew(Renew::Refresh(local.refresh_token.clone())).await {
+                Ok(session) => Ok(session),
+                Err(RenewError::RefreshRejected(_)) => login(&mut renew).await,
+                Err(RenewError::Failed(error)) => Err(error),
+            },
+            None => login(&mut renew).await,
+        }?;
+        Ok(Shared {
+            session,
+            source: Source::RenewedAlone,
+        })
+    }
+
+    /// Not the caller's own session (which it wants replaced: expiring, or
+    /// rejected by a server) and fresh beyond the soft window.
+    fn adoptable(&self, stored: &StoredSession, local: Option<&StoredSession>) -> bool {
+        let own = local.is_some_and(|local| local.access_token == stored.access_token);
+        !own && self.is_fresh(stored)
+    }
+
+    fn adopted(&self, session: StoredSession) -> Shared {
+        self.warnings.recovered();
+        tracing::debug!(key = %self.key, "adopted the session another process stored");
+        Shared {
+            session,
+            source: Source::Adopted,
+        }
+    }
+
+    /// Of the stored and the local session, the most recently issued whose
+    /// refresh token is still alive (with the skew allowance).
+    fn newest_refreshable<'s>(
+        &self,
+        stored: Option<&'s StoredSession>,
+        local: Option<&'s StoredSession>,
+    ) -> Option<&'s StoredSession> {
+        let now = self.wall.now();
+        [stored, local]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.refresh_remaining(now, self.skew_for(s)).is_zero())
+            .max_by_key(|s| s.issued_at)
+    }
+
+    async fn load(&self) -> Result<Option<StoredSession>, StoreError> {
+        self.bounded("load", self.store.load(&self.key)).await
+    }
+
+    async fn release(&self) {
+        let released = self
+            .bounded("release", self.store.release_lease(&self.key, &self.owner))
+            .await;
+        match released {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(
+                key = %self.key,
+                "the renewal lease had expired before its release; the renewal took longer than the lease's time to live"
+            ),
+            Err(error) => self.warnings.warn("release", &error),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        future: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.policy.operation_timeout;
+        tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or(Err(StoreError::Timeout {
+                operation,
+                after: limit,
+            }))
+    }
+}
+
+/// The renewal lease while this client holds it. Released explicitly; if the
+/// renewal's future is dropped first (its caller gave up), released by a
+/// task of its own, so the others need not wait for the lease to expire.
+struct HeldLease<'s> {
+    shared: &'s SharedSession,
+    held: bool,
+}
+
+impl HeldLease<'_> {
+    async fn release(mut self) {
+        self.held = false;
+        self.shared.release().await;
+    }
+}
+
+impl Drop for HeldLease<'_> {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime to release on: the lease expires by itself.
+        };
+        let store = Arc::clone(&self.shared.store);
+        let (key, owner) = (self.shared.key.clone(), self.shared.owner.clone());
+        let limit = self.shared.policy.operation_timeout;
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
+        });
+    }
+}
+
+async fn login<E, F, Fut>(renew: &mut F) -> Result<StoredSession, E>
+where
+    F: FnMut(Renew) -> Fut,
+    Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
+{
+    renew(Renew::Login).await.map_err(|error| match error {
+        RenewError::RefreshRejected(error) | RenewError::Failed(error) => error,
+    })
+}
+
+/// Store warnings, at most one per interval; the rest go to `debug`.
+#[derive(Debug)]
+struct Warnings {
+    interval: Duration,
+    state: Mutex<WarningState>,
+}
+
+#[derive(Debug, Default)]
+struct WarningState {
+    last_warned: Option<tokio::time::Instant>,
+    suppressed: u64,
+    failing: bool,
+}
+
+impl Warnings {
+    fn new(interval: Duration) -> Self {
+        Warnings {
+            interval,
+            state: Mutex::default(),
+        }
+    }
+
+    fn warn(&self, operation: &str, error: &StoreError) {
+        let now = tokio::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.failing = !error.is_unusable_content() || state.failing;
+        let due = state
+            .last_warned
+            .is_none_or(|last| now.duration_since(last) >= self.interval);
+        if due {
+            let suppressed = std::mem::take(&mut state.suppressed);
+            state.last_warned = Some(now);
+            drop(state);
+            if error.is_unusable_content() {
+                tracing::warn!(
+                    operation,
+                    %error,
+                    suppressed,
+                    "token store: ignoring an unusable stored session; the next renewal replaces it"
+                );
+            } else {
+                tracing::warn!(
+                    operation,
+                    %error,
+                    suppressed,
+                    "token store: renewing without it this time (the next renewal tries it again)"
+                );
+            }
+        } else {
+            state.suppressed += 1;
+            drop(state);
+            tracing::debug!(operation, %error, "token store failed again");
+        }
+    }
+
+    /// The store answered properly: say so once, if it had been failing.
+    fn recovered(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::mem::take(&mut state.failing) {
+            drop(state);
+            tracing::info!("token store: reachable again; sharing the session through it");
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The fleet protocol over a `FileStore` and over stores that misbehave.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dynata_sdk::store::{
+    FileStore, LeaseOwner, RenewError, Source, StoreError, StoreFuture, StoreKey, StoredSession,
+    TokenStore,
+};
+
+use crate::{Renewals, TempDir, client, key, session_at};
+
+/// `clients` simulated clients on `store` renew at once; the sessions they end with.
+pub(crate) async fn fleet_renews(
+    store: impl Fn() -> Arc<dyn TokenStore>,
+    clients: usize,
+    renewals: &Arc<Renewals>,
+    delay: Duration,
+) -> Vec<(String, Source)> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let shared = client(store());
+            let renewals = Arc::clone(renewals);
+            tokio::spawn(async move {
+                let shared = &shared;
+                let outcome = shared
+                    .renew(None, |what| {
+                        let renewals = Arc::clone(&renewals);
+                        async move { renewals.renew(shared, what, delay).await }
+                    })
+                    .await
+                    .expect("the fake renewal never fails");
+                (
+                    outcome.session.access_token.expose_secret().to_string(),
+                    outcome.source,
+                )
+            })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    for task in tasks {
+        sessions.push(task.await.expect("no panic"));
+    }
+    sessions
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_clients_sharing_a_file_store_renew_once() {
+    let dir = TempDir::new("twenty");
+    let renewals = Arc::new(Renewals::default());
+    let path = dir.path().to_path_buf();
+    let sessions = fleet_renews(
+        || Arc::new(FileStore::new(&path)),
+        20,
+        &renewals,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(renewals.total(), 1, "{sessions:?}");
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+    assert!(
+        sessions.iter().all(|(token, _)| token == "access-1"),
+        "{sessions:?}"
+    );
+    let renewed = sessions
+        .iter()
+        .filter(|(_, s)| *s == Source::Renewed)
+        .count();
+    assert_eq!(renewed, 1, "{sessions:?}");
+    assert!(
+        !FileStore::new(&path).lease_path(&key()).exists(),
+        "the lease was released"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_stored_session_is_adopted_and_an_expiring_one_is_refreshed() {
+    let dir = TempDir::new("adopt");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let renewals = Renewals::default();
+    let stored = session_at(&shared, 100);
+    store
+        .save(&key(), &stored, shared.wall_clock().now())
+        .await
+        .expect("saved");
+
+    let outcome = shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    assert_eq!(outcome.source, Source::Adopted);
+    assert_eq!(outcome.session, stored);
+    assert_eq!(renewals.total(), 0);
+
+    // 55 s later the token is inside the 10 s window (with 1 s of skew):
+    // the stored refresh token is used, once, and the result stored.
+    tokio::time::advance(Duration::from_secs(55)).await;
+    let outcome = shared
+        .renew(Some(&stored), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
+        .await
+        .expect("renewed");
+    assert_eq!(outcome.source, Source::Renewed);
+    assert_eq!(renewals.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(*renewals.refreshed_with.lock().unwrap(), ["refresh-100"]);
+    let now_stored = store.load(&key()).await.expect("loads").expect("present");
+    assert_eq!(now_stored, outcome.session);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_callers_own_session_is_never_adopted_back() {
+    // A client whose token a server rejected (a 401) asks for a new one while
+    // the store still holds that same token, fresh by the clock.
+    let dir = TempDir::new("own");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let renewals = Renewals::default();
+    let rejected = session_at(&shared, 7);
+    store
+        .save(&key(), &rejected, shared.wall_clock().now())
+        .await
+        .expect("saved");
+    let outcome = shared
+        .renew(Some(&rejected), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
+        .await
+        .expect("renewed");
+    assert_eq!(outcome.source, Source::Renewed);
+    assert_ne!(outcome.session.access_token, rejected.access_token);
+    assert_eq!(*renewals.refreshed_with.lock().unwrap(), ["refresh-7"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
+    let dir = TempDir::new("dead");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let ttl = shared.policy().lease_ttl;
+    // A process took the lease, then died: it never writes nor releases.
+    let dead = LeaseOwner::new("dead-process");
+    assert!(
+        store
+            .try_acquire_lease(&key(), &dead, ttl, shared.wall_clock().now())
+            .await
+            .expect("acquired")
+    );
+
+    let renewals = Renewals::default();
+    let started = tokio::time::Instant::now();
+    let outcome = shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let waited = started.elapsed();
+    assert_eq!(outcome.source, Source::Renewed);
+    assert_eq!(renewals.total(), 1);
+    assert!(
+        waited >= ttl,
+        "took over after {waited:?}, before the lease expired"
+    );
+    assert!(
+        waited < ttl + Duration::from_millis(500),
+        "waited {waited:?}"
+    );
+    assert!(
+        !store.release_lease(&key(), &dead).await.expect("answers"),
+        "the dead holder's lease is gone"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_refresh_looks_at_the_store_before_the_password() {
+    // Another process refreshed with the same (single-use) refresh token a
+    // moment earlier and stored what it got: adopt it, log in nowhere.
+    let dir = TempDir::new("refused");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let old = session_at(&shared, 1);
+    let logins = AtomicUsize::new(0);
+    let outcome = shared
+        .renew(Some(&old), |what| {
+            let (store, shared, logins) = (&store, &shared, &logins);
+            async move {
+                match what {
+                    dynata_sdk::store::Renew::Refresh(_) => {
+                        let winner = session_at(shared, 2);
+                        store
+                            .save(&key(), &winner, shared.wall_clock().now())
+                            .await
+                            .expect("saved");
+                        Err(RenewError::RefreshRejected("invalid_grant".to_string()))
+                    }
+                    dynata_sdk::store::Renew::Login => {
+                        logins.fetch_add(1, Ordering::SeqCst);
+                        Ok(session_at(shared, 3))
+                    }
+                }
+            }
+        })
+        .await
+        .expect("renewed");
+    assert_eq!(outcome.source, Source::Adopted);
+    assert_eq!(outcome.session.access_token.expose_secret(), "access-2");
+    assert_eq!(logins.load(Ordering::SeqCst), 0);
+
+    // Refused with nothing new in the store: the password, once.
+    let outcome = shared
+        .renew(Some(&outcome.session), |what| {
+            let (shared, logins) = (&shared, &logins);
+            async move {
+                match what {
+                    dynata_sdk::store::Renew::Refresh(_) => {
+                        Err(RenewError::RefreshRejected("invalid_grant".to_string()))
+                    }
+                    dynata_sdk::store::Renew::Login => {
+                        logins.fetch_add(1, Ordering::SeqCst);
+                        Ok(session_at(shared, 4))
+                    }
+                }
+            }
+        })
+        .await
+        .expect("renewed");
+    assert_eq!(outcome.source, Source::Renewed);
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_renewal_is_the_callers_error_and_frees_the_lease() {
+    let dir = TempDir::new("failed");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let error = shared
+        .renew(None, |_| async {
+            Err::<StoredSession, _>(RenewError::Failed("503".to_string()))
+        })
+        .await
+        .expect_err("the renewal failed");
+    assert_eq!(error, "503");
+    assert!(
+        !store.lease_path(&key()).exists(),
+        "released for the next try"
+    );
+    assert!(store.load(&key()).await.expect("loads").is_none());
+}
+
+/// A store whose every operation fails, or never answers.
+#[derive(Debug)]
+struct BrokenStore {
+    hangs: bool,
+    calls: AtomicUsize,
+}
+
+impl BrokenStore {
+    fn answer<'a, T: Send + 'a>(&'a self) -> StoreFuture<'a, T> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let hangs = self.hangs;
+        Box::pin(async move {
+            if hangs {
+                std::future::pending::<()>().await;
+            }
+            Err(StoreError::Unavailable {
+                message: "connection refused".into(),
+            })
+        })
+    }
+}
+
+impl TokenStore for BrokenStore {
+    fn load<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        self.answer()
+    }
+    fn save<'a>(
+        &'a self,
+        _: &'a StoreKey,
+        _: &'a StoredSession,
+        _: std::time::SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.answer()
+    }
+    fn remove<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.answer()
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        _: &'a StoreKey,
+        _: &'a LeaseOwner,
+        _: Duration,
+        _: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.answer()
+    }
+    fn release_lease<'a>(&'a self, _: &'a StoreKey, _: &'a LeaseOwner) -> StoreFuture<'a, bool> {
+        self.answer()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_or_hanging_store_never_fails_a_renewal_and_is_tried_again() {
+    for hangs in [false, true] {
+        let store = Arc::new(BrokenStore {
+            hangs,
+            calls: AtomicUsize::new(0),
+        });
+        let shared = client(store.clone());
+        let renewals = Renewals::default();
+        let started = tokio::time::Instant::now();
+        let first = shared
+            .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+            .await
+            .expect("renewed without the store");
+        assert_eq!(first.source, Source::RenewedAlone);
+        assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() <= shared.policy().operation_timeout,
+            "hangs={hangs}: took {:?}",
+            started.elapsed()
+        );
+        // The next renewal goes to the store first again, then refreshes
+        // with the local refresh token rather than the password.
+        let second = shared
+            .renew(Some(&first.session), |what| {
+                renewals.renew(&shared, what, Duration::ZERO)
+            })
+            .await
+            .expect("renewed without the store");
+        assert_eq!(second.source, Source::RenewedAlone);
+        assert_eq!(store.calls.load(Ordering::SeqCst), 2, "hangs={hangs}");
+        assert_eq!(renewals.refreshes.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn logout_removes_the_stored_session() {
+    let dir = TempDir::new("logout");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let renewals = Renewals::default();
+    shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    assert!(shared.load_fresh().await.is_some());
+    shared.remove().await;
+    assert!(shared.load_fresh().await.is_none());
+    assert!(!store.session_path(&key()).exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_dropped_while_holding_the_lease_releases_it() {
+    let dir = TempDir::new("dropped");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = Arc::new(client(store.clone()));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let renewing = tokio::spawn({
+        let (shared, started) = (Arc::clone(&shared), Arc::clone(&started));
+        async move {
+            shared
+                .renew(None, |_| {
+                    started.notify_one();
+                    std::future::pending::<Result<StoredSession, RenewError<String>>>()
+                })
+                .await
+        }
+    });
+    started.notified().await;
+    assert!(store.lease_path(&key()).exists(), "held while renewing");
+    renewing.abort();
+    let _ = renewing.await;
+    for _ in 0..100 {
+        if !store.lease_path(&key()).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the lease outlived the renewal that held it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_with_a_short_operation_timeout_still_waits_for_the_holder() {
+    // Each wait for a change lasts up to the poll interval (up to 250 ms);
+    // an operation timeout shorter than that must not turn waiting into
+    // renewing alone.
+    let dir = TempDir::new("short-timeout");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let mut policy = crate::policy();
+    policy.operation_timeout = Duration::from_millis(20);
+    let holder = client(store.clone());
+    let waiter = dynata_sdk::store::SharedSession::new(
+        store.clone(),
+        key(),
+        policy,
+        Arc::new(dynata_sdk::clock::TokioClock),
+    );
+    let renewals = Renewals::default();
+    let (held, waited) = tokio::join!(
+        holder.renew(None, |what| renewals.renew(
+            &holder,
+            what,
+            Duration::from_secs(1)
+        )),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waiter
+                .renew(None, |what| renewals.renew(&waiter, what, Duration::ZERO))
+                .await
+        }
+    );
+    assert_eq!(held.expect("renewed").source, Source::Renewed);
+    assert_eq!(waited.expect("adopted").source, Source::Adopted);
+    assert_eq!(renewals.total(), 1);
+}

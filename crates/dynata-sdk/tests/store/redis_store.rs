@@ -1,0 +1,215 @@
+//! `RedisStore` and the fleet protocol against a real `redis-server`, which
+//! each test starts on a free loopback port with persistence off and stops
+//! when it ends. Redis keeps its own time (lease and entry expiry), so these
+//! tests run on real time, with leases of a fraction of a second.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use dynata_sdk::clock::TokioClock;
+use dynata_sdk::store::{LeaseOwner, RedisStore, SharedSession, Source, StoreError, TokenStore};
+
+use crate::protocol::fleet_renews;
+use crate::redis_server::RedisServer;
+use crate::{Renewals, key, policy, session_at};
+
+fn client(store: Arc<dyn TokenStore>) -> SharedSession {
+    SharedSession::new(store, key(), policy(), Arc::new(TokioClock))
+}
+
+fn store(server: &RedisServer) -> RedisStore {
+    RedisStore::new(&server.url())
+        .expect("valid URL")
+        .with_timeout(Duration::from_millis(300))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_clients_sharing_redis_renew_once() {
+    let Some(server) = RedisServer::start("twenty_clients_sharing_redis_renew_once") else {
+        return;
+    };
+    let renewals = Arc::new(Renewals::default());
+    let sessions = fleet_renews(
+        || Arc::new(store(&server)),
+        20,
+        &renewals,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(renewals.total(), 1, "{sessions:?}");
+    assert!(
+        sessions.iter().all(|(token, _)| token == "access-1"),
+        "{sessions:?}"
+    );
+    assert_eq!(
+        server.cli(&["EXISTS", &format!("{}:lease", key().name())]),
+        "0",
+        "released"
+    );
+    // The entry lives as long as the refresh token (600 s), no longer.
+    let ttl: u64 = server
+        .cli(&["PTTL", key().name()])
+        .parse()
+        .expect("a number");
+    assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
+    let Some(server) = RedisServer::start("redis: a dead lease holder") else {
+        return;
+    };
+    let mut short = policy();
+    short.lease_ttl = Duration::from_millis(600);
+    let shared = SharedSession::new(Arc::new(store(&server)), key(), short, Arc::new(TokioClock));
+    let dead = LeaseOwner::new("dead-process");
+    let raw = store(&server);
+    assert!(
+        raw.try_acquire_lease(&key(), &dead, Duration::from_millis(600), SystemTime::now())
+            .await
+            .expect("acquired")
+    );
+    let started = Instant::now();
+    let renewals = Renewals::default();
+    let outcome = shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let waited = started.elapsed();
+    assert_eq!(outcome.source, Source::Renewed);
+    assert_eq!(renewals.total(), 1);
+    assert!(
+        waited >= Duration::from_millis(500),
+        "took over after {waited:?}"
+    );
+    assert!(waited < Duration::from_millis(1500), "waited {waited:?}");
+    assert!(
+        !raw.release_lease(&key(), &dead).await.expect("answers"),
+        "only the holder releases"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_run_fails_no_renewal_and_is_rejoined() {
+    let Some(mut server) = RedisServer::start("redis stopped mid-run") else {
+        return;
+    };
+    let shared = client(Arc::new(store(&server)));
+    let renewals = Renewals::default();
+    let first = shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    assert_eq!(first.source, Source::Renewed);
+
+    server.stop();
+    let started = Instant::now();
+    let alone = shared
+        .renew(Some(&first.session), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
+        .await
+        .expect("renewed without the store");
+    assert_eq!(alone.source, Source::RenewedAlone);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        renewals.refreshes.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the local refresh token"
+    );
+
+    server.resume(); // empty: persistence is off
+    tokio::time::sleep(Duration::from_millis(600)).await; // the manager's reconnect backoff
+    let mut rejoined = None;
+    for _ in 0..20 {
+        let outcome = shared
+            .renew(Some(&alone.session), |what| {
+                renewals.renew(&shared, what, Duration::ZERO)
+            })
+            .await
+            .expect("renewed");
+        if outcome.source == Source::Renewed {
+            rejoined = Some(outcome);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rejoined = rejoined.expect("the store is used again once Redis is back");
+    let stored = store(&server).load(&key()).await.expect("loads");
+    assert_eq!(stored, Some(rejoined.session));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_value_is_ignored_and_replaced() {
+    let Some(server) = RedisServer::start("redis: a corrupt value") else {
+        return;
+    };
+    let redis = store(&server);
+    let shared = client(Arc::new(store(&server)));
+    let name = redis.session_key(&key());
+    // A truncated header, and something that was never ours.
+    for garbage in ["DYNSESS", "{\"accessToken\": \"x\"}"] {
+        assert_eq!(server.cli(&["SET", &name, garbage]), "OK");
+        assert!(matches!(
+            redis.load(&key()).await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        let renewals = Renewals::default();
+        let outcome = shared
+            .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+            .await
+            .expect("renewed");
+        assert_eq!(outcome.source, Source::Renewed);
+        assert_eq!(
+            redis.load(&key()).await.expect("loads"),
+            Some(outcome.session)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_redis_works_and_a_wrong_password_never_shows() {
+    let Some(server) = RedisServer::start_with_password("redis with a password", Some("s3cret-pw"))
+    else {
+        return;
+    };
+    let redis = store(&server);
+    let shared = client(Arc::new(store(&server)));
+    let session = session_at(&shared, 1);
+    redis
+        .save(&key(), &session, SystemTime::now())
+        .await
+        .expect("saved with the password");
+    assert_eq!(redis.load(&key()).await.expect("loads"), Some(session));
+    assert!(!format!("{redis:?}").contains("s3cret-pw"));
+
+    let wrong = RedisStore::new(&format!("redis://:wrong-pw-123@127.0.0.1:{}/", server.port))
+        .expect("valid URL")
+        .with_timeout(Duration::from_millis(300));
+    let error = wrong.load(&key()).await.expect_err("refused");
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("wrong-pw-123"), "{shown}");
+    assert!(shown.contains("***"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_names_carry_the_prefix_and_never_the_username() {
+    let Some(server) = RedisServer::start("redis key names") else {
+        return;
+    };
+    let redis = store(&server).with_key_prefix("survey-router:");
+    let shared = client(Arc::new(store(&server).with_key_prefix("survey-router:")));
+    let renewals = Renewals::default();
+    shared
+        .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let keys = server.cli(&["KEYS", "*"]);
+    assert_eq!(keys, format!("survey-router:{}", key().digest()));
+    assert_eq!(keys, redis.session_key(&key()));
+    assert!(!keys.contains("alice"));
+}
