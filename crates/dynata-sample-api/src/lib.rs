@@ -16,6 +16,10 @@
 //!   `YYYY/MM/DD HH:MM:SS`, `""` or `null`, never rejected), [`Secret`]
 //!   (redacted `Debug`), and the `open_enum!` every `x-extensible-enum` of
 //!   the spec becomes (one variant per known value, plus `Other(String)`).
+//! - [`Envelope`], implemented by every generated answer type, so generic
+//!   code can read `status`, `meta` and `data` of any of them; and
+//!   [`SentMethod`], through which the `pre` hook tells a caller which HTTP
+//!   method an operation used (the SDK retries only idempotent ones).
 //! - A cap on response bodies ([`MAX_RESPONSE_BYTES`]), and a rule for error
 //!   bodies: a 4xx or 5xx whose body is not Dynata's JSON envelope (a
 //!   gateway's HTML page) is [`Error::UnexpectedResponse`], which keeps the
@@ -30,6 +34,7 @@
 //! generate. Its answer is [`types::ReconcileResponse`].
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use progenitor_client::{ClientHooks, OperationInfo};
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
@@ -37,12 +42,14 @@ use zeroize::Zeroizing;
 
 #[macro_use]
 mod open_enum;
+mod envelope;
 mod timestamp;
 mod tls;
 
 #[rustfmt::skip]
 #[allow(clippy::all, unreachable_pub, missing_debug_implementations)]
 mod generated;
+pub use envelope::Envelope;
 pub use generated::*;
 pub use timestamp::{DateTime, Timestamp, TimestampError};
 pub use tls::ensure_crypto_provider;
@@ -63,31 +70,85 @@ pub use tls::ensure_crypto_provider;
 /// assert_eq!(format!("{:?}", client.inner()), "Bearer([REDACTED])");
 /// ```
 #[derive(Clone, Default, PartialEq)]
-pub struct Bearer(Option<Secret>);
+pub struct Bearer {
+    token: Option<Secret>,
+    sent: Option<SentMethod>,
+}
 
 impl Bearer {
     /// Sends `token` as `Authorization: Bearer <token>`.
     pub fn new(token: impl Into<Secret>) -> Self {
-        Bearer(Some(token.into()))
+        Bearer {
+            token: Some(token.into()),
+            sent: None,
+        }
     }
 
     /// Sends no `Authorization` header (the server answers `401`).
     pub fn none() -> Self {
-        Bearer(None)
+        Bearer::default()
+    }
+
+    /// Also notes the method of every request the client sends into `sent`.
+    pub fn recording(mut self, sent: SentMethod) -> Self {
+        self.sent = Some(sent);
+        self
     }
 
     /// The token, if there is one.
     pub fn token(&self) -> Option<&Secret> {
-        self.0.as_ref()
+        self.token.as_ref()
     }
 }
 
 impl fmt::Debug for Bearer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
+        match self.token {
             Some(_) => f.write_str("Bearer([REDACTED])"),
             None => f.write_str("Bearer(None)"),
         }
+    }
+}
+
+/// The HTTP method of the last request a client sent, noted by its `pre`
+/// hook (see [`Bearer::recording`]).
+///
+/// A caller that retries a generated operation needs to know whether it is
+/// idempotent, and the operation's future does not say: a `POST` that failed
+/// may still have had its effect. Clones share the same note.
+///
+/// ```
+/// let sent = dynata_sample_api::SentMethod::new();
+/// let bearer = dynata_sample_api::Bearer::new("<access token>").recording(sent.clone());
+/// # let _ = bearer;
+/// assert_eq!(sent.get(), None); // nothing sent yet
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SentMethod(Arc<Mutex<Option<reqwest::Method>>>);
+
+impl SentMethod {
+    /// Nothing noted yet.
+    pub fn new() -> Self {
+        SentMethod::default()
+    }
+
+    /// The method of the last request sent, if one was.
+    pub fn get(&self) -> Option<reqwest::Method> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, method: &reqwest::Method) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(method.clone());
+    }
+}
+
+/// Two notes are equal when they are the same note.
+impl PartialEq for SentMethod {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -189,6 +250,9 @@ impl ClientHooks<Bearer> for Client {
         request: &mut reqwest::Request,
         _info: &OperationInfo,
     ) -> Result<(), Error<E>> {
+        if let Some(sent) = &self.inner().sent {
+            sent.set(request.method());
+        }
         if let Some(token) = self.inner().token() {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| {

@@ -14,7 +14,8 @@ pub const DEFAULT_CLIENT_ID: &str = "api";
 #[derive(Clone)]
 pub struct Credentials {
     pub(crate) username: String,
-    pub(crate) password: Secret,
+    /// `None`: this client may only use a session a token store holds.
+    pub(crate) password: Option<Secret>,
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<Secret>,
 }
@@ -24,9 +25,21 @@ impl Credentials {
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
         Credentials {
             username: username.into(),
-            password: Secret::new(password),
+            password: Some(Secret::new(password)),
             client_id: DEFAULT_CLIENT_ID.to_string(),
             client_secret: None,
+        }
+    }
+
+    /// Credentials with no password, for a client that may only use the
+    /// session a [`crate::ClientBuilder::token_store`] holds (a command line
+    /// that logged in earlier, a worker that never sees the password). When
+    /// that session cannot be renewed by refresh, calls fail with
+    /// [`Error::LoginRequired`]: nothing is sent to the login endpoint.
+    pub fn without_password(username: impl Into<String>) -> Self {
+        Credentials {
+            password: None,
+            ..Credentials::new(username, "")
         }
     }
 
@@ -122,8 +135,11 @@ mod tests {
         ]))
         .expect("complete");
         assert_eq!(
-            (creds.username(), creds.password.expose_secret()),
-            ("u", "p")
+            (
+                creds.username(),
+                creds.password.as_ref().map(Secret::expose_secret)
+            ),
+            ("u", Some("p"))
         );
         assert_eq!(creds.client_id(), "api");
     }

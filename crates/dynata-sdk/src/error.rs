@@ -89,6 +89,29 @@ pub enum Error {
         request_id: Option<String>,
     },
 
+    /// Dynata cannot compute feasibility for a line item: its status is
+    /// `FAILED` or `NOT_SUPPORTED` (see [`crate::Client::wait_for_feasibility`]).
+    /// Asking again will not change it; change the line item (its country,
+    /// targeting or quotas) instead.
+    #[error("Dynata cannot supply line item {ext_line_item_id}: its feasibility is {status}")]
+    Infeasible {
+        /// The line item, as Dynata sent its id back.
+        ext_line_item_id: String,
+        /// `FAILED` or `NOT_SUPPORTED`.
+        status: dynata_sample_api::types::FeasibilityStatus,
+    },
+
+    /// [`crate::Client::wait_for_feasibility`] waited as long as it was
+    /// allowed and some line item was still being computed. Nothing more
+    /// was sent after the time was up; wait again to go on.
+    #[error("feasibility of project {ext_project_id} was not ready after {} s", waited.as_secs_f64())]
+    FeasibilityTimeout {
+        /// The project, as the caller named it.
+        ext_project_id: String,
+        /// How long the call waited: the caller's time limit.
+        waited: Duration,
+    },
+
     /// The connection failed: DNS, TCP, TLS, a reset. The request MAY have
     /// been sent.
     #[error("could not reach Dynata: {message}")]
@@ -108,6 +131,13 @@ pub enum Error {
         /// What was wrong with it.
         what: String,
     },
+
+    /// The session cannot be renewed without a password, and the client has
+    /// none ([`crate::Credentials::without_password`]): log in again where the
+    /// password is (for the command line, `dynata login`). Nothing was sent
+    /// to the login endpoint.
+    #[error("the session has ended and this client has no password to log in with: log in again")]
+    LoginRequired,
 
     /// [`crate::Client::logout`] ended the session while this call waited for
     /// a login or refresh that was already under way; that session has been

@@ -5,6 +5,7 @@ mod authenticated;
 mod client;
 pub mod clock;
 mod credentials;
+mod demand;
 mod environment;
 mod error;
 mod lifecycle;
@@ -21,6 +22,9 @@ mod props;
 
 pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
+pub use demand::{
+    FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT, PageRequest, SampleItems, SampleResult,
+};
 pub use environment::Environment;
 pub use error::Error;
 #[cfg(feature = "middleware")]
@@ -32,3 +36,7 @@ pub use token::AccessToken;
 /// The generated low-level client for Dynata's auth API, for the rare caller
 /// who needs an operation the SDK does not wrap.
 pub use dynata_auth_api as auth_api;
+
+/// The generated low-level client for Dynata's Demand API (`/sample/v1`):
+/// its types, and the operations [`Client::sample`] hands out.
+pub use dynata_sample_api as sample_api;

@@ -488,13 +488,16 @@ impl Lifecycle {
         }))
     }
 
-    /// A login with the password.
+    /// A login with the password; [`Error::LoginRequired`] without one.
     async fn login(&self) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
         let credentials = &self.credentials;
+        let Some(password) = &credentials.password else {
+            return Err(Failure::fatal(Error::LoginRequired));
+        };
         let body = types::PasswordLoginRequest {
             client_id: credentials.client_id.clone(),
             username: credentials.username.clone(),
-            password: credentials.password.clone(),
+            password: password.clone(),
             client_secret: credentials.client_secret.clone(),
         };
         let secrets: Vec<&Secret> = [Some(&body.password), body.client_secret.as_ref()]

@@ -123,7 +123,9 @@ struct Meta {
     links: Links,
 }
 
-async fn decode_envelope<T: DeserializeOwned>(response: Response) -> Result<Page<T>, Error> {
+pub(crate) async fn decode_envelope<T: DeserializeOwned>(
+    response: Response,
+) -> Result<Page<T>, Error> {
     let status = response.status().as_u16();
     let request_id = request_id(response.headers());
     let retry_after = retry_after(response.headers());

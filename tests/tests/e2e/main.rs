@@ -1,7 +1,8 @@
 //! The SDK against `dynata-sandbox` over real loopback HTTP: the
-//! getting-started request, every kind of injected fault, the middleware, and
-//! a soak test.
+//! getting-started request, every kind of injected fault, the middleware, a
+//! soak test, and the Demand API's operations and project lifecycle.
 
+mod demand;
 mod faults;
 mod getting_started;
 mod middleware;

@@ -134,3 +134,19 @@ async fn a_server_that_echoes_the_request_never_puts_the_password_in_an_error() 
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_without_a_password_never_sends_a_login() {
+    let harness = Harness::with(|b| b.credentials(Credentials::without_password("alice"))).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    for _ in 0..3 {
+        let error = harness
+            .client
+            .access_token()
+            .await
+            .expect_err("no password");
+        assert!(matches!(error, Error::LoginRequired), "{error:?}");
+        harness.advance(5).await;
+    }
+    assert_eq!(login.calls_async().await, 0);
+}

@@ -5,6 +5,7 @@
 
 mod authenticated;
 mod concurrency;
+mod demand;
 mod errors;
 mod logout;
 mod redaction;

@@ -1,0 +1,413 @@
+//! `dynata api`: any Demand API request, authenticated by the SDK (bearer,
+//! `401` replay, retries), in the manner of `gh api`; and the paging and
+//! error reading the typed shortcuts share.
+
+use std::io::Read;
+
+use reqwest::{Method, Response};
+use serde_json::Value;
+
+use crate::cli::ApiArgs;
+use crate::failure::{Failure, REFUSED, UNREACHABLE};
+use crate::output;
+use crate::session::SessionClient;
+
+/// The most pages `--paginate` follows: a server whose `next` never ends
+/// must not keep the command running for ever.
+const MAX_PAGES: usize = 10_000;
+
+/// A path and its query parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Target {
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+}
+
+impl Target {
+    /// `path` may carry a query string; without a leading `/` it is under
+    /// `/sample/v1/`.
+    pub(crate) fn parse(path: &str) -> Result<Target, Failure> {
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/sample/v1/{path}")
+        };
+        let url = reqwest::Url::parse(&format!("http://localhost{path}"))
+            .map_err(|e| Failure::usage(format!("invalid path {path:?}: {e}")))?;
+        Ok(Target {
+            path: url.path().to_owned(),
+            query: url.query_pairs().into_owned().collect(),
+        })
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value.
+    fn set(&mut self, name: &str, value: String) {
+        self.query.retain(|(n, _)| n != name);
+        self.query.push((name.to_owned(), value));
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) request_id: Option<String>,
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    async fn read(response: Response) -> Result<Answer, Failure> {
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut head = format!("{:?} {}\n", response.version(), status);
+        for (name, value) in response.headers() {
+            head.push_str(&format!(
+                "{}: {}\n",
+                name,
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::unreachable(format!("the answer from Dynata broke off: {e}")))?;
+        Ok(Answer {
+            status: status.as_u16(),
+            request_id,
+            head,
+            body: body.to_vec(),
+        })
+    }
+
+    pub(crate) fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub(crate) fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The failure a non-2xx answer means: one sentence with Dynata's error
+    /// codes and messages and the request id.
+    pub(crate) fn refusal(&self) -> Failure {
+        let mut details = Vec::new();
+        if let Some(Value::Array(errors)) = self
+            .json()
+            .and_then(|v| v.pointer("/status/errors").cloned())
+        {
+            for error in errors {
+                let code = error.get("code").map(|c| match c {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                let message = error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .filter(|m| safe_text(m));
+                match (code, message) {
+                    (Some(c), Some(m)) => details.push(format!("[{c}] {m}")),
+                    (Some(c), None) => details.push(format!("[{c}]")),
+                    (None, Some(m)) => details.push(m.to_owned()),
+                    (None, None) => {}
+                }
+            }
+        }
+        let request_id = self
+            .request_id
+            .as_deref()
+            .map(|id| format!(", request id {id}"))
+            .unwrap_or_default();
+        let details = if details.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", details.join("; "))
+        };
+        let message = format!(
+            "Dynata refused the request (status {}{request_id}){details}",
+            self.status
+        );
+        Failure {
+            code: if self.status >= 500 {
+                UNREACHABLE
+            } else {
+                REFUSED
+            },
+            message,
+        }
+    }
+}
+
+/// A server's message is shown only when it cannot be an echo of the
+/// request's `Authorization` header (proxies echo requests).
+fn safe_text(text: &str) -> bool {
+    text.len() <= 300 && !text.to_ascii_lowercase().contains("bearer")
+}
+
+/// Sends a request through the SDK and reads the whole answer.
+pub(crate) async fn call(
+    session: &SessionClient,
+    method: Method,
+    target: &Target,
+    body: Option<(Vec<u8>, &str)>,
+) -> Result<Answer, Failure> {
+    let mut request = session
+        .client
+        .request(method, &target.path)
+        .query(&target.query);
+    if let Some((bytes, content_type)) = body {
+        request = request
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes);
+    }
+    let response = session
+        .client
+        .send(request)
+        .await
+        .map_err(|e| session.failure(e))?;
+    Answer::read(response).await
+}
+
+/// Every page of a list: the `data` of each, in order. The next page is
+/// `meta.links.next` (its query laid over ours, so filters and `limit`
+/// stay), else `offset` + the page's length while it is below `meta.total`.
+pub(crate) async fn all_pages(
+    session: &SessionClient,
+    target: &Target,
+) -> Result<Vec<Value>, Failure> {
+    let mut target = target.clone();
+    let mut items = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let answer = call(session, Method::GET, &target, None).await?;
+        if !answer.ok() {
+            return Err(answer.refusal());
+        }
+        let page = answer.json().ok_or_else(|| {
+            Failure::refused(format!(
+                "the answer to {} is not JSON (status {})",
+                target.path, answer.status
+            ))
+        })?;
+        let got = match page.get("data") {
+            Some(Value::Array(data)) => {
+                items.extend(data.iter().cloned());
+                data.len()
+            }
+            Some(other) => {
+                items.push(other.clone());
+                return Ok(items);
+            }
+            None => {
+                return Err(Failure::refused(format!(
+                    "the answer to {} has no `data`: it is not a Demand API list",
+                    target.path
+                )));
+            }
+        };
+        if got == 0 {
+            return Ok(items);
+        }
+        match next_page(&target, &page, got)? {
+            Some(next) => target = next,
+            None => return Ok(items),
+        }
+    }
+    Err(Failure::refused(format!(
+        "gave up after {MAX_PAGES} pages of {}",
+        target.path
+    )))
+}
+
+/// The request for the page after `page` (which held `got` items), or
+/// `None` at the end.
+fn next_page(target: &Target, page: &Value, got: usize) -> Result<Option<Target>, Failure> {
+    let mut target = target.clone();
+    let meta = page.get("meta");
+    let next = meta
+        .and_then(|m| m.pointer("/links/next"))
+        .and_then(Value::as_str)
+        .filter(|next| !next.is_empty());
+    if let Some(next) = next {
+        let url = reqwest::Url::parse(next)
+            .or_else(|_| reqwest::Url::parse(&format!("http://localhost{next}")))
+            .map_err(|e| Failure::refused(format!("Dynata's next-page link is not a URL: {e}")))?;
+        for (name, value) in url.query_pairs() {
+            target.set(&name, value.into_owned());
+        }
+        return Ok(Some(target));
+    }
+    let total = meta.and_then(|m| m.get("total")).and_then(Value::as_u64);
+    let offset: u64 = target
+        .query
+        .iter()
+        .find(|(n, _)| n == "offset")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let next_offset = offset + got as u64;
+    match total {
+        Some(total) if next_offset < total => {
+            target.set("offset", next_offset.to_string());
+            Ok(Some(target))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn read_input(source: &str) -> Result<Vec<u8>, Failure> {
+    if source == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::io("read stdin", &e))?;
+        Ok(bytes)
+    } else {
+        std::fs::read(source).map_err(|e| Failure::io(&format!("read {source}"), &e))
+    }
+}
+
+/// A JSON body from a file or `-`, checked to be JSON before it is sent.
+pub(crate) fn read_json(source: &str) -> Result<Vec<u8>, Failure> {
+    let bytes = read_input(source)?;
+    serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| Failure::usage(format!("{source} is not JSON: {e}")))?;
+    Ok(bytes)
+}
+
+fn parse_fields(fields: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    fields
+        .iter()
+        .map(|field| {
+            field
+                .split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| Failure::usage(format!("-f takes KEY=VALUE, not {field:?}")))
+        })
+        .collect()
+}
+
+/// `dynata api`.
+pub(crate) async fn run(session: &SessionClient, args: ApiArgs) -> Result<(), Failure> {
+    let mut target = Target::parse(&args.path)?;
+    let fields = parse_fields(&args.fields)?;
+    let has_body = args.input.is_some() || !fields.is_empty();
+    let method = match &args.method {
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Failure::usage(format!("invalid HTTP method {m:?}")))?,
+        None if has_body && args.input.is_some() => Method::POST,
+        None if has_body && !args.paginate => Method::POST,
+        None => Method::GET,
+    };
+    let mut body = None;
+    if let Some(input) = &args.input {
+        body = Some((read_input(input)?, "application/json"));
+        target.query.extend(fields);
+    } else if method == Method::GET || method == Method::DELETE || method == Method::HEAD {
+        target.query.extend(fields);
+    } else if !fields.is_empty() {
+        let object: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        body = Some((
+            serde_json::to_vec(&object).unwrap_or_default(),
+            "application/json",
+        ));
+    }
+
+    if args.paginate {
+        if method != Method::GET {
+            return Err(Failure::usage("--paginate follows GET lists only"));
+        }
+        if args.include {
+            return Err(Failure::usage(
+                "-i and --paginate cannot be combined: the answer is many pages",
+            ));
+        }
+        let items = all_pages(session, &target).await?;
+        return output::print_json(&Value::Array(items));
+    }
+
+    let answer = call(session, method, &target, body).await?;
+    if args.include {
+        output::write_stdout(format!("{}\n", answer.head).as_bytes())?;
+    }
+    match answer.json() {
+        Some(json) => output::print_json(&json)?,
+        None => output::write_stdout(&answer.body)?,
+    }
+    if answer.ok() {
+        Ok(())
+    } else {
+        Err(answer.refusal())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_queries() {
+        let target = Target::parse("projects?state=LAUNCHED&limit=2").unwrap();
+        assert_eq!(target.path, "/sample/v1/projects");
+        assert_eq!(
+            target.query,
+            [
+                ("state".into(), "LAUNCHED".into()),
+                ("limit".into(), "2".into())
+            ]
+        );
+        assert_eq!(Target::parse("/auth/x").unwrap().path, "/auth/x");
+    }
+
+    #[test]
+    fn the_next_page_keeps_limit_and_filters() {
+        let first = Target::parse("projects?limit=2&state=LAUNCHED").unwrap();
+        // Dynata's `next` link carries only the offset.
+        let page = serde_json::json!({"meta": {"links": {"next": "https://api.dynata.com/sample/v1/projects?offset=2"}, "total": 5}});
+        let next = next_page(&first, &page, 2).unwrap().unwrap();
+        assert_eq!(next.path, "/sample/v1/projects");
+        assert_eq!(
+            next.query,
+            [
+                ("limit".into(), "2".into()),
+                ("state".into(), "LAUNCHED".into()),
+                ("offset".into(), "2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_next_link_the_offset_grows_until_the_total() {
+        let target = Target::parse("projects?offset=4").unwrap();
+        let page = serde_json::json!({"meta": {"total": 7}});
+        let next = next_page(&target, &page, 2).unwrap().unwrap();
+        assert_eq!(next.query, [("offset".into(), "6".into())]);
+        assert!(
+            next_page(&next, &page, 1).unwrap().is_none(),
+            "6 + 1 = 7: the end"
+        );
+        let no_meta = serde_json::json!({"data": []});
+        assert!(next_page(&target, &no_meta, 2).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_refusal_names_codes_and_request_id_but_not_an_echoed_header() {
+        let answer = Answer {
+            status: 404,
+            request_id: Some("req-9".into()),
+            head: String::new(),
+            body: br#"{"status":{"message":"fail","errors":[{"code":1001,"message":"no such project"},{"code":"x","message":"Authorization: Bearer abc"}]}}"#.to_vec(),
+        };
+        let failure = answer.refusal();
+        assert_eq!(failure.code, REFUSED);
+        assert_eq!(
+            failure.message,
+            "Dynata refused the request (status 404, request id req-9): [1001] no such project; [x]"
+        );
+    }
+}

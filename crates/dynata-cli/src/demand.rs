@@ -1,0 +1,359 @@
+//! The typed shortcuts: projects, line items, feasibility and invoices,
+//! on the SDK's typed Demand API layer (`Client::sample`,
+//! `Client::sample_items`, `Client::invoice_pdf`) and the generated types.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use dynata_sdk::sample_api::types::{self, FeasibilityItem};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{FeasibilityCommand, Format, LineItemsCommand, ProjectsCommand};
+use crate::failure::Failure;
+use crate::output;
+use crate::session::SessionClient;
+
+/// Items per page when a shortcut lists everything.
+const PAGE_SIZE: u32 = 100;
+
+fn to_json(value: &impl Serialize) -> Result<Value, Failure> {
+    serde_json::to_value(value)
+        .map_err(|e| Failure::refused(format!("cannot show Dynata's answer as JSON: {e}")))
+}
+
+fn text(value: Option<impl ToString>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Drains a paging stream; the first error ends it.
+async fn every<I>(
+    session: &SessionClient,
+    mut items: dynata_sdk::SampleItems<I>,
+) -> Result<Vec<I>, Failure>
+where
+    dynata_sdk::SampleItems<I>: futures_util::Stream<Item = Result<I, dynata_sdk::Error>> + Unpin,
+{
+    let mut all = Vec::new();
+    while let Some(item) = items.next().await {
+        all.push(item.map_err(|e| session.failure(e))?);
+    }
+    Ok(all)
+}
+
+/// `dynata projects ...`.
+pub(crate) async fn projects(
+    session: &SessionClient,
+    command: ProjectsCommand,
+) -> Result<(), Failure> {
+    let client = &session.client;
+    match command {
+        ProjectsCommand::List { state, output } => {
+            let stream = client.sample_items(PAGE_SIZE, move |api, page| {
+                let state = state.clone();
+                async move {
+                    let mut list = api.list_projects().offset(page.offset).limit(page.limit);
+                    if let Some(state) = state {
+                        list = list.state(state);
+                    }
+                    list.send().await
+                }
+            });
+            let projects = every(session, stream).await?;
+            if output.output == Format::Json {
+                return output::print_json(&to_json(&projects)?);
+            }
+            let rows: Vec<Vec<String>> = projects
+                .into_iter()
+                .map(|p| {
+                    vec![
+                        p.ext_project_id,
+                        p.state.to_string(),
+                        p.title,
+                        text(p.created_at),
+                    ]
+                })
+                .collect();
+            output::write_stdout(
+                output::table(&["ID", "STATE", "TITLE", "CREATED"], &rows).as_bytes(),
+            )
+        }
+        ProjectsCommand::Get { project } => {
+            let project = client
+                .sample(|api| {
+                    let id = project.clone();
+                    async move { api.get_project().ext_project_id(id).send().await }
+                })
+                .await
+                .map_err(|e| session.failure(e))?;
+            output::print_json(&to_json(&project)?)
+        }
+        ProjectsCommand::Create { file, output } => {
+            let bytes = crate::api::read_json(&file)?;
+            let body: types::CreateProject = serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::usage(format!(
+                    "{file} is not a project Dynata accepts (CreateProject): {e}"
+                ))
+            })?;
+            let created = client
+                .sample(|api| {
+                    let body = body.clone();
+                    async move { api.create_project().body(body).send().await }
+                })
+                .await
+                .map_err(|e| session.failure(e))?;
+            if output.output == Format::Json {
+                return output::print_json(&to_json(&created)?);
+            }
+            output::write_stdout(
+                output::table(
+                    &["ID", "STATE", "TITLE"],
+                    &[vec![
+                        created.ext_project_id,
+                        created.state.to_string(),
+                        created.title,
+                    ]],
+                )
+                .as_bytes(),
+            )
+        }
+        ProjectsCommand::Close { project } => {
+            let closed = client
+                .sample(|api| {
+                    let id = project.clone();
+                    async move { api.close_project().ext_project_id(id).send().await }
+                })
+                .await
+                .map_err(|e| session.failure(e))?;
+            eprintln!("Project {} is {}.", closed.ext_project_id, closed.state);
+            Ok(())
+        }
+    }
+}
+
+/// `dynata lineitems ...`.
+pub(crate) async fn line_items(
+    session: &SessionClient,
+    command: LineItemsCommand,
+) -> Result<(), Failure> {
+    let client = &session.client;
+    let (project, line_item, launch) = match command {
+        LineItemsCommand::List { project, output } => {
+            let stream = client.sample_items(PAGE_SIZE, move |api, page| {
+                let project = project.clone();
+                async move {
+                    api.list_line_items()
+                        .ext_project_id(project)
+                        .offset(page.offset)
+                        .limit(page.limit)
+                        .send()
+                        .await
+                }
+            });
+            let items = every(session, stream).await?;
+            if output.output == Format::Json {
+                return output::print_json(&to_json(&items)?);
+            }
+            let rows: Vec<Vec<String>> = items
+                .into_iter()
+                .map(|item| {
+                    vec![
+                        item.ext_line_item_id,
+                        item.state.to_string(),
+                        text(item.title),
+                        format!(
+                            "{}-{}",
+                            text(item.country_iso_code),
+                            text(item.language_iso_code)
+                        ),
+                    ]
+                })
+                .collect();
+            return output::write_stdout(
+                output::table(&["ID", "STATE", "TITLE", "LOCALE"], &rows).as_bytes(),
+            );
+        }
+        LineItemsCommand::Launch { project, line_item } => (project, line_item, true),
+        LineItemsCommand::Pause { project, line_item } => (project, line_item, false),
+    };
+    let changed = client
+        .sample(|api| {
+            let (project, line_item) = (project.clone(), line_item.clone());
+            async move {
+                if launch {
+                    api.launch_line_item()
+                        .ext_project_id(project)
+                        .ext_line_item_id(line_item)
+                        .send()
+                        .await
+                } else {
+                    api.pause_line_item()
+                        .ext_project_id(project)
+                        .ext_line_item_id(line_item)
+                        .send()
+                        .await
+                }
+            }
+        })
+        .await
+        .map_err(|e| session.failure(e))?;
+    eprintln!(
+        "Line item {} of {project}: {}.",
+        changed.ext_line_item_id, changed.state
+    );
+    Ok(())
+}
+
+/// Where a line item's feasibility stands, as `Client::wait_for_feasibility`
+/// sees it: a status this version does not know is still being computed.
+#[derive(Debug, PartialEq, Eq)]
+enum Status {
+    Ready,
+    Failed,
+    Pending,
+}
+
+fn status(item: &FeasibilityItem) -> Status {
+    match item.feasibility.status.as_str() {
+        "READY" => Status::Ready,
+        "FAILED" | "NOT_SUPPORTED" => Status::Failed,
+        _ => Status::Pending,
+    }
+}
+
+/// One line of progress: `2/3 ready: li-1 READY, li-2 READY, li-3 PROCESSING`.
+fn progress(items: &[FeasibilityItem]) -> String {
+    let ready = items
+        .iter()
+        .filter(|i| status(i) != Status::Pending)
+        .count();
+    let each: Vec<String> = items
+        .iter()
+        .map(|i| format!("{} {}", i.ext_line_item_id, i.feasibility.status))
+        .collect();
+    format!("{ready}/{} ready: {}", items.len(), each.join(", "))
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| Failure::usage(format!("{flag} takes a number of seconds, 0 or more")))
+}
+
+/// `dynata feasibility wait`.
+pub(crate) async fn feasibility(
+    session: &SessionClient,
+    command: FeasibilityCommand,
+) -> Result<(), Failure> {
+    let FeasibilityCommand::Wait {
+        project,
+        interval,
+        timeout,
+        output,
+    } = command;
+    let interval = seconds(interval, "--interval")?.max(Duration::from_millis(100));
+    let deadline = tokio::time::Instant::now() + seconds(timeout, "--timeout")?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut last = String::new();
+    loop {
+        let items: Vec<FeasibilityItem> = session
+            .client
+            .sample(|api| {
+                let id = project.clone();
+                async move { api.get_feasibility().ext_project_id(id).send().await }
+            })
+            .await
+            .map_err(|e| session.failure(e))?;
+        let line = progress(&items);
+        if line != last {
+            // On a terminal the line is rewritten in place; in a log, each
+            // change is a line of its own.
+            if terminal {
+                eprint!("\r\x1b[2K{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            let _ = std::io::stderr().flush();
+            last = line;
+        }
+        let done = items.iter().all(|i| status(i) != Status::Pending);
+        if done {
+            if terminal {
+                eprintln!();
+            }
+            let failed: Vec<String> = items
+                .iter()
+                .filter(|i| status(i) == Status::Failed)
+                .map(|i| format!("{} {}", i.ext_line_item_id, i.feasibility.status))
+                .collect();
+            if output.output == Format::Json {
+                output::print_json(&to_json(&items)?)?;
+            } else {
+                let rows: Vec<Vec<String>> = items
+                    .into_iter()
+                    .map(|i| {
+                        vec![
+                            i.ext_line_item_id,
+                            i.feasibility.status.to_string(),
+                            text(i.feasibility.feasible),
+                            text(i.feasibility.total_count),
+                            text(i.feasibility.cost_per_interview),
+                            text(i.feasibility.currency),
+                        ]
+                    })
+                    .collect();
+                output::write_stdout(
+                    output::table(
+                        &[
+                            "LINE ITEM",
+                            "STATUS",
+                            "FEASIBLE",
+                            "COUNT",
+                            "CPI",
+                            "CURRENCY",
+                        ],
+                        &rows,
+                    )
+                    .as_bytes(),
+                )?;
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            return Err(Failure::refused(format!(
+                "Dynata cannot field every line item of {project}: {}",
+                failed.join(", ")
+            )));
+        }
+        if tokio::time::Instant::now() + interval > deadline {
+            if terminal {
+                eprintln!();
+            }
+            return Err(Failure::refused(format!(
+                "feasibility of {project} was still PROCESSING when --timeout ran out"
+            )));
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// `dynata invoice PROJECT -o FILE`.
+pub(crate) async fn invoice(
+    session: &SessionClient,
+    project: &str,
+    file: &std::path::Path,
+) -> Result<(), Failure> {
+    let pdf = session
+        .client
+        .invoice_pdf(project)
+        .await
+        .map_err(|e| session.failure(e))?;
+    std::fs::write(file, &pdf)
+        .map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
+    eprintln!(
+        "Wrote the invoice of {project} to {} ({} bytes).",
+        file.display(),
+        pdf.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! `dynata`: a command line for people who integrate with Dynata's Demand
+//! API. See the crate README for the commands, exit codes and where state is
+//! kept.
+
+mod api;
+mod cli;
+mod demand;
+mod dirs;
+mod failure;
+mod output;
+mod profile;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::failure::Failure;
+use crate::session::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.verbose {
+        // The SDK's spans and events; it never logs a secret.
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_target(true)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dynata: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("dynata: {failure}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    profile::check_name(&cli.profile)?;
+    let env = cli.env.as_deref();
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "dynata", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Sandbox { port } => sandbox(port).await,
+        Command::Login { username } => {
+            let mut context = Context::new(&cli.profile, env)?;
+            let username = session::login_username(username)?;
+            let password = session::login_password(&username)?;
+            context.login(username.clone(), password).await?;
+            eprintln!(
+                "Logged in to {} as {username} (profile {}). The session is kept; the password is not.",
+                context.base_url, context.profile_name
+            );
+            Ok(())
+        }
+        Command::Logout => {
+            let context = Context::new(&cli.profile, env)?;
+            if context.logout().await? {
+                eprintln!("Logged out of {}.", context.base_url);
+            } else {
+                eprintln!(
+                    "No session to revoke at {}; nothing is stored.",
+                    context.base_url
+                );
+            }
+            Ok(())
+        }
+        command => {
+            let context = Context::new(&cli.profile, env)?;
+            let session = context.client().await?;
+            match command {
+                Command::Token => {
+                    let token = session
+                        .client
+                        .access_token()
+                        .await
+                        .map_err(|e| session.failure(e))?;
+                    output::write_stdout(format!("{}\n", token.secret()).as_bytes())
+                }
+                Command::Whoami { output } => {
+                    let target = api::Target::parse("/sample/v1/users/info")?;
+                    let answer = api::call(&session, reqwest::Method::GET, &target, None).await?;
+                    if !answer.ok() {
+                        return Err(answer.refusal());
+                    }
+                    let data = answer
+                        .json()
+                        .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+                        .unwrap_or_default();
+                    if output.output == cli::Format::Json {
+                        return output::print_json(&data);
+                    }
+                    let name = data
+                        .get("userName")
+                        .or_else(|| data.get("username"))
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("(unknown)");
+                    output::write_stdout(
+                        format!(
+                            "{name} at {} (profile {})\n",
+                            context.base_url, context.profile_name
+                        )
+                        .as_bytes(),
+                    )
+                }
+                Command::Api(args) => api::run(&session, args).await,
+                Command::Projects(command) => demand::projects(&session, command).await,
+                Command::LineItems(command) => demand::line_items(&session, command).await,
+                Command::Feasibility(command) => demand::feasibility(&session, command).await,
+                Command::Invoice { project, output } => {
+                    demand::invoice(&session, &project, &output).await
+                }
+                Command::Login { .. }
+                | Command::Logout
+                | Command::Sandbox { .. }
+                | Command::Completions { .. } => {
+                    // Matched by the outer `match`, before any session.
+                    Err(Failure::usage("this command needs no session"))
+                }
+            }
+        }
+    }
+}
+
+/// `dynata sandbox`: the emulator on loopback until Ctrl-C.
+async fn sandbox(port: u16) -> Result<(), Failure> {
+    let sandbox = dynata_sandbox::Sandbox::builder()
+        .port(port)
+        .start()
+        .await
+        .map_err(|e| Failure::usage(format!("cannot start the sandbox: {e}")))?;
+    let url = sandbox.base_url();
+    output::write_stdout(
+        format!(
+            "dynata sandbox listening on {url} (user sandbox, password sandbox)
+
+Point dynata at it, in another shell:
+  export DYNATA_ENV={url}
+  DYNATA_PASSWORD=sandbox dynata login --username sandbox
+  dynata whoami
+
+Point the SDK (Environment::from_env, Credentials::from_env) at it:
+  export DYNATA_BASE_URL={url} DYNATA_USERNAME=sandbox DYNATA_PASSWORD=sandbox
+
+Ctrl-C stops it.
+"
+        )
+        .as_bytes(),
+    )?;
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Failure::io("wait for Ctrl-C", &e))?;
+    drop(sandbox);
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Which account and environment a command uses, and the SDK client for it.
+//!
+//! The session is kept by the SDK's `FileStore` in the user's cache
+//! directory; the profile only names the account and environment. The
+//! password is read from `DYNATA_PASSWORD` or a prompt and never written.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dynata_sdk::store::{FileStore, SharingPolicy, StoreKey, StoredSession, TokenStore};
+use dynata_sdk::{Client, Credentials, Environment};
+
+use crate::dirs;
+use crate::failure::Failure;
+use crate::profile::{self, Profile};
+
+/// Everything a command needs to reach Dynata as the profile's account.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) profile_name: String,
+    pub(crate) profile: Profile,
+    /// How the environment was given (`production`, `uat`, a URL).
+    pub(crate) environment_name: String,
+    pub(crate) environment: Environment,
+    pub(crate) base_url: String,
+    store: FileStore,
+}
+
+/// `production`, `uat`, or a base URL.
+pub(crate) fn parse_environment(text: &str) -> Result<Environment, Failure> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "production" | "prod" => Ok(Environment::Production),
+        "uat" => Ok(Environment::Uat),
+        _ => Environment::custom(text.trim())
+            .map_err(|e| Failure::usage(format!("--env takes production, uat or a base URL: {e}"))),
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// The password from `DYNATA_PASSWORD`, if set.
+pub(crate) fn password_from_env() -> Option<String> {
+    env_var("DYNATA_PASSWORD")
+}
+
+impl Context {
+    /// The profile `profile_name`, with `--env` (or `DYNATA_ENV`) overriding
+    /// its environment; then `DYNATA_BASE_URL`; then production.
+    pub(crate) fn new(profile_name: &str, env_flag: Option<&str>) -> Result<Self, Failure> {
+        let profile = profile::load(profile_name)?;
+        let environment_name = env_flag
+            .map(str::to_owned)
+            .or_else(|| profile.environment.clone())
+            .or_else(|| env_var("DYNATA_BASE_URL"))
+            .unwrap_or_else(|| "production".to_owned());
+        let environment = parse_environment(&environment_name)?;
+        let base_url = environment.base_url()?;
+        let cache = dirs::cache_dir().ok_or_else(|| {
+            Failure::usage("no cache directory: set HOME (or XDG_CACHE_HOME, LOCALAPPDATA)")
+        })?;
+        Ok(Context {
+            profile_name: profile_name.to_owned(),
+            profile,
+            environment_name,
+            environment,
+            base_url,
+            // The SDK's FileStore::in_cache_dir() directory, found with the
+            // same lookup: programs using the SDK share the session.
+            store: FileStore::new(cache.join("dynata").join("sessions")),
+        })
+    }
+
+    fn client_id() -> String {
+        env_var("DYNATA_CLIENT_ID").unwrap_or_else(|| dynata_sdk::DEFAULT_CLIENT_ID.to_owned())
+    }
+
+    /// The account of later commands: `DYNATA_USERNAME`, else the profile's.
+    pub(crate) fn username(&self) -> Result<String, Failure> {
+        env_var("DYNATA_USERNAME")
+            .or_else(|| self.profile.username.clone())
+            .ok_or_else(|| self.not_logged_in())
+    }
+
+    fn not_logged_in(&self) -> Failure {
+        Failure::refused(format!(
+            "not logged in to {} (profile {}): run `dynata login`",
+            self.base_url, self.profile_name
+        ))
+    }
+
+    fn key(&self, username: &str) -> StoreKey {
+        StoreKey::for_account(&self.base_url, &Self::client_id(), username)
+    }
+
+    fn build(&self, credentials: Credentials) -> Result<Client, Failure> {
+        Ok(Client::builder()
+            .credentials(credentials.with_client_id(Self::client_id()))
+            .environment(self.environment.clone())
+            .token_store(Arc::new(self.store.clone()))
+            .build()?)
+    }
+
+    /// The stored session of `username`, if any (unreadable counts as none).
+    async fn stored(&self, username: &str) -> Result<Option<StoredSession>, Failure> {
+        match self.store.load(&self.key(username)).await {
+            Ok(session) => Ok(session),
+            Err(e) if e.is_unusable_content() => Ok(None),
+            Err(e) => Err(Failure::refused(format!(
+                "cannot read the stored session: {e}"
+            ))),
+        }
+    }
+
+    /// A client for the profile's account that uses the stored session:
+    /// with `DYNATA_PASSWORD` it logs in again when it must; without, a
+    /// session whose refresh token has expired is "run dynata login", checked
+    /// before anything is sent, so no wrong password reaches Dynata.
+    pub(crate) async fn client(&self) -> Result<SessionClient, Failure> {
+        let username = self.username()?;
+        if let Some(password) = password_from_env() {
+            return Ok(SessionClient {
+                client: self.build(Credentials::new(username, password))?,
+                has_password: true,
+                context_hint: self.not_logged_in().message,
+            });
+        }
+        let usable = self
+            .stored(&username)
+            .await?
+            .is_some_and(|session| refresh_usable(&session, SystemTime::now()));
+        if !usable {
+            return Err(Failure::refused(format!(
+                "no valid session for {username} at {} (profile {}): it expired or was removed; \
+                 run `dynata login`",
+                self.base_url, self.profile_name
+            )));
+        }
+        Ok(SessionClient {
+            client: self.build(Credentials::without_password(username))?,
+            has_password: false,
+            context_hint: self.not_logged_in().message,
+        })
+    }
+
+    /// `dynata login`: a fresh login with the password, its session saved
+    /// in the store, the username and environment in the profile.
+    pub(crate) async fn login(
+        &mut self,
+        username: String,
+        password: String,
+    ) -> Result<(), Failure> {
+        // A session already stored would be adopted without checking the
+        // password: set it aside, so the login proves the password, and put
+        // it back if the login fails (a mistyped password logs nobody out).
+        let key = self.key(&username);
+        let previous = self.stored(&username).await.ok().flatten();
+        let _ = self.store.remove(&key).await;
+        let client = self.build(Credentials::new(username.clone(), password))?;
+        if let Err(error) = client.access_token().await {
+            if let Some(previous) = previous {
+                let _ = self.store.save(&key, &previous, SystemTime::now()).await;
+            }
+            return Err(error.into());
+        }
+        self.profile.username = Some(username);
+        self.profile.environment = Some(self.environment_name.clone());
+        profile::save(&self.profile_name, &self.profile)
+    }
+
+    /// `dynata logout`: revokes the stored session at Dynata and removes it.
+    /// Returns whether there was a session to revoke.
+    pub(crate) async fn logout(&self) -> Result<bool, Failure> {
+        let username = self.username()?;
+        let key = self.key(&username);
+        let Some(session) = self.stored(&username).await? else {
+            return Ok(false);
+        };
+        if !refresh_usable(&session, SystemTime::now()) {
+            // Expired at Dynata already: nothing to revoke.
+            let _ = self.store.remove(&key).await;
+            return Ok(false);
+        }
+        let client = self.build(Credentials::without_password(username))?;
+        // Adopts the stored session (or refreshes it), so that logout
+        // revokes that session and removes it from the store.
+        let outcome = match client.access_token().await {
+            Ok(_) => client.logout().await.map_err(Failure::from),
+            Err(
+                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
+            ) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        let _ = self.store.remove(&key).await;
+        outcome.map(|()| true)
+    }
+}
+
+/// Whether the session's refresh token is still usable now, made early by
+/// the SDK's clock-skew allowance (so the SDK agrees and never falls back to
+/// a password login).
+fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
+    let skew = SharingPolicy::default()
+        .clock_skew
+        .max(Duration::from_secs(1));
+    !session.refresh_remaining(now, skew).is_zero()
+}
+
+/// An SDK client, and whether it has a real password to fall back on.
+#[derive(Debug)]
+pub(crate) struct SessionClient {
+    pub(crate) client: Client,
+    has_password: bool,
+    context_hint: String,
+}
+
+impl SessionClient {
+    /// The SDK's error, except that a session that cannot go on without a
+    /// password (expired or revoked at Dynata) means "run dynata login".
+    pub(crate) fn failure(&self, error: dynata_sdk::Error) -> Failure {
+        match error {
+            dynata_sdk::Error::LoginRequired => Failure::refused(format!(
+                "the stored session has ended: {}",
+                self.context_hint
+            )),
+            dynata_sdk::Error::CredentialsRejected { .. } if !self.has_password => {
+                Failure::refused(format!(
+                    "the stored session is no longer valid ({}): {}",
+                    "Dynata refused it", self.context_hint
+                ))
+            }
+            other => other.into(),
+        }
+    }
+}
+
+/// The username for `dynata login`: the flag, `DYNATA_USERNAME`, or a prompt.
+pub(crate) fn login_username(flag: Option<String>) -> Result<String, Failure> {
+    if let Some(username) = flag
+        .filter(|u| !u.is_empty())
+        .or_else(|| env_var("DYNATA_USERNAME"))
+    {
+        return Ok(username);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "no username: pass --username or set DYNATA_USERNAME (stdin is not a terminal, so dynata cannot ask)",
+        ));
+    }
+    eprint!("Dynata username: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::io("read the username", &e))?;
+    let username = line.trim().to_owned();
+    if username.is_empty() {
+        return Err(Failure::usage("no username given"));
+    }
+    Ok(username)
+}
+
+/// The password for `dynata login`: `DYNATA_PASSWORD`, or a prompt that
+/// does not echo.
+pub(crate) fn login_password(username: &str) -> Result<String, Failure> {
+    if let Some(password) = password_from_env() {
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "no password: set DYNATA_PASSWORD (stdin is not a terminal, so dynata cannot ask)",
+        ));
+    }
+    let password = rpassword::prompt_password(format!("Password for {username}: "))
+        .map_err(|e| Failure::io("read the password", &e))?;
+    if password.is_empty() {
+        return Err(Failure::usage("no password given"));
+    }
+    Ok(password)
+}

@@ -1,0 +1,715 @@
+//! The `dynata` binary, run as a user runs it, against an in-process sandbox
+//! on loopback. Each test has its own HOME, config and cache directories, so
+//! nothing touches the real home, and stdin is not a terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, SystemTime};
+
+use dynata_sandbox::{Operation, Sandbox};
+use dynata_sdk::auth_api::Secret;
+use dynata_sdk::store::{FileStore, StoreKey, StoredSession, TokenStore};
+use serde_json::{Value, json};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct-horse-battery";
+
+/// One user's world: a sandbox and a private home directory.
+struct World {
+    sandbox: Sandbox,
+    home: tempfile::TempDir,
+}
+
+impl World {
+    async fn start() -> World {
+        World::with(Sandbox::builder().feasibility_delay(Duration::ZERO)).await
+    }
+
+    async fn with(builder: dynata_sandbox::SandboxBuilder) -> World {
+        World {
+            sandbox: builder.user(USER, PASSWORD).start().await.unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.home.path().join("cache")
+    }
+
+    /// Runs `dynata args...` with `env` on top of a clean environment.
+    async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_CACHE_HOME", self.cache())
+            .env("DYNATA_ENV", self.sandbox.base_url())
+            .stdin(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().await.unwrap()
+    }
+
+    /// Runs `dynata args...` with a terminal as stdin and stdout, through
+    /// util-linux's `script` (in Debian's essential `bsdutils`).
+    #[cfg(target_os = "linux")]
+    async fn run_in_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut line = String::from(env!("CARGO_BIN_EXE_dynata"));
+        for arg in args {
+            line.push_str(&format!(" '{arg}'"));
+        }
+        let mut command = tokio::process::Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_CACHE_HOME", self.cache())
+            .env("DYNATA_ENV", self.sandbox.base_url())
+            .stdin(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().await.unwrap()
+    }
+
+    async fn login(&self) {
+        let out = self
+            .run(
+                &["login", "--username", USER],
+                &[("DYNATA_PASSWORD", PASSWORD)],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+
+    /// The stored session file's store and key, as the SDK sees them.
+    fn store(&self) -> (FileStore, StoreKey) {
+        (
+            FileStore::new(self.cache().join("dynata").join("sessions")),
+            StoreKey::for_account(&self.sandbox.base_url(), "api", USER),
+        )
+    }
+
+    /// Every byte under the home directory, to look for secrets.
+    fn all_files(&self) -> Vec<u8> {
+        fn walk(dir: &Path, into: &mut Vec<u8>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, into);
+                } else {
+                    into.extend(std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        walk(self.home.path(), &mut bytes);
+        bytes
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+fn line_item(id: &str) -> Value {
+    json!({
+        "extLineItemId": id,
+        "title": "US adults",
+        "countryISOCode": "US",
+        "languageISOCode": "en",
+        "indicativeIncidence": 20,
+        "lengthOfInterview": 12,
+        "daysInField": 10,
+        "targets": [{"type": "COMPLETE", "count": 100}],
+        "quotaPlan": {"filters": [{"attributeId": "12", "options": ["18-65"]}]},
+    })
+}
+
+fn project(id: &str) -> Value {
+    json!({
+        "extProjectId": id,
+        "title": format!("Project {id}"),
+        "notificationEmails": ["research@example.com"],
+        "category": {"surveyTopic": ["AUTOMOTIVE"]},
+        "lineItems": [line_item("li-1")],
+    })
+}
+
+/// Writes `value` to a file in the world's home and returns its path.
+fn json_file(world: &World, name: &str, value: &Value) -> String {
+    let path = world.home.path().join(name);
+    std::fs::write(&path, value.to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+async fn create_project(world: &World, id: &str) {
+    let file = json_file(world, &format!("{id}.json"), &project(id));
+    let out = world
+        .run(&["projects", "create", "--file", &file, "-o", "json"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["extProjectId"], id);
+}
+
+// ---- login -------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_exit_1_with_dynatas_code_and_nothing_secret() {
+    let world = World::start().await;
+    let wrong = "wrong-password-6f1e";
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", wrong)])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("rejected the credentials"), "{stderr}");
+    assert!(stderr.contains("invalid_grant"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one sentence: {stderr}");
+    assert!(out.stdout.is_empty());
+    for output in [&out.stdout, &out.stderr] {
+        assert!(!contains(output, wrong));
+    }
+    assert_eq!(world.sandbox.count(Operation::Login), 1);
+    // Nothing was kept: no session, and a later command says to log in.
+    let token = world.run(&["token"], &[]).await;
+    assert_eq!(token.status.code(), Some(1));
+    assert!(text(&token.stderr).contains("run `dynata login`"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_password_does_not_log_out_the_stored_session() {
+    let world = World::start().await;
+    world.login().await;
+    let before = world.run(&["token"], &[]).await;
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", "typo")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let after = world.run(&["token"], &[]).await;
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
+    assert_eq!(after.stdout, before.stdout, "the same session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_traces_on_stderr_without_a_secret() {
+    let world = World::start().await;
+    let login = world
+        .run(
+            &["--verbose", "login", "-u", USER],
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .await;
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    assert!(text(&login.stderr).contains("DEBUG") || text(&login.stderr).contains("INFO"));
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().unwrap();
+    let token = world.run(&["--verbose", "token"], &[]).await;
+    let printed = text(&token.stdout).trim_end().to_owned();
+    for stderr in [&login.stderr, &token.stderr] {
+        assert!(!contains(stderr, PASSWORD));
+        assert!(!contains(stderr, &printed));
+        assert!(!contains(stderr, session.refresh_token.expose_secret()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_or_a_password_login_is_a_usage_error() {
+    let world = World::start().await;
+    let out = world.run(&["login", "-u", USER], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("DYNATA_PASSWORD"));
+    let out = world.run(&["login"], &[("DYNATA_PASSWORD", "x")]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--username"));
+    assert_eq!(world.sandbox.count(Operation::Login), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_keeps_the_session_and_never_the_password() {
+    let world = World::start().await;
+    world.login().await;
+    let files = world.all_files();
+    assert!(!files.is_empty());
+    assert!(!contains(&files, PASSWORD), "the password was written");
+    let (store, key) = world.store();
+    assert!(store.load(&key).await.unwrap().is_some());
+    let whoami = world.run(&["whoami"], &[]).await;
+    assert_eq!(whoami.status.code(), Some(0));
+    assert!(text(&whoami.stdout).starts_with("alice at http://127.0.0.1:"));
+}
+
+// ---- token ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_prints_one_line_and_reuses_the_stored_session() {
+    let world = World::start().await;
+    world.login().await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let out = world.run(&["token"], &[]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
+        assert!(stdout.ends_with('\n'));
+        tokens.push(stdout.trim_end().to_owned());
+    }
+    assert_eq!(world.sandbox.count(Operation::Login), 1, "one login in all");
+    assert!(tokens.iter().all(|t| t == &tokens[0] && !t.is_empty()));
+
+    // The token works as `curl -H "Authorization: Bearer $(dynata token)"` would send it.
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let answer = reqwest::Client::new()
+        .get(format!("{}/sample/v1/users/info", world.sandbox.base_url()))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_access_token_is_refreshed_through_the_stored_session() {
+    let world = World::start().await;
+    world.login().await;
+    let first = world.run(&["token"], &[]).await;
+    // The stored access token expired a second ago; its refresh token lives.
+    let (store, key) = world.store();
+    let mut session = store.load(&key).await.unwrap().unwrap();
+    session.issued_at = SystemTime::now() - Duration::from_secs(10);
+    session.access_expires_at = SystemTime::now() - Duration::from_secs(1);
+    store.save(&key, &session, SystemTime::now()).await.unwrap();
+
+    let second = world.run(&["token"], &[]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_ne!(first.stdout, second.stdout, "a new token");
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        1,
+        "no password needed"
+    );
+    assert_eq!(world.sandbox.count(Operation::Refresh), 1);
+    // ... and it was stored for the next invocation.
+    let third = world.run(&["token"], &[]).await;
+    assert_eq!(third.stdout, second.stdout);
+    assert_eq!(world.sandbox.count(Operation::Refresh), 1);
+}
+
+/// Replaces the stored session with one whose refresh token expired a
+/// minute ago.
+async fn expire_stored_session(world: &World) {
+    let (store, key) = world.store();
+    let issued = SystemTime::now() - Duration::from_secs(3600);
+    let session = StoredSession::from_lifetimes(
+        Secret::new("expired-access"),
+        Duration::from_secs(1800),
+        Secret::new("expired-refresh"),
+        Duration::from_secs(3540),
+        issued,
+    )
+    .unwrap();
+    store.save(&key, &session, SystemTime::now()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_without_a_password_says_run_dynata_login_and_sends_nothing() {
+    let world = World::start().await;
+    world.login().await;
+    expire_stored_session(&world).await;
+    let out = world.run(&["token"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("run `dynata login`"), "{stderr}");
+    assert_eq!(world.sandbox.count(Operation::Login), 1, "no login attempt");
+    assert_eq!(world.sandbox.count(Operation::Refresh), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_with_dynata_password_logs_in_again_silently() {
+    let world = World::start().await;
+    world.login().await;
+    expire_stored_session(&world).await;
+    let out = world
+        .run(&["token"], &[("DYNATA_PASSWORD", PASSWORD)])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+    assert!(out.stderr.is_empty(), "silent: {}", text(&out.stderr));
+    assert_eq!(world.sandbox.count(Operation::Login), 2);
+    // The new session was stored: the next call without a password uses it.
+    let again = world.run(&["token"], &[]).await;
+    assert_eq!(again.stdout, out.stdout);
+    assert_eq!(world.sandbox.count(Operation::Login), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_revoked_at_dynata_says_run_dynata_login() {
+    let world = World::start().await;
+    world.login().await;
+    world.sandbox.revoke_all();
+    // The stored token has not expired, so only a call finds out: its 401
+    // makes the SDK refresh, which Dynata refuses too.
+    let out = world.run(&["whoami"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("run `dynata login`"), "{stderr}");
+    assert!(!stderr.contains("check the username"), "{stderr}");
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        1,
+        "no password login was attempted without a password"
+    );
+}
+
+// ---- logout --------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_revokes_at_dynata_and_removes_the_stored_session() {
+    let world = World::start().await;
+    world.login().await;
+    let token = world.run(&["token"], &[]).await;
+    let token = text(&token.stdout).trim_end().to_owned();
+    let out = world.run(&["logout"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(world.sandbox.count(Operation::Logout), 1);
+    let (store, key) = world.store();
+    assert!(store.load(&key).await.unwrap().is_none());
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let answer = reqwest::Client::new()
+        .get(format!("{}/sample/v1/users/info", world.sandbox.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401, "the token was revoked");
+    let after = world.run(&["token"], &[]).await;
+    assert_eq!(after.status.code(), Some(1));
+    assert!(text(&after.stderr).contains("run `dynata login`"));
+}
+
+// ---- api -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_paginate_prints_every_page_as_one_array() {
+    let world = World::start().await;
+    world.login().await;
+    for n in 1..=5 {
+        create_project(&world, &format!("p-{n}")).await;
+    }
+    let before = world.sandbox.count(Operation::ListProjects);
+    let out = world
+        .run(&["api", "projects?limit=2", "--paginate"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ids: Vec<&str> = all
+        .iter()
+        .map(|p| p["extProjectId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["p-1", "p-2", "p-3", "p-4", "p-5"], "each once");
+    assert_eq!(
+        world.sandbox.count(Operation::ListProjects) - before,
+        3,
+        "pages of 2, 2 and 1"
+    );
+
+    // Without --paginate: the one page, envelope and all.
+    let one = world
+        .run(&["api", "/sample/v1/projects?limit=2"], &[])
+        .await;
+    let page: Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page["meta"]["total"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_output_is_plain_json_and_include_prints_the_status() {
+    let world = World::start().await;
+    world.login().await;
+    let out = world.run(&["api", "users/info"], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!out.stdout.contains(&0x1b), "no colour codes when piped");
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["data"]["userName"], USER);
+
+    let out = world.run(&["api", "-i", "users/info"], &[]).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("HTTP/1.1 200 OK\n"), "{stdout}");
+    assert!(
+        stdout
+            .to_ascii_lowercase()
+            .contains("content-type: application/json")
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_json_is_coloured_unless_no_color() {
+    let world = World::start().await;
+    world.login().await;
+    let out = world.run_in_terminal(&["api", "users/info"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\x1b[32m\"alice\""), "{stdout:?}");
+    let plain = world
+        .run_in_terminal(&["api", "users/info"], &[("NO_COLOR", "1")])
+        .await;
+    let plain = text(&plain.stdout);
+    assert!(plain.contains("\"userName\": \"alice\""), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_sends_fields_and_reports_refusals_with_exit_1() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    // -f on a POST is a JSON body: a partial update of the title.
+    let out = world
+        .run(&["api", "projects/p-1", "-f", "title=Renamed"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let get = world.run(&["projects", "get", "p-1"], &[]).await;
+    let project: Value = serde_json::from_slice(&get.stdout).unwrap();
+    assert_eq!(project["title"], "Renamed");
+
+    let missing = world.run(&["api", "projects/nope"], &[]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = text(&missing.stderr);
+    assert!(
+        stderr.starts_with("dynata: Dynata refused the request (status 404, request id "),
+        "{stderr}"
+    );
+    // The body still goes to stdout, as with gh.
+    serde_json::from_slice::<Value>(&missing.stdout).unwrap();
+
+    let bad = world
+        .run(&["api", "projects", "-f", "no-equals"], &[])
+        .await;
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_dynata_is_exit_3() {
+    let world = World::start().await;
+    let out = world
+        .run(
+            &["--env", "http://127.0.0.1:9", "login", "-u", USER],
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("could not reach Dynata"));
+    assert!(!contains(&out.stderr, PASSWORD));
+}
+
+// ---- typed shortcuts -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_list_as_a_table_and_as_json() {
+    let world = World::start().await;
+    world.login().await;
+    for n in 1..=3 {
+        create_project(&world, &format!("p-{n}")).await;
+    }
+    let out = world.run(&["projects", "list"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains('\x1b'));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "STATE", "TITLE", "CREATED"]);
+    // Newest first, as Dynata lists them.
+    assert!(lines[1].starts_with("p-3  "), "{stdout}");
+    assert!(lines[3].contains("PROVISIONED") && lines[3].contains("Project p-1"));
+
+    let json = world.run(&["projects", "list", "-o", "json"], &[]).await;
+    let all: Vec<Value> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2]["extProjectId"], "p-1");
+
+    let none = world
+        .run(
+            &["projects", "list", "--state", "CLOSED", "-o", "json"],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&none.stdout).unwrap(),
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_file_that_is_not_a_project_is_refused_before_sending() {
+    let world = World::start().await;
+    world.login().await;
+    let file = json_file(
+        &world,
+        "bad.json",
+        &json!({"title": "no id, no line items"}),
+    );
+    let out = world
+        .run(&["projects", "create", "--file", &file], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("CreateProject"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(world.sandbox.count(Operation::CreateProject), 0);
+
+    let good = json_file(&world, "p-1.json", &project("p-1"));
+    let out = world
+        .run(&["projects", "create", "--file", &good], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["p-1", "PROVISIONED"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_from_creation_to_invoice() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let buy = json_file(
+        &world,
+        "buy.json",
+        &json!([{"extLineItemId": "li-1", "surveyURL": "https://s.example/1?rid=<#rid>", "surveyTestURL": "https://s.example/t"}]),
+    );
+    let bought = world
+        .run(&["api", "projects/p-1/buy", "--input", &buy], &[])
+        .await;
+    assert_eq!(bought.status.code(), Some(0), "{}", text(&bought.stderr));
+
+    let state = |out: Output| -> String {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let items: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        items[0]["state"].as_str().unwrap().to_owned()
+    };
+    let launch = world
+        .run(&["lineitems", "launch", "p-1", "li-1"], &[])
+        .await;
+    assert_eq!(launch.status.code(), Some(0), "{}", text(&launch.stderr));
+    let list = world
+        .run(&["lineitems", "list", "p-1", "-o", "json"], &[])
+        .await;
+    assert_eq!(state(list), "LAUNCHED");
+    let pause = world.run(&["lineitems", "pause", "p-1", "li-1"], &[]).await;
+    assert_eq!(pause.status.code(), Some(0), "{}", text(&pause.stderr));
+    let table = world.run(&["lineitems", "list", "p-1"], &[]).await;
+    let table = text(&table.stdout);
+    assert!(table.lines().nth(1).unwrap().contains("PAUSED"), "{table}");
+    assert!(table.contains("US-en"), "{table}");
+
+    // No invoice before the project is closed: Dynata's refusal, exit 1.
+    let pdf = world.home.path().join("invoice.pdf");
+    let early = world
+        .run(&["invoice", "p-1", "-o", pdf.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(early.status.code(), Some(1));
+    assert!(!pdf.exists());
+
+    let close = world.run(&["projects", "close", "p-1"], &[]).await;
+    assert_eq!(close.status.code(), Some(0), "{}", text(&close.stderr));
+    let out = world
+        .run(&["invoice", "p-1", "-o", pdf.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_shows_progress_and_prints_the_result() {
+    let world = World::with(Sandbox::builder().feasibility_delay(Duration::from_secs(1))).await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let out = world
+        .run(&["feasibility", "wait", "p-1", "--interval", "0.2"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("0/1 ready: li-1 PROCESSING"), "{stderr}");
+    assert!(stderr.contains("1/1 ready: li-1 READY"), "{stderr}");
+    let stdout = text(&out.stdout);
+    let row: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["li-1", "READY"], "{stdout}");
+
+    let json = world
+        .run(&["feasibility", "wait", "p-1", "-o", "json"], &[])
+        .await;
+    let items: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(items[0]["feasibility"]["status"], "READY");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_gives_up_at_its_timeout() {
+    let world = World::with(Sandbox::builder().feasibility_delay(Duration::from_secs(60))).await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let out = world
+        .run(
+            &[
+                "feasibility",
+                "wait",
+                "p-1",
+                "--interval",
+                "0.1",
+                "--timeout",
+                "0.3",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("still PROCESSING"));
+}
+
+// ---- the rest ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_keep_accounts_apart() {
+    let world = World::start().await;
+    world.login().await;
+    let other = world.run(&["--profile", "work", "token"], &[]).await;
+    assert_eq!(other.status.code(), Some(1));
+    assert!(text(&other.stderr).contains("profile work"));
+    let bad = world.run(&["--profile", "../x", "token"], &[]).await;
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_and_help() {
+    let world = World::start().await;
+    for shell in ["bash", "zsh", "fish"] {
+        let out = world.run(&["completions", shell], &[]).await;
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("lineitems"), "{shell}");
+    }
+    let help = world.run(&["--help"], &[]).await;
+    let help = text(&help.stdout);
+    assert!(help.contains("Exit codes:") && help.contains("3  Dynata could not be reached"));
+    let usage = world.run(&["api"], &[]).await;
+    assert_eq!(usage.status.code(), Some(2));
+}

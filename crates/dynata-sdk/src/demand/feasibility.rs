@@ -1,0 +1,148 @@
+//! Waiting for feasibility: polling `get_feasibility` with a growing pause
+//! until every line item is `READY`, within the caller's time limit, on the
+//! client's clock.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use dynata_sample_api::types::{FeasibilityItem, FeasibilityStatus};
+
+use crate::clock::{Clock, saturating_add};
+use crate::error::server_text;
+use crate::{Client, Error};
+
+/// The pause after the first feasibility poll. Each later pause is 1.5
+/// times the one before, up to [`FEASIBILITY_MAX_WAIT`]: polls at 0, 5,
+/// 12.5, 23.75, 40.6, 65.9, 95.9, 125.9 s, … Dynata says feasibility takes
+/// 20 to 120 s, so this asks about eight times in the usual case.
+pub const FEASIBILITY_FIRST_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest pause between two feasibility polls.
+pub const FEASIBILITY_MAX_WAIT: Duration = Duration::from_secs(30);
+
+impl Client {
+    /// Waits until Dynata has computed feasibility and price for every line
+    /// item of project `ext_project_id`, and returns them.
+    ///
+    /// Polls `get_feasibility` at once, then after a pause that grows from
+    /// [`FEASIBILITY_FIRST_WAIT`] by half each time to at most
+    /// [`FEASIBILITY_MAX_WAIT`], while any line item is `PROCESSING` (or
+    /// has a status this version does not know).
+    ///
+    /// - A line item whose feasibility is `FAILED` or `NOT_SUPPORTED` ends
+    ///   the wait with [`Error::Infeasible`].
+    /// - After `timeout` (on the client's clock, retries of each poll
+    ///   included) it ends with [`Error::FeasibilityTimeout`]; no request is
+    ///   sent after that, and one in flight is abandoned.
+    /// - Any other error of a poll ends it with that error (a poll is a
+    ///   `GET`: transient failures are retried first, under the client's
+    ///   retry policy).
+    ///
+    /// Dropping the future stops the polling; nothing keeps running.
+    pub async fn wait_for_feasibility(
+        &self,
+        ext_project_id: &str,
+        timeout: Duration,
+    ) -> Result<Vec<FeasibilityItem>, Error> {
+        let clock = self.clock();
+        let deadline = saturating_add(clock.now(), timeout);
+        let timed_out = || Error::FeasibilityTimeout {
+            ext_project_id: shown(ext_project_id),
+            waited: timeout,
+        };
+        for poll in 1u32.. {
+            let items = before(clock, deadline, self.feasibility(ext_project_id))
+                .await
+                .ok_or_else(timed_out)??;
+            if let Some(items) = settled(items)? {
+                return Ok(items);
+            }
+            let pause = pause_after(poll);
+            let wake = saturating_add(clock.now(), pause).min(deadline);
+            clock.sleep_until(wake).await;
+            if clock.now() >= deadline {
+                return Err(timed_out());
+            }
+        }
+        unreachable!("the loop above returns")
+    }
+
+    async fn feasibility(&self, ext_project_id: &str) -> Result<Vec<FeasibilityItem>, Error> {
+        self.sample(|api| {
+            let ext_project_id = ext_project_id.to_string();
+            async move {
+                api.get_feasibility()
+                    .ext_project_id(ext_project_id)
+                    .send()
+                    .await
+            }
+        })
+        .await
+    }
+}
+
+/// `Some(items)` when every item is `READY`, `None` while any is still
+/// being computed, an error when one never will be.
+fn settled(items: Vec<FeasibilityItem>) -> Result<Option<Vec<FeasibilityItem>>, Error> {
+    let mut ready = true;
+    for item in &items {
+        match &item.feasibility.status {
+            FeasibilityStatus::Ready => {}
+            FeasibilityStatus::Failed | FeasibilityStatus::NotSupported => {
+                return Err(Error::Infeasible {
+                    ext_line_item_id: shown(&item.ext_line_item_id),
+                    status: item.feasibility.status.clone(),
+                });
+            }
+            // `PROCESSING`, or a status added after this version: ask again.
+            _ => ready = false,
+        }
+    }
+    Ok(ready.then_some(items))
+}
+
+/// The pause after poll number `poll` (1-based).
+fn pause_after(poll: u32) -> Duration {
+    let mut pause = FEASIBILITY_FIRST_WAIT;
+    for _ in 1..poll.min(16) {
+        pause = pause.mul_f64(1.5);
+    }
+    pause.min(FEASIBILITY_MAX_WAIT)
+}
+
+/// An id as Dynata sent it back, if it is safe to put into an error.
+fn shown(id: &str) -> String {
+    server_text(id).unwrap_or_else(|| "(an id not shown)".into())
+}
+
+/// `future`'s output, or `None` if `deadline` passes first on `clock`
+/// (`future` is then dropped).
+async fn before<T>(
+    clock: &dyn Clock,
+    deadline: Instant,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    let mut future = pin!(future);
+    let mut expired = clock.sleep_until(deadline);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        expired.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_grow_by_half_to_thirty_seconds() {
+        let pauses: Vec<f64> = (1..=7).map(|n| pause_after(n).as_secs_f64()).collect();
+        assert_eq!(pauses, vec![5.0, 7.5, 11.25, 16.875, 25.3125, 30.0, 30.0]);
+        assert_eq!(pause_after(u32::MAX), FEASIBILITY_MAX_WAIT);
+    }
+}

@@ -1,0 +1,267 @@
+//! Typed calls to Dynata's Demand API (`/sample/v1`) through the generated
+//! client, `dynata-sample-api`, on the client's token, pool, retry engine and
+//! error type.
+//!
+//! Each attempt of a call builds a generated client for the token it is
+//! given (cheap: it shares the `reqwest::Client`) and hands it to the
+//! caller's closure by value, so the closure's future owns it and can be
+//! `Send + 'static`. The `pre` hook of the generated client notes the HTTP
+//! method it sent ([`SentMethod`]): only idempotent methods are retried.
+
+mod feasibility;
+mod invoice;
+mod paging;
+mod reconcile;
+
+use std::future::Future;
+
+use dynata_sample_api::{Bearer, Envelope, ResponseValue, SentMethod, types};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+use crate::authenticated::is_idempotent;
+use crate::error::server_text;
+use crate::response::{describe_json_error, request_id, retry_after, summarize};
+use crate::retry::Failure;
+use crate::{ApiErrorDetail, Client, Error};
+
+pub use feasibility::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT};
+pub use paging::{PageRequest, SampleItems};
+
+/// What a generated operation's `send()` returns: the closures given to
+/// [`Client::sample`] and its siblings return a future of this.
+pub type SampleResult<T> = Result<ResponseValue<T>, dynata_sample_api::Error<types::ApiError>>;
+
+impl Client {
+    /// Calls one operation of the Demand API and returns the envelope's
+    /// `data`.
+    ///
+    /// `call` receives a [`dynata_sample_api::Client`] that sends the current
+    /// access token, and sends one operation with it:
+    ///
+    /// ```no_run
+    /// # async fn example(client: dynata_sdk::Client) -> Result<(), dynata_sdk::Error> {
+    /// let project = client
+    ///     .sample(|api| async move { api.get_project().ext_project_id("p-1").send().await })
+    ///     .await?;
+    /// println!("{:?}", project.state);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// `call` may run more than once, so build the operation inside it:
+    ///
+    /// - On a `401` the token is invalidated and the call sent once more
+    ///   with a new one, as [`Client::send`] does.
+    /// - Operations sent with an idempotent method (`GET`, `PUT`, `DELETE`)
+    ///   are retried after transient failures (connection errors, timeouts,
+    ///   `408`, `429`, `5xx`) under the client's [`crate::RetryPolicy`].
+    ///   `POST`s (create, buy, launch, close, accept, …) never are: they may
+    ///   have had their effect.
+    /// - A `4xx` or `5xx` with Dynata's envelope, and a `2xx` whose
+    ///   `status.message` is `"fail"`, are [`Error::Rejected`] with its
+    ///   `errors[]`; any other body (a gateway's page) is an error by its
+    ///   status ([`Error::Api`], [`Error::RateLimited`], [`Error::Timeout`]).
+    ///   Each keeps the `x-request-id` header.
+    pub async fn sample<E, F, Fut>(&self, call: F) -> Result<E::Data, Error>
+    where
+        E: Envelope,
+        F: Fn(dynata_sample_api::Client) -> Fut,
+        Fut: Future<Output = SampleResult<E>>,
+    {
+        Ok(self.sample_envelope(call).await?.into_data())
+    }
+
+    /// As [`Client::sample`], but returns the whole envelope, with its
+    /// `meta` (paging) and `status`.
+    pub async fn sample_envelope<E, F, Fut>(&self, call: F) -> Result<E, Error>
+    where
+        E: Envelope,
+        F: Fn(dynata_sample_api::Client) -> Fut,
+        Fut: Future<Output = SampleResult<E>>,
+    {
+        let response = self.call_sample(call).await?;
+        let status = response.status();
+        let request_id = request_id(response.headers());
+        let envelope = response.into_inner();
+        rejected_if_failed(&envelope, status, request_id)?;
+        Ok(envelope)
+    }
+
+    /// A generated client for `/sample/v1` that sends `token`.
+    fn sample_api(&self, bearer: Bearer) -> dynata_sample_api::Client {
+        dynata_sample_api::Client::new_with_client(
+            &format!("{}/sample/v1", self.base_url()),
+            self.http.clone(),
+            bearer,
+        )
+    }
+
+    /// One generated operation through the `401` step and the retry engine.
+    pub(crate) async fn call_sample<T, F, Fut>(&self, call: F) -> Result<ResponseValue<T>, Error>
+    where
+        F: Fn(dynata_sample_api::Client) -> Fut,
+        Fut: Future<Output = SampleResult<T>>,
+    {
+        self.call_authenticated(true, true, |token| {
+            let sent = SentMethod::new();
+            let api = self.sample_api(Bearer::new(token.secret()).recording(sent.clone()));
+            let outcome = call(api);
+            async move {
+                let outcome = outcome.await;
+                // Unknown (nothing was sent) counts as not idempotent.
+                let idempotent = sent.get().is_some_and(|method| is_idempotent(&method));
+                match outcome {
+                    Ok(response) => Ok(response),
+                    Err(error) => Err(failure_of(error, idempotent).await),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// [`Error::Rejected`] if a `2xx` envelope says `status.message: "fail"`.
+fn rejected_if_failed<E: Envelope>(
+    envelope: &E,
+    status: StatusCode,
+    request_id: Option<String>,
+) -> Result<(), Error> {
+    let Some(envelope_status) = envelope.status() else {
+        return Ok(());
+    };
+    let failed = envelope_status
+        .message
+        .as_deref()
+        .is_some_and(|message| message.eq_ignore_ascii_case("fail"));
+    if !failed {
+        return Ok(());
+    }
+    Err(Error::Rejected {
+        status: status.as_u16(),
+        errors: details(envelope_status),
+        request_id,
+    })
+}
+
+/// Dynata's `errors[]`, each text kept only if [`server_text`] allows it.
+pub(crate) fn details(status: &types::ResponseStatus) -> Vec<ApiErrorDetail> {
+    status
+        .errors
+        .iter()
+        .map(|error| ApiErrorDetail {
+            code: server_text(&error.code),
+            message: server_text(&error.message),
+            resource: error.resource.as_ref().and_then(|resource| {
+                let described = match (&resource.type_, &resource.id) {
+                    (Some(kind), Some(id)) => format!("{kind} {id}"),
+                    (Some(only), None) | (None, Some(only)) => only.clone(),
+                    (None, None) => return None,
+                };
+                server_text(&described)
+            }),
+        })
+        .collect()
+}
+
+/// A failed generated operation, as the retry engine and the `401` step
+/// need to see it. Only an `idempotent` operation may be retried.
+async fn failure_of<T>(
+    error: dynata_sample_api::Error<types::ApiError>,
+    idempotent: bool,
+) -> Failure<T> {
+    use dynata_sample_api::Error as Generated;
+    let (error, retry_after) = match error {
+        Generated::ErrorResponse(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.into_inner();
+            (api_error(status, &headers, &body), retry_after(&headers))
+        }
+        Generated::UnexpectedResponse(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let request_id = request_id(&headers);
+            let retry_after = retry_after(&headers);
+            // The generated client's hook has read the body into memory.
+            let body = response.bytes().await.unwrap_or_default();
+            let error = if (200..300).contains(&status) {
+                Error::decode(format!(
+                    "status {status} is not an answer this operation has"
+                ))
+            } else {
+                Error::from_status(status, summarize(&body), request_id, retry_after)
+            };
+            (error, retry_after)
+        }
+        Generated::CommunicationError(error) if error.is_builder() => (
+            Error::config(format!("invalid request: {}", without_url(&error))),
+            None,
+        ),
+        Generated::CommunicationError(error) | Generated::ResponseBodyError(error) => {
+            (Error::transport(error), None)
+        }
+        Generated::InvalidResponsePayload(_, error) => (
+            Error::decode(format!(
+                "the answer does not have the expected shape: {}",
+                describe_json_error(&error)
+            )),
+            None,
+        ),
+        Generated::InvalidRequest(message) => {
+            (Error::config(format!("invalid request: {message}")), None)
+        }
+        // The hooks' own errors (a body over the size limit) and upgrades,
+        // which no operation of this API uses.
+        Generated::Custom(message) => (Error::decode(message), None),
+        Generated::InvalidUpgrade(error) => (Error::decode(without_url(&error)), None),
+    };
+    let unauthorized = error.status() == Some(401);
+    let transient = idempotent && error.is_transient();
+    Failure {
+        transient,
+        retry_after,
+        unauthorized,
+        ..Failure::fatal(error)
+    }
+}
+
+/// The error for a `4xx`/`5xx` whose body decoded as `ApiError`: Dynata's
+/// envelope is [`Error::Rejected`]; a gateway's `{"message": …}` is an
+/// error by its status.
+fn api_error(status: u16, headers: &HeaderMap, body: &types::ApiError) -> Error {
+    let request_id = request_id(headers);
+    match &body.status {
+        Some(envelope_status) => Error::Rejected {
+            status,
+            errors: details(envelope_status),
+            request_id,
+        },
+        None => {
+            let summary = body
+                .message
+                .as_deref()
+                .and_then(server_text)
+                .unwrap_or_else(|| "(a JSON body without Dynata's envelope)".into());
+            Error::from_status(status, summary, request_id, retry_after(headers))
+        }
+    }
+}
+
+/// reqwest's message without the URL it names (a query string may hold
+/// what a caller would not log).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut message = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if message.is_empty() {
+        message = "the request could not be built".into();
+    }
+    message
+}

@@ -1,0 +1,195 @@
+//! Paging: a list operation as a [`Stream`] of its items, following
+//! `offset`/`limit` until `meta.total` (or the last `meta.links.next`).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use dynata_sample_api::Envelope;
+use futures_core::Stream;
+
+use super::SampleResult;
+use crate::{Client, Error};
+
+/// Which page to ask for: pass both to the list operation's `offset` and
+/// `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageRequest {
+    /// How many records to skip.
+    pub offset: i64,
+    /// How many records to ask for: the page size.
+    pub limit: i64,
+}
+
+type PageFuture<I> = Pin<Box<dyn Future<Output = Result<Fetched<I>, Error>> + Send>>;
+
+/// One page's items, and whether another page follows.
+struct Fetched<I> {
+    items: Vec<I>,
+    more: bool,
+}
+
+impl Client {
+    /// Every item of a list operation, page after page, as a [`Stream`].
+    ///
+    /// `call` sends one page: it receives a generated client and the
+    /// [`PageRequest`] to pass on as `offset` and `limit`:
+    ///
+    /// ```no_run
+    /// # async fn example(client: dynata_sdk::Client) -> Result<(), dynata_sdk::Error> {
+    /// use futures_util::StreamExt as _;
+    ///
+    /// let mut projects = client.sample_items(100, |api, page| async move {
+    ///     api.list_projects()
+    ///         .state("LAUNCHED")
+    ///         .offset(page.offset)
+    ///         .limit(page.limit)
+    ///         .send()
+    ///         .await
+    /// });
+    /// while let Some(project) = projects.next().await {
+    ///     println!("{}", project?.ext_project_id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Pages are fetched one at a time, when the items before are consumed,
+    /// each through [`Client::sample`] (so with its `401` renewal, retries
+    /// and errors). The next offset is this one plus the items received
+    /// (the server may cap `page_size`), so no page is fetched twice. The
+    /// stream ends after the page that reaches `meta.total`; without a
+    /// total, after a page without `meta.links.next` (if the answer has
+    /// links) or a short or empty page. An error is the stream's last item.
+    /// A `page_size` of 0 is an [`Error::Config`].
+    pub fn sample_items<E, I, F, Fut>(&self, page_size: u32, call: F) -> SampleItems<I>
+    where
+        E: Envelope<Data = Vec<I>> + Send + 'static,
+        I: Send + 'static,
+        F: Fn(dynata_sample_api::Client, PageRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = SampleResult<E>> + Send + 'static,
+    {
+        let call = Arc::new(call);
+        let client = self.clone();
+        let limit = i64::from(page_size);
+        let fetch = move |offset: i64| -> PageFuture<I> {
+            let call = call.clone();
+            let client = client.clone();
+            Box::pin(async move {
+                let page = PageRequest { offset, limit };
+                let envelope: E = client
+                    .sample_envelope(move |api| (*call)(api, page))
+                    .await?;
+                let meta = envelope.meta().cloned().unwrap_or_default();
+                let items = envelope.into_data();
+                let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
+                let next = offset.saturating_add(received);
+                let more = received > 0
+                    && match (meta.total, meta.links) {
+                        (Some(total), _) => next < total,
+                        (None, Some(links)) => links.next.is_some(),
+                        (None, None) => received >= limit,
+                    };
+                Ok(Fetched { items, more })
+            })
+        };
+        SampleItems {
+            fetch: Box::new(fetch),
+            state: if page_size == 0 {
+                State::Refused
+            } else {
+                State::Fetching(0, None)
+            },
+            buffered: VecDeque::new(),
+        }
+    }
+}
+
+/// The items of a list operation, page after page: see
+/// [`Client::sample_items`].
+pub struct SampleItems<I> {
+    fetch: Box<dyn Fn(i64) -> PageFuture<I> + Send + Sync>,
+    state: State<I>,
+    /// Items of the last page not yet yielded.
+    buffered: VecDeque<I>,
+}
+
+enum State<I> {
+    /// The page at this offset is next; its request once under way.
+    Fetching(i64, Option<PageFuture<I>>),
+    /// The page size was 0: the stream's one item is that error.
+    Refused,
+    /// The last page has been fetched, or an error yielded.
+    Done,
+}
+
+impl<I> fmt::Debug for SampleItems<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Fetching(offset, _) => format!("next offset {offset}"),
+            State::Refused => "refused".into(),
+            State::Done => "done".into(),
+        };
+        f.debug_struct("SampleItems")
+            .field("state", &state)
+            .field("buffered", &self.buffered.len())
+            .finish()
+    }
+}
+
+// Nothing in it is structurally pinned: the page future is boxed.
+impl<I> Unpin for SampleItems<I> {}
+
+impl<I> Stream for SampleItems<I> {
+    type Item = Result<I, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(item) = this.buffered.pop_front() {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            let (offset, in_flight) = match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Refused => {
+                    this.state = State::Done;
+                    return Poll::Ready(Some(Err(Error::config(
+                        "the page size must be at least 1",
+                    ))));
+                }
+                State::Fetching(offset, in_flight) => (*offset, in_flight),
+            };
+            let request = in_flight.get_or_insert_with(|| (this.fetch)(offset));
+            let fetched = match request.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(fetched) => fetched,
+            };
+            match fetched {
+                Ok(Fetched { items, more }) => {
+                    let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
+                    this.state = if more {
+                        State::Fetching(offset.saturating_add(received), None)
+                    } else {
+                        State::Done
+                    };
+                    this.buffered.extend(items);
+                }
+                Err(error) => {
+                    this.state = State::Done;
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self.state {
+            State::Done => (self.buffered.len(), Some(self.buffered.len())),
+            _ => (self.buffered.len(), None),
+        }
+    }
+}

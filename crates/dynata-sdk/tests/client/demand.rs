@@ -1,0 +1,705 @@
+//! Typed calls to the Demand API through the generated client: the `401`
+//! replay, retries by method, error envelopes, paging, the feasibility wait,
+//! invoices and the hand-written reconciliation upload.
+
+use std::sync::Mutex;
+
+use dynata_sdk::Error;
+use dynata_sdk::sample_api::types::{self, FeasibilityStatus};
+use futures_util::StreamExt as _;
+use httpmock::Method::GET;
+
+use super::*;
+
+const PROJECT: &str = "/sample/v1/projects/p1";
+const PROJECTS: &str = "/sample/v1/projects";
+const FEASIBILITY: &str = "/sample/v1/projects/p1/feasibility";
+const INVOICE: &str = "/sample/v1/projects/p1/invoices";
+const RECONCILE: &str = "/sample/v1/projects/p1/reconcile";
+const CLOSE: &str = "/sample/v1/projects/p1/close";
+
+fn success(data: serde_json::Value) -> String {
+    json!({"data": data, "status": {"message": "success", "errors": []}}).to_string()
+}
+
+fn failure(code: &str, message: &str) -> String {
+    json!({
+        "data": null,
+        "status": {
+            "message": "fail",
+            "errors": [{"code": code, "message": message, "resource": {"type": "project", "id": "p1"}}],
+        },
+    })
+    .to_string()
+}
+
+fn project(state: &str) -> serde_json::Value {
+    json!({"extProjectId": "p1", "title": "Cats", "state": state})
+}
+
+fn feasibility(status: &str) -> String {
+    success(json!([
+        {"extLineItemId": "li-1", "feasibility": {"status": "READY", "totalCount": 900}},
+        {"extLineItemId": "li-2", "feasibility": {"status": status, "totalCount": null}},
+    ]))
+}
+
+impl Harness {
+    /// `method path` answers `status` and `body` (JSON, `x-request-id:
+    /// req-7`), to any token, `times` times at most (0: always).
+    async fn on(
+        &self,
+        method: httpmock::Method,
+        path: &str,
+        status: u16,
+        body: String,
+        times: usize,
+    ) -> Mock<'_> {
+        let path = path.to_string();
+        let mock = self
+            .server
+            .mock_async(move |when, then| {
+                when.method(method).path(path);
+                then.status(status)
+                    .header("content-type", "application/json")
+                    .header("x-request-id", "req-7")
+                    .body(body);
+            })
+            .await;
+        if times > 0 {
+            mock.up_to_n_times_async(times).await;
+        }
+        mock
+    }
+
+    /// `get_project("p1")` through the typed entry point.
+    async fn get_project(&self) -> Result<types::Project, Error> {
+        self.client
+            .sample(|api| async move { api.get_project().ext_project_id("p1").send().await })
+            .await
+    }
+
+    /// `POST …/close` through the typed entry point.
+    async fn close_project(&self) -> Result<types::ClosedProject, Error> {
+        self.client
+            .sample(|api| async move { api.close_project().ext_project_id("p1").send().await })
+            .await
+    }
+
+    async fn logged_in(&self) {
+        self.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+        self.token().await;
+    }
+}
+
+// ---- The 401 step, retries, errors ----------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_typed_calls_rejected_for_a_stale_token_cause_one_refresh() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let refresh = harness
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 100)
+        .await;
+    let stale = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(PROJECT)
+                .header("authorization", "Bearer a1");
+            then.status(401).body(r#"{"message":"Unauthorized"}"#);
+        })
+        .await;
+    let fresh = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(PROJECT)
+                .header("authorization", "Bearer a2");
+            then.status(200).body(success(project("PROVISIONED")));
+        })
+        .await;
+    harness.token().await;
+    // Spawned: the typed call's future is `Send + 'static`.
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = harness.client.clone();
+            tokio::spawn(async move {
+                client
+                    .sample(
+                        |api| async move { api.get_project().ext_project_id("p1").send().await },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let project = call.await.expect("task").expect("recovered");
+        assert_eq!(project.ext_project_id, "p1");
+    }
+    // Callers that ask for a token after the first 401 wait for the
+    // renewal and never send the stale one: how many did is a race.
+    let stale = stale.calls_async().await;
+    assert!((1..=50).contains(&stale), "{stale} stale requests");
+    assert_eq!(
+        (refresh.calls_async().await, fresh.calls_async().await),
+        (1, 50)
+    );
+}
+
+#[tokio::test]
+async fn a_typed_get_is_retried_after_a_503_and_a_typed_post_is_not() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let unavailable = harness
+        .on(GET, PROJECT, 503, failure("503", "Try again later"), 1)
+        .await;
+    let ok = harness
+        .on(GET, PROJECT, 200, success(project("LAUNCHED")), 0)
+        .await;
+    let client = harness.client.clone();
+    let get = tokio::spawn(async move {
+        client
+            .sample(|api| async move { api.get_project().ext_project_id("p1").send().await })
+            .await
+    });
+    until_sleeping(
+        &harness.clock,
+        Duration::from_millis(125)..=Duration::from_millis(250),
+    )
+    .await;
+    assert_eq!(ok.calls_async().await, 0, "retried before the backoff");
+    advance(&harness.clock, Duration::from_millis(250)).await;
+    let project = get.await.expect("task").expect("retried");
+    assert_eq!(project.state, types::ProjectState::Launched);
+    assert_eq!(
+        (unavailable.calls_async().await, ok.calls_async().await),
+        (1, 1)
+    );
+
+    let close = harness
+        .on(POST, CLOSE, 503, failure("503", "Try again later"), 0)
+        .await;
+    // A retry would sleep on the manual clock, which nobody moves: the
+    // real-time limit turns that into a failure instead of a hang.
+    let error = tokio::time::timeout(Duration::from_secs(10), harness.close_project())
+        .await
+        .expect("not retried, so no backoff to wait for")
+        .expect_err("503");
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(close.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn an_error_envelope_keeps_its_errors_and_request_id() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness
+        .on(GET, PROJECT, 404, failure("1004", "Project not found"), 0)
+        .await;
+    let error = harness.get_project().await.expect_err("404");
+    match &error {
+        Error::Rejected {
+            status: 404,
+            errors,
+            request_id,
+        } => {
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].code.as_deref(), Some("1004"));
+            assert_eq!(errors[0].resource.as_deref(), Some("project p1"));
+            assert_eq!(request_id.as_deref(), Some("req-7"));
+        }
+        other => panic!("expected Rejected 404, got {other:?}"),
+    }
+    let shown = error.to_string();
+    assert!(
+        shown.contains("[1004] Project not found (project p1)") && shown.contains("req-7"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_2xx_envelope_that_says_fail_is_rejected() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({
+        "data": {"extProjectId": "p1", "state": "LAUNCHED"},
+        "status": {"message": "fail", "errors": [{"code": "2001", "message": "Still in field"}]},
+    });
+    let created = harness.on(POST, CLOSE, 200, body.to_string(), 0).await;
+    let error = harness.close_project().await.expect_err("fail");
+    assert!(
+        matches!(&error, Error::Rejected { status: 200, errors, .. } if errors[0].message.as_deref() == Some("Still in field")),
+        "{error:?}"
+    );
+    assert_eq!(created.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_gateway_page_is_an_error_by_its_status() {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness.logged_in().await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECT);
+            then.status(502)
+                .header("content-type", "text/html")
+                .body("<html><head><title>502 Bad Gateway</title></head></html>");
+        })
+        .await;
+    let error = harness.get_project().await.expect_err("502");
+    assert!(
+        matches!(&error, Error::Api { status: 502, summary, .. } if summary == "an HTML page: 502 Bad Gateway"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_required_argument_is_refused_before_anything_is_sent() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let any = harness
+        .on(GET, PROJECT, 200, success(project("LAUNCHED")), 0)
+        .await;
+    let error = harness
+        .client
+        .sample(|api| async move { api.get_project().send().await })
+        .await
+        .expect_err("no extProjectId");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert_eq!(any.calls_async().await, 0);
+}
+
+// ---- Paging ------------------------------------------------------------------
+
+/// `list_projects` at `offset`, answering projects `first..last` of 25.
+async fn page<'a>(harness: &'a Harness, offset: u32, ids: std::ops::Range<u32>) -> Mock<'a> {
+    let projects: Vec<_> = ids
+        .map(|i| json!({"extProjectId": format!("p{i}"), "title": "t", "state": "LAUNCHED"}))
+        .collect();
+    let body = json!({
+        "data": projects,
+        "meta": {"total": 25, "pageSize": 10},
+        "status": {"message": "success", "errors": []},
+    })
+    .to_string();
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET)
+                .path(PROJECTS)
+                .query_param("offset", offset.to_string())
+                .query_param("limit", "10");
+            then.status(200).body(body);
+        })
+        .await
+}
+
+fn projects(client: &Client) -> dynata_sdk::SampleItems<types::ProjectHeader> {
+    client.sample_items(10, |api, page| async move {
+        api.list_projects()
+            .offset(page.offset)
+            .limit(page.limit)
+            .send()
+            .await
+    })
+}
+
+#[tokio::test]
+async fn three_pages_are_three_requests_and_every_item_in_order() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let pages = [
+        page(&harness, 0, 0..10).await,
+        page(&harness, 10, 10..20).await,
+        page(&harness, 20, 20..25).await,
+    ];
+    // Spawned: the stream is `Send + 'static`.
+    let stream = projects(&harness.client);
+    let items = tokio::spawn(stream.collect::<Vec<_>>())
+        .await
+        .expect("task");
+    let ids: Vec<String> = items
+        .into_iter()
+        .map(|item| item.expect("an item").ext_project_id)
+        .collect();
+    let expected: Vec<String> = (0..25).map(|i| format!("p{i}")).collect();
+    assert_eq!(ids, expected);
+    for page in &pages {
+        assert_eq!(page.calls_async().await, 1);
+    }
+}
+
+#[tokio::test]
+async fn an_error_on_page_two_ends_the_stream_with_it() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let first = page(&harness, 0, 0..10).await;
+    let second = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECTS).query_param("offset", "10");
+            then.status(400)
+                .header("x-request-id", "req-8")
+                .body(failure("1001", "Bad offset"));
+        })
+        .await;
+    let third = page(&harness, 20, 20..25).await;
+    let mut stream = projects(&harness.client);
+    for i in 0..10 {
+        let item = stream.next().await.expect("an item").expect("ok");
+        assert_eq!(item.ext_project_id, format!("p{i}"));
+    }
+    let error = stream.next().await.expect("the error").expect_err("page 2");
+    assert!(
+        matches!(&error, Error::Rejected { status: 400, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("req-8"));
+    assert!(stream.next().await.is_none(), "the error is the last item");
+    assert_eq!(
+        (
+            first.calls_async().await,
+            second.calls_async().await,
+            third.calls_async().await
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn without_a_total_the_last_page_has_no_next_link() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = |ids: std::ops::Range<u32>, next: Option<&str>| {
+        let projects: Vec<_> = ids
+            .map(|i| json!({"extProjectId": format!("p{i}"), "title": "t", "state": "LAUNCHED"}))
+            .collect();
+        json!({"data": projects, "meta": {"links": {"next": next}}}).to_string()
+    };
+    let first_body = body(0..10, Some("/sample/v1/projects?offset=10"));
+    let second_body = body(10..20, None);
+    let first = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path(PROJECTS).query_param("offset", "0");
+            then.status(200).body(first_body);
+        })
+        .await;
+    let second = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path(PROJECTS).query_param("offset", "10");
+            then.status(200).body(second_body);
+        })
+        .await;
+    let items: Vec<_> = projects(&harness.client).collect().await;
+    assert_eq!(items.len(), 20);
+    assert_eq!(
+        (first.calls_async().await, second.calls_async().await),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_page_size_of_zero_is_a_typed_error() {
+    let harness = Harness::new().await;
+    let mut stream = harness.client.sample_items(0, |api, page| async move {
+        api.list_projects().limit(page.limit).send().await
+    });
+    let error = stream.next().await.expect("one item").expect_err("refused");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(stream.next().await.is_none());
+}
+
+// ---- Feasibility ---------------------------------------------------------------
+
+/// The feasibility wait, spawned, with `timeout`.
+fn wait_for_feasibility(
+    harness: &Harness,
+    timeout: Duration,
+) -> tokio::task::JoinHandle<Result<Vec<types::FeasibilityItem>, Error>> {
+    let client = harness.client.clone();
+    tokio::spawn(async move { client.wait_for_feasibility("p1", timeout).await })
+}
+
+/// Waits until `mock` has been called `count` times.
+async fn called(mock: &Mock<'_>, count: usize) {
+    eventually(&format!("{count} calls"), || async {
+        mock.calls_async().await == count
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn feasibility_is_polled_with_growing_pauses_until_ready() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let processing = harness
+        .on(GET, FEASIBILITY, 200, feasibility("PROCESSING"), 3)
+        .await;
+    let ready = harness
+        .on(GET, FEASIBILITY, 200, feasibility("READY"), 0)
+        .await;
+    let wait = wait_for_feasibility(&harness, Duration::from_secs(300));
+    for (poll, pause_ms) in [(1, 5_000), (2, 7_500), (3, 11_250)] {
+        called(&processing, poll).await;
+        let pause = Duration::from_millis(pause_ms);
+        until_sleeping(&harness.clock, pause..=pause).await;
+        // Not a moment early.
+        advance(&harness.clock, pause - Duration::from_millis(1)).await;
+        assert_eq!(processing.calls_async().await, poll);
+        assert_eq!(ready.calls_async().await, 0);
+        advance(&harness.clock, Duration::from_millis(1)).await;
+    }
+    let items = wait.await.expect("task").expect("ready");
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.feasibility.status == FeasibilityStatus::Ready)
+    );
+    assert_eq!(
+        (processing.calls_async().await, ready.calls_async().await),
+        (3, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_line_item_is_a_typed_error() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let failed = harness
+        .on(GET, FEASIBILITY, 200, feasibility("FAILED"), 0)
+        .await;
+    let error = harness
+        .client
+        .wait_for_feasibility("p1", Duration::from_secs(300))
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(&error, Error::Infeasible { ext_line_item_id, status: FeasibilityStatus::Failed } if ext_line_item_id == "li-2"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("li-2"), "{error}");
+    assert_eq!(failed.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn the_callers_timeout_ends_the_wait_and_the_requests() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let processing = harness
+        .on(GET, FEASIBILITY, 200, feasibility("PROCESSING"), 0)
+        .await;
+    // Polls at 0, 5 and 12.5 s; the next would be at 23.75 s, past 20 s.
+    let wait = wait_for_feasibility(&harness, Duration::from_secs(20));
+    for (poll, pause_ms) in [(1, 5_000), (2, 7_500), (3, 7_500)] {
+        called(&processing, poll).await;
+        let pause = Duration::from_millis(pause_ms);
+        until_sleeping(&harness.clock, pause..=pause).await;
+        advance(&harness.clock, pause).await;
+    }
+    let error = wait.await.expect("task").expect_err("timed out");
+    assert!(
+        matches!(&error, Error::FeasibilityTimeout { ext_project_id, waited } if ext_project_id == "p1" && *waited == Duration::from_secs(20)),
+        "{error:?}"
+    );
+    harness.advance(120).await;
+    assert_eq!(
+        processing.calls_async().await,
+        3,
+        "no request after the timeout"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_wait_stops_the_polling() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let processing = harness
+        .on(GET, FEASIBILITY, 200, feasibility("PROCESSING"), 0)
+        .await;
+    let wait = wait_for_feasibility(&harness, Duration::from_secs(300));
+    called(&processing, 1).await;
+    let pause = Duration::from_secs(5);
+    until_sleeping(&harness.clock, pause..=pause).await;
+    wait.abort();
+    assert!(wait.await.expect_err("aborted").is_cancelled());
+    harness.advance(120).await;
+    assert_eq!(processing.calls_async().await, 1);
+}
+
+// ---- Invoices ------------------------------------------------------------------
+
+impl Harness {
+    async fn invoice_answers(&self, status: u16, content_type: &str, body: &[u8]) -> Mock<'_> {
+        let content_type = content_type.to_string();
+        let body = body.to_vec();
+        self.server
+            .mock_async(move |when, then| {
+                when.method(GET).path(INVOICE);
+                then.status(status)
+                    .header("content-type", content_type)
+                    .header("x-request-id", "req-9")
+                    .body(body);
+            })
+            .await
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_is_its_pdf_bytes() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n";
+    let invoice = harness.invoice_answers(200, "application/pdf", pdf).await;
+    let bytes = harness.client.invoice_pdf("p1").await.expect("the PDF");
+    assert_eq!(bytes, pdf);
+    assert_eq!(invoice.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_json_error_instead_of_an_invoice_is_a_typed_error() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = failure("3002", "The project is not invoiced yet");
+    harness
+        .invoice_answers(409, "application/json", body.as_bytes())
+        .await;
+    let error = harness.client.invoice_pdf("p1").await.expect_err("409");
+    assert!(
+        matches!(&error, Error::Rejected { status: 409, errors, .. } if errors[0].code.as_deref() == Some("3002")),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("req-9"));
+}
+
+#[tokio::test]
+async fn a_json_envelope_with_status_200_instead_of_an_invoice_is_rejected() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = failure("3002", "The project is not invoiced yet");
+    harness
+        .invoice_answers(200, "application/json; charset=utf-8", body.as_bytes())
+        .await;
+    let error = harness.client.invoice_pdf("p1").await.expect_err("fail");
+    assert!(
+        matches!(&error, Error::Rejected { status: 200, .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_invoice_of_another_content_type_is_a_typed_error() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness
+        .invoice_answers(200, "text/html", b"<html>Sign in</html>")
+        .await;
+    let error = harness.client.invoice_pdf("p1").await.expect_err("html");
+    match &error {
+        Error::Decode { what } => assert!(what.contains("text/html"), "{what}"),
+        other => panic!("expected Decode, got {other:?}"),
+    }
+}
+
+// ---- Reconciliation upload ---------------------------------------------------
+
+/// What the server received: the `Content-Type` header and the body.
+type Upload = (String, Vec<u8>);
+
+#[tokio::test]
+async fn a_reconciliation_is_a_multipart_upload_of_file_and_message() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let seen: Arc<Mutex<Option<Upload>>> = Arc::default();
+    let record = seen.clone();
+    let upload = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST)
+                .path(RECONCILE)
+                .header("authorization", "Bearer a1")
+                .is_true(move |request| {
+                    let content_type = request
+                        .headers()
+                        .iter()
+                        .find(|(name, _)| name.as_str() == "content-type")
+                        .and_then(|(_, value)| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    *record.lock().expect("lock") = Some((content_type, request.body().to_vec()));
+                    true
+                });
+            then.status(200).body(success(json!({})));
+        })
+        .await;
+    let file = b"PK\x03\x04 spreadsheet bytes".to_vec();
+    let data = harness
+        .client
+        .reconcile_project(
+            "p1",
+            "corrections.xlsx",
+            file.clone(),
+            Some("Two fraudulent completes"),
+        )
+        .await
+        .expect("accepted");
+    assert!(data.is_empty());
+    assert_eq!(upload.calls_async().await, 1);
+
+    let (content_type, body) = seen.lock().expect("lock").clone().expect("a request");
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("multipart")
+        .to_string();
+    let mut expected = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"corrections.xlsx\"\r\n\
+         Content-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\r\n"
+    )
+    .into_bytes();
+    expected.extend_from_slice(&file);
+    expected.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"message\"\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nTwo fraudulent completes\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        String::from_utf8_lossy(&expected)
+    );
+}
+
+#[tokio::test]
+async fn a_reconciliation_is_never_retried() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let upload = harness
+        .on(POST, RECONCILE, 503, failure("503", "Try again later"), 0)
+        .await;
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        harness
+            .client
+            .reconcile_project("p1", "r.xlsx", b"PK".to_vec(), None),
+    )
+    .await
+    .expect("not retried, so no backoff to wait for")
+    .expect_err("503");
+    assert!(
+        matches!(&error, Error::Rejected { status: 503, .. }),
+        "{error:?}"
+    );
+    assert_eq!(upload.calls_async().await, 1);
+    let refused = harness
+        .client
+        .reconcile_project("p1", "a\"b.xlsx", b"PK".to_vec(), None)
+        .await
+        .expect_err("bad file name");
+    assert!(matches!(refused, Error::Config { .. }), "{refused:?}");
+    assert_eq!(upload.calls_async().await, 1);
+}
