@@ -1,10 +1,11 @@
 //! Maintainer tasks for the dynata-sdk workspace, run as `cargo xtask <task>`.
 //!
-//! There is one task today, `codegen`, which turns each hand-written spec in
-//! `openapi/` into its low-level client crate (the table is
-//! `codegen::TARGETS`).
+//! `codegen` turns each hand-written spec in `openapi/` into its low-level
+//! client crate (the table is `codegen::TARGETS`); `fuzz` runs the property
+//! tests with their long case counts.
 
 mod codegen;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,12 +15,14 @@ usage: cargo xtask <task>
 
 tasks:
   codegen          regenerate every client crate from its spec in openapi/
-  codegen --check  fail if a committed client differs from what its spec produces";
+  codegen --check  fail if a committed client differs from what its spec produces
+  fuzz             the property tests with a million cases or more; prints the count and time";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mode = match args.as_slice() {
+        ["fuzz"] => return fuzz::run(&project_root()),
         ["codegen"] => codegen::Mode::Write,
         ["codegen", "--check"] => codegen::Mode::Check,
         _ => {

@@ -4,35 +4,43 @@
 //! Most users want the `dynata-sdk` crate, which keeps a session alive on top of
 //! this one. What is written by hand here is small: the redacting [`Secret`]
 //! type the generated types hold passwords and tokens in, and a cap on the size
-//! of response bodies, which the generated code would otherwise read whole.
+//! of response bodies, which the generated code would otherwise read whole,
+//! and [`ensure_crypto_provider`], which the `rustls` feature needs before a
+//! `reqwest::Client` is built.
 
 use std::fmt;
 
 use progenitor_client::{ClientHooks, OperationInfo};
-use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 #[rustfmt::skip]
 #[allow(clippy::all, unreachable_pub, missing_debug_implementations)]
 mod generated;
 pub use generated::*;
 
+mod tls;
+pub use tls::ensure_crypto_provider;
+
 /// A password or token. Its `Debug` output is redacted, and the only way to
 /// read it is [`Secret::expose_secret`], so it cannot reach a log by accident.
+/// Its memory is overwritten with zeros when it is dropped.
 ///
 /// The spec declares these as `type: string, format: password`.
-#[derive(Clone, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(SecretString);
+// `zeroize` directly rather than the `secrecy` crate on top of it: the same
+// zeroing and redaction in a few lines, one crate fewer for every user (rustls
+// already brings `zeroize`).
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(SecretString::from(value.into()))
+        Secret(Zeroizing::new(value.into()))
     }
 
     /// The secret itself. Call it only where the value goes on the wire.
     pub fn expose_secret(&self) -> &str {
-        self.0.expose_secret()
+        &self.0
     }
 }
 
@@ -63,6 +71,12 @@ impl From<&str> for Secret {
 impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.expose_secret())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 

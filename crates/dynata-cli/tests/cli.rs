@@ -271,6 +271,8 @@ async fn token_prints_one_line_and_reuses_the_stored_session() {
     assert!(tokens.iter().all(|t| t == &tokens[0] && !t.is_empty()));
 
     // The token works as `curl -H "Authorization: Bearer $(dynata token)"` would send it.
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_sdk::auth_api::ensure_crypto_provider();
     let answer = reqwest::Client::new()
         .get(format!("{}/sample/v1/users/info", world.sandbox.base_url()))
         .bearer_auth(&tokens[0])
@@ -387,6 +389,8 @@ async fn logout_revokes_at_dynata_and_removes_the_stored_session() {
     assert_eq!(world.sandbox.count(Operation::Logout), 1);
     let (store, key) = world.store();
     assert!(store.load(&key).await.unwrap().is_none());
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_sdk::auth_api::ensure_crypto_provider();
     let answer = reqwest::Client::new()
         .get(format!("{}/sample/v1/users/info", world.sandbox.base_url()))
         .bearer_auth(&token)

@@ -38,12 +38,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use progenitor_client::{ClientHooks, OperationInfo};
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 #[macro_use]
 mod open_enum;
 mod envelope;
 mod timestamp;
+mod tls;
 
 #[rustfmt::skip]
 #[allow(clippy::all, unreachable_pub, missing_debug_implementations)]
@@ -51,6 +52,7 @@ mod generated;
 pub use envelope::Envelope;
 pub use generated::*;
 pub use timestamp::{DateTime, Timestamp, TimestampError};
+pub use tls::ensure_crypto_provider;
 
 /// The access token a generated [`Client`] sends, or none. Its `Debug` output
 /// is redacted.
@@ -58,6 +60,7 @@ pub use timestamp::{DateTime, Timestamp, TimestampError};
 /// ```
 /// use dynata_sample_api::ClientInfo as _;
 ///
+/// dynata_sample_api::ensure_crypto_provider();
 /// let http = reqwest::Client::new();
 /// let client = dynata_sample_api::Client::new_with_client(
 ///     "https://api.uat.pe.dynata.com/sample/v1",
@@ -153,20 +156,23 @@ impl PartialEq for SentMethod {
 /// way to read it is [`Secret::expose_secret`], so it cannot reach a log by
 /// accident.
 ///
+/// Its memory is overwritten with zeros when it is dropped.
+///
 /// The spec declares these as `type: string, format: password`.
-#[derive(Clone, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(SecretString);
+// `zeroize` directly, as `dynata_auth_api::Secret` does: the `secrecy` crate
+// on top of it would be one crate more for every user.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(SecretString::from(value.into()))
+        Secret(Zeroizing::new(value.into()))
     }
 
     /// The secret itself. Call it only where the value goes on the wire.
     pub fn expose_secret(&self) -> &str {
-        self.0.expose_secret()
+        &self.0
     }
 }
 
@@ -197,6 +203,12 @@ impl From<&str> for Secret {
 impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.expose_secret())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 
@@ -342,6 +354,7 @@ mod tests {
         let bearer = Bearer::new("token-value");
         assert_eq!(format!("{bearer:?}"), "Bearer([REDACTED])");
         assert_eq!(format!("{:?}", Bearer::none()), "Bearer(None)");
+        ensure_crypto_provider();
         let client = Client::new_with_client("http://127.0.0.1:1", reqwest::Client::new(), bearer);
         assert!(!format!("{client:?}").contains("token-value"));
         let links = types::EndLinks {

@@ -250,6 +250,8 @@ async fn every_operation_answers_as_the_spec_says() {
         .start()
         .await
         .unwrap();
+    // reqwest's rustls has no crypto provider of its own (see dynata-sample-api).
+    dynata_sample_api::ensure_crypto_provider();
     let http = Client::builder()
         .no_proxy()
         .pool_idle_timeout(None)

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 /// No proxy, and no idle-pool timer: with paused time, a pending timer would
 /// make tokio jump the clock while the test waits on a socket.
 fn client() -> Client {
+    // reqwest's rustls has no crypto provider of its own (see dynata-sample-api).
+    dynata_sample_api::ensure_crypto_provider();
     Client::builder()
         .no_proxy()
         .pool_idle_timeout(None)

@@ -84,6 +84,8 @@ async fn every_generated_operation_works_against_the_sandbox() {
         .start()
         .await
         .unwrap();
+    // reqwest's rustls has no crypto provider of its own (see dynata-sample-api).
+    dynata_sample_api::ensure_crypto_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_idle_timeout(None)

@@ -14,11 +14,19 @@ use tokio::net::TcpStream;
 /// A client that never uses a proxy and keeps no idle-pool timer: with paused
 /// time, any pending timer would make tokio jump the clock while we wait on I/O.
 fn client() -> Client {
+    install_crypto_provider();
     Client::builder()
         .no_proxy()
         .pool_idle_timeout(None)
         .build()
         .unwrap()
+}
+
+/// reqwest's rustls comes without a crypto provider (the clients bring ring
+/// instead of aws-lc-rs), and reqwest panics building a client until one is
+/// installed.
+fn install_crypto_provider() {
+    dynata_sample_api::ensure_crypto_provider();
 }
 
 async fn alice() -> Sandbox {
@@ -1275,6 +1283,7 @@ async fn the_binary_answers_the_getting_started_request() {
         .split_whitespace()
         .find(|word| word.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("no URL in {first_line:?}"));
+    install_crypto_provider();
     let response = Client::new()
         .post(format!("{base_url}/auth/v1/token/password"))
         .header("Content-Type", "application/json")

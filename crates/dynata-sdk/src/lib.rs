@@ -17,6 +17,9 @@ mod sample;
 pub mod store;
 mod token;
 
+#[cfg(test)]
+mod props;
+
 pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
 pub use demand::{

@@ -10,6 +10,8 @@ use dynata_auth_api::{Client, types};
 
 /// A generated client pointed at a mock server on loopback.
 fn client_for(server: &httpmock::MockServer) -> Client {
+    // reqwest's rustls has no crypto provider of its own here (see dynata-auth-api).
+    dynata_auth_api::ensure_crypto_provider();
     Client::new_with_client(&server.base_url(), reqwest::Client::new())
 }
 

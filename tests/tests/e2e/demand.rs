@@ -48,6 +48,8 @@ async fn demand_sandbox() -> Sandbox {
 /// A client for `alice` on tokio's clock (paused in these tests), whose
 /// connections have no idle timer.
 fn paused_time_client(sandbox: &Sandbox) -> Client {
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_auth_api::ensure_crypto_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_idle_timeout(None)

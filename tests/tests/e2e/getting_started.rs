@@ -122,6 +122,8 @@ async fn assert_logged_in(sandbox: &Sandbox, response: &RawResponse) {
     assert!(pair["refreshToken"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!(pair["expiresIn"], 1800);
     assert_eq!(pair["refreshExpiresIn"], 3600);
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_auth_api::ensure_crypto_provider();
     let me = reqwest::Client::new()
         .get(format!("{}/sample/v1/users/info", sandbox.base_url()))
         .bearer_auth(access)

@@ -9,6 +9,8 @@ use super::*;
 async fn the_middleware_authenticates_and_recovers_from_a_401() {
     let sandbox = sandbox().await;
     let client = client_on(&sandbox, &ManualClock::new());
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_auth_api::ensure_crypto_provider();
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(AuthMiddleware::new(client))
         .build();

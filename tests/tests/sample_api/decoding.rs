@@ -621,7 +621,7 @@ async fn an_operation_is_sent_again_by_building_it_again_with_a_new_token() {
         })
         .await;
     // One reqwest client (one pool); one cheap generated client per attempt.
-    let http = reqwest::Client::new();
+    let http = http();
     let attempt = |token: &str| {
         let client = Client::new_with_client(&server.base_url(), http.clone(), Bearer::new(token));
         async move {

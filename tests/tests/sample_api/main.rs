@@ -13,13 +13,16 @@ use httpmock::MockServer;
 /// The access token every test client sends.
 const TOKEN: &str = "test-access-token";
 
+/// A plain reqwest client. reqwest's rustls has no crypto provider of its
+/// own here (see `dynata_sample_api::ensure_crypto_provider`).
+fn http() -> reqwest::Client {
+    dynata_sample_api::ensure_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// A generated client pointed at a mock server on loopback, with a token.
 fn client_for(server: &MockServer) -> Client {
-    Client::new_with_client(
-        &server.base_url(),
-        reqwest::Client::new(),
-        Bearer::new(TOKEN),
-    )
+    Client::new_with_client(&server.base_url(), http(), Bearer::new(TOKEN))
 }
 
 /// A fixture from `fixtures/`, by name without `.json`.

@@ -332,7 +332,7 @@ async fn path_parameters_are_percent_encoded() {
 async fn without_a_token_no_authorization_header_is_sent() {
     let (server, seen) =
         capturing_server(200, "application/json", fixture("teams").into_bytes()).await;
-    Client::new_with_client(&server.base_url(), reqwest::Client::new(), Bearer::none())
+    Client::new_with_client(&server.base_url(), http(), Bearer::none())
         .list_teams()
         .send()
         .await
@@ -346,7 +346,7 @@ async fn a_token_that_cannot_be_a_header_is_refused_before_sending() {
         capturing_server(200, "application/json", fixture("teams").into_bytes()).await;
     let error = Client::new_with_client(
         &server.base_url(),
-        reqwest::Client::new(),
+        http(),
         Bearer::new("line\nbreak-secret"),
     )
     .list_teams()

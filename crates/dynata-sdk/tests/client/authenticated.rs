@@ -316,6 +316,8 @@ async fn the_token_never_goes_to_another_origin() {
         .await;
     // An event's absolute `acceptURL` on another host or port.
     let foreign = format!("{}/sample/v1/events/1/accept", elsewhere.base_url());
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_sdk::auth_api::ensure_crypto_provider();
     let http = reqwest::Client::new();
     let error = harness
         .client
