@@ -253,12 +253,17 @@ impl ClientBuilder {
         }
         let http = match self.http_client {
             Some(client) => client,
-            None => reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.connect_timeout)
-                .user_agent(concat!("dynata-sdk/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?,
+            None => {
+                // The `rustls` feature builds reqwest without a crypto provider
+                // of its own: this installs ring unless the application chose one.
+                dynata_auth_api::ensure_crypto_provider();
+                reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .connect_timeout(self.connect_timeout)
+                    .user_agent(concat!("dynata-sdk/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?
+            }
         };
         let api = dynata_auth_api::Client::new_with_client(&base_url, http.clone());
         let settings = Settings {

@@ -5,6 +5,7 @@
 //! through [`server_text`], which withholds anything that could be an echo of
 //! a request.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 /// waiting for it receives the same error. Match on the variant for the kind
 /// of failure, and use [`Error::status`], [`Error::request_id`] and
 /// [`Error::is_transient`] rather than reading fields variant by variant.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// Dynata's identity server refused the grant (`400`/`401` with
@@ -22,11 +23,6 @@ pub enum Error {
     /// id. The login was sent exactly once and is not retried automatically,
     /// since identity servers lock accounts after repeated failures; see
     /// [`crate::ClientBuilder::rejected_login_cooldown`].
-    #[error(
-        "Dynata rejected the credentials (status {status}{}): check the username, password and client id{}",
-        describe(error.as_deref(), description.as_deref()),
-        with_request_id(request_id.as_deref())
-    )]
     CredentialsRejected {
         /// The HTTP status, 400 or 401.
         status: u16,
@@ -42,7 +38,6 @@ pub enum Error {
     /// example `403`, `404`, a `401` from a web firewall, or a `5xx` after
     /// the retry budget ran out). The request reached the server and may
     /// have had an effect.
-    #[error("Dynata answered {status}: {summary}{}", with_request_id(request_id.as_deref()))]
     Api {
         /// The HTTP status.
         status: u16,
@@ -55,7 +50,6 @@ pub enum Error {
 
     /// Dynata's Sample API refused the request: an error status, or an
     /// envelope whose `status.message` is `"fail"`, with its `errors[]`.
-    #[error("Dynata refused the request (status {status}){}: {}", with_request_id(request_id.as_deref()), describe_details(errors))]
     Rejected {
         /// The HTTP status.
         status: u16,
@@ -69,7 +63,6 @@ pub enum Error {
     /// budget could not wait as long as it asked. The client remembers the
     /// pause: until it ends, logins and refreshes fail at once with this
     /// error instead of asking again.
-    #[error("Dynata is rate limiting this client{}{}", retry_after.map(|d| format!("; retry after {} s", d.as_secs_f64())).unwrap_or_default(), with_request_id(request_id.as_deref()))]
     RateLimited {
         /// How long the server asked to wait (`Retry-After`), if it said.
         retry_after: Option<Duration>,
@@ -81,7 +74,6 @@ pub enum Error {
     /// gateway's `504` or a `408`, or a login or refresh that took longer
     /// than [`crate::ClientBuilder::renewal_timeout`]. The request MAY have
     /// been sent and processed.
-    #[error("Dynata did not answer in time (after retries){}", with_request_id(request_id.as_deref()))]
     Timeout {
         /// The HTTP status when a server said so (`408`, `504`).
         status: Option<u16>,
@@ -93,7 +85,6 @@ pub enum Error {
     /// `FAILED` or `NOT_SUPPORTED` (see [`crate::Client::wait_for_feasibility`]).
     /// Asking again will not change it; change the line item (its country,
     /// targeting or quotas) instead.
-    #[error("Dynata cannot supply line item {ext_line_item_id}: its feasibility is {status}")]
     Infeasible {
         /// The line item, as Dynata sent its id back.
         ext_line_item_id: String,
@@ -104,7 +95,6 @@ pub enum Error {
     /// [`crate::Client::wait_for_feasibility`] waited as long as it was
     /// allowed and some line item was still being computed. Nothing more
     /// was sent after the time was up; wait again to go on.
-    #[error("feasibility of project {ext_project_id} was not ready after {} s", waited.as_secs_f64())]
     FeasibilityTimeout {
         /// The project, as the caller named it.
         ext_project_id: String,
@@ -114,19 +104,16 @@ pub enum Error {
 
     /// The connection failed: DNS, TCP, TLS, a reset. The request MAY have
     /// been sent.
-    #[error("could not reach Dynata: {message}")]
     Transport {
         /// What failed, from the HTTP client.
         message: String,
         /// The underlying error.
-        #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// Dynata answered, but the answer could not be understood: not JSON, a
     /// missing or mistyped field, a token that is already expired, an
     /// oversized body. The body itself is never included: it may hold tokens.
-    #[error("Dynata's answer could not be decoded: {what}")]
     Decode {
         /// What was wrong with it.
         what: String,
@@ -136,19 +123,16 @@ pub enum Error {
     /// none ([`crate::Credentials::without_password`]): log in again where the
     /// password is (for the command line, `dynata login`). Nothing was sent
     /// to the login endpoint.
-    #[error("the session has ended and this client has no password to log in with: log in again")]
     LoginRequired,
 
     /// [`crate::Client::logout`] ended the session while this call waited for
     /// a login or refresh that was already under way; that session has been
     /// revoked. Call again to log in afresh.
-    #[error("the client logged out while this call waited for a token")]
     LoggedOut,
 
     /// The client is misconfigured, or a request was refused before it was
     /// sent (an invalid or insecure base URL, missing credentials, a request
     /// for a host other than the environment's). Nothing was sent.
-    #[error("invalid configuration: {message}")]
     Config {
         /// What is wrong, and how to fix it.
         message: String,
@@ -157,11 +141,101 @@ pub enum Error {
     /// An environment variable that [`crate::Credentials::from_env`] or
     /// [`crate::Environment::from_env`] needs is not set (or empty, or not
     /// UTF-8).
-    #[error("environment variable {name} is not set")]
     MissingEnvVar {
         /// The variable's name.
         name: String,
     },
+}
+
+// Written out rather than derived with `thiserror`: a dozen arms of `write!`
+// cost less than the two crates (and a proc-macro build) every user pays.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::CredentialsRejected {
+                status,
+                error,
+                description,
+                request_id,
+            } => write!(
+                f,
+                "Dynata rejected the credentials (status {status}{}): check the username, password and client id{}",
+                describe(error.as_deref(), description.as_deref()),
+                with_request_id(request_id.as_deref())
+            ),
+            Error::Api {
+                status,
+                summary,
+                request_id,
+            } => write!(
+                f,
+                "Dynata answered {status}: {summary}{}",
+                with_request_id(request_id.as_deref())
+            ),
+            Error::Rejected {
+                status,
+                errors,
+                request_id,
+            } => write!(
+                f,
+                "Dynata refused the request (status {status}){}: {}",
+                with_request_id(request_id.as_deref()),
+                describe_details(errors)
+            ),
+            Error::RateLimited {
+                retry_after,
+                request_id,
+            } => {
+                f.write_str("Dynata is rate limiting this client")?;
+                if let Some(wait) = retry_after {
+                    write!(f, "; retry after {} s", wait.as_secs_f64())?;
+                }
+                f.write_str(&with_request_id(request_id.as_deref()))
+            }
+            Error::Timeout { request_id, .. } => write!(
+                f,
+                "Dynata did not answer in time (after retries){}",
+                with_request_id(request_id.as_deref())
+            ),
+            Error::Infeasible {
+                ext_line_item_id,
+                status,
+            } => write!(
+                f,
+                "Dynata cannot supply line item {ext_line_item_id}: its feasibility is {status}"
+            ),
+            Error::FeasibilityTimeout {
+                ext_project_id,
+                waited,
+            } => write!(
+                f,
+                "feasibility of project {ext_project_id} was not ready after {} s",
+                waited.as_secs_f64()
+            ),
+            Error::Transport { message, .. } => write!(f, "could not reach Dynata: {message}"),
+            Error::Decode { what } => write!(f, "Dynata's answer could not be decoded: {what}"),
+            Error::LoginRequired => f.write_str(
+                "the session has ended and this client has no password to log in with: log in again",
+            ),
+            Error::LoggedOut => {
+                f.write_str("the client logged out while this call waited for a token")
+            }
+            Error::Config { message } => write!(f, "invalid configuration: {message}"),
+            Error::MissingEnvVar { name } => write!(f, "environment variable {name} is not set"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Transport {
+                source: Some(source),
+                ..
+            } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 fn with_request_id(request_id: Option<&str>) -> String {

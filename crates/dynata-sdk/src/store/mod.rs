@@ -121,18 +121,16 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 }
 
 /// Why a store operation failed. Never carries a token or a password.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store could not be reached or refused the operation (I/O error,
     /// connection refused, Redis error). The client renews on its own.
-    #[error("the token store is unavailable: {message}")]
     Unavailable {
         /// What went wrong, with any password in a URL redacted.
         message: String,
     },
     /// The operation did not finish in time.
-    #[error("the token store did not answer {operation} within {after:?}")]
     Timeout {
         /// The operation: `load`, `save`, `acquire`, ...
         operation: &'static str,
@@ -142,7 +140,6 @@ pub enum StoreError {
     /// What the store holds is not a usable session: truncated, garbage, a
     /// format or key this build does not know. It is treated as absent and
     /// replaced by the next renewal.
-    #[error("the token store holds an unusable session record ({reason}); it will be replaced")]
     Corrupt {
         /// Why, without quoting the record.
         reason: String,
@@ -150,18 +147,43 @@ pub enum StoreError {
     /// The stored session is refused because others could have read it (a
     /// token file readable by group or others). It is replaced, with safe
     /// permissions, by the next renewal.
-    #[error("the token store is not private: {message}")]
     Insecure {
         /// Which file, and its permissions.
         message: String,
     },
     /// The store was configured wrongly (a bad URL, key or path).
-    #[error("the token store is misconfigured: {message}")]
     Config {
         /// What to fix.
         message: String,
     },
 }
+
+// Written out rather than derived with `thiserror` (see `crate::Error`).
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable { message } => {
+                write!(f, "the token store is unavailable: {message}")
+            }
+            StoreError::Timeout { operation, after } => write!(
+                f,
+                "the token store did not answer {operation} within {after:?}"
+            ),
+            StoreError::Corrupt { reason } => write!(
+                f,
+                "the token store holds an unusable session record ({reason}); it will be replaced"
+            ),
+            StoreError::Insecure { message } => {
+                write!(f, "the token store is not private: {message}")
+            }
+            StoreError::Config { message } => {
+                write!(f, "the token store is misconfigured: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 impl StoreError {
     /// Whether the store answered but what it holds is unusable: the protocol
