@@ -28,8 +28,9 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The `x-request-id` header, if it looks like an id: at most 64 letters,
-/// digits and `-_.:`. Anything else could be a proxy echoing a header, so it
-/// is dropped rather than put into an error.
+/// digits and `-_.:`, and not shaped like a JWT (`eyJ…`, or three dotted
+/// parts). Anything else could be a proxy echoing a header (the bearer
+/// token), so it is dropped rather than put into an error.
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("x-request-id")?.to_str().ok()?.trim();
     let plausible = !value.is_empty()
@@ -37,7 +38,8 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    plausible.then(|| value.to_string())
+    let token_like = value.starts_with("eyJ") || value.matches('.').count() >= 2;
+    (plausible && !token_like).then(|| value.to_string())
 }
 
 pub(crate) fn looks_like_html(body: &[u8]) -> bool {
@@ -205,6 +207,8 @@ mod tests {
             Some("3f2c1a9e-0b7d-4c55-9f1e-2a6b8c0d4e11")
         );
         assert_eq!(id("Bearer eyJhbGciOi"), None);
+        assert_eq!(id("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"), None);
+        assert_eq!(id("abcdefgh.ijklmnop.qrstuvwx"), None, "three dotted parts");
         assert_eq!(id(&"a".repeat(200)), None);
     }
 }
