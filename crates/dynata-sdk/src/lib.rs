@@ -8,6 +8,7 @@ mod credentials;
 mod demand;
 mod environment;
 mod error;
+mod http_date;
 mod lifecycle;
 #[cfg(feature = "middleware")]
 mod middleware;

@@ -20,7 +20,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     // A date is the server's wall clock, so it is read against ours: the one
     // place the client looks at the wall clock.
-    let date = httpdate::parse_http_date(value).ok()?;
+    let date = crate::http_date::parse(value)?;
     Some(
         date.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
