@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 mod generated;
 pub use generated::*;
 
+pub mod responses;
 mod tls;
 pub use tls::ensure_crypto_provider;
 
@@ -101,15 +102,6 @@ impl schemars::JsonSchema for Secret {
 /// whole would let that server exhaust the caller's memory.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
-/// Marks a response whose body was cut at [`MAX_RESPONSE_BYTES`].
-#[derive(Clone, Copy, Debug)]
-struct BodyTooLarge;
-
-/// The body [`read_at_most`] read, kept beside the response so that the
-/// `post` hook can look at it without consuming it.
-#[derive(Clone, Debug)]
-struct BufferedBody(bytes::Bytes);
-
 /// Takes precedence over the generated `impl ClientHooks for &Client` (by
 /// auto-ref), so every generated operation goes through it.
 impl ClientHooks for Client {
@@ -119,86 +111,16 @@ impl ClientHooks for Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let response = self.client().execute(request).await?;
-        read_at_most(response, MAX_RESPONSE_BYTES).await
+        responses::read_at_most(response, MAX_RESPONSE_BYTES).await
     }
 
-    /// Two answers the generated code would get wrong: an oversized body, and
-    /// an error status whose body is not the documented JSON (a web
-    /// firewall's `401` page, a proxy's `400`). The generated code would try
-    /// to decode the latter as [`types::AuthError`] and report a decoding
-    /// failure without its status; it becomes
-    /// [`Error::UnexpectedResponse`] instead, status and headers intact.
     async fn post<E>(
         &self,
         result: &reqwest::Result<reqwest::Response>,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
-        let Ok(response) = result else { return Ok(()) };
-        if response.extensions().get::<BodyTooLarge>().is_some() {
-            return Err(Error::Custom(format!(
-                "the response to `{}` (status {}) has a body over the {MAX_RESPONSE_BYTES}-byte limit",
-                info.operation_id,
-                response.status()
-            )));
-        }
-        let body = match response.extensions().get::<BufferedBody>() {
-            Some(BufferedBody(body)) => body.clone(),
-            None => bytes::Bytes::new(),
-        };
-        let status = response.status();
-        let failed = status.is_client_error() || status.is_server_error();
-        if failed && serde_json::from_slice::<types::AuthError>(&body).is_err() {
-            return Err(Error::UnexpectedResponse(rebuild(response, body)));
-        }
-        Ok(())
+        responses::check_response::<types::AuthError, E>(result, info, MAX_RESPONSE_BYTES)
     }
-}
-
-/// Reads the body into memory, stopping after `limit` bytes, and hands back a
-/// response with the same status and headers whose body is what was read.
-async fn read_at_most(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> reqwest::Result<reqwest::Response> {
-    let headers = std::mem::take(response.headers_mut());
-    let mut body = Vec::new();
-    let mut too_large = false;
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            too_large = true;
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let mut rebuilt = rebuild_parts(response.status(), response.version(), headers, body.into());
-    if too_large {
-        rebuilt.extensions_mut().insert(BodyTooLarge);
-    }
-    Ok(rebuilt)
-}
-
-/// A copy of a buffered response, for handing on in an error.
-fn rebuild(response: &reqwest::Response, body: bytes::Bytes) -> reqwest::Response {
-    rebuild_parts(
-        response.status(),
-        response.version(),
-        response.headers().clone(),
-        body,
-    )
-}
-
-fn rebuild_parts(
-    status: reqwest::StatusCode,
-    version: reqwest::Version,
-    headers: reqwest::header::HeaderMap,
-    body: bytes::Bytes,
-) -> reqwest::Response {
-    let mut rebuilt = http::Response::new(reqwest::Body::from(body.clone()));
-    *rebuilt.status_mut() = status;
-    *rebuilt.version_mut() = version;
-    *rebuilt.headers_mut() = headers;
-    rebuilt.extensions_mut().insert(BufferedBody(body));
-    reqwest::Response::from(rebuilt)
 }
 
 #[cfg(test)]

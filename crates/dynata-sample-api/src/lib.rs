@@ -38,21 +38,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use progenitor_client::{ClientHooks, OperationInfo};
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
-use zeroize::Zeroizing;
 
 #[macro_use]
 mod open_enum;
 mod envelope;
 mod timestamp;
-mod tls;
 
 #[rustfmt::skip]
 #[allow(clippy::all, unreachable_pub, missing_debug_implementations)]
 mod generated;
+/// A token or a security key, the same type as the auth API's: its `Debug`
+/// output is redacted and its memory zeroed on drop.
+pub use dynata_auth_api::Secret;
+/// Installs rustls's *ring* provider unless the application chose one; see
+/// `dynata_auth_api::ensure_crypto_provider`.
+pub use dynata_auth_api::ensure_crypto_provider;
+use dynata_auth_api::responses;
 pub use envelope::Envelope;
 pub use generated::*;
 pub use timestamp::{DateTime, Timestamp, TimestampError};
-pub use tls::ensure_crypto_provider;
 
 /// The access token a generated [`Client`] sends, or none. Its `Debug` output
 /// is redacted.
@@ -152,95 +156,11 @@ impl PartialEq for SentMethod {
     }
 }
 
-/// A token or a security key. Its `Debug` output is redacted, and the only
-/// way to read it is [`Secret::expose_secret`], so it cannot reach a log by
-/// accident.
-///
-/// Its memory is overwritten with zeros when it is dropped.
-///
-/// The spec declares these as `type: string, format: password`.
-// `zeroize` directly, as `dynata_auth_api::Secret` does: the `secrecy` crate
-// on top of it would be one crate more for every user.
-#[derive(Clone)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(Zeroizing::new(value.into()))
-    }
-
-    /// The secret itself. Call it only where the value goes on the wire.
-    pub fn expose_secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([REDACTED])")
-    }
-}
-
-impl PartialEq for Secret {
-    fn eq(&self, other: &Self) -> bool {
-        self.expose_secret() == other.expose_secret()
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret::new(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret::new(value)
-    }
-}
-
-impl serde::Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.expose_secret())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret::new)
-    }
-}
-
-#[cfg(feature = "schemars")]
-impl schemars::JsonSchema for Secret {
-    fn schema_name() -> String {
-        "Secret".to_string()
-    }
-
-    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
-        schemars::schema::SchemaObject {
-            instance_type: Some(schemars::schema::InstanceType::String.into()),
-            format: Some("password".to_string()),
-            ..Default::default()
-        }
-        .into()
-    }
-}
-
 /// The largest response body the client reads. A page of 1000 targeting
 /// attributes with their options, or an invoice PDF, is a few MiB; anything
 /// past this limit is a misbehaving server, and reading it whole would let
 /// that server exhaust the caller's memory.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-
-/// Marks a response whose body was cut at [`MAX_RESPONSE_BYTES`].
-#[derive(Clone, Copy, Debug)]
-struct BodyTooLarge;
-
-/// The whole body of an error response, kept so `post` can look at it.
-#[derive(Clone, Debug)]
-struct ErrorBody(bytes::Bytes);
 
 /// The generated code requires this impl (`HooksMode::Expected`), so no
 /// client can exist that forgets the token.
@@ -280,69 +200,19 @@ impl ClientHooks<Bearer> for Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let response = self.client().execute(request).await?;
-        read_at_most(response, MAX_RESPONSE_BYTES).await
+        responses::read_at_most(response, MAX_RESPONSE_BYTES).await
     }
 
+    /// An oversized body is an error; so is an error status whose body is
+    /// not Dynata's envelope (a gateway's page), handed back whole as
+    /// [`Error::UnexpectedResponse`] so that its status is not lost.
     async fn post<E>(
         &self,
         result: &reqwest::Result<reqwest::Response>,
         info: &OperationInfo,
     ) -> Result<(), Error<E>> {
-        let Ok(response) = result else {
-            return Ok(());
-        };
-        if response.extensions().get::<BodyTooLarge>().is_some() {
-            return Err(Error::Custom(format!(
-                "the response to `{}` (status {}) has a body over the {MAX_RESPONSE_BYTES}-byte limit",
-                info.operation_id,
-                response.status()
-            )));
-        }
-        if let Some(ErrorBody(body)) = response.extensions().get::<ErrorBody>()
-            && serde_json::from_slice::<types::ApiError>(body).is_err()
-        {
-            // Not Dynata's envelope (a gateway's HTML page, a proxy's text):
-            // decoding it as `ApiError` would fail with an error that has no
-            // status. Hand the response back whole instead.
-            let mut rebuilt = http::Response::new(reqwest::Body::from(body.clone()));
-            *rebuilt.status_mut() = response.status();
-            *rebuilt.version_mut() = response.version();
-            *rebuilt.headers_mut() = response.headers().clone();
-            return Err(Error::UnexpectedResponse(reqwest::Response::from(rebuilt)));
-        }
-        Ok(())
+        responses::check_response::<types::ApiError, E>(result, info, MAX_RESPONSE_BYTES)
     }
-}
-
-/// Reads the body into memory, stopping after `limit` bytes, and hands back a
-/// response with the same status and headers whose body is what was read.
-async fn read_at_most(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> reqwest::Result<reqwest::Response> {
-    let status = response.status();
-    let version = response.version();
-    let headers = std::mem::take(response.headers_mut());
-    let mut body = Vec::new();
-    let mut too_large = false;
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            too_large = true;
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = bytes::Bytes::from(body);
-    let mut rebuilt = http::Response::new(reqwest::Body::from(body.clone()));
-    *rebuilt.status_mut() = status;
-    *rebuilt.version_mut() = version;
-    *rebuilt.headers_mut() = headers;
-    if too_large {
-        rebuilt.extensions_mut().insert(BodyTooLarge);
-    } else if status.is_client_error() || status.is_server_error() {
-        rebuilt.extensions_mut().insert(ErrorBody(body));
-    }
-    Ok(reqwest::Response::from(rebuilt))
 }
 
 #[cfg(test)]
