@@ -134,12 +134,13 @@ impl Client {
         )))
     }
 
+    /// Adds the token to a request whose origin [`Client::check_origin`]
+    /// has accepted: every caller checks once, before any login.
     pub(crate) fn attach_bearer(
         &self,
         request: &mut Request,
         token: &AccessToken,
     ) -> Result<(), Error> {
-        self.check_origin(request)?;
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
             .map_err(|_| Error::decode("the access token has characters a header cannot carry"))?;
         value.set_sensitive(true);

@@ -43,6 +43,9 @@ impl Middleware for AuthMiddleware {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        self.client
+            .check_origin(&request)
+            .map_err(reqwest_middleware::Error::middleware)?;
         let idempotent = is_idempotent(request.method());
         let requests = Replays::new(request);
         let replayable = requests.replayable();
