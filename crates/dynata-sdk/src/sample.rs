@@ -140,7 +140,11 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
             _ => Error::from_status(status, summarize(&body), request_id, retry_after),
         });
     };
-    let failed = envelope.status.as_ref().and_then(|s| s.message.as_deref()) == Some("fail");
+    let failed = envelope
+        .status
+        .as_ref()
+        .and_then(|s| s.message.as_deref())
+        .is_some_and(says_fail);
     if failed || !(200..300).contains(&status) {
         let errors = envelope.status.map(|s| s.errors).unwrap_or_default();
         return Err(Error::Rejected {
@@ -160,6 +164,13 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
         links: envelope.meta.map(|m| m.links).unwrap_or_default(),
         request_id,
     })
+}
+
+/// Whether an envelope's `status.message` reports a failure. Dynata sends
+/// `"fail"`; case is ignored because its own clients disagree on it. The one
+/// test for the untyped [`Client::get`] and the typed calls alike.
+pub(crate) fn says_fail(message: &str) -> bool {
+    message.eq_ignore_ascii_case("fail")
 }
 
 fn error_detail(value: &serde_json::Value) -> ApiErrorDetail {

@@ -133,7 +133,7 @@ fn rejected_if_failed<E: Envelope>(
     let failed = envelope_status
         .message
         .as_deref()
-        .is_some_and(|message| message.eq_ignore_ascii_case("fail"));
+        .is_some_and(crate::sample::says_fail);
     if !failed {
         return Ok(());
     }

@@ -176,6 +176,25 @@ async fn a_request_whose_body_cannot_be_replayed_is_not_retried() {
     );
 }
 
+/// The typed calls read `status.message` without regard to case (Dynata's
+/// clients disagree on it); the untyped `get` must reject the same bodies.
+#[tokio::test]
+async fn a_failed_envelope_is_rejected_whatever_the_case_of_fail() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let body = json!({"data": {"extProjectId": "p1"}, "status": {"message": "FAIL", "errors": []}});
+    harness.get_with_token("a1", 200, &body.to_string()).await;
+    let error = harness
+        .client
+        .get::<serde_json::Value>(PROJECTS)
+        .await
+        .expect_err("a FAIL envelope is not data");
+    assert!(
+        matches!(error, Error::Rejected { status: 200, .. }),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_envelope_is_a_typed_error_with_the_request_id() {
     let harness = Harness::new().await;
