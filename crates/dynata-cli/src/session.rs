@@ -165,9 +165,48 @@ impl Context {
             }
             return Err(error.into());
         }
+        // The session replaced would otherwise stay valid at Dynata until its
+        // refresh token expires, held by nobody.
+        if let Some(previous) = previous {
+            self.revoke(&username, previous).await;
+        }
         self.profile.username = Some(username);
         self.profile.environment = Some(self.environment_name.clone());
         profile::save(&self.profile_name, &self.profile)
+    }
+
+    /// Revokes a session that is no longer in the store, best effort: a
+    /// session that has expired needs nothing, and one Dynata no longer
+    /// knows is as good as revoked. The SDK revokes only the session of a
+    /// client, so a client adopts this one through a store of its own, in a
+    /// directory beside the sessions that is removed afterwards.
+    async fn revoke(&self, username: &str, session: StoredSession) {
+        if !refresh_usable(&session, SystemTime::now()) {
+            return;
+        }
+        // 0700, and removed when dropped, whatever happens below.
+        let Ok(scratch) = tempfile::Builder::new()
+            .prefix(".revoking-")
+            .tempdir_in(self.store.dir())
+        else {
+            return;
+        };
+        let store = FileStore::new(scratch.path());
+        let key = self.key(username);
+        if store.save(&key, &session, SystemTime::now()).await.is_ok() {
+            let client = Client::builder()
+                .credentials(
+                    Credentials::without_password(username).with_client_id(Self::client_id()),
+                )
+                .environment(self.environment.clone())
+                .token_store(Arc::new(store))
+                .build();
+            if let Ok(client) = client
+                && client.access_token().await.is_ok()
+            {
+                let _ = client.logout().await;
+            }
+        }
     }
 
     /// `dynata logout`: revokes the stored session at Dynata and removes it.

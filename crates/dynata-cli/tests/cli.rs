@@ -403,6 +403,48 @@ async fn logout_revokes_at_dynata_and_removes_the_stored_session() {
     assert!(text(&after.stderr).contains("run `dynata login`"));
 }
 
+/// `GET /users/info` with `token`, straight to the sandbox: its status.
+async fn status_with(world: &World, token: &str) -> u16 {
+    // A plain reqwest client needs rustls's provider (see dynata-auth-api).
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    reqwest::Client::new()
+        .get(format!("{}/sample/v1/users/info", world.sandbox.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logging_in_again_revokes_the_session_it_replaces() {
+    let world = World::start().await;
+    world.login().await;
+    let first = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    world.login().await;
+    let second = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    assert_ne!(first, second, "a new login is a new session");
+    assert_eq!(world.sandbox.count(Operation::Logout), 1);
+    assert_eq!(
+        status_with(&world, &first).await,
+        401,
+        "the old session lives on"
+    );
+    assert_eq!(status_with(&world, &second).await, 200);
+    let (store, _) = world.store();
+    let leftovers: Vec<_> = std::fs::read_dir(store.dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with(".revoking-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 // ---- api -----------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
