@@ -81,6 +81,7 @@ pub enum Error {
         request_id: Option<String>,
     },
 
+    #[cfg(feature = "demand")]
     /// Dynata cannot compute feasibility for a line item: its status is
     /// `FAILED` or `NOT_SUPPORTED` (see [`crate::Client::wait_for_feasibility`]).
     /// Asking again will not change it; change the line item (its country,
@@ -92,6 +93,7 @@ pub enum Error {
         status: dynata_sample_api::types::FeasibilityStatus,
     },
 
+    #[cfg(feature = "demand")]
     /// [`crate::Client::wait_for_feasibility`] waited as long as it was
     /// allowed and some line item was still being computed. Nothing more
     /// was sent after the time was up; wait again to go on.
@@ -197,6 +199,7 @@ impl fmt::Display for Error {
                 "Dynata did not answer in time (after retries){}",
                 with_request_id(request_id.as_deref())
             ),
+            #[cfg(feature = "demand")]
             Error::Infeasible {
                 ext_line_item_id,
                 status,
@@ -204,6 +207,7 @@ impl fmt::Display for Error {
                 f,
                 "Dynata cannot supply line item {ext_line_item_id}: its feasibility is {status}"
             ),
+            #[cfg(feature = "demand")]
             Error::FeasibilityTimeout {
                 ext_project_id,
                 waited,

@@ -5,6 +5,7 @@ mod authenticated;
 mod client;
 pub mod clock;
 mod credentials;
+#[cfg(feature = "demand")]
 mod demand;
 mod environment;
 mod error;
@@ -23,6 +24,7 @@ mod props;
 
 pub use client::{Client, ClientBuilder};
 pub use credentials::{Credentials, DEFAULT_CLIENT_ID};
+#[cfg(feature = "demand")]
 pub use demand::{
     FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT, PageRequest, SampleItems, SampleResult,
 };
@@ -40,4 +42,5 @@ pub use dynata_auth_api as auth_api;
 
 /// The generated low-level client for Dynata's Demand API (`/sample/v1`):
 /// its types, and the operations [`Client::sample`] hands out.
+#[cfg(feature = "demand")]
 pub use dynata_sample_api as sample_api;

@@ -5,6 +5,7 @@
 
 mod authenticated;
 mod concurrency;
+#[cfg(feature = "demand")]
 mod demand;
 mod errors;
 mod logout;
