@@ -311,3 +311,27 @@ impl fmt::Debug for ClientBuilder {
             .finish_non_exhaustive()
     }
 }
+
+/// Only a build without any TLS feature compiles these: `.ci/run` runs them
+/// with `cargo test -p dynata-sdk --no-default-features --lib without_tls`.
+#[cfg(all(test, not(any(feature = "rustls", feature = "native-tls"))))]
+mod without_tls {
+    use super::*;
+    use crate::{Credentials, Environment};
+
+    fn build(environment: Environment) -> Result<Client, Error> {
+        Client::builder()
+            .credentials(Credentials::new("user", "password"))
+            .environment(environment)
+            .build()
+    }
+
+    #[test]
+    fn an_https_environment_is_refused_when_built_and_loopback_http_is_not() {
+        let error = build(Environment::Uat).expect_err("https needs TLS");
+        assert!(matches!(error, Error::Config { .. }), "{error:?}");
+        assert!(error.to_string().contains("no TLS"), "{error}");
+        let loopback = Environment::custom("http://127.0.0.1:9").expect("loopback http");
+        build(loopback).expect("plain http on loopback needs no TLS");
+    }
+}
