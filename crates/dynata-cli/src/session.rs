@@ -96,10 +96,15 @@ impl Context {
     }
 
     fn build(&self, credentials: Credentials) -> Result<Client, Failure> {
+        self.build_on(credentials, self.store.clone())
+    }
+
+    /// A client of the profile's environment whose session is in `store`.
+    fn build_on(&self, credentials: Credentials, store: FileStore) -> Result<Client, Failure> {
         Ok(Client::builder()
             .credentials(credentials.with_client_id(Self::client_id()))
             .environment(self.environment.clone())
-            .token_store(Arc::new(self.store.clone()))
+            .token_store(Arc::new(store))
             .build()?)
     }
 
@@ -194,13 +199,7 @@ impl Context {
         let store = FileStore::new(scratch.path());
         let key = self.key(username);
         if store.save(&key, &session, SystemTime::now()).await.is_ok() {
-            let client = Client::builder()
-                .credentials(
-                    Credentials::without_password(username).with_client_id(Self::client_id()),
-                )
-                .environment(self.environment.clone())
-                .token_store(Arc::new(store))
-                .build();
+            let client = self.build_on(Credentials::without_password(username), store);
             if let Ok(client) = client
                 && client.access_token().await.is_ok()
             {
