@@ -29,6 +29,11 @@
 //! and can be sent again by building it again: nothing is consumed but the
 //! builder.
 //!
+//! The types you send have builders (`types::CreateProject::builder()`, and
+//! every type a request body contains, such as `types::Target`); the types
+//! Dynata answers with are only decoded, so they have none (the xtask leaves
+//! them out: they were half of the generated code).
+//!
 //! Not generated: the reconciliation upload (`POST
 //! /projects/{extProjectId}/reconcile`), a multipart body progenitor cannot
 //! generate. Its answer is [`types::ReconcileResponse`].
