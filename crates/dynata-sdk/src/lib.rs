@@ -33,7 +33,7 @@ pub use error::Error;
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
 pub use retry::RetryPolicy;
-pub use sample::{ApiErrorDetail, Links, MAX_ENVELOPE_BYTES, Page, UserInfo};
+pub use sample::{ApiErrorDetail, Links, MAX_ENVELOPE_BYTES, Page, UserInfo, is_failure_message};
 pub use token::AccessToken;
 
 /// The generated low-level client for Dynata's auth API, for the rare caller

@@ -109,18 +109,20 @@ struct Envelope {
     meta: Option<Meta>,
 }
 
+// Every part is optional and may be `null`: the generated types accept that
+// too, and a good answer must not fail here for a missing decoration.
 #[derive(Deserialize)]
 struct Status {
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
-    errors: Vec<serde_json::Value>,
+    errors: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
 struct Meta {
     #[serde(default)]
-    links: Links,
+    links: Option<Links>,
 }
 
 pub(crate) async fn decode_envelope<T: DeserializeOwned>(
@@ -144,9 +146,9 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
         .status
         .as_ref()
         .and_then(|s| s.message.as_deref())
-        .is_some_and(says_fail);
+        .is_some_and(is_failure_message);
     if failed || !(200..300).contains(&status) {
-        let errors = envelope.status.map(|s| s.errors).unwrap_or_default();
+        let errors = envelope.status.and_then(|s| s.errors).unwrap_or_default();
         return Err(Error::Rejected {
             status,
             errors: errors.iter().map(error_detail).collect(),
@@ -161,15 +163,17 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
     })?;
     Ok(Page {
         data,
-        links: envelope.meta.map(|m| m.links).unwrap_or_default(),
+        links: envelope.meta.and_then(|m| m.links).unwrap_or_default(),
         request_id,
     })
 }
 
-/// Whether an envelope's `status.message` reports a failure. Dynata sends
-/// `"fail"`; case is ignored because its own clients disagree on it. The one
-/// test for the untyped [`Client::get`] and the typed calls alike.
-pub(crate) fn says_fail(message: &str) -> bool {
+/// Whether a `/sample/v1` envelope's `status.message` reports a failure:
+/// Dynata answers some refusals with a `2xx` status and `"fail"` there (case
+/// is ignored: Dynata's own clients disagree on it). [`Client::get`] and the
+/// typed calls apply it for you; it is public for callers that read
+/// envelopes themselves, after [`Client::send`].
+pub fn is_failure_message(message: &str) -> bool {
     message.eq_ignore_ascii_case("fail")
 }
 

@@ -133,7 +133,7 @@ fn rejected_if_failed<E: Envelope>(
     let failed = envelope_status
         .message
         .as_deref()
-        .is_some_and(crate::sample::says_fail);
+        .is_some_and(crate::sample::is_failure_message);
     if !failed {
         return Ok(());
     }

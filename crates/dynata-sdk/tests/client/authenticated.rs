@@ -195,6 +195,36 @@ async fn a_failed_envelope_is_rejected_whatever_the_case_of_fail() {
     );
 }
 
+/// `null` where the envelope's decorations would be is still a good answer
+/// (the generated types take it too), and a `"fail"` with `errors: null`
+/// is still a refusal.
+#[tokio::test]
+async fn null_links_and_null_errors_are_taken_as_absent() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let body = json!({"data": {"extProjectId": "p1"}, "meta": {"links": null}, "status": {"message": "success", "errors": null}});
+    let ok = harness.get_with_token("a1", 200, &body.to_string()).await;
+    let page = harness
+        .client
+        .get::<serde_json::Value>(PROJECTS)
+        .await
+        .expect("a good answer");
+    assert_eq!(page.data["extProjectId"], "p1");
+    assert_eq!(page.links, dynata_sdk::Links::default());
+    ok.delete_async().await;
+    let body = json!({"data": null, "status": {"message": "fail", "errors": null}});
+    harness.get_with_token("a1", 200, &body.to_string()).await;
+    let error = harness
+        .client
+        .get::<serde_json::Value>(PROJECTS)
+        .await
+        .expect_err("a refusal");
+    assert!(
+        matches!(&error, Error::Rejected { status: 200, errors, .. } if errors.is_empty()),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_envelope_is_a_typed_error_with_the_request_id() {
     let harness = Harness::new().await;
