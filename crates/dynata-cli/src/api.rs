@@ -40,6 +40,16 @@ impl Target {
         })
     }
 
+    /// The same path and parameters, in any order.
+    fn same_request_as(&self, other: &Target) -> bool {
+        let sorted = |t: &Target| {
+            let mut query = t.query.clone();
+            query.sort();
+            query
+        };
+        self.path == other.path && sorted(self) == sorted(other)
+    }
+
     /// Sets `name` to `value`, replacing an earlier value.
     fn set(&mut self, name: &str, value: String) {
         self.query.retain(|(n, _)| n != name);
@@ -72,20 +82,42 @@ impl Answer {
                 String::from_utf8_lossy(value.as_bytes())
             ));
         }
-        let body = response
-            .bytes()
+        // As much as the SDK reads of an envelope: a server that never stops
+        // sending must not exhaust memory.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| Failure::unreachable(format!("the answer from Dynata broke off: {e}")))?;
+            .map_err(|e| Failure::unreachable(format!("the answer from Dynata broke off: {e}")))?
+        {
+            if body.len() + chunk.len() > dynata_sdk::MAX_ENVELOPE_BYTES {
+                return Err(Failure::refused(format!(
+                    "the answer from Dynata is over {} bytes",
+                    dynata_sdk::MAX_ENVELOPE_BYTES
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Answer {
             status: status.as_u16(),
             request_id,
             head,
-            body: body.to_vec(),
+            body,
         })
     }
 
+    /// A `2xx` whose envelope does not say `status.message: "fail"` (in any
+    /// case): Dynata reports some refusals with `200`, as the SDK knows too.
     pub(crate) fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
+        let says_fail = || {
+            self.json()
+                .as_ref()
+                .and_then(|v| v.pointer("/status/message"))
+                .and_then(Value::as_str)
+                .is_some_and(dynata_sdk::is_failure_message)
+        };
+        (200..300).contains(&self.status) && !says_fail()
     }
 
     pub(crate) fn json(&self) -> Option<Value> {
@@ -224,8 +256,8 @@ pub(crate) async fn all_pages(
 
 /// The request for the page after `page` (which held `got` items), or
 /// `None` at the end.
-fn next_page(target: &Target, page: &Value, got: usize) -> Result<Option<Target>, Failure> {
-    let mut target = target.clone();
+fn next_page(current: &Target, page: &Value, got: usize) -> Result<Option<Target>, Failure> {
+    let mut target = current.clone();
     let meta = page.get("meta");
     let next = meta
         .and_then(|m| m.pointer("/links/next"))
@@ -238,6 +270,12 @@ fn next_page(target: &Target, page: &Value, got: usize) -> Result<Option<Target>
         for (name, value) in url.query_pairs() {
             target.set(&name, value.into_owned());
         }
+        if target.same_request_as(current) {
+            return Err(Failure::refused(format!(
+                "Dynata's next-page link asks for the page it came with ({}): stopped",
+                current.path
+            )));
+        }
         return Ok(Some(target));
     }
     let total = meta.and_then(|m| m.get("total")).and_then(Value::as_u64);
@@ -247,7 +285,7 @@ fn next_page(target: &Target, page: &Value, got: usize) -> Result<Option<Target>
         .find(|(n, _)| n == "offset")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let next_offset = offset + got as u64;
+    let next_offset = offset.saturating_add(got as u64);
     match total {
         Some(total) if next_offset < total => {
             target.set("offset", next_offset.to_string());
@@ -378,6 +416,19 @@ mod tests {
                 ("state".into(), "LAUNCHED".into()),
                 ("offset".into(), "2".into())
             ]
+        );
+    }
+
+    #[test]
+    fn a_next_link_to_the_same_page_is_refused() {
+        let current = Target::parse("projects?limit=2&offset=2").unwrap();
+        // The same parameters, in another order.
+        let page = serde_json::json!({"meta": {"links": {"next": "/sample/v1/projects?offset=2&limit=2"}, "total": 9}});
+        let failure = next_page(&current, &page, 2).expect_err("a loop");
+        assert!(
+            failure.message.contains("page it came with"),
+            "{}",
+            failure.message
         );
     }
 

@@ -18,6 +18,10 @@ use crate::session::SessionClient;
 /// Items per page when a shortcut lists everything.
 const PAGE_SIZE: u32 = 100;
 
+/// The most items a list command collects: a server whose `meta.total` lies
+/// and that ignores `offset` would otherwise be paged for ever.
+const MAX_ITEMS: usize = 100_000;
+
 fn to_json(value: &impl Serialize) -> Result<Value, Failure> {
     serde_json::to_value(value)
         .map_err(|e| Failure::refused(format!("cannot show Dynata's answer as JSON: {e}")))
@@ -30,14 +34,29 @@ fn text(value: Option<impl ToString>) -> String {
 /// Drains a paging stream; the first error ends it.
 async fn every<I>(
     session: &SessionClient,
-    mut items: dynata_sdk::SampleItems<I>,
+    items: dynata_sdk::SampleItems<I>,
 ) -> Result<Vec<I>, Failure>
 where
     dynata_sdk::SampleItems<I>: futures_util::Stream<Item = Result<I, dynata_sdk::Error>> + Unpin,
 {
+    at_most(MAX_ITEMS, items, |e| session.failure(e)).await
+}
+
+/// The items of `stream`, unless it has more than `max` or fails.
+async fn at_most<I, E>(
+    max: usize,
+    mut stream: impl futures_util::Stream<Item = Result<I, E>> + Unpin,
+    failure: impl Fn(E) -> Failure,
+) -> Result<Vec<I>, Failure> {
     let mut all = Vec::new();
-    while let Some(item) = items.next().await {
-        all.push(item.map_err(|e| session.failure(e))?);
+    while let Some(item) = stream.next().await {
+        if all.len() == max {
+            return Err(Failure::refused(format!(
+                "gave up after {max} items: Dynata's list does not end \
+                 (use `dynata api --paginate` with filters for more)"
+            )));
+        }
+        all.push(item.map_err(&failure)?);
     }
     Ok(all)
 }
@@ -252,18 +271,32 @@ pub(crate) async fn feasibility(
         output,
     } = command;
     let interval = seconds(interval, "--interval")?.max(Duration::from_millis(100));
-    let deadline = tokio::time::Instant::now() + seconds(timeout, "--timeout")?;
+    let timeout = seconds(timeout, "--timeout")?;
+    // A timeout too long for the clock is no timeout.
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    let timed_out = || {
+        Failure::refused(format!(
+            "feasibility of {project} was still PROCESSING when --timeout ran out"
+        ))
+    };
     let terminal = std::io::stderr().is_terminal();
     let mut last = String::new();
     loop {
-        let items: Vec<FeasibilityItem> = session
-            .client
-            .sample(|api| {
-                let id = project.clone();
-                async move { api.get_feasibility().ext_project_id(id).send().await }
-            })
-            .await
-            .map_err(|e| session.failure(e))?;
+        let poll = session.client.sample(|api| {
+            let id = project.clone();
+            async move { api.get_feasibility().ext_project_id(id).send().await }
+        });
+        // A poll (with its retries) must not outlast --timeout either.
+        let items: Vec<FeasibilityItem> = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, poll).await.map_err(|_| {
+                if terminal {
+                    eprintln!();
+                }
+                timed_out()
+            })?,
+            None => poll.await,
+        }
+        .map_err(|e| session.failure(e))?;
         let line = progress(&items);
         if line != last {
             // On a terminal the line is rewritten in place; in a log, each
@@ -325,13 +358,18 @@ pub(crate) async fn feasibility(
                 failed.join(", ")
             )));
         }
-        if tokio::time::Instant::now() + interval > deadline {
+        let next_poll = tokio::time::Instant::now().checked_add(interval);
+        let too_late = match (deadline, next_poll) {
+            (Some(deadline), Some(next_poll)) => next_poll > deadline,
+            // An interval too long for the clock ends after any deadline.
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if too_late {
             if terminal {
                 eprintln!();
             }
-            return Err(Failure::refused(format!(
-                "feasibility of {project} was still PROCESSING when --timeout ran out"
-            )));
+            return Err(timed_out());
         }
         tokio::time::sleep(interval).await;
     }
@@ -348,12 +386,47 @@ pub(crate) async fn invoice(
         .invoice_pdf(project)
         .await
         .map_err(|e| session.failure(e))?;
-    std::fs::write(file, &pdf)
-        .map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
+    write_whole(file, &pdf).map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
     eprintln!(
         "Wrote the invoice of {project} to {} ({} bytes).",
         file.display(),
         pdf.len()
     );
     Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `file`, then renames it over
+/// `file`: a write that fails (a full disk, a kill) leaves `file` as it was,
+/// never a truncated PDF.
+fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_is_cut_off_with_a_refusal() {
+        let endless = futures_util::stream::repeat_with(|| Ok::<u8, ()>(1));
+        let failure = at_most(3, endless, |()| unreachable!("no item fails"))
+            .await
+            .expect_err("endless");
+        assert!(
+            failure.message.contains("gave up after 3 items"),
+            "{}",
+            failure.message
+        );
+        let three = futures_util::stream::iter([Ok::<u8, ()>(1), Ok(2), Ok(3)]);
+        let all = at_most(3, three, |()| unreachable!("no item fails")).await;
+        assert_eq!(all.expect("exactly the limit"), [1, 2, 3]);
+    }
 }

@@ -728,6 +728,172 @@ async fn feasibility_wait_gives_up_at_its_timeout() {
     assert!(text(&out.stderr).contains("still PROCESSING"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_holds_each_poll_to_the_timeout() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    // A poll that never answers: without a bound of its own it would take
+    // the SDK's request timeout (30 s) and retries.
+    world.sandbox.inject(
+        Operation::GetFeasibility,
+        dynata_sandbox::Fault::Delay(Duration::from_secs(3600)),
+        10,
+    );
+    let started = std::time::Instant::now();
+    let out = world
+        .run(&["feasibility", "wait", "p-1", "--timeout", "0.5"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--timeout ran out"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_takes_times_too_long_for_the_clock() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let out = world
+        .run(&["feasibility", "wait", "p-1", "--timeout", "1e19"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let world = World::with(Sandbox::builder().feasibility_delay(Duration::from_secs(60))).await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let out = world
+        .run(
+            &[
+                "feasibility",
+                "wait",
+                "p-1",
+                "--interval",
+                "1e19",
+                "--timeout",
+                "5",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--timeout ran out"));
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invoice_that_cannot_be_written_leaves_the_old_file_whole() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let close = world.run(&["projects", "close", "p-1"], &[]).await;
+    assert_eq!(close.status.code(), Some(0), "{}", text(&close.stderr));
+    let pdf = world.home.path().join("invoice.pdf");
+    std::fs::write(&pdf, b"the invoice from last time").unwrap();
+    // No file may grow past 0 bytes: the write of the new PDF fails.
+    let line = format!(
+        "ulimit -f 0; exec '{}' invoice p-1 -o '{}'",
+        env!("CARGO_BIN_EXE_dynata"),
+        pdf.display()
+    );
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", &line])
+        .env_clear()
+        .env("HOME", world.home.path())
+        .env("XDG_CONFIG_HOME", world.home.path().join("config"))
+        .env("XDG_CACHE_HOME", world.cache())
+        .env("DYNATA_ENV", world.sandbox.base_url())
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(
+        world.sandbox.count(Operation::GetInvoicePdf),
+        1,
+        "the command got as far as writing"
+    );
+    assert_eq!(std::fs::read(&pdf).unwrap(), b"the invoice from last time");
+}
+
+/// A stub Dynata on loopback with a stored session for it, for answers the
+/// sandbox never gives; `dynata` runs against it with the returned env.
+async fn stub(world: &World) -> (httpmock::MockServer, Vec<(&'static str, String)>) {
+    let server = httpmock::MockServer::start_async().await;
+    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
+    let key = StoreKey::for_account(&server.base_url(), "api", USER);
+    let session = StoredSession::from_lifetimes(
+        Secret::new("stub-access"),
+        Duration::from_secs(1800),
+        Secret::new("stub-refresh"),
+        Duration::from_secs(3600),
+        SystemTime::now(),
+    )
+    .unwrap();
+    store.save(&key, &session, SystemTime::now()).await.unwrap();
+    let env = vec![
+        ("DYNATA_ENV", server.base_url()),
+        ("DYNATA_USERNAME", USER.to_owned()),
+    ];
+    (server, env)
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_200_whose_envelope_says_fail_is_exit_1() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let refusal = json!({"data": null, "status": {"message": "fail", "errors": [{"code": 1004, "message": "No such thing"}]}});
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(refusal.to_string());
+        })
+        .await;
+    for args in [
+        &["whoami"][..],
+        &["api", "projects"],
+        &["api", "projects", "--paginate"],
+    ] {
+        let out = world.run(args, &pairs(&env)).await;
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("[1004]"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_too_large_to_hold_is_refused() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let huge = vec![b' '; dynata_sdk::MAX_ENVELOPE_BYTES + 1];
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects");
+            then.status(200).body(huge);
+        })
+        .await;
+    let out = world.run(&["api", "projects"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bytes"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
 // ---- the rest ------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
