@@ -56,8 +56,8 @@ impl Client {
     /// Dynata. A login or refresh already under way is waited for and its
     /// new session revoked too (its waiters get [`Error::LoggedOut`]), so once
     /// this returns, no session this client obtained is live at Dynata. The
-    /// next [`Client::access_token`] logs in afresh. Without a session it
-    /// sends nothing.
+    /// next [`Client::access_token`] logs in afresh (one made while this
+    /// runs waits for it first). Without a session it sends nothing.
     pub async fn logout(&self) -> Result<(), Error> {
         self.lifecycle.logout().await
     }

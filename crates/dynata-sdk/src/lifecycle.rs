@@ -116,6 +116,10 @@ struct SlowPath {
     /// Bumped by logout: a flight started before it does not install its
     /// session, and revokes it instead.
     generation: u64,
+    /// Set while a logout runs; it ends (its sender is dropped) when the
+    /// logout has finished. A renewal started meanwhile would find the
+    /// session being revoked still in the token store and adopt it.
+    logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
 }
 
@@ -223,12 +227,39 @@ impl Lifecycle {
 
     /// The slow path: join the login or refresh under way, or start one.
     async fn new_token(self: &Arc<Self>) -> Result<AccessToken, Error> {
-        let flight = {
-            let mut slow = self.lock_slow();
+        let flight = loop {
+            let mut logout = {
+                let mut slow = self.lock_slow();
+                match slow.logout.clone() {
+                    Some(logout) => logout,
+                    None => match self.join_or_start_flight(&mut slow)? {
+                        Ok(token) => return Ok(token),
+                        Err(flight) => break flight,
+                    },
+                }
+            };
+            // A call made during a logout waits for it to finish, then starts
+            // a new session: nothing of the old one is left to adopt.
+            let _ = logout.changed().await;
+        };
+        let outcome = self.wait_for(flight).await;
+        outcome.or_else(|error| match self.still_valid_token() {
+            Some(token) if error.is_transient() => Ok(token),
+            _ => Err(error),
+        })
+    }
+
+    /// A token to serve now (`Ok`), or the flight to wait for (`Err`): the
+    /// one under way, or a new one unless renewals are paused.
+    fn join_or_start_flight(
+        self: &Arc<Self>,
+        slow: &mut SlowPath,
+    ) -> Result<Result<AccessToken, Flight>, Error> {
+        {
             if let Some(session) = self.current.load_full()
                 && session.serves_at(self.fast_clock.now(&*self.clock))
             {
-                return Ok(session.token.clone());
+                return Ok(Ok(session.token.clone()));
             }
             // A flight whose task died (a panic, a runtime shutting down)
             // would never answer: start a new one rather than join it.
@@ -238,7 +269,7 @@ impl Lifecycle {
                 .filter(|f| f.outcome.has_changed().is_ok());
             let flight = match live {
                 Some(flight) => Some(flight),
-                None if self.paused(&slow).is_none() => Some(self.start_flight(&mut slow)?),
+                None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
                 None => None,
             };
             // Once a renewal has failed, a token that is still valid is served
@@ -246,18 +277,13 @@ impl Lifecycle {
             if slow.pause.is_some()
                 && let Some(token) = self.still_valid_token()
             {
-                return Ok(token);
+                return Ok(Ok(token));
             }
             match flight {
-                Some(flight) => flight,
-                None => return Err(self.paused(&slow).unwrap_or_else(flight_lost)),
+                Some(flight) => Ok(Err(flight)),
+                None => Err(self.paused(slow).unwrap_or_else(flight_lost)),
             }
-        };
-        let outcome = self.wait_for(flight).await;
-        outcome.or_else(|error| match self.still_valid_token() {
-            Some(token) if error.is_transient() => Ok(token),
-            _ => Err(error),
-        })
+        }
     }
 
     /// The flight's outcome, or a timeout if it has none by its deadline (its
@@ -634,14 +660,23 @@ impl Lifecycle {
     /// Ends the session: clears it locally, revokes its tokens at Dynata,
     /// and waits for a renewal under way, which revokes what it obtains.
     pub(crate) async fn logout(&self) -> Result<(), Error> {
+        let (done, running) = watch::channel(());
         let (session, pending) = {
             let mut slow = self.lock_slow();
+            slow.logout = Some(running.clone());
             slow.generation += 1;
             slow.pause = None;
             if let Some(timer) = slow.expiry_timer.take() {
                 timer.abort();
             }
             (self.current.swap(None), slow.flight.take())
+        };
+        // Ends the logout for waiting callers however this returns, even if
+        // its caller drops it half-way.
+        let _running = LogoutRunning {
+            lifecycle: self,
+            running,
+            _done: done,
         };
         if let Some(shared) = &self.shared {
             // Before revoking: no other process may adopt tokens about to die.
@@ -685,6 +720,28 @@ impl Lifecycle {
         // Nothing panics while holding this lock; if something did, the state
         // is still consistent field by field, so carry on.
         self.slow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A logout under way, for as long as it lives: see [`SlowPath::logout`].
+struct LogoutRunning<'a> {
+    lifecycle: &'a Lifecycle,
+    running: watch::Receiver<()>,
+    /// Dropped after `drop` below has run: that wakes the waiting callers.
+    _done: watch::Sender<()>,
+}
+
+impl Drop for LogoutRunning<'_> {
+    fn drop(&mut self) {
+        let mut slow = self.lifecycle.lock_slow();
+        // Only its own: a second logout that started meanwhile still runs.
+        if slow
+            .logout
+            .as_ref()
+            .is_some_and(|logout| logout.same_channel(&self.running))
+        {
+            slow.logout = None;
+        }
     }
 }
 

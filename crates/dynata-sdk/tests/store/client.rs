@@ -1,11 +1,13 @@
 //! `ClientBuilder::token_store`: clients that share a store share a session.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use dynata_sandbox::{Operation, Sandbox};
-use dynata_sdk::store::{FileStore, StoreKey, TokenStore};
+use dynata_sdk::store::{FileStore, LeaseOwner, StoreFuture, StoreKey, StoredSession, TokenStore};
 use dynata_sdk::{Client, Credentials, Environment};
+use tokio::sync::Notify;
 
 use crate::TempDir;
 
@@ -69,6 +71,111 @@ async fn logout_removes_the_stored_session_and_the_others_log_in_again() {
     // 401, renews (a login, as the store is empty) and succeeds.
     second.users_info().await.expect("renewed after the 401");
     assert_eq!(sandbox.count(Operation::Login), 2);
+}
+
+/// A `FileStore` whose `remove` holds until the test lets it go, and that
+/// says when it starts and whether anything is loaded meanwhile.
+#[derive(Debug)]
+struct HeldRemove {
+    inner: FileStore,
+    removing: AtomicBool,
+    remove_started: Notify,
+    loaded_while_removing: Notify,
+    release: Notify,
+}
+
+impl TokenStore for HeldRemove {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        if self.removing.load(Ordering::SeqCst) {
+            self.loaded_while_removing.notify_one();
+        }
+        self.inner.load(key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.removing.store(true, Ordering::SeqCst);
+            self.remove_started.notify_one();
+            self.release.notified().await;
+            let removed = self.inner.remove(key).await;
+            self.removing.store(false, Ordering::SeqCst);
+            removed
+        })
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+}
+
+/// A call made while `logout()` removes the stored session must not adopt
+/// that session from the store: logout is about to revoke it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_during_logout_waits_for_it_and_never_gets_the_revoked_token() {
+    let dir = TempDir::new("client-logout-race");
+    let sandbox = sandbox().await;
+    let store = Arc::new(HeldRemove {
+        inner: FileStore::new(dir.path()),
+        removing: AtomicBool::new(false),
+        remove_started: Notify::new(),
+        loaded_while_removing: Notify::new(),
+        release: Notify::new(),
+    });
+    let client = client(&sandbox, store.clone());
+    let before = client.access_token().await.expect("logs in");
+
+    let logout = tokio::spawn({
+        let client = client.clone();
+        async move { client.logout().await }
+    });
+    store.remove_started.notified().await;
+    let during = tokio::spawn({
+        let client = client.clone();
+        async move { client.access_token().await }
+    });
+    // Without the fix the call loads the store at once and adopts the session
+    // still in it. This only bounds how long the test looks for that.
+    tokio::select! {
+        () = store.loaded_while_removing.notified() => {}
+        () = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
+    store.release.notify_one();
+    logout.await.expect("joined").expect("logged out");
+    let during = during.await.expect("joined").expect("a token");
+    let after = client.access_token().await.expect("a token");
+    // Compared by value: a session adopted from the store is a new handle.
+    assert_ne!(
+        during.secret(),
+        before.secret(),
+        "a call during logout got the revoked token"
+    );
+    assert_ne!(
+        after.secret(),
+        before.secret(),
+        "the revoked token is served after logout"
+    );
+    assert_eq!(sandbox.count(Operation::Login), 2);
+    assert_eq!(sandbox.count(Operation::Logout), 1);
+    client.users_info().await.expect("the new session works");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
