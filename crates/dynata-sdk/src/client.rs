@@ -137,7 +137,11 @@ impl ClientBuilder {
     }
 
     /// The HTTP client to use, for proxies, custom roots or shared pools. Its
-    /// own timeouts then apply instead of [`ClientBuilder::timeout`].
+    /// own timeouts then apply instead of [`ClientBuilder::timeout`], and its
+    /// own redirect policy: the SDK's client follows redirects only within
+    /// the environment's origin, because reqwest's default follows a
+    /// `307`/`308` to any host with the body (a password, a refresh token).
+    /// Give yours `reqwest::redirect::Policy::none()` or a policy like it.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -257,7 +261,22 @@ impl ClientBuilder {
                 // The `rustls` feature builds reqwest without a crypto provider
                 // of its own: this installs ring unless the application chose one.
                 dynata_auth_api::ensure_crypto_provider();
+                // reqwest's default follows a `307`/`308` to any host and
+                // sends the body again: the password or a refresh token
+                // would go with it. Redirects are followed within the
+                // environment's origin only; any other is answered as is.
+                let home = origin.clone();
+                let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+                    if attempt.url().origin() != home {
+                        attempt.stop()
+                    } else if attempt.previous().len() >= 10 {
+                        attempt.error("more than 10 redirects")
+                    } else {
+                        attempt.follow()
+                    }
+                });
                 reqwest::Client::builder()
+                    .redirect(redirects)
                     .timeout(self.timeout)
                     .connect_timeout(self.connect_timeout)
                     .user_agent(concat!("dynata-sdk/", env!("CARGO_PKG_VERSION")))

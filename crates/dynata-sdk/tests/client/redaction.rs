@@ -102,3 +102,56 @@ async fn secrets_stay_out_of_logs_debug_and_errors() {
     );
     assert_clean("the logs", &logs);
 }
+
+/// reqwest's default policy follows a `307`/`308` to any host and sends the
+/// body again: a login redirected elsewhere would hand that host the
+/// password. The SDK's client follows redirects only within the origin.
+#[tokio::test]
+async fn a_login_redirected_to_another_host_sends_it_nothing() {
+    let harness = Harness::new().await;
+    let elsewhere = MockServer::start_async().await;
+    let stolen = elsewhere
+        .mock_async(|_, then| {
+            then.status(200)
+                .body(Pair::new("access-one", "refresh-one").json());
+        })
+        .await;
+    let target = elsewhere.url(LOGIN);
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.path(LOGIN);
+            then.status(307).header("location", target);
+        })
+        .await;
+    let error = harness
+        .client
+        .access_token()
+        .await
+        .expect_err("not followed");
+    assert_eq!(
+        stolen.calls_async().await,
+        0,
+        "the password left the origin"
+    );
+    assert_clean("the error", &format!("{error} {error:?}"));
+
+    // Within the origin a redirect is still followed.
+    let harness = Harness::new().await;
+    harness
+        .pair_on("/auth/v2/login", Pair::new("access-one", "refresh-one"), 0)
+        .await;
+    let moved = harness.server.url("/auth/v2/login");
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.path(LOGIN);
+            then.status(308).header("location", moved);
+        })
+        .await;
+    harness
+        .client
+        .access_token()
+        .await
+        .expect("followed within the origin");
+}
