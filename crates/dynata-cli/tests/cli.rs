@@ -36,11 +36,11 @@ impl World {
         self.home.path().join("cache")
     }
 
-    /// Runs `dynata args...` with `env` on top of a clean environment.
-    async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata"));
+    /// `program` with `env` on top of a clean environment in which `dynata`
+    /// finds this world's home, cache and sandbox.
+    fn command(&self, program: &str, env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
         command
-            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
@@ -51,7 +51,19 @@ impl World {
         for (name, value) in env {
             command.env(name, value);
         }
-        command.output().await.unwrap()
+        command
+    }
+
+    /// Runs `dynata args...` with `env` on top of a clean environment.
+    async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(env!("CARGO_BIN_EXE_dynata"), env);
+        command.args(args).output().await.unwrap()
+    }
+
+    /// Runs the shell command `line` in the same environment as `run`.
+    async fn run_shell(&self, line: &str) -> Output {
+        let mut command = self.command("sh", &[]);
+        command.args(["-c", line]).output().await.unwrap()
     }
 
     /// Runs `dynata args...` with a terminal as stdin and stdout, through
@@ -62,20 +74,12 @@ impl World {
         for arg in args {
             line.push_str(&format!(" '{arg}'"));
         }
-        let mut command = tokio::process::Command::new("script");
+        let mut command = self.command("script", env);
         command
             .args(["-qec", &line, "/dev/null"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
-            .env("XDG_CACHE_HOME", self.cache())
-            .env("DYNATA_ENV", self.sandbox.base_url())
-            .stdin(std::process::Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        command.output().await.unwrap()
+            .output()
+            .await
+            .unwrap()
     }
 
     async fn login(&self) {
@@ -799,16 +803,7 @@ async fn an_invoice_that_cannot_be_written_leaves_the_old_file_whole() {
         env!("CARGO_BIN_EXE_dynata"),
         pdf.display()
     );
-    let out = tokio::process::Command::new("sh")
-        .args(["-c", &line])
-        .env_clear()
-        .env("HOME", world.home.path())
-        .env("XDG_CONFIG_HOME", world.home.path().join("config"))
-        .env("XDG_CACHE_HOME", world.cache())
-        .env("DYNATA_ENV", world.sandbox.base_url())
-        .output()
-        .await
-        .unwrap();
+    let out = world.run_shell(&line).await;
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(
         world.sandbox.count(Operation::GetInvoicePdf),
