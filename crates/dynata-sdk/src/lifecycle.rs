@@ -116,9 +116,9 @@ struct SlowPath {
     /// Bumped by logout: a flight started before it does not install its
     /// session, and revokes it instead.
     generation: u64,
-    /// Set while a logout runs; it ends (its sender is dropped) when the
-    /// logout has finished. A renewal started meanwhile would find the
-    /// session being revoked still in the token store and adopt it.
+    /// Set while a logout takes the session out of the token store and lets
+    /// a renewal under way end; it ends when its sender is dropped. A renewal
+    /// started meanwhile would adopt the session being revoked from the store.
     logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
 }
@@ -671,9 +671,9 @@ impl Lifecycle {
             }
             (self.current.swap(None), slow.flight.take())
         };
-        // Ends the logout for waiting callers however this returns, even if
-        // its caller drops it half-way.
-        let _running = LogoutRunning {
+        // Lets waiting callers go however this goes on, even if its caller
+        // drops it half-way.
+        let running = LogoutRunning {
             lifecycle: self,
             running,
             _done: done,
@@ -682,18 +682,22 @@ impl Lifecycle {
             // Before revoking: no other process may adopt tokens about to die.
             shared.remove().await;
         }
-        let revoked = match session {
+        if let Some(flight) = pending {
+            // Its outcome does not matter here, only that it has ended: it
+            // revokes what it obtained, and takes it out of the store.
+            let _ = self.wait_for(flight).await;
+        }
+        // Nothing of this session is left to adopt: callers waiting may start
+        // a new one (bounded by the store's time limit and the renewal's,
+        // not by however long Dynata takes to answer the revocation).
+        drop(running);
+        match session {
             Some(session) => self.revoke(&session).await,
             None => {
                 tracing::debug!("logout without a session: nothing to revoke");
                 Ok(())
             }
-        };
-        if let Some(flight) = pending {
-            // Its outcome does not matter here, only that it has ended.
-            let _ = self.wait_for(flight).await;
         }
-        revoked
     }
 
     async fn revoke(&self, session: &Session) -> Result<(), Error> {

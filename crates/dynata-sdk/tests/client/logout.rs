@@ -102,3 +102,35 @@ async fn a_refused_logout_does_not_blame_the_password() {
     assert_eq!(error.status(), Some(400));
     assert_eq!(error.request_id(), Some("lo-1"));
 }
+
+/// A call made while logout waits for Dynata to confirm the revocation does
+/// not wait with it: by then nothing of the old session can be adopted, so it
+/// logs in afresh at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_during_a_slow_revocation_does_not_wait_for_it() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let logout = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGOUT);
+            then.status(204).delay(Duration::from_millis(1500));
+        })
+        .await;
+    harness.token().await;
+    harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+    let logging_out = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    // The revocation has reached Dynata, which takes its time to answer.
+    while logout.calls_async().await == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(harness.current_secret().await, "a2");
+    assert!(
+        !logging_out.is_finished(),
+        "the call waited for the revocation"
+    );
+    logging_out.await.expect("joined").expect("logged out");
+}
