@@ -55,9 +55,10 @@ impl Client {
     /// Ends the session: clears it locally, then revokes its tokens at
     /// Dynata. A login or refresh already under way is waited for and its
     /// new session revoked too (its waiters get [`Error::LoggedOut`]), so once
-    /// this returns, no session this client obtained is live at Dynata. The
-    /// next [`Client::access_token`] logs in afresh (one made while this
-    /// runs waits for it first). Without a session it sends nothing.
+    /// this returns, no session this client obtained before the call is live
+    /// at Dynata. The next [`Client::access_token`] logs in afresh (one made
+    /// while this runs first waits until the old session is out of the token
+    /// store). Without a session it sends nothing.
     pub async fn logout(&self) -> Result<(), Error> {
         self.lifecycle.logout().await
     }
