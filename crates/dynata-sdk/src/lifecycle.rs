@@ -238,8 +238,9 @@ impl Lifecycle {
                     },
                 }
             };
-            // A call made during a logout waits for it to finish, then starts
-            // a new session: nothing of the old one is left to adopt.
+            // A call made during a logout waits until the logout lets it go
+            // (see `SlowPath::logout`): then nothing of the old session is
+            // left to adopt, and it starts a new one.
             let _ = logout.changed().await;
         };
         let outcome = self.wait_for(flight).await;
@@ -255,34 +256,32 @@ impl Lifecycle {
         self: &Arc<Self>,
         slow: &mut SlowPath,
     ) -> Result<Result<AccessToken, Flight>, Error> {
+        if let Some(session) = self.current.load_full()
+            && session.serves_at(self.fast_clock.now(&*self.clock))
         {
-            if let Some(session) = self.current.load_full()
-                && session.serves_at(self.fast_clock.now(&*self.clock))
-            {
-                return Ok(Ok(session.token.clone()));
-            }
-            // A flight whose task died (a panic, a runtime shutting down)
-            // would never answer: start a new one rather than join it.
-            let live = slow
-                .flight
-                .clone()
-                .filter(|f| f.outcome.has_changed().is_ok());
-            let flight = match live {
-                Some(flight) => Some(flight),
-                None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
-                None => None,
-            };
-            // Once a renewal has failed, a token that is still valid is served
-            // at once rather than after the next attempt.
-            if slow.pause.is_some()
-                && let Some(token) = self.still_valid_token()
-            {
-                return Ok(Ok(token));
-            }
-            match flight {
-                Some(flight) => Ok(Err(flight)),
-                None => Err(self.paused(slow).unwrap_or_else(flight_lost)),
-            }
+            return Ok(Ok(session.token.clone()));
+        }
+        // A flight whose task died (a panic, a runtime shutting down)
+        // would never answer: start a new one rather than join it.
+        let live = slow
+            .flight
+            .clone()
+            .filter(|f| f.outcome.has_changed().is_ok());
+        let flight = match live {
+            Some(flight) => Some(flight),
+            None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
+            None => None,
+        };
+        // Once a renewal has failed, a token that is still valid is served
+        // at once rather than after the next attempt.
+        if slow.pause.is_some()
+            && let Some(token) = self.still_valid_token()
+        {
+            return Ok(Ok(token));
+        }
+        match flight {
+            Some(flight) => Ok(Err(flight)),
+            None => Err(self.paused(slow).unwrap_or_else(flight_lost)),
         }
     }
 
@@ -657,8 +656,9 @@ impl Lifecycle {
         true
     }
 
-    /// Ends the session: clears it locally, revokes its tokens at Dynata,
-    /// and waits for a renewal under way, which revokes what it obtains.
+    /// Ends the session: clears it here and in the token store, waits for a
+    /// renewal under way (which revokes what it obtains), then revokes its
+    /// tokens at Dynata.
     pub(crate) async fn logout(&self) -> Result<(), Error> {
         let (done, running) = watch::channel(());
         let (session, pending) = {
