@@ -274,12 +274,16 @@ pub(crate) async fn feasibility(
     let timeout = seconds(timeout, "--timeout")?;
     // A timeout too long for the clock is no timeout.
     let deadline = tokio::time::Instant::now().checked_add(timeout);
+    let terminal = std::io::stderr().is_terminal();
     let timed_out = || {
+        if terminal {
+            // Ends the progress line rewritten in place.
+            eprintln!();
+        }
         Failure::refused(format!(
             "feasibility of {project} was still PROCESSING when --timeout ran out"
         ))
     };
-    let terminal = std::io::stderr().is_terminal();
     let mut last = String::new();
     loop {
         let poll = session.client.sample(|api| {
@@ -288,12 +292,9 @@ pub(crate) async fn feasibility(
         });
         // A poll (with its retries) must not outlast --timeout either.
         let items: Vec<FeasibilityItem> = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, poll).await.map_err(|_| {
-                if terminal {
-                    eprintln!();
-                }
-                timed_out()
-            })?,
+            Some(deadline) => tokio::time::timeout_at(deadline, poll)
+                .await
+                .map_err(|_| timed_out())?,
             None => poll.await,
         }
         .map_err(|e| session.failure(e))?;
@@ -366,9 +367,6 @@ pub(crate) async fn feasibility(
             (None, _) => false,
         };
         if too_late {
-            if terminal {
-                eprintln!();
-            }
             return Err(timed_out());
         }
         tokio::time::sleep(interval).await;
