@@ -6,8 +6,10 @@
 //! sees the old record or the new one, never half of one. The renewal lease is
 //! `<digest>.lease`, created exclusively (`O_EXCL`) and holding its owner and
 //! expiry, so a process that dies holding it delays the others by at most its
-//! time to live; removing a lease (stale, or released) happens under a second
-//! exclusive file, `<digest>.lease.guard`, held for microseconds. Files are created `0600` in a `0700` directory on Unix; a
+//! time to live; removing a lease (stale, or released) or extending it
+//! (rewritten atomically by its holder) happens under a second exclusive
+//! file, `<digest>.lease.guard`, held for microseconds. Files are created
+//! `0600` in a `0700` directory on Unix; a
 //! session file that others could read is refused (and replaced by the next
 //! renewal), with a warning.
 
@@ -157,6 +159,20 @@ impl TokenStore for FileStore {
         self.blocking(move |inner| {
             ensure_dir(&inner.dir)?;
             acquire(&path, &owner, ttl, now).map_err(|e| io_error("lock", &path, &e))
+        })
+    }
+
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        let path = self.lease_path(key);
+        let owner = owner.clone();
+        self.blocking(move |inner| {
+            extend(&inner.dir, &path, &owner, ttl, now).map_err(|e| io_error("extend", &path, &e))
         })
     }
 
@@ -326,6 +342,28 @@ fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> i
         }
     }
     Ok(false)
+}
+
+/// Under the guard, so that nobody judges the lease stale and removes it
+/// while it is rewritten: a holder whose lease ran out but was not yet taken
+/// over keeps it.
+fn extend(
+    dir: &Path,
+    path: &Path,
+    owner: &LeaseOwner,
+    ttl: Duration,
+    now: SystemTime,
+) -> io::Result<bool> {
+    let expires_at = now.checked_add(ttl).unwrap_or(now);
+    let extended = with_guard(path, || match fs::read(path) {
+        Ok(record) if lease_owner(&record).as_deref() == Some(owner.as_str()) => {
+            replace_atomically(dir, path, lease_record(owner, expires_at).as_bytes()).map(|()| true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    })?;
+    Ok(extended == Some(true))
 }
 
 fn release(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {

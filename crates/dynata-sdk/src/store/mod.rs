@@ -100,6 +100,20 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         now: SystemTime,
     ) -> StoreFuture<'a, bool>;
 
+    /// Moves the lease's expiry to `ttl` after `now` if `owner` still holds
+    /// it; `Ok(false)` if it does not (its time to live ran out and it may
+    /// have passed to someone else). A holder calls it while its renewal
+    /// runs, so a slow renewal (a server's `Retry-After`, a slow answer) never
+    /// outlives its lease: another process that took the lease then would
+    /// refresh with the same single-use refresh token.
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool>;
+
     /// Gives up the lease if `owner` still holds it; `Ok(false)` if it had
     /// passed to someone else (its time to live ran out), who keeps it.
     fn release_lease<'a>(

@@ -4,7 +4,8 @@
 //! refresh token (`SET ... PX`). The renewal lease is `<key>:lease`, taken
 //! with `SET NX PX` and a random owner, released by a compare-and-delete
 //! script, so only its holder releases it and a holder that dies frees it
-//! after its time to live: the single-instance lock Redis documents. Waiters
+//! after its time to live: the single-instance lock Redis documents. A holder
+//! extends it with a compare-and-`PEXPIRE` script while its renewal runs. Waiters
 //! poll with backoff. The tokio connection manager reconnects by itself; every
 //! command has a short time limit, and a Redis that is down makes the clients
 //! renew on their own until it is back.
@@ -23,6 +24,10 @@ use super::{
 /// Deletes the lease only if `owner` still holds it: a GET and a DEL that no
 /// other client's command can come between.
 const RELEASE_SCRIPT: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end"#;
+
+/// Moves the lease's expiry only if `owner` still holds it, atomically like
+/// [`RELEASE_SCRIPT`].
+const EXTEND_SCRIPT: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
 
 /// Sessions in Redis, shared by every process that can reach it. See the
 /// [module documentation](super) for what anyone who can read the keys can
@@ -237,6 +242,28 @@ impl TokenStore for RedisStore {
                 )
                 .await?;
             Ok(set.is_some())
+        })
+    }
+
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let extended: i64 = self
+                .query(
+                    redis::cmd("EVAL")
+                        .arg(EXTEND_SCRIPT)
+                        .arg(1)
+                        .arg(self.lease_key(key))
+                        .arg(owner.as_str())
+                        .arg(millis(ttl).max(1)),
+                )
+                .await?;
+            Ok(extended == 1)
         })
     }
 

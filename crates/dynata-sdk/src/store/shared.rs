@@ -6,7 +6,9 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use dynata_auth_api::Secret;
@@ -31,8 +33,11 @@ pub struct SharingPolicy {
     /// access token (at most half its lifetime): the client's soft refresh
     /// window. Default 5 minutes.
     pub fresh_for: Duration,
-    /// How long a renewal lease lasts: the longest a process that dies while
-    /// renewing delays the others. Longer than a renewal takes. Default 15 s.
+    /// How long a renewal lease lasts unless its holder extends it: the
+    /// longest a process that dies while renewing delays the others. A live
+    /// holder extends it every third of this while its renewal runs, however
+    /// long that takes. Others wait for it twice this long, then log in on
+    /// their own. Default 15 s.
     pub lease_ttl: Duration,
     /// The time limit of every store operation. Default 1 s.
     pub operation_timeout: Duration,
@@ -160,8 +165,11 @@ impl fmt::Debug for WallClock {
 ///    refresh with the newest refresh token (stored or local), save, release.
 ///    A refused refresh (another process used that single-use token) looks at
 ///    the store once more before falling back to the password.
+///    The lease is extended while the renewal runs, so a slow one keeps it.
 /// 3. If another process holds the lease, wait for a change (bounded), adopt
 ///    what it writes; if it died, its lease expires and a waiter takes over.
+///    A waiter that runs out of patience with a live holder logs in on its
+///    own: the refresh token is the holder's to use.
 ///
 /// A store that fails or is slow (every operation has
 /// [`SharingPolicy::operation_timeout`]) makes this renewal happen without
@@ -286,7 +294,8 @@ impl SharedSession {
 
         let started = tokio::time::Instant::now();
         // Two lease lifetimes: the holder's, and one more for a waiter that
-        // takes over from a holder that died, should it die too.
+        // takes over from a holder that died, should it die too. A live
+        // holder may keep its lease longer (it extends it while it works).
         let give_up_at = started + self.policy.lease_ttl * 2;
         let mut poll = FIRST_POLL;
         loop {
@@ -311,8 +320,11 @@ impl SharedSession {
                     operation: "lease",
                     after: self.policy.lease_ttl * 2,
                 };
+                // Not with our refresh token: the holder, still at work, may
+                // be using that same single-use token. A login takes nothing
+                // from it.
                 return self
-                    .renew_alone(local, renew, "wait for the lease", &error)
+                    .renew_alone(None, renew, "wait for the lease", &error)
                     .await;
             }
             let poll_for = poll.min(self.policy.lease_ttl);
@@ -340,11 +352,11 @@ impl SharedSession {
         }
     }
 
-    /// Step 2: this client holds the lease.
+    /// Step 2: this client holds the lease, and keeps it until it is done.
     async fn renew_holding_lease<E, F, Fut>(
         &self,
         local: Option<&StoredSession>,
-        mut renew: F,
+        renew: F,
     ) -> Result<Shared, E>
     where
         F: FnMut(Renew) -> Fut,
@@ -354,6 +366,22 @@ impl SharedSession {
             shared: self,
             held: true,
         };
+        let outcome = self
+            .keeping_lease(self.renew_under_lease(local, renew))
+            .await;
+        lease.release().await;
+        outcome
+    }
+
+    async fn renew_under_lease<E, F, Fut>(
+        &self,
+        local: Option<&StoredSession>,
+        mut renew: F,
+    ) -> Result<Shared, E>
+    where
+        F: FnMut(Renew) -> Fut,
+        Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
+    {
         // A holder may have written and released just before we took the lease.
         let stored = match self.load().await {
             Ok(stored) => stored,
@@ -363,14 +391,13 @@ impl SharedSession {
             }
         };
         if let Some(session) = stored.as_ref().filter(|s| self.adoptable(s, local)) {
-            lease.release().await;
             return Ok(self.adopted(session.clone()));
         }
         let basis = self.newest_refreshable(stored.as_ref(), local);
-        let renewed = match basis {
+        let session = match basis {
             Some(basis) => match renew(Renew::Refresh(basis.refresh_token.clone())).await {
-                Ok(session) => Ok(session),
-                Err(RenewError::Failed(error)) => Err(error),
+                Ok(session) => session,
+                Err(RenewError::Failed(error)) => return Err(error),
                 Err(RenewError::RefreshRejected(_)) => {
                     // Another process may have used that refresh token and
                     // stored what it got: take that before the password.
@@ -379,37 +406,75 @@ impl SharedSession {
                             if self.adoptable(&session, local)
                                 && session.refresh_token != basis.refresh_token =>
                         {
-                            lease.release().await;
                             return Ok(self.adopted(session));
                         }
-                        _ => login(&mut renew).await,
+                        _ => login(&mut renew).await?,
                     }
                 }
             },
-            None => login(&mut renew).await,
+            None => login(&mut renew).await?,
         };
-        let outcome = match renewed {
-            Ok(session) => {
-                let saved = self
-                    .bounded(
-                        "save",
-                        self.store.save(&self.key, &session, self.wall.now()),
-                    )
-                    .await;
-                if let Err(error) = saved {
-                    self.warnings.warn("save", &error);
-                } else {
-                    self.warnings.recovered();
-                }
-                Ok(Shared {
-                    session,
-                    source: Source::Renewed,
-                })
+        let saved = self
+            .bounded(
+                "save",
+                self.store.save(&self.key, &session, self.wall.now()),
+            )
+            .await;
+        if let Err(error) = saved {
+            self.warnings.warn("save", &error);
+        } else {
+            self.warnings.recovered();
+        }
+        Ok(Shared {
+            session,
+            source: Source::Renewed,
+        })
+    }
+
+    /// Runs `work` while extending the lease every third of its time to live:
+    /// a renewal that takes longer than the lease (a server's `Retry-After`,
+    /// a slow answer) must not let another process take the lease and send
+    /// the same single-use refresh token.
+    async fn keeping_lease<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut work = pin!(work);
+        let mut extend = pin!(self.extend_lease_until_lost());
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(value) = work.as_mut().poll(cx) {
+                return Poll::Ready(value);
             }
-            Err(error) => Err(error),
-        };
-        lease.release().await;
-        outcome
+            // Never ready: it only stops extending.
+            let _ = extend.as_mut().poll(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    async fn extend_lease_until_lost(&self) {
+        let ttl = self.policy.lease_ttl;
+        let every = (ttl / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(every).await;
+            let extended = self
+                .bounded(
+                    "extend",
+                    self.store
+                        .extend_lease(&self.key, &self.owner, ttl, self.wall.now()),
+                )
+                .await;
+            match extended {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        key = %self.key,
+                        "the renewal lease ran out before it could be extended (the store failed for longer than the lease lives); another process may renew at the same time"
+                    );
+                    break;
+                }
+                // Tried again next time: the lease still has two thirds left.
+                Err(error) => self.warnings.warn("extend", &error),
+            }
+        }
+        std::future::pending::<()>().await;
     }
 
     /// The store failed: renew as a client without a store would.

@@ -118,6 +118,15 @@ impl TokenStore for HeldRemove {
     ) -> StoreFuture<'a, bool> {
         self.inner.try_acquire_lease(key, owner, ttl, now)
     }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
     fn release_lease<'a>(
         &'a self,
         key: &'a StoreKey,

@@ -197,6 +197,69 @@ async fn only_the_holder_releases_the_lease() {
 }
 
 #[tokio::test]
+async fn only_the_holder_extends_the_lease_and_it_then_lives_longer() {
+    let dir = TempDir::new("extend");
+    let store = FileStore::new(dir.path());
+    let (a, b) = (LeaseOwner::new("a"), LeaseOwner::new("b"));
+    let ttl = Duration::from_secs(10);
+    let now = SystemTime::now();
+    let at = |seconds| now + Duration::from_secs(seconds);
+    assert!(
+        store
+            .try_acquire_lease(&key(), &a, ttl, now)
+            .await
+            .expect("answers")
+    );
+    assert!(
+        !store
+            .extend_lease(&key(), &b, ttl, at(8))
+            .await
+            .expect("answers"),
+        "b does not hold it"
+    );
+    assert!(
+        store
+            .extend_lease(&key(), &a, ttl, at(8))
+            .await
+            .expect("answers")
+    );
+    // Without the extension it would have been b's at 10 s; now it lasts to 18 s.
+    assert!(
+        !store
+            .try_acquire_lease(&key(), &b, ttl, at(15))
+            .await
+            .expect("answers")
+    );
+    assert!(
+        store
+            .try_acquire_lease(&key(), &b, ttl, at(19))
+            .await
+            .expect("answers")
+    );
+    assert!(
+        !store
+            .extend_lease(&key(), &a, ttl, at(19))
+            .await
+            .expect("answers"),
+        "a's lease passed to b: a extends nothing"
+    );
+    assert!(store.release_lease(&key(), &b).await.expect("answers"));
+    assert!(
+        !store
+            .extend_lease(&key(), &b, ttl, at(19))
+            .await
+            .expect("answers"),
+        "a released lease is not brought back"
+    );
+    assert!(!store.lease_path(&key()).exists());
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .expect("readable")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
 async fn a_garbage_lease_file_counts_as_held_until_it_is_a_lease_old() {
     let dir = TempDir::new("lease-garbage");
     let store = FileStore::new(dir.path());

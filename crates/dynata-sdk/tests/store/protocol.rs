@@ -172,6 +172,59 @@ async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
     );
 }
 
+/// Two clients renew an expiring stored session at once while Dynata takes
+/// `delay` to answer; what each ends with, and what Dynata was asked.
+async fn two_clients_renew_slowly(delay: Duration) -> (Vec<Source>, Renewals) {
+    let dir = TempDir::new("slow");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let first = client(store.clone());
+    let second = client(store.clone());
+    let expiring = session_at(&first, 100);
+    store
+        .save(&key(), &expiring, first.wall_clock().now())
+        .await
+        .expect("saved");
+    // Inside the 10 s soft window: both want it renewed.
+    tokio::time::advance(Duration::from_secs(55)).await;
+    let renewals = Renewals::default();
+    let (a, b) = tokio::join!(
+        first.renew(Some(&expiring), |what| renewals.renew(&first, what, delay)),
+        second.renew(Some(&expiring), |what| {
+            renewals.renew(&second, what, delay)
+        }),
+    );
+    let sources = vec![a.expect("renewed").source, b.expect("renewed").source];
+    (sources, renewals)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
+    let ttl = crate::policy().lease_ttl;
+    // Longer than the lease, shorter than a waiter's patience (two leases).
+    let (mut sources, renewals) = two_clients_renew_slowly(ttl + ttl / 2).await;
+    sources.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent once"
+    );
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 0);
+    assert_eq!(sources, [Source::Adopted, Source::Renewed]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_out_of_patience_logs_in_rather_than_reuse_the_refresh_token() {
+    let ttl = crate::policy().lease_ttl;
+    // Longer than a waiter waits (two leases): it renews on its own.
+    let (_, renewals) = two_clients_renew_slowly(ttl * 3).await;
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent once"
+    );
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refused_refresh_looks_at_the_store_before_the_password() {
     // Another process refreshed with the same (single-use) refresh token a
@@ -286,6 +339,15 @@ impl TokenStore for BrokenStore {
         self.answer()
     }
     fn try_acquire_lease<'a>(
+        &'a self,
+        _: &'a StoreKey,
+        _: &'a LeaseOwner,
+        _: Duration,
+        _: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.answer()
+    }
+    fn extend_lease<'a>(
         &'a self,
         _: &'a StoreKey,
         _: &'a LeaseOwner,

@@ -6,8 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use dynata_sdk::auth_api::Secret;
 use dynata_sdk::clock::TokioClock;
-use dynata_sdk::store::{LeaseOwner, RedisStore, SharedSession, Source, StoreError, TokenStore};
+use dynata_sdk::store::{
+    LeaseOwner, RedisStore, SharedSession, Source, StoreError, StoredSession, TokenStore,
+};
 
 use crate::protocol::fleet_renews;
 use crate::redis_server::RedisServer;
@@ -87,6 +90,91 @@ async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
         !raw.release_lease(&key(), &dead).await.expect("answers"),
         "only the holder releases"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_holder_extends_the_lease() {
+    let Some(server) = RedisServer::start("redis: only the holder extends the lease") else {
+        return;
+    };
+    let raw = store(&server);
+    let (a, b) = (LeaseOwner::new("a"), LeaseOwner::new("b"));
+    let now = SystemTime::now();
+    let lease = format!("{}:lease", key().name());
+    let pttl = || -> i64 { server.cli(&["PTTL", &lease]).parse().expect("a number") };
+    assert!(
+        raw.try_acquire_lease(&key(), &a, Duration::from_secs(1), now)
+            .await
+            .expect("answers")
+    );
+    let minute = Duration::from_secs(60);
+    assert!(
+        !raw.extend_lease(&key(), &b, minute, now)
+            .await
+            .expect("answers")
+    );
+    assert!(pttl() <= 1_000, "b's extension changed nothing");
+    assert!(
+        raw.extend_lease(&key(), &a, minute, now)
+            .await
+            .expect("answers")
+    );
+    assert!(pttl() > 50_000, "a's extension took: PTTL {}", pttl());
+    assert_eq!(server.cli(&["GET", &lease]), "a", "still a's");
+    assert!(raw.release_lease(&key(), &a).await.expect("answers"));
+    assert!(
+        !raw.extend_lease(&key(), &a, minute, now)
+            .await
+            .expect("answers"),
+        "a released lease is not brought back"
+    );
+    assert_eq!(server.cli(&["EXISTS", &lease]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
+    let Some(server) = RedisServer::start("redis: a slow renewal keeps its lease") else {
+        return;
+    };
+    let mut short = policy();
+    short.lease_ttl = Duration::from_millis(600);
+    let shared = || {
+        SharedSession::new(
+            Arc::new(store(&server)),
+            key(),
+            short.clone(),
+            Arc::new(TokioClock),
+        )
+    };
+    let (first, second) = (shared(), shared());
+    // Issued 55 s ago with 60 s to live: inside the soft window, to be refreshed.
+    let expiring = StoredSession::from_lifetimes(
+        Secret::new("access-100"),
+        Duration::from_secs(60),
+        Secret::new("refresh-100"),
+        Duration::from_secs(600),
+        SystemTime::now() - Duration::from_secs(55),
+    )
+    .expect("in range");
+    store(&server)
+        .save(&key(), &expiring, SystemTime::now())
+        .await
+        .expect("saved");
+    let renewals = Renewals::default();
+    // Dynata answers after one and a half leases.
+    let slow = Duration::from_millis(900);
+    let (a, b) = tokio::join!(
+        first.renew(Some(&expiring), |what| renewals.renew(&first, what, slow)),
+        second.renew(Some(&expiring), |what| renewals.renew(&second, what, slow)),
+    );
+    let mut sources = [a.expect("renewed").source, b.expect("renewed").source];
+    sources.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent once"
+    );
+    assert_eq!(sources, [Source::Adopted, Source::Renewed]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
