@@ -28,7 +28,9 @@ pub enum Error {
         status: u16,
         /// Dynata's error code, such as `invalid_grant`.
         error: Option<String>,
-        /// Dynata's `errorDescription` (or a gateway's `message`).
+        /// Dynata's `errorDescription` (or a gateway's `message`); or, when
+        /// a process sharing the token store had these same credentials
+        /// rejected and they were not sent again, a note saying so.
         description: Option<String>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,

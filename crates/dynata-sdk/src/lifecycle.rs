@@ -23,7 +23,8 @@ use crate::auth_calls::{self, AuthOperation, Sent};
 use crate::clock::{Clock, FastClock};
 use crate::retry::Failure;
 use crate::store::{
-    Renew, RenewError, SharedSession, SharingPolicy, StoreKey, StoredSession, TokenStore,
+    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
+    StoredSession, TokenStore, is_error_code,
 };
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
 
@@ -455,9 +456,9 @@ impl Lifecycle {
                 })?
             }
             Renew::Login => self
-                .login()
+                .login_sharing_rejections(shared)
                 .await
-                .map_err(|failure| RenewError::Failed(failure.into()))?,
+                .map_err(RenewError::Failed)?,
         };
         let (access, refresh) =
             lifetimes(&pair).map_err(|error| RenewError::Failed(error.into()))?;
@@ -511,6 +512,64 @@ impl Lifecycle {
             refresh_started: AtomicBool::new(false),
             stored: Some(stored),
         }))
+    }
+
+    /// [`Self::login`], unless a process sharing the store had these same
+    /// credentials rejected within its cooldown: then the same rejection,
+    /// without sending them. A rejection is recorded there for the others, so
+    /// a fleet with an outdated password costs the identity server one failed
+    /// login per cooldown, not one per process.
+    async fn login_sharing_rejections(
+        &self,
+        shared: &SharedSession,
+    ) -> Result<Sent<types::TokenPair>, Refused> {
+        let credentials = &self.credentials;
+        let client_secret = credentials.client_secret.as_ref();
+        if let Some(password) = &credentials.password
+            && let Some(rejection) = shared.rejected_login(password, client_secret).await
+        {
+            let wait = rejection
+                .until
+                .duration_since(shared.wall_clock().now())
+                .unwrap_or_default();
+            tracing::warn!(
+                status = rejection.status,
+                retry_in_s = wait.as_secs(),
+                "another process sharing the token store had these credentials rejected; not sending them again"
+            );
+            return Err(Refused {
+                error: Error::CredentialsRejected {
+                    status: rejection.status,
+                    error: rejection.error,
+                    description: Some(format!(
+                        "a process sharing the token store was refused these same credentials; they are not sent again for {} s",
+                        wait.as_secs()
+                    )),
+                    request_id: None,
+                },
+                retry_after: None,
+            });
+        }
+        let sent = self.login().await;
+        if let (Some(password), Err(failure)) = (&credentials.password, &sent)
+            && let Error::CredentialsRejected { status, error, .. } = &failure.error
+        {
+            let keep_for = self
+                .settings
+                .rejected_login_cooldown
+                .map_or(LONGEST_KEPT, |cooldown| cooldown.min(LONGEST_KEPT));
+            if let Some(until) = shared.wall_clock().now().checked_add(keep_for) {
+                let rejection = LoginRejection {
+                    status: *status,
+                    error: error.clone().filter(|code| is_error_code(code)),
+                    until,
+                };
+                shared
+                    .remember_rejected_login(rejection, password, client_secret)
+                    .await;
+            }
+        }
+        sent.map_err(Refused::from)
     }
 
     /// A login with the password; [`Error::LoginRequired`] without one.

@@ -65,13 +65,7 @@ impl EncryptionKey {
         let invalid = || StoreError::Config {
             message: "an encryption key is 64 hexadecimal digits (32 bytes)".into(),
         };
-        if hex.len() != 64 || !hex.is_ascii() {
-            return Err(invalid());
-        }
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
-        }
+        let bytes = Zeroizing::new(from_hex::<32>(hex).ok_or_else(invalid)?);
         Ok(EncryptionKey::from_bytes(*bytes))
     }
 
@@ -244,6 +238,19 @@ fn aad(header: &[u8], key: &StoreKey) -> Vec<u8> {
     aad
 }
 
+/// Exactly `N` bytes from `2 * N` hexadecimal digits.
+pub(crate) fn from_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    // Digits only: `from_str_radix` alone would also take a sign ("+f").
+    if hex.len() != 2 * N || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(bytes)
+}
+
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut out, b| {
@@ -366,5 +373,6 @@ mod tests {
         assert!(EncryptionKey::from_hex("abc").is_err());
         assert!(EncryptionKey::from_hex(&"zz".repeat(32)).is_err());
         assert!(EncryptionKey::from_hex(&"é".repeat(32)).is_err());
+        assert!(EncryptionKey::from_hex(&"+f".repeat(32)).is_err());
     }
 }

@@ -90,6 +90,11 @@ impl FileStore {
         self.inner.dir.join(format!("{}.session", key.digest()))
     }
 
+    /// The file recording the last login Dynata rejected for `key`'s account.
+    pub fn rejected_login_path(&self, key: &StoreKey) -> PathBuf {
+        self.inner.dir.join(format!("{}.rejected", key.digest()))
+    }
+
     /// The file holding the renewal lease of `key`.
     pub fn lease_path(&self, key: &StoreKey) -> PathBuf {
         self.inner.dir.join(format!("{}.lease", key.digest()))
@@ -184,6 +189,27 @@ impl TokenStore for FileStore {
         let path = self.lease_path(key);
         let owner = owner.clone();
         self.blocking(move |_| release(&path, &owner).map_err(|e| io_error("unlock", &path, &e)))
+    }
+
+    fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let path = self.rejected_login_path(key);
+        self.blocking(move |_| read_private(&path))
+    }
+
+    /// Kept past `ttl` (the record carries its own expiry), until replaced.
+    fn save_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a [u8],
+        _ttl: Duration,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        let path = self.rejected_login_path(key);
+        let record = record.to_vec();
+        self.blocking(move |inner| {
+            ensure_dir(&inner.dir)?;
+            replace_atomically(&inner.dir, &path, &record).map_err(|e| io_error("write", &path, &e))
+        })
     }
 
     fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {

@@ -7,7 +7,7 @@
 //! Dynata one login per session and one refresh per expiry window.
 //!
 //! - [`TokenStore`]: what a store does (load, save, remove, a lease, waiting
-//!   for a change). Two come with the SDK: [`FileStore`] for the processes of
+//!   for a change, and the record of a rejected login). Two come with the SDK: [`FileStore`] for the processes of
 //!   one machine, and `RedisStore` (feature `redis`) for a fleet.
 //! - [`SharedSession`]: the protocol a client runs on its slow path (never on
 //!   the cached-token fast path). A store that is unreachable, slow or holds
@@ -42,6 +42,7 @@ mod file;
 mod key;
 #[cfg(feature = "redis")]
 mod redis;
+mod rejection;
 mod session;
 mod shared;
 
@@ -57,6 +58,8 @@ pub use file::FileStore;
 pub use key::{DEFAULT_KEY_PREFIX, StoreKey};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+pub use rejection::LoginRejection;
+pub(crate) use rejection::{LONGEST_KEPT, is_error_code};
 pub use session::{StoredSession, local_deadline};
 pub use shared::{Renew, RenewError, Shared, SharedSession, SharingPolicy, Source, WallClock};
 
@@ -121,6 +124,31 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         key: &'a StoreKey,
         owner: &'a LeaseOwner,
     ) -> StoreFuture<'a, bool>;
+
+    /// The record of the last login Dynata rejected for `key`'s account, as
+    /// [`TokenStore::save_rejected_login`] stored it. The protocol judges its
+    /// age itself; a store may drop it once its time to live has passed.
+    ///
+    /// The default keeps none (and [`TokenStore::save_rejected_login`]
+    /// stores none): each process then remembers only its own rejections.
+    fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let _ = key;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Stores `record` for `key`, replacing any, for `ttl` after `now`. The
+    /// record is the protocol's, opaque to the store: the rejection, and a
+    /// slow salted hash of the credentials rejected, never the credentials.
+    fn save_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a [u8],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (key, record, ttl, now);
+        Box::pin(async { Ok(()) })
+    }
 
     /// Completes when the session or lease of `key` may have changed, or after
     /// `at_most`. Waiters call it between looks at the store; the default

@@ -111,6 +111,11 @@ impl RedisStore {
         format!("{}{}", self.prefix, key.digest())
     }
 
+    /// The Redis key recording the last login Dynata rejected for `key`'s account.
+    pub fn rejected_login_key(&self, key: &StoreKey) -> String {
+        format!("{}{}:rejected", self.prefix, key.digest())
+    }
+
     /// The Redis key holding the renewal lease of `key`.
     pub fn lease_key(&self, key: &StoreKey) -> String {
         format!("{}{}:lease", self.prefix, key.digest())
@@ -264,6 +269,34 @@ impl TokenStore for RedisStore {
                 )
                 .await?;
             Ok(extended == 1)
+        })
+    }
+
+    fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            self.query(redis::cmd("GET").arg(self.rejected_login_key(key)))
+                .await
+        })
+    }
+
+    fn save_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a [u8],
+        ttl: Duration,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let _: Option<String> = self
+                .query(
+                    redis::cmd("SET")
+                        .arg(self.rejected_login_key(key))
+                        .arg(record)
+                        .arg("PX")
+                        .arg(millis(ttl).max(1)),
+                )
+                .await?;
+            Ok(())
         })
     }
 

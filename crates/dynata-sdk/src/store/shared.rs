@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dynata_auth_api::Secret;
 
+use super::rejection::{LoginRejection, Record};
 use super::{LeaseOwner, StoreError, StoreKey, StoredSession, TokenStore};
 use crate::clock::Clock;
 
@@ -264,6 +265,76 @@ impl SharedSession {
         let removed = self.bounded("remove", self.store.remove(&self.key)).await;
         if let Err(error) = removed {
             self.warnings.warn("remove", &error);
+        }
+    }
+
+    /// A rejection of these credentials that a process sharing the store
+    /// recorded and that is still in force: the caller answers with it instead
+    /// of sending them again. `None` when there is none, it has expired, it
+    /// was for other credentials (a corrected password), or the store fails.
+    pub async fn rejected_login(
+        &self,
+        password: &Secret,
+        client_secret: Option<&Secret>,
+    ) -> Option<LoginRejection> {
+        let loaded = self
+            .bounded("load rejection", self.store.load_rejected_login(&self.key))
+            .await;
+        let bytes = match loaded {
+            Ok(bytes) => bytes?,
+            Err(error) => {
+                self.warnings.warn("load rejection", &error);
+                return None;
+            }
+        };
+        let Some(record) = Record::decode(&bytes) else {
+            tracing::debug!(key = %self.key, "ignoring a rejected-login record this build cannot read");
+            return None;
+        };
+        if record.rejection.until <= self.wall.now() {
+            return None;
+        }
+        let (password, client_secret) = (password.clone(), client_secret.cloned());
+        // The comparison is a slow hash, kept off the runtime's threads.
+        tokio::task::spawn_blocking(move || {
+            record
+                .matches(&password, client_secret.as_ref())
+                .then_some(record.rejection)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Records that Dynata rejected these credentials, so that no process
+    /// sharing the store sends them again before `rejection.until`. A failing
+    /// store is a warning: each process still remembers its own rejections.
+    pub async fn remember_rejected_login(
+        &self,
+        rejection: LoginRejection,
+        password: &Secret,
+        client_secret: Option<&Secret>,
+    ) {
+        let now = self.wall.now();
+        let Ok(ttl) = rejection.until.duration_since(now) else {
+            return;
+        };
+        let (password, client_secret) = (password.clone(), client_secret.cloned());
+        let record = tokio::task::spawn_blocking(move || {
+            Record::new(rejection, &password, client_secret.as_ref()).encode()
+        })
+        .await;
+        let Ok(record) = record else {
+            return;
+        };
+        let saved = self
+            .bounded(
+                "save rejection",
+                self.store.save_rejected_login(&self.key, &record, ttl, now),
+            )
+            .await;
+        if let Err(error) = saved {
+            self.warnings.warn("save rejection", &error);
         }
     }
 

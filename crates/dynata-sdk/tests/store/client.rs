@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use dynata_sandbox::{Operation, Sandbox};
 use dynata_sdk::store::{FileStore, LeaseOwner, StoreFuture, StoreKey, StoredSession, TokenStore};
-use dynata_sdk::{Client, Credentials, Environment};
+use dynata_sdk::{Client, Credentials, Environment, Error};
 use tokio::sync::Notify;
 
 use crate::TempDir;
@@ -48,6 +48,67 @@ async fn a_second_client_adopts_the_session_the_first_stored() {
         sandbox.count(Operation::Login) + sandbox.count(Operation::Refresh),
         1
     );
+}
+
+/// Three processes of a fleet share `store`: two still have the password the
+/// account had before it changed, one the new one.
+pub(crate) async fn an_outdated_password_is_sent_once_per_fleet(
+    store: impl Fn() -> Arc<dyn TokenStore>,
+) {
+    let sandbox = sandbox().await;
+    let with_password = |password: &str| {
+        Client::builder()
+            .credentials(Credentials::new("alice", password))
+            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+            .token_store(store())
+            .build()
+            .expect("valid")
+    };
+    let (first, second) = (with_password("old"), with_password("old"));
+    let rejected = first.access_token().await.expect_err("rejected");
+    assert!(
+        matches!(rejected, Error::CredentialsRejected { .. }),
+        "{rejected:?}"
+    );
+    assert_eq!(sandbox.count(Operation::Login), 1);
+
+    let also_rejected = second.access_token().await.expect_err("rejected");
+    let Error::CredentialsRejected {
+        status,
+        description,
+        ..
+    } = &also_rejected
+    else {
+        panic!("{also_rejected:?}");
+    };
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        1,
+        "the second process did not send the rejected password again"
+    );
+    assert!(matches!(status, 400 | 401), "{status}");
+    assert!(
+        description
+            .as_deref()
+            .is_some_and(|d| d.contains("sharing the token store")),
+        "{also_rejected}"
+    );
+    assert!(
+        !also_rejected.to_string().contains("old"),
+        "{also_rejected}"
+    );
+
+    // The corrected password is not held back by the others' rejection.
+    let fixed = with_password("secret");
+    fixed.access_token().await.expect("logs in");
+    assert_eq!(sandbox.count(Operation::Login), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outdated_password_is_sent_once_per_fleet_sharing_a_file_store() {
+    let dir = TempDir::new("client-rejected");
+    let path = dir.path().to_path_buf();
+    an_outdated_password_is_sent_once_per_fleet(|| Arc::new(FileStore::new(&path))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

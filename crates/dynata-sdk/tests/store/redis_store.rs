@@ -178,6 +178,19 @@ async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outdated_password_is_sent_once_per_fleet_sharing_redis() {
+    let Some(server) = RedisServer::start("redis: an outdated password") else {
+        return;
+    };
+    crate::client::an_outdated_password_is_sent_once_per_fleet(|| Arc::new(store(&server))).await;
+    // One record, which expires with the cooldown (5 minutes by default).
+    let record = server.cli(&["KEYS", "*:rejected"]);
+    assert_eq!(record.lines().count(), 1, "{record:?}");
+    let ttl: u64 = server.cli(&["PTTL", &record]).parse().expect("a number");
+    assert!((280_000..=300_000).contains(&ttl), "PTTL {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_mid_run_fails_no_renewal_and_is_rejoined() {
     let Some(mut server) = RedisServer::start("redis stopped mid-run") else {
         return;
