@@ -225,7 +225,7 @@ impl ClientBuilder {
 
     /// How the session is shared through the [`ClientBuilder::token_store`].
     /// Default: [`SharingPolicy::default`] with `fresh_for` set to the soft
-    /// refresh window.
+    /// refresh window and `lease_wait` to the renewal timeout.
     pub fn sharing_policy(mut self, policy: SharingPolicy) -> Self {
         self.sharing_policy = Some(policy);
         self
@@ -296,6 +296,8 @@ impl ClientBuilder {
         let store = self.token_store.map(|store| {
             let policy = self.sharing_policy.unwrap_or_else(|| SharingPolicy {
                 fresh_for: self.soft_window,
+                // A holder's renewal lasts at most this long: wait as long.
+                lease_wait: self.renewal_timeout,
                 ..SharingPolicy::default()
             });
             let key =

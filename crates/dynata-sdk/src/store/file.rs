@@ -302,6 +302,19 @@ fn create_private(path: &Path) -> io::Result<File> {
 /// over `path`, and syncs the directory, so that `path` is always either the
 /// old record or the new one, even across a crash.
 fn replace_atomically(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temporary = write_temporary(dir, path, contents)?;
+    let renamed = fs::rename(&temporary, path);
+    if renamed.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    renamed?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// `contents` in a new private file beside `path`, synced: ready to be
+/// renamed over it.
+fn write_temporary(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<PathBuf> {
     let temporary = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name()
@@ -312,15 +325,15 @@ fn replace_atomically(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<()
     let written = (|| {
         let mut file = create_private(&temporary)?;
         file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
+        file.sync_all()
     })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
+    match written {
+        Ok(()) => Ok(temporary),
+        Err(e) => {
+            let _ = fs::remove_file(&temporary);
+            Err(e)
+        }
     }
-    written?;
-    sync_dir(dir);
-    Ok(())
 }
 
 /// Makes a rename durable. Best effort: not every platform can open a directory.
@@ -370,9 +383,11 @@ fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> i
     Ok(false)
 }
 
-/// Under the guard, so that nobody judges the lease stale and removes it
-/// while it is rewritten: a holder whose lease ran out but was not yet taken
-/// over keeps it.
+/// The new record is written and synced first; under the guard (so that
+/// nobody judges the lease stale and removes it meanwhile) the owner is
+/// checked and the record renamed over the lease: the guard is held for a
+/// read and a rename, as for every other use. A holder whose lease ran out
+/// but was not yet taken over keeps it.
 fn extend(
     dir: &Path,
     path: &Path,
@@ -381,27 +396,51 @@ fn extend(
     now: SystemTime,
 ) -> io::Result<bool> {
     let expires_at = now.checked_add(ttl).unwrap_or(now);
-    let extended = with_guard(path, || match fs::read(path) {
-        Ok(record) if lease_owner(&record).as_deref() == Some(owner.as_str()) => {
-            replace_atomically(dir, path, lease_record(owner, expires_at).as_bytes()).map(|()| true)
+    let temporary = write_temporary(dir, path, lease_record(owner, expires_at).as_bytes())?;
+    let extended = with_guard(path, || {
+        if holds(path, owner)? {
+            fs::rename(&temporary, path).map(|()| true)
+        } else {
+            Ok(false)
         }
-        Ok(_) => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    })?;
-    Ok(extended == Some(true))
+    });
+    if !matches!(extended, Ok(Some(true))) {
+        let _ = fs::remove_file(&temporary);
+    }
+    let extended = extended?.ok_or_else(guard_busy)?;
+    if extended {
+        sync_dir(dir);
+    }
+    Ok(extended)
 }
 
 fn release(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {
-    let released = with_guard(path, || match fs::read(path) {
-        Ok(record) if lease_owner(&record).as_deref() == Some(owner.as_str()) => {
+    let released = with_guard(path, || {
+        if holds(path, owner)? {
             remove_if_present(path).map(|()| true)
+        } else {
+            Ok(false)
         }
-        Ok(_) => Ok(false),
+    })?;
+    released.ok_or_else(guard_busy)
+}
+
+/// Whether the lease at `path` is `owner`'s (expired or not).
+fn holds(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {
+    match fs::read(path) {
+        Ok(record) => Ok(lease_owner(&record).as_deref() == Some(owner.as_str())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
-    })?;
-    Ok(released == Some(true))
+    }
+}
+
+/// The guard stayed busy: not an answer about who holds the lease (`false`
+/// would tell a holder it lost it), but a failure to try again.
+fn guard_busy() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "another process held the lease's guard file",
+    )
 }
 
 enum LeaseState {

@@ -37,9 +37,14 @@ pub struct SharingPolicy {
     /// How long a renewal lease lasts unless its holder extends it: the
     /// longest a process that dies while renewing delays the others. A live
     /// holder extends it every third of this while its renewal runs, however
-    /// long that takes. Others wait for it twice this long, then log in on
-    /// their own. Default 15 s.
+    /// long that takes. Default 15 s.
     pub lease_ttl: Duration,
+    /// The longest a client waits for another process's renewal before it
+    /// renews on its own (a lease that never ends: a store's fault). A live
+    /// holder keeps its lease as long as its renewal runs, which a client
+    /// bounds by its `renewal_timeout`; a `Client` built without a policy of
+    /// its own sets this to that. Default 60 s.
+    pub lease_wait: Duration,
     /// The time limit of every store operation. Default 1 s.
     pub operation_timeout: Duration,
     /// At most one warning about the store per this interval; the rest go to
@@ -53,6 +58,7 @@ impl Default for SharingPolicy {
             clock_skew: Duration::from_secs(5),
             fresh_for: Duration::from_secs(5 * 60),
             lease_ttl: Duration::from_secs(15),
+            lease_wait: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(1),
             warning_interval: Duration::from_secs(60),
         }
@@ -169,8 +175,10 @@ impl fmt::Debug for WallClock {
 ///    The lease is extended while the renewal runs, so a slow one keeps it.
 /// 3. If another process holds the lease, wait for a change (bounded), adopt
 ///    what it writes; if it died, its lease expires and a waiter takes over.
-///    A waiter that runs out of patience with a live holder logs in on its
-///    own: the refresh token is the holder's to use.
+///    A waiter that stops waiting (the store failed, or the lease outlived
+///    [`SharingPolicy::lease_wait`]) logs in on its own: the refresh token
+///    is the holder's to use. A client without a password then fails with
+///    `LoginRequired`.
 ///
 /// A store that fails or is slow (every operation has
 /// [`SharingPolicy::operation_timeout`]) makes this renewal happen without
@@ -364,10 +372,12 @@ impl SharedSession {
         }
 
         let started = tokio::time::Instant::now();
-        // Two lease lifetimes: the holder's, and one more for a waiter that
-        // takes over from a holder that died, should it die too. A live
-        // holder may keep its lease longer (it extends it while it works).
-        let give_up_at = started + self.policy.lease_ttl * 2;
+        let give_up_at = started + self.policy.lease_wait;
+        // From here on, a holder may be refreshing with the refresh token
+        // this caller has: whenever it stops waiting, it logs in instead
+        // (`renew_alone(None, ..)`). A login takes nothing from the holder;
+        // a second use of a single-use refresh token would.
+        let mut holder_seen = false;
         let mut poll = FIRST_POLL;
         loop {
             let acquired = self
@@ -383,17 +393,17 @@ impl SharedSession {
                 .await;
             match acquired {
                 Ok(true) => return self.renew_holding_lease(local, renew).await,
-                Ok(false) => {}
-                Err(error) => return self.renew_alone(local, renew, "acquire", &error).await,
+                Ok(false) => holder_seen = true,
+                Err(error) => {
+                    let local = if holder_seen { None } else { local };
+                    return self.renew_alone(local, renew, "acquire", &error).await;
+                }
             }
             if tokio::time::Instant::now() >= give_up_at {
                 let error = StoreError::Timeout {
                     operation: "lease",
-                    after: self.policy.lease_ttl * 2,
+                    after: self.policy.lease_wait,
                 };
-                // Not with our refresh token: the holder, still at work, may
-                // be using that same single-use token. A login takes nothing
-                // from it.
                 return self
                     .renew_alone(None, renew, "wait for the lease", &error)
                     .await;
@@ -409,7 +419,7 @@ impl SharedSession {
                         after: limit,
                     }));
             if let Err(error) = waited {
-                return self.renew_alone(local, renew, "wait", &error).await;
+                return self.renew_alone(None, renew, "wait", &error).await;
             }
             poll = (poll * 2).min(MAX_POLL);
             match self.load().await {
@@ -418,7 +428,7 @@ impl SharedSession {
                 }
                 Ok(_) => {}
                 Err(error) if error.is_unusable_content() => self.warnings.warn("load", &error),
-                Err(error) => return self.renew_alone(local, renew, "load", &error).await,
+                Err(error) => return self.renew_alone(None, renew, "load", &error).await,
             }
         }
     }
@@ -541,7 +551,7 @@ impl SharedSession {
                     );
                     break;
                 }
-                // Tried again next time: the lease still has two thirds left.
+                // Tried again a third later, before the lease runs out.
                 Err(error) => self.warnings.warn("extend", &error),
             }
         }

@@ -260,6 +260,46 @@ async fn only_the_holder_extends_the_lease_and_it_then_lives_longer() {
 }
 
 #[tokio::test]
+async fn a_busy_guard_is_an_error_to_retry_never_a_lost_lease() {
+    let dir = TempDir::new("guard-busy");
+    let store = FileStore::new(dir.path());
+    let a = LeaseOwner::new("a");
+    let ttl = Duration::from_secs(15);
+    assert!(
+        store
+            .try_acquire_lease(&key(), &a, ttl, SystemTime::now())
+            .await
+            .expect("answers")
+    );
+    // Another process holds the guard (for longer than anyone waits for it).
+    let lease = store.lease_path(&key());
+    let mut guard = lease.clone().into_os_string();
+    guard.push(".guard");
+    fs::write(&guard, b"").expect("written");
+
+    let extended = store.extend_lease(&key(), &a, ttl, SystemTime::now()).await;
+    assert!(extended.is_err(), "{extended:?}: a still holds the lease");
+    let released = store.release_lease(&key(), &a).await;
+    assert!(released.is_err(), "{released:?}: a still holds the lease");
+    let record = fs::read_to_string(&lease).expect("still there");
+    assert_eq!(record.lines().next(), Some("a"));
+
+    fs::remove_file(&guard).expect("removed");
+    assert!(
+        store
+            .extend_lease(&key(), &a, ttl, SystemTime::now())
+            .await
+            .expect("answers")
+    );
+    assert!(store.release_lease(&key(), &a).await.expect("answers"));
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .expect("readable")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
 async fn a_garbage_lease_file_counts_as_held_until_it_is_a_lease_old() {
     let dir = TempDir::new("lease-garbage");
     let store = FileStore::new(dir.path());

@@ -37,6 +37,7 @@ pub(crate) fn policy() -> SharingPolicy {
     policy.clock_skew = Duration::from_secs(1);
     policy.fresh_for = Duration::from_secs(10);
     policy.lease_ttl = Duration::from_secs(3);
+    policy.lease_wait = Duration::from_secs(20);
     policy.operation_timeout = Duration::from_millis(500);
     policy
 }

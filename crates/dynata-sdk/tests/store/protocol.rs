@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dynata_sdk::store::{
-    FileStore, LeaseOwner, RenewError, Source, StoreError, StoreFuture, StoreKey, StoredSession,
-    TokenStore,
+    FileStore, LeaseOwner, Renew, RenewError, Source, StoreError, StoreFuture, StoreKey,
+    StoredSession, TokenStore,
 };
 
 use crate::{Renewals, TempDir, client, key, session_at};
@@ -177,8 +177,22 @@ async fn a_dead_lease_holder_delays_the_others_by_at_most_its_lease() {
 async fn two_clients_renew_slowly(delay: Duration) -> (Vec<Source>, Renewals) {
     let dir = TempDir::new("slow");
     let store = Arc::new(FileStore::new(dir.path()));
-    let first = client(store.clone());
-    let second = client(store.clone());
+    let (sources, renewals) = two_clients_renew_slowly_on(store.clone(), store, delay).await;
+    let sources = sources
+        .into_iter()
+        .map(|outcome| outcome.expect("renewed"))
+        .collect();
+    (sources, renewals)
+}
+
+/// [`two_clients_renew_slowly`], each client on its own view of the store;
+/// the second starts once the first holds the lease.
+async fn two_clients_renew_slowly_on(
+    first: Arc<dyn TokenStore>,
+    second: Arc<dyn TokenStore>,
+    delay: Duration,
+) -> (Vec<Result<Source, String>>, Renewals) {
+    let (store, first, second) = (first.clone(), client(first), client(second));
     let expiring = session_at(&first, 100);
     store
         .save(&key(), &expiring, first.wall_clock().now())
@@ -189,11 +203,14 @@ async fn two_clients_renew_slowly(delay: Duration) -> (Vec<Source>, Renewals) {
     let renewals = Renewals::default();
     let (a, b) = tokio::join!(
         first.renew(Some(&expiring), |what| renewals.renew(&first, what, delay)),
-        second.renew(Some(&expiring), |what| {
-            renewals.renew(&second, what, delay)
-        }),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            second
+                .renew(Some(&expiring), |what| renewals.renew(&second, what, delay))
+                .await
+        },
     );
-    let sources = vec![a.expect("renewed").source, b.expect("renewed").source];
+    let sources = vec![a.map(|s| s.source), b.map(|s| s.source)];
     (sources, renewals)
 }
 
@@ -214,15 +231,133 @@ async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
 
 #[tokio::test(start_paused = true)]
 async fn a_waiter_out_of_patience_logs_in_rather_than_reuse_the_refresh_token() {
-    let ttl = crate::policy().lease_ttl;
-    // Longer than a waiter waits (two leases): it renews on its own.
-    let (_, renewals) = two_clients_renew_slowly(ttl * 3).await;
+    let policy = crate::policy();
+    // Longer than a waiter waits: it renews on its own.
+    let (_, renewals) = two_clients_renew_slowly(policy.lease_wait + policy.lease_ttl).await;
     assert_eq!(
         *renewals.refreshed_with.lock().unwrap(),
         ["refresh-100"],
         "the single-use refresh token was sent once"
     );
     assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_failing_under_a_waiter_makes_it_log_in_not_refresh() {
+    let dir = TempDir::new("blip");
+    let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+    // The waiter's second load, in its wait for the holder, fails once.
+    let waiter: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+        inner: FileStore::new(dir.path()),
+        loads: AtomicUsize::new(0),
+        fails: 2,
+    });
+    let (sources, renewals) =
+        two_clients_renew_slowly_on(holder, waiter, Duration::from_secs(2)).await;
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent once"
+    );
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+    assert_eq!(sources[1], Ok(Source::RenewedAlone));
+}
+
+/// A `FileStore` whose `fails`-th load fails.
+#[derive(Debug)]
+struct FailingLoad {
+    inner: FileStore,
+    loads: AtomicUsize,
+    fails: usize,
+}
+
+impl TokenStore for FailingLoad {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        if self.loads.fetch_add(1, Ordering::SeqCst) + 1 == self.fails {
+            return Box::pin(async {
+                Err(StoreError::Unavailable {
+                    message: "connection reset".into(),
+                })
+            });
+        }
+        self.inner.load(key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        self.inner.wait_for_change(key, at_most)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_without_a_password_waits_out_a_holder_slower_than_two_leases() {
+    // A client without a password cannot log in: it must wait for the
+    // holder, which keeps its lease however long it takes.
+    let dir = TempDir::new("no-password");
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+    let ttl = crate::policy().lease_ttl;
+    let (first, second) = (client(store.clone()), client(store.clone()));
+    let expiring = session_at(&first, 100);
+    store
+        .save(&key(), &expiring, first.wall_clock().now())
+        .await
+        .expect("saved");
+    tokio::time::advance(Duration::from_secs(55)).await;
+    let renewals = Renewals::default();
+    let without_password = |shared, what| {
+        let renewals = &renewals;
+        async move {
+            match what {
+                Renew::Login => Err(RenewError::Failed("LoginRequired".to_string())),
+                refresh => renewals.renew(shared, refresh, ttl * 2 + ttl / 2).await,
+            }
+        }
+    };
+    let (holder, waiter) = tokio::join!(
+        first.renew(Some(&expiring), |what| without_password(&first, what)),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            second
+                .renew(Some(&expiring), |what| without_password(&second, what))
+                .await
+        },
+    );
+    assert_eq!(holder.expect("renewed").source, Source::Renewed);
+    assert_eq!(waiter.expect("adopted").source, Source::Adopted);
 }
 
 #[tokio::test(start_paused = true)]
