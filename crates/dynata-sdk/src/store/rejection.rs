@@ -44,7 +44,7 @@ pub struct LoginRejection {
 
 /// The stored record: the rejection, and what the credentials hash to.
 pub(crate) struct Record {
-    pub(crate) rejection: LoginRejection,
+    rejection: LoginRejection,
     iterations: NonZeroU32,
     salt: [u8; SALT_LEN],
     hash: [u8; HASH_LEN],
@@ -92,6 +92,19 @@ impl Record {
             &self.hash,
         )
         .is_ok()
+    }
+
+    /// The rejection, if it still holds at `now`: never for longer than
+    /// [`LONGEST_KEPT`] from `now`, whatever another build (or a hand) wrote.
+    pub(crate) fn in_force(&self, now: SystemTime) -> Option<LoginRejection> {
+        if self.rejection.until <= now {
+            return None;
+        }
+        let latest = now.checked_add(LONGEST_KEPT).unwrap_or(now);
+        Some(LoginRejection {
+            until: self.rejection.until.min(latest),
+            ..self.rejection.clone()
+        })
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -203,6 +216,24 @@ mod tests {
         assert_ne!(
             Record::new(rejection(), &password, None).encode(),
             Record::new(rejection(), &password, None).encode()
+        );
+    }
+
+    #[test]
+    fn a_record_holds_until_its_time_and_never_past_a_day() {
+        let record = Record::new(rejection(), &Secret::new("pw"), None);
+        let until = rejection().until;
+        let second = Duration::from_secs(1);
+        assert_eq!(record.in_force(until), None);
+        assert_eq!(record.in_force(until + second), None);
+        assert_eq!(
+            record.in_force(until - second).map(|r| r.until),
+            Some(until)
+        );
+        let long_before = until - LONGEST_KEPT * 3;
+        assert_eq!(
+            record.in_force(long_before).map(|r| r.until),
+            Some(long_before + LONGEST_KEPT)
         );
     }
 

@@ -299,15 +299,13 @@ impl SharedSession {
             tracing::debug!(key = %self.key, "ignoring a rejected-login record this build cannot read");
             return None;
         };
-        if record.rejection.until <= self.wall.now() {
-            return None;
-        }
+        let rejection = record.in_force(self.wall.now())?;
         let (password, client_secret) = (password.clone(), client_secret.cloned());
         // The comparison is a slow hash, kept off the runtime's threads.
         tokio::task::spawn_blocking(move || {
             record
                 .matches(&password, client_secret.as_ref())
-                .then_some(record.rejection)
+                .then_some(rejection)
         })
         .await
         .ok()
