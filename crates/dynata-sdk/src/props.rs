@@ -1,7 +1,9 @@
 //! Property tests of the SDK's own readers of server bytes: `Retry-After`
 //! (seconds and HTTP dates, huge and negative), `x-request-id`, the summary
 //! of an error body, the filter on server text, and the description of a
-//! JSON error. No panic, and nothing token-like from the input in the output.
+//! JSON error; and of a store's rejected-login record, which another process
+//! (or anyone who can write the store) wrote. No panic, and nothing
+//! token-like from the input in the output.
 //!
 //! A few hundred cases each under `cargo test`; `cargo xtask fuzz` sets
 //! `DYNATA_FUZZ` for the long run and adds up the `proptest-cases` lines.
@@ -16,6 +18,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
+use crate::store::rejection::Record;
 
 /// Runs `test` `ci_cases` times, or `fuzz_cases` times with `DYNATA_FUZZ`
 /// set, and prints the count for `cargo xtask fuzz`. (The same harness as
@@ -294,4 +297,62 @@ fn a_json_error_is_described_without_the_values_it_choked_on() {
             Ok(())
         },
     );
+}
+
+/// A rejected-login record as the store may hold it: this build's shape with
+/// any values, or any bytes at all.
+fn rejection_record() -> impl Strategy<Value = Vec<u8>> {
+    // Mostly well-formed hexadecimal, sometimes with a sign in it.
+    let hex = |len| {
+        prop_oneof![
+            3 => proptest::string::string_regex(&format!("[0-9a-f]{{{len}}}")).unwrap(),
+            1 => proptest::string::string_regex(&format!("[0-9a-fA-F+-]{{{len}}}")).unwrap(),
+        ]
+    };
+    let shaped = (
+        prop_oneof![Just(1u8), any::<u8>()],
+        any::<u64>(),
+        any::<u16>(),
+        proptest::option::of(".{0,80}"),
+        prop_oneof![any::<u32>(), 99_000u32..10_000_100],
+        prop_oneof![hex(32), ".{0,40}"],
+        prop_oneof![hex(64), ".{0,80}"],
+    )
+        .prop_map(|(version, until, status, error, iterations, salt, hash)| {
+            serde_json::json!({
+                "version": version, "until": until, "status": status, "error": error,
+                "iterations": iterations, "salt": salt, "hash": hash,
+            })
+            .to_string()
+            .into_bytes()
+        });
+    prop_oneof![shaped, proptest::collection::vec(any::<u8>(), 0..300)]
+}
+
+#[test]
+fn a_rejected_login_record_from_the_store_is_read_or_refused_never_trusted_blindly() {
+    let decoded = std::cell::Cell::new(0u32);
+    check(
+        "sdk::rejection_record",
+        512,
+        200_000,
+        (rejection_record(), any::<u64>()),
+        |(bytes, now)| {
+            let Some(record) = Record::decode(&bytes) else {
+                return Ok(());
+            };
+            decoded.set(decoded.get() + 1);
+            let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now);
+            if let Some(rejection) = record.in_force(now) {
+                prop_assert!(rejection.until > now);
+                prop_assert!(rejection.until <= now + Duration::from_secs(24 * 60 * 60));
+                if let Some(code) = &rejection.error {
+                    prop_assert!(crate::store::is_error_code(code), "{code:?}");
+                }
+            }
+            Ok(())
+        },
+    );
+    // The strategy reaches records that decode, not only refusals.
+    assert!(decoded.get() > 0, "no generated record decoded");
 }

@@ -42,7 +42,7 @@ mod file;
 mod key;
 #[cfg(feature = "redis")]
 mod redis;
-mod rejection;
+pub(crate) mod rejection;
 mod session;
 mod shared;
 
