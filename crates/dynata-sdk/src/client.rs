@@ -9,6 +9,9 @@ use crate::lifecycle::{Lifecycle, Settings};
 use crate::store::{SharingPolicy, StoreKey, TokenStore};
 use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
 
+/// How long a rejected password is not sent again, by default.
+pub(crate) const DEFAULT_REJECTED_LOGIN_COOLDOWN: Duration = Duration::from_secs(5 * 60);
+
 /// A client for Dynata's API that always holds a valid access token.
 ///
 /// Build one at start-up and share it: clones are cheap (one reference count)
@@ -115,7 +118,7 @@ impl Default for ClientBuilder {
             soft_window: Duration::from_secs(5 * 60),
             hard_margin: Duration::from_secs(60),
             retry: RetryPolicy::default(),
-            rejected_login_cooldown: Some(Duration::from_secs(5 * 60)),
+            rejected_login_cooldown: Some(DEFAULT_REJECTED_LOGIN_COOLDOWN),
             renewal_timeout: Duration::from_secs(60),
             clock: None,
             token_store: None,

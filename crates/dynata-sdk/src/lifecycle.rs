@@ -20,11 +20,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth_calls::{self, AuthOperation, Sent};
+use crate::client::DEFAULT_REJECTED_LOGIN_COOLDOWN;
 use crate::clock::{Clock, FastClock};
 use crate::retry::Failure;
 use crate::store::{
     LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
-    StoredSession, TokenStore, is_error_code,
+    StoredSession, TokenStore, is_error_code, refuses_credentials,
 };
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
 
@@ -534,15 +535,15 @@ impl Lifecycle {
                 .unwrap_or_default();
             tracing::warn!(
                 status = rejection.status,
-                retry_in_s = wait.as_secs(),
-                "another process sharing the token store had these credentials rejected; not sending them again"
+                record_expires_in_s = wait.as_secs(),
+                "the token store records that Dynata refused these same credentials; not sending them"
             );
             return Err(Refused {
                 error: Error::CredentialsRejected {
                     status: rejection.status,
                     error: rejection.error,
                     description: Some(format!(
-                        "a process sharing the token store was refused these same credentials; they are not sent again for {} s",
+                        "not sent: the token store records that Dynata refused these same credentials to a process sharing it (this one, before a restart, or another) less than a cooldown ago; the record expires in {} s",
                         wait.as_secs()
                     )),
                     request_id: None,
@@ -553,11 +554,15 @@ impl Lifecycle {
         let sent = self.login().await;
         if let (Some(password), Err(failure)) = (&credentials.password, &sent)
             && let Error::CredentialsRejected { status, error, .. } = &failure.error
+            && refuses_credentials(error.as_deref())
         {
+            // Without a cooldown this process never tries again; the others
+            // are held back for the default one, not for ever.
             let keep_for = self
                 .settings
                 .rejected_login_cooldown
-                .map_or(LONGEST_KEPT, |cooldown| cooldown.min(LONGEST_KEPT));
+                .unwrap_or(DEFAULT_REJECTED_LOGIN_COOLDOWN)
+                .min(LONGEST_KEPT);
             if let Some(until) = shared.wall_clock().now().checked_add(keep_for) {
                 let rejection = LoginRejection {
                     status: *status,

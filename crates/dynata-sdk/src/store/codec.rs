@@ -124,11 +124,18 @@ impl SessionCodec {
         let json = Zeroizing::new(serde_json::to_vec(&wire).map_err(|e| StoreError::Config {
             message: format!("a session could not be serialized: {e}"),
         })?);
+        self.seal(key, &json)
+    }
+
+    /// `plain` as a record stored under `key`: in clear, or sealed with the
+    /// key. Sessions and the rejected-login record both go through it, so
+    /// an encrypted store holds nothing readable.
+    pub(crate) fn seal(&self, key: &StoreKey, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut record = MAGIC.to_vec();
         match &self.key {
             None => {
                 record.push(PLAIN);
-                record.extend_from_slice(&json);
+                record.extend_from_slice(plain);
             }
             Some(encryption) => {
                 record.push(AES_256_GCM_SEALED);
@@ -140,7 +147,7 @@ impl SessionCodec {
                         message: "the system's random number generator failed".into(),
                     })?;
                 let aad = aad(&record, key);
-                let mut sealed = Zeroizing::new(json.to_vec());
+                let mut sealed = Zeroizing::new(plain.to_vec());
                 encryption
                     .aead()
                     .seal_in_place_append_tag(
@@ -149,7 +156,7 @@ impl SessionCodec {
                         &mut *sealed,
                     )
                     .map_err(|_| StoreError::Config {
-                        message: "a session could not be encrypted".into(),
+                        message: "a record could not be encrypted".into(),
                     })?;
                 record.extend_from_slice(&nonce);
                 record.extend_from_slice(&sealed);
@@ -162,6 +169,36 @@ impl SessionCodec {
     /// ours, truncated, tampered with, or sealed with another key is
     /// [`StoreError::Corrupt`], whose message never quotes the record.
     pub fn decode(&self, key: &StoreKey, record: &[u8]) -> Result<StoredSession, StoreError> {
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            reason: reason.to_string(),
+        };
+        let plain = self.open(key, record)?;
+        let wire: Wire = serde_json::from_slice(&plain)
+            .map_err(|_| corrupt("the session is not valid JSON of the expected shape"))?;
+        let time =
+            |millis| from_unix_millis(millis).ok_or_else(|| corrupt("a time is out of range"));
+        let session = StoredSession {
+            issued_at: time(wire.issued_at)?,
+            access_token: wire.access_token,
+            access_expires_at: time(wire.access_expires_at)?,
+            refresh_token: wire.refresh_token,
+            refresh_expires_at: time(wire.refresh_expires_at)?,
+        };
+        if session.access_expires_at < session.issued_at
+            || session.refresh_expires_at < session.issued_at
+        {
+            return Err(corrupt("an expiry is earlier than the issue time"));
+        }
+        Ok(session)
+    }
+
+    /// The plain bytes of `record`, stored under `key`: checked, and
+    /// decrypted if sealed. The inverse of [`SessionCodec::seal`].
+    pub(crate) fn open(
+        &self,
+        key: &StoreKey,
+        record: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let corrupt = |reason: &str| StoreError::Corrupt {
             reason: reason.to_string(),
         };
@@ -211,23 +248,7 @@ impl SessionCodec {
             }
             _ => return Err(corrupt("unknown record kind")),
         };
-        let wire: Wire = serde_json::from_slice(&plain)
-            .map_err(|_| corrupt("the session is not valid JSON of the expected shape"))?;
-        let time =
-            |millis| from_unix_millis(millis).ok_or_else(|| corrupt("a time is out of range"));
-        let session = StoredSession {
-            issued_at: time(wire.issued_at)?,
-            access_token: wire.access_token,
-            access_expires_at: time(wire.access_expires_at)?,
-            refresh_token: wire.refresh_token,
-            refresh_expires_at: time(wire.refresh_expires_at)?,
-        };
-        if session.access_expires_at < session.issued_at
-            || session.refresh_expires_at < session.issued_at
-        {
-            return Err(corrupt("an expiry is earlier than the issue time"));
-        }
-        Ok(session)
+        Ok(plain)
     }
 }
 

@@ -193,10 +193,20 @@ impl TokenStore for FileStore {
 
     fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
         let path = self.rejected_login_path(key);
-        self.blocking(move |_| read_private(&path))
+        let key = key.clone();
+        self.blocking(move |inner| {
+            let Some(record) = read_private(&path)? else {
+                return Ok(None);
+            };
+            inner
+                .codec
+                .open(&key, &record)
+                .map(|plain| Some(plain.to_vec()))
+        })
     }
 
-    /// Kept past `ttl` (the record carries its own expiry), until replaced.
+    /// Sealed like a session; kept past `ttl` (the record carries its own
+    /// expiry), until replaced.
     fn save_rejected_login<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -205,8 +215,9 @@ impl TokenStore for FileStore {
         _now: SystemTime,
     ) -> StoreFuture<'a, ()> {
         let path = self.rejected_login_path(key);
-        let record = record.to_vec();
+        let record = self.inner.codec.seal(key, record);
         self.blocking(move |inner| {
+            let record = record?;
             ensure_dir(&inner.dir)?;
             replace_atomically(&inner.dir, &path, &record).map_err(|e| io_error("write", &path, &e))
         })

@@ -30,7 +30,11 @@
 //!   (refresh tokens are single-use) log your own processes out of it, which
 //!   then fall back to the password.
 //!
-//! They never learn the password: stores hold no password. Protect the store
+//! They never learn the password: stores hold no password. After Dynata
+//! refuses a login, the store holds a record of it for the cooldown, with a
+//! salted PBKDF2 of the password and client secret (600,000 iterations) so
+//! that other processes recognise the same credentials: a slow guess at an
+//! outdated password for whoever reads it. Protect the store
 //! as you protect the password: [`FileStore`] creates its files `0600` in a
 //! `0700` directory; give Redis a password, TLS (`rediss://`) and no network
 //! exposure. With an [`EncryptionKey`] (AES-256-GCM, a fresh random nonce per
@@ -59,7 +63,7 @@ pub use key::{DEFAULT_KEY_PREFIX, StoreKey};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use rejection::LoginRejection;
-pub(crate) use rejection::{LONGEST_KEPT, is_error_code};
+pub(crate) use rejection::{LONGEST_KEPT, is_error_code, refuses_credentials};
 pub use session::{StoredSession, local_deadline};
 pub use shared::{Renew, RenewError, Shared, SharedSession, SharingPolicy, Source, WallClock};
 

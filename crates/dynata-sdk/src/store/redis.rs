@@ -274,8 +274,13 @@ impl TokenStore for RedisStore {
 
     fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            self.query(redis::cmd("GET").arg(self.rejected_login_key(key)))
-                .await
+            let record: Option<Vec<u8>> = self
+                .query(redis::cmd("GET").arg(self.rejected_login_key(key)))
+                .await?;
+            match record {
+                Some(record) => Ok(Some(self.codec.open(key, &record)?.to_vec())),
+                None => Ok(None),
+            }
         })
     }
 
@@ -287,6 +292,7 @@ impl TokenStore for RedisStore {
         _now: SystemTime,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let record = self.codec.seal(key, record)?;
             let _: Option<String> = self
                 .query(
                     redis::cmd("SET")

@@ -139,16 +139,26 @@ impl Record {
     }
 }
 
-/// What is hashed: the password, and the client secret if there is one
-/// (a rejected login may be the client's fault). The NUL keeps
-/// `("ab", "c")` and `("a", "bc")` apart.
+/// What is hashed: the password, and the client secret if there is one (a
+/// rejected login may be the client's fault), each after its length, so
+/// that no two pairs give the same bytes (`("a\0b", None)` and
+/// `("a", Some("b"))`, say).
 fn material(password: &Secret, client_secret: Option<&Secret>) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut material = zeroize::Zeroizing::new(password.expose_secret().as_bytes().to_vec());
-    if let Some(client_secret) = client_secret {
-        material.push(0);
-        material.extend_from_slice(client_secret.expose_secret().as_bytes());
+    let mut material = zeroize::Zeroizing::new(Vec::new());
+    for part in [Some(password), client_secret].into_iter().flatten() {
+        let bytes = part.expose_secret().as_bytes();
+        material.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        material.extend_from_slice(bytes);
     }
     material
+}
+
+/// Whether a rejected login is the identity server refusing the credentials
+/// (the OAuth codes Keycloak answers a wrong password or client secret
+/// with), the only rejection worth keeping for the fleet: a bare 401 from a
+/// gateway says nothing about the password.
+pub(crate) fn refuses_credentials(error: Option<&str>) -> bool {
+    matches!(error, Some("invalid_grant" | "invalid_client"))
 }
 
 /// Dynata's error codes are short identifiers; anything else is not kept
@@ -212,6 +222,9 @@ mod tests {
         assert!(!decoded.matches(&Secret::new("correct horse battery!"), Some(&client_secret)));
         assert!(!decoded.matches(&password, None));
         assert!(!decoded.matches(&password, Some(&Secret::new("other"))));
+        // The parts stay apart: a NUL in the password is no separator.
+        let joined = Record::new(rejection(), &Secret::new("a\0b"), None);
+        assert!(!joined.matches(&Secret::new("a"), Some(&Secret::new("b"))));
         // Same material twice: the random salt makes the records differ.
         assert_ne!(
             Record::new(rejection(), &password, None).encode(),

@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dynata_sandbox::{Operation, Sandbox};
-use dynata_sdk::store::{FileStore, LeaseOwner, StoreFuture, StoreKey, StoredSession, TokenStore};
+use dynata_sandbox::{Fault, Operation, Sandbox};
+use dynata_sdk::store::{
+    EncryptionKey, FileStore, LeaseOwner, StoreFuture, StoreKey, StoredSession, TokenStore,
+};
 use dynata_sdk::{Client, Credentials, Environment, Error};
 use tokio::sync::Notify;
 
@@ -64,7 +66,7 @@ pub(crate) async fn an_outdated_password_is_sent_once_per_fleet(
             .build()
             .expect("valid")
     };
-    let (first, second) = (with_password("old"), with_password("old"));
+    let (first, second) = (with_password("Winter2025!"), with_password("Winter2025!"));
     let rejected = first.access_token().await.expect_err("rejected");
     assert!(
         matches!(rejected, Error::CredentialsRejected { .. }),
@@ -90,11 +92,11 @@ pub(crate) async fn an_outdated_password_is_sent_once_per_fleet(
     assert!(
         description
             .as_deref()
-            .is_some_and(|d| d.contains("sharing the token store")),
+            .is_some_and(|d| d.contains("the token store records")),
         "{also_rejected}"
     );
     assert!(
-        !also_rejected.to_string().contains("old"),
+        !also_rejected.to_string().contains("Winter2025"),
         "{also_rejected}"
     );
 
@@ -109,6 +111,53 @@ async fn an_outdated_password_is_sent_once_per_fleet_sharing_a_file_store() {
     let dir = TempDir::new("client-rejected");
     let path = dir.path().to_path_buf();
     an_outdated_password_is_sent_once_per_fleet(|| Arc::new(FileStore::new(&path))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_store_keeps_the_rejection_unreadable_and_still_shares_it() {
+    let dir = TempDir::new("client-rejected-sealed");
+    let path = dir.path().to_path_buf();
+    let key = EncryptionKey::from_bytes([7; 32]);
+    an_outdated_password_is_sent_once_per_fleet(|| {
+        Arc::new(FileStore::new(&path).with_encryption(key.clone()))
+    })
+    .await;
+    let records: Vec<_> = std::fs::read_dir(&path)
+        .expect("readable")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rejected"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let bytes = std::fs::read(&records[0]).expect("readable");
+    let text = String::from_utf8_lossy(&bytes);
+    for word in ["hash", "salt", "iterations", "invalid_grant"] {
+        assert!(!text.contains(word), "{word} readable in {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateways_401_is_not_recorded_as_a_refused_password() {
+    let dir = TempDir::new("client-gateway-401");
+    let sandbox = sandbox().await;
+    // A bare 401 from a gateway (no OAuth error code) on the first login.
+    sandbox.inject(Operation::Login, Fault::Status(401), 1);
+    let build = || {
+        Client::builder()
+            .credentials(Credentials::new("alice", "secret"))
+            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+            .token_store(Arc::new(FileStore::new(dir.path())))
+            .rejected_login_cooldown(None)
+            .build()
+            .expect("valid")
+    };
+    let first = build().access_token().await.expect_err("the gateway's 401");
+    assert!(
+        matches!(first, Error::CredentialsRejected { .. }),
+        "{first:?}"
+    );
+    // Another process with the same, correct password is not held back.
+    build().access_token().await.expect("logs in");
+    assert_eq!(sandbox.count(Operation::Login), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
