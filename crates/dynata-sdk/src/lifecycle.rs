@@ -44,6 +44,12 @@ pub(crate) struct Settings {
 /// soft window, at least half a token's life, and `expiresIn: 0` is refused.)
 pub(crate) const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The longest a server's `Retry-After` pauses renewals (a maintenance
+/// window's hour is honoured): past it, one call asks again, and a server
+/// still unavailable says how long again. A gateway's absurd value (a
+/// century) must not stop a client for good.
+pub(crate) const MAX_SERVER_PAUSE: Duration = Duration::from_secs(60 * 60);
+
 /// `401`s renew the token at most once in this long: an endpoint that answers
 /// `401` to every token costs one renewal per burst, not one per call.
 pub(crate) const MIN_INTERVAL_BETWEEN_401_RENEWALS: Duration = Duration::from_secs(5);
@@ -160,6 +166,9 @@ pub(crate) struct Lifecycle {
     /// The session shared with other processes through a token store, if
     /// one was configured. Only renewals consult it, never the fast path.
     shared: Option<SharedSession>,
+    /// Held by a logout for its whole run: a second logout returns only once
+    /// the first has revoked what there was to revoke.
+    logouts: tokio::sync::Mutex<()>,
 }
 
 /// A token store, the account's key in it, and how to share through it.
@@ -188,6 +197,7 @@ impl Lifecycle {
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
             shared,
+            logouts: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -392,12 +402,17 @@ impl Lifecycle {
     }
 
     /// How long renewals pause after `refused`: the cooldown for rejected
-    /// credentials, the server's `Retry-After`, and never less than
-    /// [`MIN_RENEWAL_INTERVAL`].
+    /// credentials, the server's `Retry-After` (at most
+    /// [`MAX_SERVER_PAUSE`]), and never less than [`MIN_RENEWAL_INTERVAL`].
     fn pause_after(&self, refused: &Refused) -> Pause {
         let length = match &refused.error {
             Error::CredentialsRejected { .. } => self.settings.rejected_login_cooldown,
-            _ => Some(refused.retry_after.unwrap_or_default()),
+            _ => Some(
+                refused
+                    .retry_after
+                    .unwrap_or_default()
+                    .min(MAX_SERVER_PAUSE),
+            ),
         }
         .map(|length| length.max(MIN_RENEWAL_INTERVAL));
         let now = self.clock.now();
@@ -459,7 +474,10 @@ impl Lifecycle {
             Renew::Login => self
                 .login_sharing_rejections(shared)
                 .await
-                .map_err(RenewError::Failed)?,
+                .map_err(|refused| match refused.error {
+                    Error::LoginRequired => RenewError::CannotLogIn(refused),
+                    _ => RenewError::Failed(refused),
+                })?,
         };
         let (access, refresh) =
             lifetimes(&pair).map_err(|error| RenewError::Failed(error.into()))?;
@@ -724,12 +742,19 @@ impl Lifecycle {
     /// renewal under way (which revokes what it obtains), then revokes its
     /// tokens at Dynata.
     pub(crate) async fn logout(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.logouts.lock().await;
         let (done, running) = watch::channel(());
         let (session, pending) = {
             let mut slow = self.lock_slow();
             slow.logout = Some(running.clone());
             slow.generation += 1;
-            slow.pause = None;
+            // A pause for a server's Retry-After ends with the session; a
+            // refused password stays refused: logging out must not make the
+            // next call send it again before its cooldown.
+            slow.pause = slow
+                .pause
+                .take()
+                .filter(|pause| matches!(pause.error, Error::CredentialsRejected { .. }));
             if let Some(timer) = slow.expiry_timer.take() {
                 timer.abort();
             }

@@ -82,6 +82,20 @@ pub enum RenewError<E> {
     RefreshRejected(E),
     /// Any other failure; given back to the caller as is.
     Failed(E),
+    /// A login was asked for but the caller has no password. When the store
+    /// fails, the protocol then refreshes as a last resort.
+    CannotLogIn(E),
+}
+
+impl<E> RenewError<E> {
+    /// The caller's error, whatever the kind.
+    pub fn into_inner(self) -> E {
+        match self {
+            RenewError::RefreshRejected(error)
+            | RenewError::Failed(error)
+            | RenewError::CannotLogIn(error) => error,
+        }
+    }
 }
 
 /// Where the session [`SharedSession::renew`] returned came from.
@@ -193,6 +207,10 @@ pub struct SharedSession {
     policy: SharingPolicy,
     wall: WallClock,
     warnings: Warnings,
+    /// The refresh token of the last session renewed without the store
+    /// ([`Source::RenewedAlone`]): no other process has it, so it may be
+    /// refreshed without the lease while the store fails.
+    own_refresh_token: Mutex<Option<Secret>>,
 }
 
 impl SharedSession {
@@ -210,6 +228,7 @@ impl SharedSession {
             warnings: Warnings::new(policy.warning_interval),
             policy,
             wall: WallClock::following(clock),
+            own_refresh_token: Mutex::new(None),
         }
     }
 
@@ -370,12 +389,8 @@ impl SharedSession {
         }
 
         let started = tokio::time::Instant::now();
-        let give_up_at = started + self.policy.lease_wait;
-        // From here on, a holder may be refreshing with the refresh token
-        // this caller has: whenever it stops waiting, it logs in instead
-        // (`renew_alone(None, ..)`). A login takes nothing from the holder;
-        // a second use of a single-use refresh token would.
-        let mut holder_seen = false;
+        // No deadline at all for a wait too long for the clock.
+        let give_up_at = started.checked_add(self.policy.lease_wait);
         let mut poll = FIRST_POLL;
         loop {
             let acquired = self
@@ -391,24 +406,21 @@ impl SharedSession {
                 .await;
             match acquired {
                 Ok(true) => return self.renew_holding_lease(local, renew).await,
-                Ok(false) => holder_seen = true,
-                Err(error) => {
-                    let local = if holder_seen { None } else { local };
-                    return self.renew_alone(local, renew, "acquire", &error).await;
-                }
+                Ok(false) => {}
+                Err(error) => return self.renew_alone(local, renew, "acquire", &error).await,
             }
-            if tokio::time::Instant::now() >= give_up_at {
+            if give_up_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
                 let error = StoreError::Timeout {
                     operation: "lease",
                     after: self.policy.lease_wait,
                 };
                 return self
-                    .renew_alone(None, renew, "wait for the lease", &error)
+                    .renew_alone(local, renew, "wait for the lease", &error)
                     .await;
             }
             let poll_for = poll.min(self.policy.lease_ttl);
             // The wait itself may take `poll_for`; only beyond it is the store slow.
-            let limit = poll_for + self.policy.operation_timeout;
+            let limit = poll_for.saturating_add(self.policy.operation_timeout);
             let waited =
                 tokio::time::timeout(limit, self.store.wait_for_change(&self.key, poll_for))
                     .await
@@ -417,7 +429,7 @@ impl SharedSession {
                         after: limit,
                     }));
             if let Err(error) = waited {
-                return self.renew_alone(None, renew, "wait", &error).await;
+                return self.renew_alone(local, renew, "wait", &error).await;
             }
             poll = (poll * 2).min(MAX_POLL);
             match self.load().await {
@@ -426,7 +438,7 @@ impl SharedSession {
                 }
                 Ok(_) => {}
                 Err(error) if error.is_unusable_content() => self.warnings.warn("load", &error),
-                Err(error) => return self.renew_alone(None, renew, "load", &error).await,
+                Err(error) => return self.renew_alone(local, renew, "load", &error).await,
             }
         }
     }
@@ -476,7 +488,9 @@ impl SharedSession {
         let session = match basis {
             Some(basis) => match renew(Renew::Refresh(basis.refresh_token.clone())).await {
                 Ok(session) => session,
-                Err(RenewError::Failed(error)) => return Err(error),
+                Err(RenewError::Failed(error) | RenewError::CannotLogIn(error)) => {
+                    return Err(error);
+                }
                 Err(RenewError::RefreshRejected(_)) => {
                     // Another process may have used that refresh token and
                     // stored what it got: take that before the password.
@@ -556,7 +570,13 @@ impl SharedSession {
         std::future::pending::<()>().await;
     }
 
-    /// The store failed: renew as a client without a store would.
+    /// The store failed (or the lease outlived [`SharingPolicy::lease_wait`]):
+    /// renew without it, and without sending a refresh token another process
+    /// may be using under the lease. Only the refresh token of a session this
+    /// client renewed alone is its own to refresh; any other (adopted, or
+    /// stored) is shared, so the caller logs in instead, which takes nothing
+    /// from anyone. A caller that cannot log in (no password) refreshes as
+    /// its last resort.
     async fn renew_alone<E, F, Fut>(
         &self,
         local: Option<&StoredSession>,
@@ -569,18 +589,39 @@ impl SharedSession {
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
         self.warnings.warn(operation, error);
-        let session = match self.newest_refreshable(None, local) {
-            Some(local) => match renew(Renew::Refresh(local.refresh_token.clone())).await {
-                Ok(session) => Ok(session),
-                Err(RenewError::RefreshRejected(_)) => login(&mut renew).await,
-                Err(RenewError::Failed(error)) => Err(error),
+        let refreshable = self.newest_refreshable(None, local);
+        let own = refreshable.filter(|local| self.is_own(local));
+        let renewed = match own {
+            Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
+                Err(RenewError::RefreshRejected(_)) => renew(Renew::Login).await,
+                outcome => outcome,
             },
-            None => login(&mut renew).await,
-        }?;
+            None => match renew(Renew::Login).await {
+                Err(RenewError::CannotLogIn(error)) => match refreshable {
+                    Some(shared) => renew(Renew::Refresh(shared.refresh_token.clone())).await,
+                    None => Err(RenewError::CannotLogIn(error)),
+                },
+                outcome => outcome,
+            },
+        };
+        let session = renewed.map_err(RenewError::into_inner)?;
+        *self
+            .own_refresh_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(session.refresh_token.clone());
         Ok(Shared {
             session,
             source: Source::RenewedAlone,
         })
+    }
+
+    /// Whether `session` is one this client renewed alone, its last.
+    fn is_own(&self, session: &StoredSession) -> bool {
+        self.own_refresh_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|own| *own == session.refresh_token)
     }
 
     /// Not the caller's own session (which it wants replaced: expiring, or
@@ -684,9 +725,7 @@ where
     F: FnMut(Renew) -> Fut,
     Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
 {
-    renew(Renew::Login).await.map_err(|error| match error {
-        RenewError::RefreshRejected(error) | RenewError::Failed(error) => error,
-    })
+    renew(Renew::Login).await.map_err(RenewError::into_inner)
 }
 
 /// Store warnings, at most one per interval; the rest go to `debug`.

@@ -1,5 +1,7 @@
 //! Logout: what it sends, the empty 204, and what comes after.
 
+use dynata_sdk::Error;
+
 use super::*;
 
 #[tokio::test]
@@ -133,4 +135,82 @@ async fn a_call_during_a_slow_revocation_does_not_wait_for_it() {
         "the call waited for the revocation"
     );
     logging_out.await.expect("joined").expect("logged out");
+}
+
+/// Two logouts at once (a shutdown hook and a request handler, say) while a
+/// refresh is under way: the second returns only once the session it ended
+/// has been revoked at Dynata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_logout_returns_only_once_the_session_is_revoked() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 800)
+        .await;
+    let revoke_a1 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"accessToken": "a1"}"#);
+            then.status(204);
+        })
+        .await;
+    harness.answer(LOGOUT, 204, "", 0).await;
+    let first = harness.token().await;
+    assert!(harness.client.invalidate(&first));
+    let caller = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.access_token().await }
+    });
+    // Real time: the refresh answers after 800 ms, and is under way here.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first_logout = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    harness.client.logout().await.expect("second logout");
+    assert_eq!(
+        revoke_a1.calls_async().await,
+        1,
+        "the second logout returned while a1 was still live at Dynata"
+    );
+    first_logout.await.expect("joined").expect("first logout");
+    let _ = caller.await;
+}
+
+/// A refused password stays refused across a logout: the next call does not
+/// send it again before the cooldown.
+#[tokio::test]
+async fn a_logout_does_not_lift_the_cooldown_of_a_refused_password() {
+    let harness = Harness::new().await;
+    let refused = harness
+        .answer(
+            LOGIN,
+            401,
+            r#"{"error":"invalid_grant","errorDescription":"Invalid user credentials"}"#,
+            0,
+        )
+        .await;
+    let error = harness.client.access_token().await.expect_err("refused");
+    assert!(
+        matches!(error, Error::CredentialsRejected { .. }),
+        "{error:?}"
+    );
+    harness.client.logout().await.expect("nothing to revoke");
+    let again = harness
+        .client
+        .access_token()
+        .await
+        .expect_err("still refused");
+    assert!(
+        matches!(again, Error::CredentialsRejected { .. }),
+        "{again:?}"
+    );
+    assert_eq!(
+        refused.calls_async().await,
+        1,
+        "the password was sent again"
+    );
 }

@@ -250,3 +250,47 @@ async fn retry_after_is_honoured_on_any_transient_status() {
     assert_eq!(caller.await.expect("task").expect("retried").secret(), "a1");
     assert_eq!(login.calls_async().await, 1);
 }
+
+/// A gateway's absurd `Retry-After` (a century) pauses renewals for an hour
+/// at most: then one call asks again.
+#[tokio::test]
+async fn an_absurd_retry_after_pauses_renewals_for_an_hour_at_most() {
+    let harness = Harness::with(|builder| builder.retry_policy(RetryPolicy::none())).await;
+    let unavailable = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(503).header("retry-after", "99999999999");
+        })
+        .await;
+    unavailable.up_to_n_times_async(1).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness.client.access_token().await.expect_err("503");
+    harness.advance(30 * 60).await;
+    harness
+        .client
+        .access_token()
+        .await
+        .expect_err("still paused");
+    assert_eq!(login.calls_async().await, 0);
+    harness.advance(30 * 60 + 1).await;
+    assert_eq!(harness.current_secret().await, "a1");
+    assert_eq!(login.calls_async().await, 1);
+}
+
+/// A renewal timeout too long for the clock means none, with a token store
+/// too (whose waiters wait as long as the renewal timeout).
+#[tokio::test]
+async fn an_unbounded_renewal_timeout_works_with_a_token_store() {
+    let dir = std::env::temp_dir().join(format!("dynata-unbounded-renewal-{}", std::process::id()));
+    let harness = Harness::with(|builder| {
+        builder
+            .renewal_timeout(Duration::MAX)
+            .token_store(Arc::new(dynata_sdk::store::FileStore::new(&dir)))
+    })
+    .await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let token = harness.client.access_token().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(token.expect("logged in").secret(), "a1");
+}

@@ -263,6 +263,50 @@ async fn a_store_failing_under_a_waiter_makes_it_log_in_not_refresh() {
     assert_eq!(sources[1], Ok(Source::RenewedAlone));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_store_failing_before_a_client_sees_the_holder_makes_it_log_in_not_refresh() {
+    let dir = TempDir::new("blip-first");
+    let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+    // The other client's very first look at the store fails: it cannot know
+    // that a holder is refreshing with the refresh token it has too.
+    let other: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+        inner: FileStore::new(dir.path()),
+        loads: AtomicUsize::new(0),
+        fails: 1,
+    });
+    let (sources, renewals) =
+        two_clients_renew_slowly_on(holder, other, Duration::from_secs(2)).await;
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent once"
+    );
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+    assert_eq!(sources[1], Ok(Source::RenewedAlone));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_store_a_client_that_cannot_log_in_refreshes_as_a_last_resort() {
+    let store = Arc::new(BrokenStore {
+        hangs: false,
+        calls: AtomicUsize::new(0),
+    });
+    let shared = client(store);
+    let adopted = session_at(&shared, 5);
+    let renewals = Renewals::default();
+    let outcome = shared
+        .renew(Some(&adopted), |what| async {
+            match what {
+                Renew::Login => Err(RenewError::CannotLogIn("no password".to_string())),
+                refresh => renewals.renew(&shared, refresh, Duration::ZERO).await,
+            }
+        })
+        .await
+        .expect("refreshed");
+    assert_eq!(outcome.source, Source::RenewedAlone);
+    assert_eq!(*renewals.refreshed_with.lock().unwrap(), ["refresh-5"]);
+}
+
 /// A `FileStore` whose `fails`-th load fails.
 #[derive(Debug)]
 struct FailingLoad {
