@@ -243,46 +243,28 @@ async fn a_waiter_out_of_patience_logs_in_rather_than_reuse_the_refresh_token() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_store_failing_under_a_waiter_makes_it_log_in_not_refresh() {
-    let dir = TempDir::new("blip");
-    let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
-    // The waiter's second load, in its wait for the holder, fails once.
-    let waiter: Arc<dyn TokenStore> = Arc::new(FailingLoad {
-        inner: FileStore::new(dir.path()),
-        loads: AtomicUsize::new(0),
-        fails: 2,
-    });
-    let (sources, renewals) =
-        two_clients_renew_slowly_on(holder, waiter, Duration::from_secs(2)).await;
-    assert_eq!(
-        *renewals.refreshed_with.lock().unwrap(),
-        ["refresh-100"],
-        "the single-use refresh token was sent once"
-    );
-    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
-    assert_eq!(sources[1], Ok(Source::RenewedAlone));
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_store_failing_before_a_client_sees_the_holder_makes_it_log_in_not_refresh() {
-    let dir = TempDir::new("blip-first");
-    let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
-    // The other client's very first look at the store fails: it cannot know
-    // that a holder is refreshing with the refresh token it has too.
-    let other: Arc<dyn TokenStore> = Arc::new(FailingLoad {
-        inner: FileStore::new(dir.path()),
-        loads: AtomicUsize::new(0),
-        fails: 1,
-    });
-    let (sources, renewals) =
-        two_clients_renew_slowly_on(holder, other, Duration::from_secs(2)).await;
-    assert_eq!(
-        *renewals.refreshed_with.lock().unwrap(),
-        ["refresh-100"],
-        "the single-use refresh token was sent once"
-    );
-    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
-    assert_eq!(sources[1], Ok(Source::RenewedAlone));
+async fn a_store_failing_while_a_holder_refreshes_makes_the_other_log_in_not_refresh() {
+    // The other client's first look at the store fails (it cannot know that
+    // a holder is refreshing with the refresh token it has too), or its
+    // second, while it waits for the holder.
+    for fails in [1, 2] {
+        let dir = TempDir::new("blip");
+        let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+        let other: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+            inner: FileStore::new(dir.path()),
+            loads: AtomicUsize::new(0),
+            fails,
+        });
+        let (sources, renewals) =
+            two_clients_renew_slowly_on(holder, other, Duration::from_secs(2)).await;
+        assert_eq!(
+            *renewals.refreshed_with.lock().unwrap(),
+            ["refresh-100"],
+            "load {fails} failed: the single-use refresh token was sent once"
+        );
+        assert_eq!(renewals.logins.load(Ordering::SeqCst), 1, "load {fails}");
+        assert_eq!(sources[1], Ok(Source::RenewedAlone), "load {fails}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
