@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime};
 use super::codec::MAX_RECORD_BYTES;
 use super::session::{from_unix_millis, unix_millis};
 use super::{
-    EncryptionKey, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey, StoredSession,
-    TokenStore,
+    EncryptionKey, LONGEST_TTL, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey,
+    StoredSession, TokenStore,
 };
 
 /// How often a waiter looks at the files for a change.
@@ -370,7 +370,7 @@ fn parse_lease(record: &str) -> Option<(&str, SystemTime)> {
 }
 
 fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> io::Result<bool> {
-    let expires_at = now.checked_add(ttl).unwrap_or(now);
+    let expires_at = now.checked_add(ttl.min(LONGEST_TTL)).unwrap_or(now);
     // Two rounds: a stale lease removed in the first is created in the second.
     for _ in 0..2 {
         match create_private(path) {
@@ -406,7 +406,7 @@ fn extend(
     ttl: Duration,
     now: SystemTime,
 ) -> io::Result<bool> {
-    let expires_at = now.checked_add(ttl).unwrap_or(now);
+    let expires_at = now.checked_add(ttl.min(LONGEST_TTL)).unwrap_or(now);
     let temporary = write_temporary(dir, path, lease_record(owner, expires_at).as_bytes())?;
     let extended = with_guard(path, || {
         if holds(path, owner)? {
@@ -472,7 +472,11 @@ fn lease_state(path: &Path, ttl: Duration, now: SystemTime) -> io::Result<LeaseS
         // it, or is writing it right now. Its age decides.
         None => fs::metadata(path)
             .and_then(|m| m.modified())
-            .map(|modified| modified + ttl > SystemTime::now())
+            .map(|modified| {
+                modified
+                    .checked_add(ttl.min(LONGEST_TTL))
+                    .is_none_or(|until| until > SystemTime::now())
+            })
             .unwrap_or(false),
     };
     Ok(if live {

@@ -67,6 +67,11 @@ pub(crate) use rejection::{LONGEST_KEPT, is_error_code, refuses_credentials};
 pub use session::{StoredSession, local_deadline};
 pub use shared::{Renew, RenewError, Shared, SharedSession, SharingPolicy, Source, WallClock};
 
+/// The longest anything is kept in a store: a lease time or a token lifetime
+/// longer than this (a setting of `Duration::MAX`, a server's absurd
+/// `refreshExpiresIn`) counts as this, which every clock and Redis can hold.
+pub(crate) const LONGEST_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 /// The future a [`TokenStore`] operation returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 

@@ -17,8 +17,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use super::{
-    DEFAULT_KEY_PREFIX, EncryptionKey, LeaseOwner, SessionCodec, StoreError, StoreFuture, StoreKey,
-    StoredSession, TokenStore,
+    DEFAULT_KEY_PREFIX, EncryptionKey, LONGEST_TTL, LeaseOwner, SessionCodec, StoreError,
+    StoreFuture, StoreKey, StoredSession, TokenStore,
 };
 
 /// Deletes the lease only if `owner` still holds it: a GET and a DEL that no
@@ -326,8 +326,9 @@ impl TokenStore for RedisStore {
     }
 }
 
+/// For `PX`: Redis refuses a time it cannot add to its clock.
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(duration.min(LONGEST_TTL).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The URL with its password (if any) replaced by `***`.

@@ -82,8 +82,10 @@ pub enum RenewError<E> {
     RefreshRejected(E),
     /// Any other failure; given back to the caller as is.
     Failed(E),
-    /// A login was asked for but the caller has no password. When the store
-    /// fails, the protocol then refreshes as a last resort.
+    /// A login was asked for but the caller has no password. The protocol
+    /// never answers it by sending a refresh token another process may be
+    /// using: the caller gets this error, and tries the store again on its
+    /// next renewal.
     CannotLogIn(E),
 }
 
@@ -192,7 +194,7 @@ impl fmt::Debug for WallClock {
 ///    A waiter that stops waiting (the store failed, or the lease outlived
 ///    [`SharingPolicy::lease_wait`]) logs in on its own: the refresh token
 ///    is the holder's to use. A client without a password then fails with
-///    `LoginRequired`.
+///    its login's error, and tries the store again next time.
 ///
 /// A store that fails or is slow (every operation has
 /// [`SharingPolicy::operation_timeout`]) makes this renewal happen without
@@ -575,8 +577,9 @@ impl SharedSession {
     /// may be using under the lease. Only the refresh token of a session this
     /// client renewed alone is its own to refresh; any other (adopted, or
     /// stored) is shared, so the caller logs in instead, which takes nothing
-    /// from anyone. A caller that cannot log in (no password) refreshes as
-    /// its last resort.
+    /// from anyone. A caller that cannot log in (no password) gets that
+    /// error: its token serves until its hard margin, and its next renewal
+    /// tries the store again.
     async fn renew_alone<E, F, Fut>(
         &self,
         local: Option<&StoredSession>,
@@ -589,20 +592,15 @@ impl SharedSession {
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
         self.warnings.warn(operation, error);
-        let refreshable = self.newest_refreshable(None, local);
-        let own = refreshable.filter(|local| self.is_own(local));
+        let own = self
+            .newest_refreshable(None, local)
+            .filter(|local| self.is_own(local));
         let renewed = match own {
             Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
                 Err(RenewError::RefreshRejected(_)) => renew(Renew::Login).await,
                 outcome => outcome,
             },
-            None => match renew(Renew::Login).await {
-                Err(RenewError::CannotLogIn(error)) => match refreshable {
-                    Some(shared) => renew(Renew::Refresh(shared.refresh_token.clone())).await,
-                    None => Err(RenewError::CannotLogIn(error)),
-                },
-                outcome => outcome,
-            },
+            None => renew(Renew::Login).await,
         };
         let session = renewed.map_err(RenewError::into_inner)?;
         *self

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dynata_sdk::clock::TokioClock;
 use dynata_sdk::store::{
-    FileStore, LeaseOwner, Renew, RenewError, Source, StoreError, StoreFuture, StoreKey,
-    StoredSession, TokenStore,
+    FileStore, LeaseOwner, Renew, RenewError, SharedSession, Source, StoreError, StoreFuture,
+    StoreKey, StoredSession, TokenStore,
 };
 
 use crate::{Renewals, TempDir, client, key, session_at};
@@ -267,26 +268,93 @@ async fn a_store_failing_while_a_holder_refreshes_makes_the_other_log_in_not_ref
     }
 }
 
+/// A client without a password (a worker that only ever adopts) whose
+/// store fails while a holder refreshes: it must not send the holder's
+/// refresh token, whatever else it cannot do.
 #[tokio::test(start_paused = true)]
-async fn without_the_store_a_client_that_cannot_log_in_refreshes_as_a_last_resort() {
-    let store = Arc::new(BrokenStore {
-        hangs: false,
-        calls: AtomicUsize::new(0),
-    });
-    let shared = client(store);
-    let adopted = session_at(&shared, 5);
-    let renewals = Renewals::default();
-    let outcome = shared
-        .renew(Some(&adopted), |what| async {
-            match what {
-                Renew::Login => Err(RenewError::CannotLogIn("no password".to_string())),
-                refresh => renewals.renew(&shared, refresh, Duration::ZERO).await,
+async fn a_client_without_a_password_never_refreshes_a_shared_session_without_the_lease() {
+    for fails in [1, 2] {
+        let dir = TempDir::new("no-password-blip");
+        let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+        let other: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+            inner: FileStore::new(dir.path()),
+            loads: AtomicUsize::new(0),
+            fails,
+        });
+        let (first, second) = (client(holder.clone()), client(other));
+        let expiring = session_at(&first, 100);
+        holder
+            .save(&key(), &expiring, first.wall_clock().now())
+            .await
+            .expect("saved");
+        tokio::time::advance(Duration::from_secs(55)).await;
+        let renewals = Renewals::default();
+        let without_password = |shared, what| {
+            let renewals = &renewals;
+            async move {
+                match what {
+                    Renew::Login => Err(RenewError::CannotLogIn("login required".to_string())),
+                    refresh => {
+                        renewals
+                            .renew(shared, refresh, Duration::from_secs(2))
+                            .await
+                    }
+                }
             }
-        })
+        };
+        let (holding, other) = tokio::join!(
+            first.renew(Some(&expiring), |what| without_password(&first, what)),
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                second
+                    .renew(Some(&expiring), |what| without_password(&second, what))
+                    .await
+            },
+        );
+        assert_eq!(
+            *renewals.refreshed_with.lock().unwrap(),
+            ["refresh-100"],
+            "load {fails} failed: only the holder refreshed"
+        );
+        assert_eq!(holding.expect("renewed").source, Source::Renewed);
+        assert_eq!(other.map(|s| s.source), Err("login required".to_string()));
+        // Its next renewal goes to the store, which is back, and adopts.
+        let adopted = second
+            .renew(Some(&expiring), |what| without_password(&second, what))
+            .await
+            .expect("adopted");
+        assert_eq!(adopted.source, Source::Adopted);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_too_long_for_the_clock_still_keeps_others_out() {
+    let dir = TempDir::new("unbounded-lease");
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+    let mut policy = crate::policy();
+    policy.lease_ttl = Duration::MAX;
+    let session = || SharedSession::new(store.clone(), key(), policy.clone(), Arc::new(TokioClock));
+    let (first, second) = (session(), session());
+    let expiring = session_at(&first, 100);
+    store
+        .save(&key(), &expiring, first.wall_clock().now())
         .await
-        .expect("refreshed");
-    assert_eq!(outcome.source, Source::RenewedAlone);
-    assert_eq!(*renewals.refreshed_with.lock().unwrap(), ["refresh-5"]);
+        .expect("saved");
+    tokio::time::advance(Duration::from_secs(55)).await;
+    let renewals = Renewals::default();
+    let slow = Duration::from_secs(2);
+    let (a, b) = tokio::join!(
+        first.renew(Some(&expiring), |what| renewals.renew(&first, what, slow)),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            second
+                .renew(Some(&expiring), |what| renewals.renew(&second, what, slow))
+                .await
+        },
+    );
+    assert_eq!(*renewals.refreshed_with.lock().unwrap(), ["refresh-100"]);
+    assert_eq!(a.expect("renewed").source, Source::Renewed);
+    assert_eq!(b.expect("adopted").source, Source::Adopted);
 }
 
 /// A `FileStore` whose `fails`-th load fails.
@@ -368,7 +436,7 @@ async fn a_waiter_without_a_password_waits_out_a_holder_slower_than_two_leases()
         let renewals = &renewals;
         async move {
             match what {
-                Renew::Login => Err(RenewError::Failed("LoginRequired".to_string())),
+                Renew::Login => Err(RenewError::CannotLogIn("LoginRequired".to_string())),
                 refresh => renewals.renew(shared, refresh, ttl * 2 + ttl / 2).await,
             }
         }
