@@ -163,6 +163,10 @@ impl Context {
         let key = self.key(&username);
         let previous = self.stored(&username).await.ok().flatten();
         let _ = self.store.remove(&key).await;
+        // A refusal the store remembers (a mistyped password, an account
+        // locked until a minute ago) holds back automatic retries; a person
+        // typing the password again is one deliberate try.
+        let _ = self.store.remove_rejected_login(&key).await;
         let client = self.build(Credentials::new(username.clone(), password))?;
         if let Err(error) = client.access_token().await {
             if let Some(previous) = previous {
@@ -213,6 +217,8 @@ impl Context {
     pub(crate) async fn logout(&self) -> Result<bool, Failure> {
         let username = self.username()?;
         let key = self.key(&username);
+        // Nothing of the account is left on this machine, not even a refusal.
+        let _ = self.store.remove_rejected_login(&key).await;
         let Some(session) = self.stored(&username).await? else {
             return Ok(false);
         };

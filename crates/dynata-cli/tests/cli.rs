@@ -916,3 +916,21 @@ async fn completions_and_help() {
     let usage = world.run(&["api"], &[]).await;
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// Dynata refused the password once (an account locked, then unlocked):
+/// typing it again in `dynata login` is one deliberate try, which the
+/// SDK's record of the refusal in the session store must not hold back.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_again_after_a_refusal_sends_the_password_again() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .inject(Operation::Login, dynata_sandbox::Fault::InvalidGrant, 1);
+    let env = [("DYNATA_PASSWORD", PASSWORD)];
+    let refused = world.run(&["login", "-u", USER], &env).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert_eq!(world.sandbox.count(Operation::Login), 1);
+    let again = world.run(&["login", "-u", USER], &env).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(world.sandbox.count(Operation::Login), 2);
+}

@@ -191,6 +191,12 @@ impl ClientBuilder {
     /// then one call tries again. `None` never tries again: build a new
     /// client. Default 5 minutes, so a service recovers from a password fixed
     /// at Dynata without ever hammering its identity server into a lockout.
+    ///
+    /// With a [`ClientBuilder::token_store`], a refusal (`invalid_grant` or
+    /// `invalid_client`) is also recorded there for this long (5 minutes
+    /// with `None`, 24 hours at most), so the other processes sharing it do
+    /// not send the same credentials either; a refusal learnt from that
+    /// record holds this client back only until the record ends.
     pub fn rejected_login_cooldown(mut self, cooldown: Option<Duration>) -> Self {
         self.rejected_login_cooldown = cooldown;
         self

@@ -135,6 +135,10 @@ struct SlowPath {
 struct Refused {
     error: Error,
     retry_after: Option<Duration>,
+    /// How long renewals pause, when the refusal says so itself: a refused
+    /// password recorded in the token store holds back no longer than the
+    /// record lives (this client's cooldown counts from its own refusals).
+    pause: Option<Duration>,
 }
 
 impl<T> From<Failure<T>> for Refused {
@@ -142,6 +146,7 @@ impl<T> From<Failure<T>> for Refused {
         Refused {
             error: failure.error,
             retry_after: failure.retry_after,
+            pause: None,
         }
     }
 }
@@ -151,6 +156,7 @@ impl From<Error> for Refused {
         Refused {
             error,
             retry_after: None,
+            pause: None,
         }
     }
 }
@@ -406,6 +412,7 @@ impl Lifecycle {
     /// [`MAX_SERVER_PAUSE`]), and never less than [`MIN_RENEWAL_INTERVAL`].
     fn pause_after(&self, refused: &Refused) -> Pause {
         let length = match &refused.error {
+            _ if refused.pause.is_some() => refused.pause,
             Error::CredentialsRejected { .. } => self.settings.rejected_login_cooldown,
             _ => Some(
                 refused
@@ -551,9 +558,11 @@ impl Lifecycle {
                 .until
                 .duration_since(shared.wall_clock().now())
                 .unwrap_or_default();
+            // Rounded up: "0 s" while the record still holds would mislead.
+            let wait_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             tracing::warn!(
                 status = rejection.status,
-                record_expires_in_s = wait.as_secs(),
+                record_expires_in_s = wait_s,
                 "the token store records that Dynata refused these same credentials; not sending them"
             );
             return Err(Refused {
@@ -561,12 +570,12 @@ impl Lifecycle {
                     status: rejection.status,
                     error: rejection.error,
                     description: Some(format!(
-                        "not sent: the token store records that Dynata refused these same credentials to a process sharing it (this one, before a restart, or another) less than a cooldown ago; the record expires in {} s",
-                        wait.as_secs()
+                        "not sent: the token store records that Dynata refused these same credentials to a process sharing it (this one, before a restart, or another) less than a cooldown ago; the record expires in {wait_s} s"
                     )),
                     request_id: None,
                 },
                 retry_after: None,
+                pause: Some(wait),
             });
         }
         let sent = self.login().await;

@@ -312,7 +312,7 @@ fn rejection_record() -> impl Strategy<Value = Vec<u8>> {
     let shaped = (
         prop_oneof![Just(1u8), any::<u8>()],
         any::<u64>(),
-        any::<u16>(),
+        prop_oneof![400u16..500, any::<u16>()],
         proptest::option::of(".{0,80}"),
         prop_oneof![any::<u32>(), 99_000u32..10_000_100],
         prop_oneof![hex(32), ".{0,40}"],
@@ -345,6 +345,11 @@ fn a_rejected_login_record_from_the_store_is_read_or_refused_never_trusted_blind
             let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now);
             if let Some(rejection) = record.in_force(now) {
                 prop_assert!(rejection.until > now);
+                prop_assert!(
+                    (400..500).contains(&rejection.status),
+                    "{}",
+                    rejection.status
+                );
                 prop_assert!(rejection.until <= now + Duration::from_secs(24 * 60 * 60));
                 if let Some(code) = &rejection.error {
                     prop_assert!(crate::store::is_error_code(code), "{code:?}");

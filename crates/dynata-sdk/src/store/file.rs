@@ -9,7 +9,8 @@
 //! time to live; removing a lease (stale, or released) or extending it
 //! (rewritten atomically by its holder) happens under a second exclusive
 //! file, `<digest>.lease.guard`, held for microseconds. Files are created
-//! `0600` in a `0700` directory on Unix; a
+//! `0600` in a `0700` directory on Unix; a refused login is recorded in
+//! `<digest>.rejected` (sealed like the session, removed once expired); a
 //! session file that others could read is refused (and replaced by the next
 //! renewal), with a warning.
 
@@ -221,6 +222,11 @@ impl TokenStore for FileStore {
             ensure_dir(&inner.dir)?;
             replace_atomically(&inner.dir, &path, &record).map_err(|e| io_error("write", &path, &e))
         })
+    }
+
+    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        let path = self.rejected_login_path(key);
+        self.blocking(move |_| remove_if_present(&path).map_err(|e| io_error("remove", &path, &e)))
     }
 
     fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {

@@ -159,6 +159,13 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         Box::pin(async { Ok(()) })
     }
 
+    /// Removes the rejected-login record of `key`, if any: an expired one, or
+    /// one a person asks to be ignored (`dynata login` is one deliberate try).
+    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        let _ = key;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Completes when the session or lease of `key` may have changed, or after
     /// `at_most`. Waiters call it between looks at the store; the default
     /// just waits `at_most`, which makes them poll with the protocol's backoff.

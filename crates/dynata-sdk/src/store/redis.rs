@@ -5,7 +5,9 @@
 //! with `SET NX PX` and a random owner, released by a compare-and-delete
 //! script, so only its holder releases it and a holder that dies frees it
 //! after its time to live: the single-instance lock Redis documents. A holder
-//! extends it with a compare-and-`PEXPIRE` script while its renewal runs. Waiters
+//! extends it with a compare-and-`PEXPIRE` script while its renewal runs. A
+//! refused login is recorded under `<key>:rejected`, which expires with its
+//! cooldown. Waiters
 //! poll with backoff. The tokio connection manager reconnects by itself; every
 //! command has a short time limit, and a Redis that is down makes the clients
 //! renew on their own until it is back.
@@ -301,6 +303,15 @@ impl TokenStore for RedisStore {
                         .arg("PX")
                         .arg(millis(ttl).max(1)),
                 )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let _removed: i64 = self
+                .query(redis::cmd("DEL").arg(self.rejected_login_key(key)))
                 .await?;
             Ok(())
         })

@@ -33,6 +33,7 @@ const HASH_LEN: usize = 32;
 
 /// A login Dynata rejected, as another process sharing the store saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoginRejection {
     /// The HTTP status of the rejection, 400 or 401.
     pub status: u16,
@@ -40,6 +41,18 @@ pub struct LoginRejection {
     pub error: Option<String>,
     /// Until when the same credentials are not sent again.
     pub until: SystemTime,
+}
+
+impl LoginRejection {
+    /// A refusal with `status` (a 4xx) and Dynata's `error` code, held
+    /// until `until`.
+    pub fn new(status: u16, error: Option<String>, until: SystemTime) -> Self {
+        LoginRejection {
+            status,
+            error,
+            until,
+        }
+    }
 }
 
 /// The stored record: the rejection, and what the credentials hash to.
@@ -125,7 +138,7 @@ impl Record {
         let wire: Wire = serde_json::from_slice(bytes).ok()?;
         let iterations = NonZeroU32::new(wire.iterations)
             .filter(|n| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(&n.get()))?;
-        (wire.version == 1).then_some(())?;
+        (wire.version == 1 && (400..500).contains(&wire.status)).then_some(())?;
         Some(Record {
             rejection: LoginRejection {
                 status: wire.status,

@@ -76,6 +76,7 @@ pub enum Renew {
 
 /// A failed renewal, as the caller's renewal reports it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RenewError<E> {
     /// Dynata refused the refresh token (expired, revoked, or already used by
     /// another process). The protocol looks at the store again, then logs in.
@@ -320,7 +321,16 @@ impl SharedSession {
             tracing::debug!(key = %self.key, "ignoring a rejected-login record this build cannot read");
             return None;
         };
-        let rejection = record.in_force(self.wall.now())?;
+        let Some(rejection) = record.in_force(self.wall.now()) else {
+            // Expired: nothing to keep (FileStore would keep it for ever).
+            let _ = self
+                .bounded(
+                    "remove rejection",
+                    self.store.remove_rejected_login(&self.key),
+                )
+                .await;
+            return None;
+        };
         let (password, client_secret) = (password.clone(), client_secret.cloned());
         // The comparison is a slow hash, kept off the runtime's threads.
         tokio::task::spawn_blocking(move || {

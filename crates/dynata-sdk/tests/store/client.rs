@@ -5,9 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use dynata_sandbox::{Fault, Operation, Sandbox};
+use dynata_sdk::auth_api::Secret;
+use dynata_sdk::clock::ManualClock;
 use dynata_sdk::store::{
     EncryptionKey, FileStore, LeaseOwner, StoreFuture, StoreKey, StoredSession, TokenStore,
 };
+use dynata_sdk::store::{LoginRejection, SharedSession, SharingPolicy};
 use dynata_sdk::{Client, Credentials, Environment, Error};
 use tokio::sync::Notify;
 
@@ -310,4 +313,54 @@ async fn a_client_whose_store_is_unusable_still_works() {
     client.users_info().await.expect("works without the store");
     assert_eq!(sandbox.count(Operation::Login), 1);
     let _ = std::fs::remove_file(dir.path());
+}
+
+/// A refusal another process recorded holds this client back only as long
+/// as the record lives, even without a cooldown of its own ("never tries
+/// again" is about its own refusals): it sent nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_refusal_holds_back_no_longer_than_the_record_lives() {
+    let dir = TempDir::new("client-record-expiry");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let other = SharedSession::new(
+        store.clone(),
+        key,
+        SharingPolicy::default(),
+        Arc::new(clock.clone()),
+    );
+    // Another process had "secret" refused (the account was locked then).
+    let until = other.wall_clock().now() + Duration::from_secs(60);
+    other
+        .remember_rejected_login(
+            LoginRejection::new(400, Some("invalid_grant".into()), until),
+            &Secret::new("secret"),
+            None,
+        )
+        .await;
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(store)
+        .clock(Arc::new(clock.clone()))
+        .rejected_login_cooldown(None)
+        .build()
+        .expect("valid");
+    let held = client.access_token().await.expect_err("held back");
+    assert!(held.to_string().contains("expires in 60 s"), "{held}");
+    assert_eq!(sandbox.count(Operation::Login), 0);
+    clock.advance(Duration::from_secs(61));
+    client
+        .access_token()
+        .await
+        .expect("logs in once the record ended");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("readable")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "rejected"))
+        .collect();
+    assert!(leftovers.is_empty(), "the expired record was removed");
 }

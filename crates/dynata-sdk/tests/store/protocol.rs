@@ -218,7 +218,7 @@ async fn two_clients_renew_slowly_on(
 #[tokio::test(start_paused = true)]
 async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
     let ttl = crate::policy().lease_ttl;
-    // Longer than the lease, shorter than a waiter's patience (two leases).
+    // Longer than the lease, shorter than a waiter's patience (`lease_wait`).
     let (mut sources, renewals) = two_clients_renew_slowly(ttl + ttl / 2).await;
     sources.sort_by_key(|s| format!("{s:?}"));
     assert_eq!(
