@@ -6,9 +6,10 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 #[cfg(feature = "test-util")]
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "test-util")]
@@ -119,6 +120,23 @@ impl FastClock {
         self.now(clock)
             .saturating_add(coarsetime::Duration::from(remaining).as_ticks())
     }
+}
+
+/// The output of whichever of two futures finishes first: `Some` for the
+/// first, `None` if `deadline` came first.
+pub(crate) async fn first_of<T>(
+    work: impl Future<Output = T>,
+    deadline: impl Future<Output = ()>,
+) -> Option<T> {
+    let mut work = pin!(work);
+    let mut deadline = pin!(deadline);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 fn nanos(duration: Duration) -> u64 {

@@ -7,11 +7,8 @@
 //! never held across an `.await`, in tasks that outlive any one caller, so a
 //! caller dropped mid-refresh harms nobody.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -21,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth_calls::{self, AuthOperation, Sent};
 use crate::client::DEFAULT_REJECTED_LOGIN_COOLDOWN;
-use crate::clock::{Clock, FastClock};
+use crate::clock::{Clock, FastClock, first_of};
 use crate::retry::Failure;
 use crate::store::{
     LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
@@ -890,23 +887,6 @@ async fn watch_expiry(session: Arc<Session>, clock: Arc<dyn Clock>) {
     let _ = session
         .state
         .compare_exchange(FRESH, EXPIRING, Ordering::AcqRel, Ordering::Acquire);
-}
-
-/// The output of whichever of two futures finishes first: `Some` for the
-/// first, `None` if `deadline` came first.
-async fn first_of<T>(
-    work: impl Future<Output = T>,
-    deadline: impl Future<Output = ()>,
-) -> Option<T> {
-    let mut work = pin!(work);
-    let mut deadline = pin!(deadline);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(value) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(value));
-        }
-        deadline.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 fn flight_lost() -> Error {

@@ -8,14 +8,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use dynata_auth_api::Secret;
 
 use super::rejection::{LoginRejection, Record};
 use super::{LeaseOwner, StoreError, StoreKey, StoredSession, TokenStore};
-use crate::clock::Clock;
+use crate::clock::{Clock, first_of};
 
 /// The first wait between looks at a lease someone else holds; it doubles up
 /// to [`MAX_POLL`].
@@ -542,16 +541,11 @@ impl SharedSession {
     /// the same single-use refresh token.
     async fn keeping_lease<T>(&self, work: impl Future<Output = T>) -> T {
         let mut work = pin!(work);
-        let mut extend = pin!(self.extend_lease_until_lost());
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(value) = work.as_mut().poll(cx) {
-                return Poll::Ready(value);
-            }
-            // Never ready: it only stops extending.
-            let _ = extend.as_mut().poll(cx);
-            Poll::Pending
-        })
-        .await
+        // Extending never ends by itself: the work always comes first.
+        match first_of(work.as_mut(), self.extend_lease_until_lost()).await {
+            Some(value) => value,
+            None => work.await,
+        }
     }
 
     async fn extend_lease_until_lost(&self) {
