@@ -220,13 +220,49 @@ impl TokenStore for FileStore {
         self.blocking(move |inner| {
             let record = record?;
             ensure_dir(&inner.dir)?;
-            replace_atomically(&inner.dir, &path, &record).map_err(|e| io_error("write", &path, &e))
+            // Renamed under the record's guard, so that a removal of an
+            // expired record never takes this one for it.
+            let written = (|| {
+                let temporary = write_temporary(&inner.dir, &path, &record)?;
+                let renamed = with_guard(&path, || fs::rename(&temporary, &path));
+                if !matches!(renamed, Ok(Some(()))) {
+                    let _ = fs::remove_file(&temporary);
+                }
+                renamed?.ok_or_else(guard_busy)?;
+                sync_dir(&inner.dir);
+                Ok(())
+            })();
+            written.map_err(|e| io_error("write", &path, &e))
         })
     }
 
     fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
         let path = self.rejected_login_path(key);
         self.blocking(move |_| remove_if_present(&path).map_err(|e| io_error("remove", &path, &e)))
+    }
+
+    fn remove_expired_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        seen: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        let path = self.rejected_login_path(key);
+        let (key, seen) = (key.clone(), seen.to_vec());
+        self.blocking(move |inner| {
+            let removed = with_guard(&path, || {
+                let Some(record) = read_private(&path).map_err(io::Error::other)? else {
+                    return Ok(());
+                };
+                match inner.codec.open(&key, &record) {
+                    Ok(plain) if *plain == *seen => remove_if_present(&path),
+                    // Replaced meanwhile (or unreadable): not ours to remove.
+                    _ => Ok(()),
+                }
+            });
+            removed
+                .and_then(|done| done.ok_or_else(guard_busy))
+                .map_err(|e| io_error("remove", &path, &e))
+        })
     }
 
     fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {

@@ -159,10 +159,25 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         Box::pin(async { Ok(()) })
     }
 
-    /// Removes the rejected-login record of `key`, if any: an expired one, or
-    /// one a person asks to be ignored (`dynata login` is one deliberate try).
+    /// Removes the rejected-login record of `key`, if any, whatever it
+    /// holds: one a person asks to be ignored (`dynata login` is one
+    /// deliberate try).
     fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
         let _ = key;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Removes the rejected-login record of `key` only if it still is `seen`
+    /// (what [`TokenStore::load_rejected_login`] returned), which the
+    /// protocol found expired: a fresh refusal another process recorded
+    /// meanwhile stays. The default removes nothing, as suits a store that
+    /// expires entries by itself (Redis).
+    fn remove_expired_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        seen: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        let _ = (key, seen);
         Box::pin(async { Ok(()) })
     }
 

@@ -321,11 +321,12 @@ impl SharedSession {
             return None;
         };
         let Some(rejection) = record.in_force(self.wall.now()) else {
-            // Expired: nothing to keep (FileStore would keep it for ever).
+            // Expired: nothing to keep (FileStore would keep it for ever),
+            // unless another process has just recorded a fresh refusal.
             let _ = self
                 .bounded(
                     "remove rejection",
-                    self.store.remove_rejected_login(&self.key),
+                    self.store.remove_expired_rejected_login(&self.key, &bytes),
                 )
                 .await;
             return None;

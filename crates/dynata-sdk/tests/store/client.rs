@@ -364,3 +364,148 @@ async fn a_recorded_refusal_holds_back_no_longer_than_the_record_lives() {
         .collect();
     assert!(leftovers.is_empty(), "the expired record was removed");
 }
+
+/// A `FileStore` in which another process records a fresh refusal right
+/// after this one has read the (expired) record.
+#[derive(Debug)]
+struct RecordsAfterRead {
+    inner: FileStore,
+    fresh: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl TokenStore for RecordsAfterRead {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        self.inner.load(key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+    fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let read = self.inner.load_rejected_login(key).await;
+            let fresh = self.fresh.lock().expect("not poisoned").take();
+            if let Some(fresh) = fresh {
+                let minutes = Duration::from_secs(300);
+                self.inner
+                    .save_rejected_login(key, &fresh, minutes, SystemTime::now())
+                    .await
+                    .expect("saved");
+            }
+            read
+        })
+    }
+    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove_rejected_login(key)
+    }
+    fn remove_expired_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        seen: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        self.inner.remove_expired_rejected_login(key, seen)
+    }
+}
+
+/// Removing an expired record must not remove the fresh refusal another
+/// process recorded between the read and the removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_record_is_removed_but_never_a_fresh_one_written_meanwhile() {
+    let dir = TempDir::new("record-race");
+    let scratch = TempDir::new("record-race-scratch");
+    let clock = ManualClock::new();
+    let key = StoreKey::for_account("http://127.0.0.1:1", "api", "alice");
+    let session = |store: Arc<dyn TokenStore>| {
+        SharedSession::new(
+            store,
+            key.clone(),
+            SharingPolicy::default(),
+            Arc::new(clock.clone()),
+        )
+    };
+    let racing = Arc::new(RecordsAfterRead {
+        inner: FileStore::new(dir.path()),
+        fresh: std::sync::Mutex::new(None),
+    });
+    let (reader, checker) = (
+        session(racing.clone()),
+        session(Arc::new(FileStore::new(dir.path()))),
+    );
+    let refused = Secret::new("Winter2025!");
+    let rejection =
+        |at: SystemTime, ttl| LoginRejection::new(400, Some("invalid_grant".into()), at + ttl);
+    // An old refusal, expired by the time it is read.
+    checker
+        .remember_rejected_login(
+            rejection(checker.wall_clock().now(), Duration::from_secs(60)),
+            &refused,
+            None,
+        )
+        .await;
+    clock.advance(Duration::from_secs(61));
+    // The fresh one another process records meanwhile (written elsewhere
+    // first, to have its bytes).
+    let elsewhere = session(Arc::new(FileStore::new(scratch.path())));
+    elsewhere
+        .remember_rejected_login(
+            rejection(elsewhere.wall_clock().now(), Duration::from_secs(300)),
+            &refused,
+            None,
+        )
+        .await;
+    let fresh = FileStore::new(scratch.path())
+        .load_rejected_login(&key)
+        .await
+        .expect("readable")
+        .expect("written");
+    *racing.fresh.lock().expect("not poisoned") = Some(fresh);
+
+    assert!(
+        reader.rejected_login(&refused, None).await.is_none(),
+        "expired"
+    );
+    assert!(
+        checker.rejected_login(&refused, None).await.is_some(),
+        "the fresh refusal was removed"
+    );
+    // With nothing written meanwhile, an expired record is removed.
+    clock.advance(Duration::from_secs(301));
+    assert!(checker.rejected_login(&refused, None).await.is_none());
+    assert!(
+        !FileStore::new(dir.path())
+            .rejected_login_path(&key)
+            .exists()
+    );
+}
