@@ -450,30 +450,16 @@ impl Lifecycle {
         shared: &SharedSession,
         what: Renew,
     ) -> Result<StoredSession, RenewError<Refused>> {
-        let credentials = &self.credentials;
-        let policy = &self.settings.retry;
         let (pair, sent_at) = match what {
             Renew::Refresh(refresh_token) => {
-                let body = types::RefreshRequest {
-                    client_id: credentials.client_id.clone(),
-                    refresh_token,
-                    client_secret: credentials.client_secret.clone(),
-                };
-                let secrets = [&body.refresh_token];
-                auth_calls::send(
-                    AuthOperation::Refresh,
-                    policy,
-                    &*self.clock,
-                    &secrets,
-                    || self.api.refresh(&body),
-                )
-                .await
-                .map_err(|failure| match failure.error {
-                    Error::CredentialsRejected { .. } => {
-                        RenewError::RefreshRejected(failure.into())
-                    }
-                    _ => RenewError::Failed(failure.into()),
-                })?
+                self.refresh(&refresh_token)
+                    .await
+                    .map_err(|failure| match failure.error {
+                        Error::CredentialsRejected { .. } => {
+                            RenewError::RefreshRejected(failure.into())
+                        }
+                        _ => RenewError::Failed(failure.into()),
+                    })?
             }
             Renew::Login => self
                 .login_sharing_rejections(shared)
@@ -601,6 +587,32 @@ impl Lifecycle {
         sent.map_err(Refused::from)
     }
 
+    /// A refresh with `refresh_token`.
+    async fn refresh(
+        &self,
+        refresh_token: &Secret,
+    ) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
+        let credentials = &self.credentials;
+        let body = types::RefreshRequest {
+            client_id: credentials.client_id.clone(),
+            refresh_token: refresh_token.clone(),
+            client_secret: credentials.client_secret.clone(),
+        };
+        // Everything secret the request carries: a server may quote it back.
+        let secrets: Vec<&Secret> = [Some(&body.refresh_token), body.client_secret.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        auth_calls::send(
+            AuthOperation::Refresh,
+            &self.settings.retry,
+            &*self.clock,
+            &secrets,
+            || self.api.refresh(&body),
+        )
+        .await
+    }
+
     /// A login with the password; [`Error::LoginRequired`] without one.
     async fn login(&self) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
         let credentials = &self.credentials;
@@ -630,26 +642,10 @@ impl Lifecycle {
     /// Renewal without a token store: the refresh token while it lives, else
     /// (or if Dynata rejects it) the password.
     async fn renew_alone(&self) -> Result<Arc<Session>, Refused> {
-        let credentials = &self.credentials;
-        let policy = &self.settings.retry;
         if let Some(previous) = self.current.load_full()
             && self.clock.now() < previous.refresh_usable_until
         {
-            let body = types::RefreshRequest {
-                client_id: credentials.client_id.clone(),
-                refresh_token: previous.refresh_token.clone(),
-                client_secret: credentials.client_secret.clone(),
-            };
-            let secrets = [&body.refresh_token];
-            let refreshed = auth_calls::send(
-                AuthOperation::Refresh,
-                policy,
-                &*self.clock,
-                &secrets,
-                || self.api.refresh(&body),
-            )
-            .await;
-            match refreshed {
+            match self.refresh(&previous.refresh_token).await {
                 Ok((pair, sent_at)) => return self.session_from(pair, sent_at),
                 Err(Failure {
                     error: Error::CredentialsRejected { status, error, .. },

@@ -155,3 +155,43 @@ async fn a_login_redirected_to_another_host_sends_it_nothing() {
         .await
         .expect("followed within the origin");
 }
+
+/// A refresh sends the client secret too: a server that quotes it back (in
+/// its error code or description) must not get it into the logs or errors.
+#[tokio::test]
+async fn a_client_secret_quoted_by_a_refused_refresh_stays_out() {
+    const CLIENT_SECRET: &str = "client-secret-7f3a";
+    let captured = captured_logs();
+    let harness = Harness::with(|b| {
+        b.credentials(Credentials::new("alice", PASSWORD).with_client_secret(CLIENT_SECRET))
+            .retry_policy(RetryPolicy::none())
+    })
+    .await;
+    harness
+        .pair_on(LOGIN, Pair::new("access-one", "refresh-one"), 1)
+        .await;
+    let quoted = format!(
+        r#"{{"error":"{CLIENT_SECRET}","errorDescription":"unknown client {CLIENT_SECRET}"}}"#
+    );
+    let refresh = harness.answer(REFRESH, 400, &quoted, 0).await;
+    harness
+        .answer(LOGIN, 401, &quoted.replace("unknown", "refused"), 0)
+        .await;
+
+    harness.token().await;
+    harness.advance(30 * 60).await;
+    let error = harness.client.access_token().await.expect_err("refused");
+    assert_eq!(refresh.calls_async().await, 1);
+
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains(CLIENT_SECRET), "the error shows it: {text}");
+    let logs = String::from_utf8(captured.0.lock().expect("log lock").clone()).expect("utf-8");
+    assert!(
+        logs.contains("refresh token was rejected"),
+        "nothing logged: {logs}"
+    );
+    assert!(
+        !logs.contains(CLIENT_SECRET),
+        "the logs show the client secret: {logs}"
+    );
+}
