@@ -73,6 +73,8 @@ struct Session {
     state: AtomicU8,
     /// A background refresh was started for this session (once only).
     refresh_started: AtomicBool,
+    /// Dynata refused `refresh_token`: it is dead, and never sent again.
+    refresh_refused: AtomicBool,
     /// The pair with wall-clock expiry times, as a token store holds it;
     /// only with a store, so a client without one never reads the wall clock.
     stored: Option<StoredSession>,
@@ -519,6 +521,7 @@ impl Lifecycle {
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
+            refresh_refused: AtomicBool::new(false),
             stored: Some(stored),
         }))
     }
@@ -644,17 +647,23 @@ impl Lifecycle {
     async fn renew_alone(&self) -> Result<Arc<Session>, Refused> {
         if let Some(previous) = self.current.load_full()
             && self.clock.now() < previous.refresh_usable_until
+            && !previous.refresh_refused.load(Ordering::Acquire)
         {
             match self.refresh(&previous.refresh_token).await {
                 Ok((pair, sent_at)) => return self.session_from(pair, sent_at),
                 Err(Failure {
                     error: Error::CredentialsRejected { status, error, .. },
                     ..
-                }) => tracing::info!(
-                    status,
-                    error = error.as_deref().unwrap_or(""),
-                    "the refresh token was rejected; logging in with the password"
-                ),
+                }) => {
+                    // Should the login fail too, the next renewal goes
+                    // straight to the password.
+                    previous.refresh_refused.store(true, Ordering::Release);
+                    tracing::info!(
+                        status,
+                        error = error.as_deref().unwrap_or(""),
+                        "the refresh token was rejected; logging in with the password"
+                    );
+                }
                 Err(failure) => return Err(failure.into()),
             }
         }
@@ -689,6 +698,7 @@ impl Lifecycle {
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
+            refresh_refused: AtomicBool::new(false),
             stored: None,
         }))
     }

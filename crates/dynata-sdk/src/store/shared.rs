@@ -187,7 +187,8 @@ impl fmt::Debug for WallClock {
 /// 2. Otherwise take the lease, load again (a holder may have just written),
 ///    refresh with the newest refresh token (stored or local), save, release.
 ///    A refused refresh (another process used that single-use token) looks at
-///    the store once more before falling back to the password.
+///    the store once more before falling back to the password; that refresh
+///    token is never sent again.
 ///    The lease is extended while the renewal runs, so a slow one keeps it.
 /// 3. If another process holds the lease, wait for a change (bounded), adopt
 ///    what it writes; if it died, its lease expires and a waiter takes over.
@@ -213,6 +214,10 @@ pub struct SharedSession {
     /// ([`Source::RenewedAlone`]): no other process has it, so it may be
     /// refreshed without the lease while the store fails.
     own_refresh_token: Mutex<Option<Secret>>,
+    /// The last refresh token Dynata refused to this client: dead, so never
+    /// the basis of a refresh again (a client without a password would
+    /// otherwise send it on every renewal).
+    refused_refresh_token: Mutex<Option<Secret>>,
 }
 
 impl SharedSession {
@@ -231,6 +236,7 @@ impl SharedSession {
             policy,
             wall: WallClock::following(clock),
             own_refresh_token: Mutex::new(None),
+            refused_refresh_token: Mutex::new(None),
         }
     }
 
@@ -504,6 +510,7 @@ impl SharedSession {
                     return Err(error);
                 }
                 Err(RenewError::RefreshRejected(_)) => {
+                    self.remember_refused(&basis.refresh_token);
                     // Another process may have used that refresh token and
                     // stored what it got: take that before the password.
                     match self.load().await {
@@ -602,7 +609,10 @@ impl SharedSession {
             .filter(|local| self.is_own(local));
         let renewed = match own {
             Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
-                Err(RenewError::RefreshRejected(_)) => renew(Renew::Login).await,
+                Err(RenewError::RefreshRejected(_)) => {
+                    self.remember_refused(&own.refresh_token);
+                    renew(Renew::Login).await
+                }
                 outcome => outcome,
             },
             None => renew(Renew::Login).await,
@@ -616,6 +626,21 @@ impl SharedSession {
             session,
             source: Source::RenewedAlone,
         })
+    }
+
+    fn remember_refused(&self, refresh_token: &Secret) {
+        *self
+            .refused_refresh_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(refresh_token.clone());
+    }
+
+    fn is_refused(&self, session: &StoredSession) -> bool {
+        self.refused_refresh_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|refused| *refused == session.refresh_token)
     }
 
     /// Whether `session` is one this client renewed alone, its last.
@@ -644,7 +669,8 @@ impl SharedSession {
     }
 
     /// Of the stored and the local session, the most recently issued whose
-    /// refresh token is still alive (with the skew allowance).
+    /// refresh token is still alive (with the skew allowance) and was not
+    /// refused.
     fn newest_refreshable<'s>(
         &self,
         stored: Option<&'s StoredSession>,
@@ -655,6 +681,7 @@ impl SharedSession {
             .into_iter()
             .flatten()
             .filter(|s| !s.refresh_remaining(now, self.skew_for(s)).is_zero())
+            .filter(|s| !self.is_refused(s))
             .max_by_key(|s| s.issued_at)
     }
 

@@ -99,6 +99,43 @@ async fn a_rejected_refresh_token_falls_back_to_the_password() {
     );
 }
 
+/// A refresh token Dynata refused is dead: when the login that follows
+/// fails too (a `503`), the next renewal goes straight to the password
+/// instead of sending the dead token again.
+#[tokio::test]
+async fn a_refused_refresh_token_is_not_sent_again() {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let refresh = harness
+        .answer(REFRESH, 400, r#"{"error":"invalid_grant"}"#, 0)
+        .await;
+    let unavailable = harness
+        .answer(LOGIN, 503, r#"{"message":"Service Unavailable"}"#, 1)
+        .await;
+    let relogin = harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+    harness.token().await;
+    harness.advance(30 * 60).await;
+    let error = harness
+        .client
+        .access_token()
+        .await
+        .expect_err("the login failed");
+    assert!(
+        matches!(error, dynata_sdk::Error::Api { status: 503, .. }),
+        "{error:?}"
+    );
+    harness.advance(2).await;
+    assert_eq!(harness.current_secret().await, "a2");
+    assert_eq!(
+        (
+            refresh.calls_async().await,
+            unavailable.calls_async().await,
+            relogin.calls_async().await
+        ),
+        (1, 1, 1)
+    );
+}
+
 #[tokio::test]
 async fn an_expired_refresh_token_is_not_sent() {
     let harness = Harness::new().await;

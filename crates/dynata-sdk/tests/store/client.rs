@@ -186,6 +186,47 @@ async fn logout_removes_the_stored_session_and_the_others_log_in_again() {
     assert_eq!(sandbox.count(Operation::Login), 2);
 }
 
+/// A worker without a password shares a session that another process then
+/// logs out of: Dynata refuses the worker's refresh token once. With nothing
+/// in the store to adopt and no password, it must not send that dead token
+/// again on every call after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_is_not_sent_again_by_a_client_without_password() {
+    let dir = TempDir::new("client-refused-refresh");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let on_clock = |credentials| {
+        Client::builder()
+            .credentials(credentials)
+            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+            .token_store(Arc::new(store.clone()))
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .expect("valid")
+    };
+    let first = on_clock(Credentials::new("alice", "secret"));
+    let worker = on_clock(Credentials::without_password("alice"));
+    first.access_token().await.expect("logs in");
+    worker.access_token().await.expect("adopts");
+    first.logout().await.expect("logged out");
+
+    clock.advance(Duration::from_secs(30 * 60));
+    for _ in 0..3 {
+        let error = worker
+            .access_token()
+            .await
+            .expect_err("nothing to renew with");
+        assert!(matches!(error, Error::LoginRequired), "{error:?}");
+        clock.advance(Duration::from_secs(2));
+    }
+    assert_eq!(sandbox.count(Operation::Refresh), 1);
+    // A new session in the store is adopted as before.
+    let renewed = first.access_token().await.expect("logs in again");
+    let adopted = worker.access_token().await.expect("adopts the new session");
+    assert_eq!(adopted.secret(), renewed.secret());
+}
+
 /// A `FileStore` whose `remove` holds until the test lets it go, and that
 /// says when it starts and whether anything is loaded meanwhile.
 #[derive(Debug)]
