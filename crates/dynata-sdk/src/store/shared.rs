@@ -121,34 +121,51 @@ pub struct Shared {
 }
 
 /// The wall clock a [`SharedSession`] reads. Stored times are wall-clock
-/// times, but a client counts on its monotonic [`Clock`]; this follows that
-/// clock from the wall-clock time at which it was made, so a test's
-/// `ManualClock` (feature `test-util`) moves both, and a jump of the system clock
-/// during a process's life does not move it.
+/// times, compared between processes: this is the system's clock, read at
+/// each call, so that it follows a suspend or a step of the system clock
+/// (NTP) as every other process's does. A client whose own [`Clock`] runs
+/// apart from real time (a test's `ManualClock`, feature `test-util`, or
+/// tokio's paused time) moves it by as much as that clock has moved
+/// beyond real time.
 #[derive(Clone)]
 pub struct WallClock {
     clock: Arc<dyn Clock>,
-    wall_anchor: SystemTime,
+    /// `clock` and the system's monotonic clock, read together.
     anchor: Instant,
+    real_anchor: Instant,
+    /// The system's wall clock (replaced in unit tests).
+    system: fn() -> SystemTime,
 }
 
 impl WallClock {
-    /// The system's wall clock now, followed on `clock` from here on.
+    /// The system's wall clock, moved along with `clock` where that clock
+    /// runs apart from real time.
     pub fn following(clock: Arc<dyn Clock>) -> Self {
-        let anchor = clock.now();
+        WallClock::reading(clock, SystemTime::now)
+    }
+
+    fn reading(clock: Arc<dyn Clock>, system: fn() -> SystemTime) -> Self {
         WallClock {
+            anchor: clock.now(),
+            real_anchor: Instant::now(),
             clock,
-            wall_anchor: SystemTime::now(),
-            anchor,
+            system,
         }
     }
 
     /// The wall-clock time now.
     pub fn now(&self) -> SystemTime {
-        let elapsed = self.clock.now().saturating_duration_since(self.anchor);
-        self.wall_anchor
-            .checked_add(elapsed)
-            .unwrap_or(self.wall_anchor)
+        let system = (self.system)();
+        let moved = self.clock.now().saturating_duration_since(self.anchor);
+        let real = self.real_anchor.elapsed();
+        // Equal (give or take the nanoseconds between two reads) unless the
+        // client's clock is a test's.
+        let shifted = if moved >= real {
+            system.checked_add(moved - real)
+        } else {
+            system.checked_sub(real - moved)
+        };
+        shifted.unwrap_or(system)
     }
 
     /// The wall-clock time at `instant` on the clock it follows (an instant
@@ -820,5 +837,63 @@ impl Warnings {
             drop(state);
             tracing::info!("token store: reachable again; sharing the session through it");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::clock::{Sleep, TokioClock};
+
+    /// How far the system's wall clock has jumped, in seconds: a suspend
+    /// (the monotonic clock stands still meanwhile), or an NTP step.
+    static JUMPED: AtomicU64 = AtomicU64::new(0);
+
+    fn jumping_system_clock() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(JUMPED.load(Ordering::Relaxed))
+    }
+
+    /// Two processes compare leases and expiry times in wall-clock time: one
+    /// that had run through a suspend or a clock step must read the same
+    /// time as one started after it.
+    #[test]
+    fn the_wall_clock_follows_a_jump_of_the_system_clock() {
+        let wall = WallClock::reading(Arc::new(TokioClock), jumping_system_clock);
+        let before = wall.now();
+        JUMPED.store(3600, Ordering::Relaxed);
+        let jump = wall.now().duration_since(before).expect("later");
+        assert!(
+            (Duration::from_secs(3600)..Duration::from_secs(3601)).contains(&jump),
+            "moved by {jump:?}"
+        );
+    }
+
+    /// A clock that moves only when told to.
+    #[derive(Debug)]
+    struct Stepped(Mutex<Instant>);
+
+    impl Clock for Stepped {
+        fn now(&self) -> Instant {
+            *self.0.lock().expect("not poisoned")
+        }
+
+        fn sleep_until(&self, _: Instant) -> Sleep {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[test]
+    fn the_wall_clock_moves_with_a_test_clock() {
+        let clock = Arc::new(Stepped(Mutex::new(Instant::now())));
+        let wall = WallClock::following(clock.clone());
+        let before = wall.now();
+        *clock.0.lock().expect("not poisoned") += Duration::from_secs(600);
+        let moved = wall.now().duration_since(before).expect("later");
+        assert!(
+            (Duration::from_secs(599)..Duration::from_secs(601)).contains(&moved),
+            "moved by {moved:?}"
+        );
     }
 }
