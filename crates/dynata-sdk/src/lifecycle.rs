@@ -106,6 +106,16 @@ struct Flight {
     deadline: Instant,
 }
 
+/// What a flight does.
+enum Renewal {
+    /// Adopts a session from the token store, or refreshes, or logs in.
+    Full,
+    /// Only adopts a fresh session another process stored: renewals are
+    /// paused (with `paused`, the pause's error), which holds back requests
+    /// to Dynata, not a look at the store.
+    AdoptOnly { paused: Error },
+}
+
 /// The last renewal failed; until `until`, nobody starts another.
 struct Pause {
     error: Error,
@@ -128,6 +138,9 @@ struct SlowPath {
     /// started meanwhile would adopt the session being revoked from the store.
     logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
+    /// While renewals are paused, when a flight last looked at the token
+    /// store: at most once a [`MIN_RENEWAL_INTERVAL`].
+    last_look_while_paused: Option<Instant>,
 }
 
 /// A renewal that failed, with the pause the server asked for.
@@ -284,10 +297,13 @@ impl Lifecycle {
             .flight
             .clone()
             .filter(|f| f.outcome.has_changed().is_ok());
-        let flight = match live {
-            Some(flight) => Some(flight),
-            None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
-            None => None,
+        let flight = match (live, self.paused(slow)) {
+            (Some(flight), _) => Some(flight),
+            (None, None) => Some(self.start_flight(slow, Renewal::Full)?),
+            (None, Some(paused)) if self.may_look_while_paused(slow) => {
+                Some(self.start_flight(slow, Renewal::AdoptOnly { paused })?)
+            }
+            (None, Some(_)) => None,
         };
         // Once a renewal has failed, a token that is still valid is served
         // at once rather than after the next attempt.
@@ -327,6 +343,22 @@ impl Lifecycle {
             .then(|| pause.error.clone())
     }
 
+    /// Whether a paused client may look at the token store now (it has one,
+    /// and has not looked within [`MIN_RENEWAL_INTERVAL`]); if so, notes it.
+    fn may_look_while_paused(&self, slow: &mut SlowPath) -> bool {
+        if self.shared.is_none() {
+            return false;
+        }
+        let now = self.clock.now();
+        let looked_lately = slow
+            .last_look_while_paused
+            .is_some_and(|last| now < crate::clock::saturating_add(last, MIN_RENEWAL_INTERVAL));
+        if !looked_lately {
+            slow.last_look_while_paused = Some(now);
+        }
+        !looked_lately
+    }
+
     /// The current token if it has neither expired nor been invalidated.
     fn still_valid_token(&self) -> Option<AccessToken> {
         let session = self.current.load_full()?;
@@ -347,14 +379,18 @@ impl Lifecycle {
             tracing::debug!("the access token is in its soft window; refreshing in the background");
             // Without a runtime there is no background: the hard margin will
             // make a caller renew in the foreground.
-            let _ = self.start_flight(&mut slow);
+            let _ = self.start_flight(&mut slow, Renewal::Full);
         }
     }
 
     /// Starts the one login or refresh that every caller will wait on. It runs
     /// in its own task, so it finishes even if every caller goes away, and it
     /// gives up at its deadline, so a hung connection cannot hold callers.
-    fn start_flight(self: &Arc<Self>, slow: &mut SlowPath) -> Result<Flight, Error> {
+    fn start_flight(
+        self: &Arc<Self>,
+        slow: &mut SlowPath,
+        renewal: Renewal,
+    ) -> Result<Flight, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::config("dynata-sdk needs a tokio runtime: call it from within one")
         })?;
@@ -370,7 +406,14 @@ impl Lifecycle {
         let (id, deadline, generation) = (flight.id, flight.deadline, slow.generation);
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let renewed = first_of(this.renew(), this.clock.sleep_until(deadline))
+            let full = matches!(renewal, Renewal::Full);
+            let work = async {
+                match renewal {
+                    Renewal::Full => this.renew().await,
+                    Renewal::AdoptOnly { paused } => this.adopt_while_paused(paused).await,
+                }
+            };
+            let renewed = first_of(work, this.clock.sleep_until(deadline))
                 .await
                 .unwrap_or_else(|| Err(renewal_timed_out().into()));
             let (outcome, orphan) = {
@@ -386,7 +429,8 @@ impl Lifecycle {
                     }
                     Ok(session) => (Err(Error::LoggedOut), Some(session)),
                     Err(refused) => {
-                        if slow.generation == generation {
+                        // Finding nothing to adopt leaves the pause as it was.
+                        if slow.generation == generation && full {
                             slow.pause = Some(this.pause_after(&refused));
                         }
                         (Err(refused.error), None)
@@ -443,6 +487,20 @@ impl Lifecycle {
             .await?;
         tracing::debug!(source = ?outcome.source, "renewed through the token store");
         Ok(self.session_from_stored(shared, outcome.session)?)
+    }
+
+    /// A fresh session another process stored, taken while this client's
+    /// renewals are paused; else the pause's error.
+    async fn adopt_while_paused(&self, paused: Error) -> Result<Arc<Session>, Refused> {
+        let Some(shared) = &self.shared else {
+            return Err(paused.into());
+        };
+        let local = self.current.load_full();
+        let local = local.as_ref().and_then(|session| session.stored.as_ref());
+        match shared.load_adoptable(local).await {
+            Some(stored) => Ok(self.session_from_stored(shared, stored)?),
+            None => Err(paused.into()),
+        }
     }
 
     /// One login or refresh on behalf of the store protocol, which decides

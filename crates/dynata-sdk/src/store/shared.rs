@@ -298,11 +298,15 @@ impl SharedSession {
         session.access_remaining(self.wall.now(), self.skew_for(session)) > need
     }
 
-    /// A fresh stored session, if there is one (a process starting up adopts
-    /// it instead of logging in). A failing store is `None`, with a warning.
-    pub async fn load_fresh(&self) -> Option<StoredSession> {
+    /// A stored session this client may adopt in place of `local` (its own,
+    /// which it wants replaced), if there is one: fresh beyond the soft
+    /// window. Sends nothing to Dynata. A failing store is `None`, with a
+    /// warning.
+    pub async fn load_adoptable(&self, local: Option<&StoredSession>) -> Option<StoredSession> {
         match self.load().await {
-            Ok(Some(session)) if self.is_fresh(&session) => Some(session),
+            Ok(Some(session)) if self.adoptable(&session, local) => {
+                Some(self.adopted(session).session)
+            }
             Ok(_) => None,
             Err(error) => {
                 self.warnings.warn("load", &error);

@@ -34,6 +34,22 @@ fn client(sandbox: &Sandbox, store: Arc<dyn TokenStore>) -> Client {
         .expect("valid")
 }
 
+/// A client of `store` on `clock`, a `ManualClock` its test moves.
+fn client_on(
+    sandbox: &Sandbox,
+    store: &FileStore,
+    clock: &ManualClock,
+    credentials: Credentials,
+) -> Client {
+    Client::builder()
+        .credentials(credentials)
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(Arc::new(store.clone()))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("valid")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_client_adopts_the_session_the_first_stored() {
     let dir = TempDir::new("client-adopt");
@@ -196,15 +212,7 @@ async fn a_refused_refresh_token_is_not_sent_again_by_a_client_without_password(
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
     let clock = ManualClock::new();
-    let on_clock = |credentials| {
-        Client::builder()
-            .credentials(credentials)
-            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-            .token_store(Arc::new(store.clone()))
-            .clock(Arc::new(clock.clone()))
-            .build()
-            .expect("valid")
-    };
+    let on_clock = |credentials| client_on(&sandbox, &store, &clock, credentials);
     let first = on_clock(Credentials::new("alice", "secret"));
     let worker = on_clock(Credentials::without_password("alice"));
     first.access_token().await.expect("logs in");
@@ -225,6 +233,52 @@ async fn a_refused_refresh_token_is_not_sent_again_by_a_client_without_password(
     let renewed = first.access_token().await.expect("logs in again");
     let adopted = worker.access_token().await.expect("adopts the new session");
     assert_eq!(adopted.secret(), renewed.secret());
+}
+
+/// Dynata told this client to wait ten minutes before renewing again; another
+/// process has renewed since and stored a fresh session. Taking it from the
+/// store sends nothing to Dynata: the pause must not hold that back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_client_still_adopts_what_another_process_stored() {
+    let dir = TempDir::new("client-paused-adopts");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let paused = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    // Another process; built now, as a client reads stored times on the
+    // manual clock from when it was built.
+    let other = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    paused.access_token().await.expect("logs in");
+    sandbox.inject(
+        Operation::Refresh,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(600),
+        },
+        1,
+    );
+    clock.advance(Duration::from_secs(30 * 60));
+    let error = paused.access_token().await.expect_err("told to wait");
+    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+
+    let stored = other.access_token().await.expect("renews and stores");
+    clock.advance(Duration::from_secs(2));
+    let adopted = paused.access_token().await.expect("adopts while paused");
+    assert_eq!(adopted.secret(), stored.secret());
+    assert_eq!(
+        sandbox.count(Operation::Refresh) + sandbox.count(Operation::Login),
+        3,
+        "a login, the refused refresh and the other's refresh: nothing more"
+    );
 }
 
 /// A `FileStore` whose `remove` holds until the test lets it go, and that
