@@ -61,7 +61,8 @@ impl Client {
     /// this returns, no session this client obtained before the call is live
     /// at Dynata. The next [`Client::access_token`] logs in afresh (one made
     /// while this runs first waits until the old session is out of the token
-    /// store). Without a session it sends nothing.
+    /// store). Without a session it sends nothing. Once started, it runs to
+    /// the end even if the caller stops waiting for it (a timeout around it).
     pub async fn logout(&self) -> Result<(), Error> {
         self.lifecycle.logout().await
     }

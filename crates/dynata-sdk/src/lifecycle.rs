@@ -391,9 +391,7 @@ impl Lifecycle {
         slow: &mut SlowPath,
         renewal: Renewal,
     ) -> Result<Flight, Error> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::config("dynata-sdk needs a tokio runtime: call it from within one")
-        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| needs_runtime())?;
         let (sender, receiver) = watch::channel(None);
         slow.flights_started += 1;
         let now = self.clock.now();
@@ -811,7 +809,26 @@ impl Lifecycle {
     /// Ends the session: clears it here and in the token store, waits for a
     /// renewal under way (which revokes what it obtains), then revokes its
     /// tokens at Dynata.
-    pub(crate) async fn logout(&self) -> Result<(), Error> {
+    ///
+    /// It runs in a task of its own, to the end even if its caller stops
+    /// waiting: cut short, it would leave a session live at Dynata (and in
+    /// the store) that this client has already forgotten.
+    pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| needs_runtime())?;
+        let this = Arc::clone(self);
+        runtime
+            .spawn(async move { this.log_out().await })
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Transport {
+                    message: "the logout task ended without an answer (was the runtime shut down?)"
+                        .into(),
+                    source: None,
+                })
+            })
+    }
+
+    async fn log_out(&self) -> Result<(), Error> {
         let _one_at_a_time = self.logouts.lock().await;
         let (done, running) = watch::channel(());
         let (session, pending) = {
@@ -951,6 +968,10 @@ async fn watch_expiry(session: Arc<Session>, clock: Arc<dyn Clock>) {
     let _ = session
         .state
         .compare_exchange(FRESH, EXPIRING, Ordering::AcqRel, Ordering::Acquire);
+}
+
+fn needs_runtime() -> Error {
+    Error::config("dynata-sdk needs a tokio runtime: call it from within one")
 }
 
 fn flight_lost() -> Error {

@@ -214,3 +214,32 @@ async fn a_logout_does_not_lift_the_cooldown_of_a_refused_password() {
         "the password was sent again"
     );
 }
+
+/// A caller that stops waiting for `logout()` (a timeout around it, a
+/// shutdown) must not leave the session live at Dynata: the client has
+/// already forgotten it, so nothing else would ever revoke it.
+#[tokio::test]
+async fn a_logout_whose_caller_stops_waiting_still_revokes_the_session() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let unavailable = harness
+        .answer(LOGOUT, 503, r#"{"message":"Service Unavailable"}"#, 1)
+        .await;
+    let revoked = harness.answer(LOGOUT, 204, "", 0).await;
+    harness.token().await;
+    let logging_out = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    // The first attempt failed; the retry engine waits before the next.
+    until_sleeping(&harness.clock, Duration::ZERO..=Duration::from_secs(31)).await;
+    assert_eq!(unavailable.calls_async().await, 1);
+    logging_out.abort();
+    let _ = logging_out.await;
+
+    harness.advance(31).await;
+    eventually("the revocation was sent again", || async {
+        revoked.calls_async().await == 1
+    })
+    .await;
+}
