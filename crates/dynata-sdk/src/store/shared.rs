@@ -230,11 +230,11 @@ pub struct SharedSession {
     /// The refresh token of the last session renewed without the store
     /// ([`Source::RenewedAlone`]): no other process has it, so it may be
     /// refreshed without the lease while the store fails.
-    own_refresh_token: Mutex<Option<Secret>>,
+    own_refresh_token: RememberedToken,
     /// The last refresh token Dynata refused to this client: dead, so never
     /// the basis of a refresh again (a client without a password would
     /// otherwise send it on every renewal).
-    refused_refresh_token: Mutex<Option<Secret>>,
+    refused_refresh_token: RememberedToken,
 }
 
 impl SharedSession {
@@ -252,8 +252,8 @@ impl SharedSession {
             warnings: Warnings::new(policy.warning_interval),
             policy,
             wall: WallClock::following(clock),
-            own_refresh_token: Mutex::new(None),
-            refused_refresh_token: Mutex::new(None),
+            own_refresh_token: RememberedToken::default(),
+            refused_refresh_token: RememberedToken::default(),
         }
     }
 
@@ -531,7 +531,7 @@ impl SharedSession {
                     return Err(error);
                 }
                 Err(RenewError::RefreshRejected(_)) => {
-                    self.remember_refused(&basis.refresh_token);
+                    self.refused_refresh_token.remember(&basis.refresh_token);
                     // Another process may have used that refresh token and
                     // stored what it got: take that before the password.
                     match self.load().await {
@@ -627,11 +627,11 @@ impl SharedSession {
         self.warnings.warn(operation, error);
         let own = self
             .newest_refreshable(None, local)
-            .filter(|local| self.is_own(local));
+            .filter(|local| self.own_refresh_token.is(&local.refresh_token));
         let renewed = match own {
             Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
                 Err(RenewError::RefreshRejected(_)) => {
-                    self.remember_refused(&own.refresh_token);
+                    self.refused_refresh_token.remember(&own.refresh_token);
                     renew(Renew::Login).await
                 }
                 outcome => outcome,
@@ -639,38 +639,11 @@ impl SharedSession {
             None => renew(Renew::Login).await,
         };
         let session = renewed.map_err(RenewError::into_inner)?;
-        *self
-            .own_refresh_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(session.refresh_token.clone());
+        self.own_refresh_token.remember(&session.refresh_token);
         Ok(Shared {
             session,
             source: Source::RenewedAlone,
         })
-    }
-
-    fn remember_refused(&self, refresh_token: &Secret) {
-        *self
-            .refused_refresh_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(refresh_token.clone());
-    }
-
-    fn is_refused(&self, session: &StoredSession) -> bool {
-        self.refused_refresh_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|refused| *refused == session.refresh_token)
-    }
-
-    /// Whether `session` is one this client renewed alone, its last.
-    fn is_own(&self, session: &StoredSession) -> bool {
-        self.own_refresh_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|own| *own == session.refresh_token)
     }
 
     /// Not the caller's own session (which it wants replaced: expiring, or
@@ -702,7 +675,7 @@ impl SharedSession {
             .into_iter()
             .flatten()
             .filter(|s| !s.refresh_remaining(now, self.skew_for(s)).is_zero())
-            .filter(|s| !self.is_refused(s))
+            .filter(|s| !self.refused_refresh_token.is(&s.refresh_token))
             .max_by_key(|s| s.issued_at)
     }
 
@@ -736,6 +709,31 @@ impl SharedSession {
                 operation,
                 after: limit,
             }))
+    }
+}
+
+/// One refresh token a [`SharedSession`] remembers (the last of a kind).
+#[derive(Default)]
+struct RememberedToken(Mutex<Option<Secret>>);
+
+impl RememberedToken {
+    fn remember(&self, refresh_token: &Secret) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(refresh_token.clone());
+    }
+
+    fn is(&self, refresh_token: &Secret) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|remembered| remembered == refresh_token)
+    }
+}
+
+/// Redacted, like the token itself.
+impl fmt::Debug for RememberedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RememberedToken(..)")
     }
 }
 
