@@ -125,14 +125,12 @@ pub struct Shared {
 /// each call, so that it follows a suspend or a step of the system clock
 /// (NTP) as every other process's does. A client whose own [`Clock`] runs
 /// apart from real time (a test's `ManualClock`, feature `test-util`, or
-/// tokio's paused time) moves it by as much as that clock has moved
-/// beyond real time.
+/// tokio's paused time) moves it by as much as that clock is ahead of (or
+/// behind) the system's monotonic clock, so clients sharing one such clock
+/// agree.
 #[derive(Clone)]
 pub struct WallClock {
     clock: Arc<dyn Clock>,
-    /// `clock` and the system's monotonic clock, read together.
-    anchor: Instant,
-    real_anchor: Instant,
     /// The system's wall clock (replaced in unit tests).
     system: fn() -> SystemTime,
 }
@@ -145,25 +143,19 @@ impl WallClock {
     }
 
     fn reading(clock: Arc<dyn Clock>, system: fn() -> SystemTime) -> Self {
-        WallClock {
-            anchor: clock.now(),
-            real_anchor: Instant::now(),
-            clock,
-            system,
-        }
+        WallClock { clock, system }
     }
 
     /// The wall-clock time now.
     pub fn now(&self) -> SystemTime {
         let system = (self.system)();
-        let moved = self.clock.now().saturating_duration_since(self.anchor);
-        let real = self.real_anchor.elapsed();
-        // Equal (give or take the nanoseconds between two reads) unless the
-        // client's clock is a test's.
-        let shifted = if moved >= real {
-            system.checked_add(moved - real)
+        let (clock, real) = (self.clock.now(), Instant::now());
+        // The same instant, give or take the nanoseconds between two reads,
+        // unless the client's clock is a test's.
+        let shifted = if clock >= real {
+            system.checked_add(clock - real)
         } else {
-            system.checked_sub(real - moved)
+            system.checked_sub(real - clock)
         };
         shifted.unwrap_or(system)
     }

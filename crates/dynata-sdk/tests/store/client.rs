@@ -250,14 +250,6 @@ async fn a_paused_client_still_adopts_what_another_process_stored() {
         &clock,
         Credentials::new("alice", "secret"),
     );
-    // Another process; built now, as a client reads stored times on the
-    // manual clock from when it was built.
-    let other = client_on(
-        &sandbox,
-        &store,
-        &clock,
-        Credentials::new("alice", "secret"),
-    );
     paused.access_token().await.expect("logs in");
     sandbox.inject(
         Operation::Refresh,
@@ -270,6 +262,13 @@ async fn a_paused_client_still_adopts_what_another_process_stored() {
     let error = paused.access_token().await.expect_err("told to wait");
     assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
 
+    // Another process, started later.
+    let other = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
     let stored = other.access_token().await.expect("renews and stores");
     clock.advance(Duration::from_secs(2));
     let adopted = paused.access_token().await.expect("adopts while paused");
