@@ -29,7 +29,7 @@ impl Client {
     /// Polls `get_feasibility` at once, then after a pause that grows from
     /// [`FEASIBILITY_FIRST_WAIT`] by half each time to at most
     /// [`FEASIBILITY_MAX_WAIT`], while any line item is `PROCESSING` (or
-    /// has a status this version does not know).
+    /// has a status this version does not know), or the answer lists none.
     ///
     /// - A line item whose feasibility is `FAILED` or `NOT_SUPPORTED` ends
     ///   the wait with [`Error::Infeasible`].
@@ -84,9 +84,11 @@ impl Client {
 }
 
 /// `Some(items)` when every item is `READY`, `None` while any is still
-/// being computed, an error when one never will be.
+/// being computed (or there is none yet), an error when one never will be.
 fn settled(items: Vec<FeasibilityItem>) -> Result<Option<Vec<FeasibilityItem>>, Error> {
-    let mut ready = true;
+    // Every project has a line item: none at all is not computed yet (or a
+    // broken answer), never "all of them ready".
+    let mut ready = !items.is_empty();
     for item in &items {
         match &item.feasibility.status {
             FeasibilityStatus::Ready => {}

@@ -466,6 +466,28 @@ async fn feasibility_is_polled_with_growing_pauses_until_ready() {
     );
 }
 
+/// Every project has a line item: an empty answer is feasibility not
+/// computed yet (or a broken answer), never "all of them ready".
+#[tokio::test]
+async fn an_empty_feasibility_answer_is_polled_again() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let empty = harness
+        .on(GET, FEASIBILITY, 200, success(json!([])), 1)
+        .await;
+    let ready = harness
+        .on(GET, FEASIBILITY, 200, feasibility("READY"), 0)
+        .await;
+    let wait = wait_for_feasibility(&harness, Duration::from_secs(300));
+    called(&empty, 1).await;
+    let pause = Duration::from_secs(5);
+    until_sleeping(&harness.clock, pause..=pause).await;
+    advance(&harness.clock, pause).await;
+    let items = wait.await.expect("task").expect("ready");
+    assert_eq!(items.len(), 2);
+    assert_eq!(ready.calls_async().await, 1);
+}
+
 #[tokio::test]
 async fn a_failed_line_item_is_a_typed_error() {
     let harness = Harness::new().await;
