@@ -50,8 +50,9 @@ impl Environment {
 
     /// Parses and checks a custom base URL.
     pub fn custom(url: &str) -> Result<Self, Error> {
+        // Not quoted back: what failed to parse may hold a password.
         let url = Url::parse(url)
-            .map_err(|e| Error::config(format!("the base URL {url:?} is not a URL: {e}")))?;
+            .map_err(|e| Error::config(format!("the base URL is not a URL: {e}")))?;
         let environment = Environment::Custom(url);
         environment.base_url()?;
         Ok(environment)
@@ -80,7 +81,8 @@ impl Environment {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(Error::config("the base URL has no host"));
         }
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        let credentials = !url.username().is_empty() || url.password().is_some();
+        if url.query().is_some() || url.fragment().is_some() || credentials {
             return Err(Error::config(
                 "the base URL must not carry a query, a fragment or credentials",
             ));
@@ -134,6 +136,24 @@ mod tests {
                 matches!(Environment::custom(bad), Err(Error::Config { .. })),
                 "{bad}"
             );
+        }
+    }
+
+    /// Userinfo in the base URL would show in `Debug` output and become a
+    /// `Basic` header on every request; none is accepted, and none is
+    /// quoted back in the error.
+    #[test]
+    fn a_base_url_with_credentials_is_refused_without_quoting_them() {
+        for bad in [
+            "https://:hunter2@api.example.com",
+            "https://alice:hunter2@api.example.com",
+            "https://alice@api.example.com",
+            "https://alice:hunter2@api example.com",
+        ] {
+            let error = Environment::custom(bad).expect_err(bad);
+            assert!(matches!(error, Error::Config { .. }), "{bad}: {error:?}");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("hunter2"), "{bad}: {shown}");
         }
     }
 
