@@ -64,12 +64,17 @@ impl Client {
     /// (the server may cap `page_size`), so no page is fetched twice. The
     /// stream ends after the page that reaches `meta.total`; without a
     /// total, after a page without `meta.links.next` (if the answer has
-    /// links) or a short or empty page. An error is the stream's last item.
-    /// A `page_size` of 0 is an [`Error::Config`].
+    /// links) or a short or empty page (short of `meta.pageSize` if the
+    /// server says it capped the size, else of `page_size`). An error is the
+    /// stream's last item. A `page_size` of 0 is an [`Error::Config`].
+    ///
+    /// A server that ignores `offset` would answer every page with the
+    /// first: a page that begins with the item the page before began with
+    /// ends the stream with an [`Error::Decode`], rather than ask for ever.
     pub fn sample_items<E, I, F, Fut>(&self, page_size: u32, call: F) -> SampleItems<I>
     where
         E: Envelope<Data = Vec<I>> + Send + 'static,
-        I: Send + 'static,
+        I: Clone + PartialEq + Send + 'static,
         F: Fn(dynata_sample_api::Client, PageRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = SampleResult<E>> + Send + 'static,
     {
@@ -88,11 +93,13 @@ impl Client {
                 let items = envelope.into_data();
                 let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
                 let next = offset.saturating_add(received);
+                // The size the server says it used, if it capped ours.
+                let full_page = meta.page_size.filter(|size| *size > 0).unwrap_or(limit);
                 let more = received > 0
                     && match (meta.total, meta.links) {
                         (Some(total), _) => next < total,
                         (None, Some(links)) => links.next.is_some(),
-                        (None, None) => received >= limit,
+                        (None, None) => received >= full_page,
                     };
                 Ok(Fetched { items, more })
             })
@@ -105,6 +112,7 @@ impl Client {
                 State::Fetching(0, None)
             },
             buffered: VecDeque::new(),
+            first_of_last_page: None,
         }
     }
 }
@@ -116,6 +124,8 @@ pub struct SampleItems<I> {
     state: State<I>,
     /// Items of the last page not yet yielded.
     buffered: VecDeque<I>,
+    /// The first item of the last page, to notice a page served again.
+    first_of_last_page: Option<I>,
 }
 
 enum State<I> {
@@ -144,7 +154,7 @@ impl<I> fmt::Debug for SampleItems<I> {
 // Nothing in it is structurally pinned: the page future is boxed.
 impl<I> Unpin for SampleItems<I> {}
 
-impl<I> Stream for SampleItems<I> {
+impl<I: Clone + PartialEq> Stream for SampleItems<I> {
     type Item = Result<I, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -170,6 +180,16 @@ impl<I> Stream for SampleItems<I> {
             };
             match fetched {
                 Ok(Fetched { items, more }) => {
+                    if items
+                        .first()
+                        .is_some_and(|first| this.first_of_last_page.as_ref() == Some(first))
+                    {
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(Error::decode(format!(
+                            "the page at offset {offset} begins with the item the page before it began with: the server ignores `offset` for this list, so the items after its first page cannot be listed"
+                        )))));
+                    }
+                    this.first_of_last_page = items.first().cloned();
                     let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
                     this.state = if more {
                         State::Fetching(offset.saturating_add(received), None)

@@ -402,6 +402,87 @@ async fn without_a_total_the_last_page_has_no_next_link() {
     );
 }
 
+/// Projects `ids` as a page's `data`.
+fn headers(ids: std::ops::Range<u32>) -> serde_json::Value {
+    ids.map(|i| json!({"extProjectId": format!("p{i}"), "title": "t", "state": "LAUNCHED"}))
+        .collect()
+}
+
+/// Takes at most `cap` items of `stream`: how many were items, the error
+/// that ended it if one did, and whether it ended.
+async fn drain(
+    mut stream: dynata_sdk::SampleItems<types::ProjectHeader>,
+    cap: usize,
+) -> (usize, Option<Error>, bool) {
+    let mut items = 0;
+    while items < cap {
+        match stream.next().await {
+            None => return (items, None, true),
+            Some(Ok(_)) => items += 1,
+            Some(Err(error)) => return (items, Some(error), stream.next().await.is_none()),
+        }
+    }
+    (items, None, false)
+}
+
+/// A server that ignores `offset` answers every page with the first one,
+/// whatever else it says (no `meta`, or a `next` link every time): the
+/// stream ends after one page with an error saying so, instead of asking
+/// for ever and yielding the same items again and again.
+#[tokio::test]
+async fn a_server_that_ignores_the_offset_ends_the_stream_with_an_error() {
+    for meta in [
+        json!(null),
+        json!({"links": {"next": "http://127.0.0.1:1/sample/v1/projects?offset=10"}}),
+        json!({"total": 100}),
+    ] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        let body = json!({"data": headers(0..10), "meta": meta}).to_string();
+        let list = harness
+            .server
+            .mock_async(move |when, then| {
+                when.method(GET).path(PROJECTS);
+                then.status(200).body(body);
+            })
+            .await;
+        let (items, error, ended) = drain(projects(&harness.client), 300).await;
+        assert_eq!(items, 10, "{meta}: one page of items");
+        let error = error.unwrap_or_else(|| panic!("{meta}: no error"));
+        assert!(matches!(error, Error::Decode { .. }), "{meta}: {error:?}");
+        assert!(error.to_string().contains("offset"), "{meta}: {error}");
+        assert!(ended, "{meta}: the error is the last item");
+        assert_eq!(list.calls_async().await, 2, "{meta}");
+    }
+}
+
+/// The server caps the page size below the one asked for and says so in
+/// `meta.pageSize`: a full page at that size is not the last one.
+#[tokio::test]
+async fn a_page_capped_by_the_server_is_not_taken_for_the_last() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let capped = |ids, offset: &'static str| {
+        let body = json!({"data": headers(ids), "meta": {"pageSize": 5}}).to_string();
+        harness.server.mock_async(move |when, then| {
+            when.method(GET)
+                .path(PROJECTS)
+                .query_param("offset", offset);
+            then.status(200).body(body);
+        })
+    };
+    let first = capped(0..5, "0").await;
+    let second = capped(5..7, "5").await;
+    let (items, error, ended) = drain(projects(&harness.client), 300).await;
+    assert!(error.is_none(), "{error:?}");
+    assert!(ended);
+    assert_eq!(items, 7);
+    assert_eq!(
+        (first.calls_async().await, second.calls_async().await),
+        (1, 1)
+    );
+}
+
 #[tokio::test]
 async fn a_page_size_of_zero_is_a_typed_error() {
     let harness = Harness::new().await;
