@@ -121,6 +121,9 @@ pub enum Error {
     Decode {
         /// What was wrong with it.
         what: String,
+        /// The `x-request-id` response header, where the answer had one
+        /// and the SDK read it (calls through [`crate::Client::get`]).
+        request_id: Option<String>,
     },
 
     /// The session cannot be renewed without a password, and the client has
@@ -219,7 +222,11 @@ impl fmt::Display for Error {
                 waited.as_secs_f64()
             ),
             Error::Transport { message, .. } => write!(f, "could not reach Dynata: {message}"),
-            Error::Decode { what } => write!(f, "Dynata's answer could not be decoded: {what}"),
+            Error::Decode { what, request_id } => write!(
+                f,
+                "Dynata's answer could not be decoded{}: {what}",
+                with_request_id(request_id.as_deref())
+            ),
             Error::LoginRequired => f.write_str(
                 "the session has ended and this client has no password to log in with: log in again",
             ),
@@ -312,7 +319,8 @@ impl Error {
             | Error::Api { request_id, .. }
             | Error::Rejected { request_id, .. }
             | Error::RateLimited { request_id, .. }
-            | Error::Timeout { request_id, .. } => request_id.as_deref(),
+            | Error::Timeout { request_id, .. }
+            | Error::Decode { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
@@ -324,7 +332,10 @@ impl Error {
     }
 
     pub(crate) fn decode(what: impl Into<String>) -> Self {
-        Error::Decode { what: what.into() }
+        Error::Decode {
+            what: what.into(),
+            request_id: None,
+        }
     }
 
     pub(crate) fn transport(error: reqwest::Error) -> Self {

@@ -16,9 +16,12 @@ pub const MAX_ENVELOPE_BYTES: usize = 16 * 1024 * 1024;
 impl Client {
     /// `GET path` and decode the `/sample/v1` envelope: `data` into `T`, the
     /// paging links into [`Page::links`]. A `status.message` of `"fail"`, or
-    /// an error status, is [`Error::Rejected`] with Dynata's `errors[]`; a
-    /// body that is not the envelope (a gateway's HTML page) is
-    /// [`Error::Api`]. Every error keeps the `x-request-id` header.
+    /// an error status with Dynata's envelope, is [`Error::Rejected`] with
+    /// its `errors[]`. An error status whose body is not the envelope (a
+    /// gateway's HTML page or `{"message": …}`) is an error by its status
+    /// ([`Error::Api`], [`Error::RateLimited`] with its `Retry-After`,
+    /// [`Error::Timeout`]); a `2xx` one is [`Error::Decode`]. Every error
+    /// Dynata answered keeps the `x-request-id` header.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, Error> {
         let response = self.send(self.request(Method::GET, path)).await?;
         decode_envelope(response).await
@@ -107,6 +110,9 @@ struct Envelope {
     status: Option<Status>,
     #[serde(default)]
     meta: Option<Meta>,
+    /// A gateway's error text, when the gateway answered and not the API.
+    #[serde(default)]
+    message: Option<String>,
 }
 
 // Every part is optional and may be `null`: the generated types accept that
@@ -131,41 +137,98 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
     let status = response.status().as_u16();
     let request_id = request_id(response.headers());
     let retry_after = retry_after(response.headers());
-    let body = read_at_most(response, MAX_ENVELOPE_BYTES).await?;
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) else {
+    let undecodable = |what: String, request_id: Option<String>| Error::Decode { what, request_id };
+    let body = read_at_most(response, MAX_ENVELOPE_BYTES)
+        .await
+        .map_err(|error| match error {
+            Error::Decode { what, .. } => undecodable(what, request_id.clone()),
+            other => other,
+        })?;
+    // Only an object: serde would also read an array as the struct's fields
+    // in order, and take a bare list's first element for `data`.
+    let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let envelope = object
+        .then(|| serde_json::from_slice::<Envelope>(&body).ok())
+        .flatten();
+    let Some(envelope) = envelope else {
         // Not the envelope (a gateway's page): the status says what it means.
         return Err(match status {
-            200..=299 => Error::decode(format!(
-                "the answer is not the /sample/v1 envelope: {}",
-                summarize(&body)
-            )),
+            200..=299 => undecodable(
+                format!(
+                    "the answer is not the /sample/v1 envelope: {}",
+                    summarize(&body)
+                ),
+                request_id,
+            ),
             _ => Error::from_status(status, summarize(&body), request_id, retry_after),
         });
     };
-    let failed = envelope
-        .status
-        .as_ref()
-        .and_then(|s| s.message.as_deref())
+    let success = (200..300).contains(&status);
+    let Some(envelope_status) = envelope.status else {
+        if success {
+            return decoded(envelope.data, envelope.meta, request_id);
+        }
+        // A gateway's `{"message": …}`: not Dynata's refusal.
+        return Err(gateway_error(
+            status,
+            envelope.message.as_deref(),
+            request_id,
+            retry_after,
+        ));
+    };
+    let failed = envelope_status
+        .message
+        .as_deref()
         .is_some_and(is_failure_message);
-    if failed || !(200..300).contains(&status) {
-        let errors = envelope.status.and_then(|s| s.errors).unwrap_or_default();
+    if failed || !success {
+        let errors = envelope_status.errors.unwrap_or_default();
         return Err(Error::Rejected {
             status,
             errors: errors.iter().map(error_detail).collect(),
             request_id,
         });
     }
-    let data = serde_json::from_value(envelope.data).map_err(|e| {
-        Error::decode(format!(
-            "`data` does not have the expected shape: {}",
-            describe_json_error(&e)
-        ))
-    })?;
+    decoded(envelope.data, envelope.meta, request_id)
+}
+
+/// A successful envelope's `data` as `T`, with its links.
+fn decoded<T: DeserializeOwned>(
+    data: serde_json::Value,
+    meta: Option<Meta>,
+    request_id: Option<String>,
+) -> Result<Page<T>, Error> {
+    let data = match serde_json::from_value(data) {
+        Ok(data) => data,
+        Err(error) => {
+            return Err(Error::Decode {
+                what: format!(
+                    "`data` does not have the expected shape: {}",
+                    describe_json_error(&error)
+                ),
+                request_id,
+            });
+        }
+    };
     Ok(Page {
         data,
-        links: envelope.meta.and_then(|m| m.links).unwrap_or_default(),
+        links: meta.and_then(|m| m.links).unwrap_or_default(),
         request_id,
     })
+}
+
+/// The error for a `4xx`/`5xx` whose JSON body is not Dynata's envelope
+/// (no `status`: a gateway's `{"message": …}`): an error by its status, with
+/// the gateway's message when it is safe to show.
+pub(crate) fn gateway_error(
+    status: u16,
+    message: Option<&str>,
+    request_id: Option<String>,
+    retry_after: Option<std::time::Duration>,
+) -> Error {
+    let summary = message
+        .and_then(server_text)
+        .unwrap_or_else(|| "(a JSON body without Dynata's envelope)".into());
+    Error::from_status(status, summary, request_id, retry_after)
 }
 
 /// Whether a `/sample/v1` envelope's `status.message` reports a failure:

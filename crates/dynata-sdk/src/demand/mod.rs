@@ -23,6 +23,7 @@ use crate::authenticated::is_idempotent;
 use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
 use crate::retry::Failure;
+use crate::sample::gateway_error;
 use crate::{ApiErrorDetail, Client, Error};
 
 pub use feasibility::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT};
@@ -237,14 +238,12 @@ fn api_error(status: u16, headers: &HeaderMap, body: &types::ApiError) -> Error 
             errors: details(envelope_status),
             request_id,
         },
-        None => {
-            let summary = body
-                .message
-                .as_deref()
-                .and_then(server_text)
-                .unwrap_or_else(|| "(a JSON body without Dynata's envelope)".into());
-            Error::from_status(status, summary, request_id, retry_after(headers))
-        }
+        None => gateway_error(
+            status,
+            body.message.as_deref(),
+            request_id,
+            retry_after(headers),
+        ),
     }
 }
 

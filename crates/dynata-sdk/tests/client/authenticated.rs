@@ -304,6 +304,61 @@ async fn data_of_the_wrong_shape_is_a_decode_error() {
         .await
         .expect_err("shape");
     assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert_eq!(error.request_id(), Some("req-42"), "kept for support");
+}
+
+/// A `2xx` that is not the envelope (a maintenance page) is a decode error
+/// that keeps the request id; a bare JSON array is not an envelope either
+/// (serde would otherwise read it as `[data, status, meta]` and return its
+/// first element as the data).
+#[tokio::test]
+async fn a_2xx_that_is_not_the_envelope_is_a_decode_error_with_the_request_id() {
+    for body in [
+        "<html><title>Maintenance</title></html>",
+        r#"[{"extProjectId":"p1"},{"extProjectId":"p2"}]"#,
+        r#"[{"extProjectId":"p1"},{"message":"fail"}]"#,
+    ] {
+        let harness = Harness::new().await;
+        harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+        harness.get_with_token("a1", 200, body).await;
+        let error = harness
+            .client
+            .get::<serde_json::Value>(PROJECTS)
+            .await
+            .expect_err(body);
+        assert!(matches!(error, Error::Decode { .. }), "{body}: {error:?}");
+        assert_eq!(error.request_id(), Some("req-42"), "{body}");
+    }
+}
+
+/// A gateway's JSON error (`{"message": …}`, no `status`) is not Dynata's
+/// envelope: an error by its status, as the typed calls make it, not a
+/// `Rejected` without errors that would lose the rate limit.
+#[tokio::test]
+async fn a_gateways_json_429_is_a_rate_limit_with_its_retry_after() {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", "120")
+                .header("x-request-id", "req-429")
+                .body(r#"{"message":"API rate limit exceeded"}"#);
+        })
+        .await;
+    let error = harness
+        .client
+        .get::<serde_json::Value>(PROJECTS)
+        .await
+        .expect_err("429");
+    assert!(
+        matches!(error, Error::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(120)),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("req-429"));
 }
 
 #[tokio::test]

@@ -703,7 +703,7 @@ async fn an_invoice_of_another_content_type_is_a_typed_error() {
         .await;
     let error = harness.client.invoice_pdf("p1").await.expect_err("html");
     match &error {
-        Error::Decode { what } => assert!(what.contains("text/html"), "{what}"),
+        Error::Decode { what, .. } => assert!(what.contains("text/html"), "{what}"),
         other => panic!("expected Decode, got {other:?}"),
     }
 }
