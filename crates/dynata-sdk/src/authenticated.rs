@@ -17,10 +17,15 @@ use crate::{AccessToken, Client, Error};
 
 impl Client {
     /// A request to `path`, relative to the environment's base URL (for
-    /// example `"/sample/v1/projects"`), with `Accept: application/json`.
-    /// Send it with [`Client::send`], which adds the token.
+    /// example `"/sample/v1/projects"`), or an absolute URL such as a
+    /// `links.next` Dynata sent, with `Accept: application/json`. Send it
+    /// with [`Client::send`], which adds the token, and refuses a URL of any
+    /// other origin.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let url = format!("{}/{}", self.base_url(), path.trim_start_matches('/'));
+        let url = match reqwest::Url::parse(path) {
+            Ok(absolute) if absolute.has_host() => absolute.into(),
+            _ => format!("{}/{}", self.base_url(), path.trim_start_matches('/')),
+        };
         self.http
             .request(method, url)
             .header(ACCEPT, "application/json")

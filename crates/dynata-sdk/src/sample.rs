@@ -14,8 +14,10 @@ use crate::{Client, Error};
 pub const MAX_ENVELOPE_BYTES: usize = 16 * 1024 * 1024;
 
 impl Client {
-    /// `GET path` and decode the `/sample/v1` envelope: `data` into `T`, the
-    /// paging links into [`Page::links`]. A `status.message` of `"fail"`, or
+    /// `GET path` (as for [`Client::request`]: relative to the base URL, or
+    /// an absolute URL on its origin such as a [`Links::next`]) and decode
+    /// the `/sample/v1` envelope: `data` into `T`, the paging links into
+    /// [`Page::links`]. A `status.message` of `"fail"`, or
     /// an error status with Dynata's envelope, is [`Error::Rejected`] with
     /// its `errors[]`. An error status whose body is not the envelope (a
     /// gateway's HTML page or `{"message": …}`) is an error by its status

@@ -407,6 +407,64 @@ async fn an_idempotent_request_is_retried_after_a_503_and_a_post_is_not() {
     assert_eq!(create.calls_async().await, 1);
 }
 
+/// Dynata's `links.next` is an absolute URL: `get` follows it on the
+/// environment's origin, and refuses one elsewhere without sending anything.
+#[tokio::test]
+async fn get_follows_an_absolute_next_link_on_the_origin_only() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let next = format!("{}{PROJECTS}?offset=2", harness.server.base_url());
+    let first_body = json!({
+        "data": [1, 2],
+        "meta": {"links": {"next": next}},
+        "status": {"message": "success", "errors": []},
+    })
+    .to_string();
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET)
+                .path(PROJECTS)
+                .query_param_missing("offset");
+            then.status(200).body(first_body);
+        })
+        .await;
+    let second = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(PROJECTS)
+                .query_param("offset", "2")
+                .header("authorization", "Bearer a1");
+            then.status(200).body(envelope(json!([3])));
+        })
+        .await;
+    let page = harness
+        .client
+        .get::<Vec<u32>>(PROJECTS)
+        .await
+        .expect("page 1");
+    let link = page.links.next.expect("a next link");
+    let page = harness.client.get::<Vec<u32>>(&link).await.expect("page 2");
+    assert_eq!(page.data, [3]);
+    assert_eq!(second.calls_async().await, 1);
+
+    let elsewhere = MockServer::start_async().await;
+    let foreign = elsewhere
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).body(envelope(json!([])));
+        })
+        .await;
+    let error = harness
+        .client
+        .get::<Vec<u32>>(&format!("{}{PROJECTS}", elsewhere.base_url()))
+        .await
+        .expect_err("another origin");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert_eq!(foreign.calls_async().await, 0);
+}
+
 #[tokio::test]
 async fn the_token_never_goes_to_another_origin() {
     let harness = Harness::new().await;
