@@ -2178,13 +2178,15 @@ uses `perc`; templates use `perc` only.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     /**The outcome. `message` is `"success"` or `"fail"` (Dynata's Go client
-treats anything else as unknown); `errors` is `[]` on success.
+treats anything else as unknown); `errors` is `[]` on success. It
+may also be `null`: Dynata's Swagger came from Goa, a Go framework,
+and Go encodes an empty (nil) slice as `null`.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct ResponseStatus {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub errors: ::std::vec::Vec<ErrorInfo>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub errors: ::std::option::Option<::std::vec::Vec<ErrorInfo>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message: ::std::option::Option<::std::string::String>,
     }

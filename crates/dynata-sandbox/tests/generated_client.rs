@@ -33,7 +33,7 @@ fn refusal<T>(result: Result<T, Error<types::ApiError>>) -> (u16, String) {
             let error = answer.into_inner();
             let code = error
                 .status
-                .and_then(|s| s.errors.into_iter().next())
+                .and_then(|s| s.errors.into_iter().flatten().next())
                 .map(|e| e.code);
             (status, code.unwrap_or_default())
         }

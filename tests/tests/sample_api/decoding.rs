@@ -466,16 +466,14 @@ fn the_error_envelope_decodes() {
     let error: types::ApiError = decode("error");
     let status = error.status.expect("status");
     assert_eq!(status.message.as_deref(), Some("fail"));
-    assert_eq!(status.errors.len(), 2);
-    assert_eq!(status.errors[0].code, "NOT_FOUND");
+    let errors = status.errors.expect("errors");
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0].code, "NOT_FOUND");
     assert_eq!(
-        status.errors[0]
-            .resource
-            .as_ref()
-            .and_then(|r| r.id.as_deref()),
+        errors[0].resource.as_ref().and_then(|r| r.id.as_deref()),
         Some("project-9999")
     );
-    assert!(status.errors[1].resource.is_none());
+    assert!(errors[1].resource.is_none());
 }
 
 #[tokio::test]
@@ -499,7 +497,7 @@ async fn an_error_status_with_the_envelope_is_a_typed_error_response() {
             Error::ErrorResponse(response) => {
                 assert_eq!(response.headers()["x-request-id"], "req-42");
                 let body = response.into_inner();
-                let errors = body.status.expect("status").errors;
+                let errors = body.status.expect("status").errors.expect("errors");
                 assert_eq!(errors[0].message, "project not found");
             }
             other => panic!("{status}: expected ErrorResponse, got {other:?}"),
@@ -588,7 +586,12 @@ async fn an_invoice_is_pdf_bytes_and_its_error_is_json() {
         Err(Error::ErrorResponse(response)) => {
             assert_eq!(response.status(), 404);
             assert_eq!(
-                response.into_inner().status.expect("status").errors[0].code,
+                response
+                    .into_inner()
+                    .status
+                    .and_then(|s| s.errors)
+                    .expect("errors")[0]
+                    .code,
                 "NOT_FOUND"
             );
         }

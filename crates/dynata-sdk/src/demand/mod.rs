@@ -150,6 +150,7 @@ pub(crate) fn details(status: &types::ResponseStatus) -> Vec<ApiErrorDetail> {
     status
         .errors
         .iter()
+        .flatten()
         .map(|error| ApiErrorDetail {
             code: server_text(&error.code),
             message: server_text(&error.message),

@@ -271,6 +271,24 @@ async fn a_missing_required_argument_is_refused_before_anything_is_sent() {
     assert_eq!(any.calls_async().await, 0);
 }
 
+/// `"errors": null` in a success (Go, which Dynata's server is written
+/// with, encodes an empty slice so): the call succeeded, and saying
+/// otherwise would have a caller send a `POST` that had its effect again.
+#[tokio::test]
+async fn a_success_whose_errors_are_null_is_a_success() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body =
+        json!({"data": project("PROVISIONED"), "status": {"message": "success", "errors": null}});
+    harness.on(GET, PROJECT, 200, body.to_string(), 0).await;
+    let project = harness
+        .client
+        .sample(|api| async move { api.get_project().ext_project_id("p1").send().await })
+        .await
+        .expect("a success");
+    assert_eq!(project.ext_project_id, "p1");
+}
+
 // ---- Paging ------------------------------------------------------------------
 
 /// `list_projects` at `offset`, answering projects `first..last` of 25.
