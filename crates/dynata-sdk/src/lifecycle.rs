@@ -106,16 +106,6 @@ struct Flight {
     deadline: Instant,
 }
 
-/// What a flight does.
-enum Renewal {
-    /// Adopts a session from the token store, or refreshes, or logs in.
-    Full,
-    /// Only adopts a fresh session another process stored: renewals are
-    /// paused (with `paused`, the pause's error), which holds back requests
-    /// to Dynata, not a look at the store.
-    AdoptOnly { paused: Error },
-}
-
 /// The last renewal failed; until `until`, nobody starts another.
 struct Pause {
     error: Error,
@@ -138,8 +128,8 @@ struct SlowPath {
     /// started meanwhile would adopt the session being revoked from the store.
     logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
-    /// While renewals are paused, when a flight last looked at the token
-    /// store: at most once a [`MIN_RENEWAL_INTERVAL`].
+    /// While renewals are paused, when this client last looked at the token
+    /// store for a session: at most once a [`MIN_RENEWAL_INTERVAL`].
     last_look_while_paused: Option<Instant>,
 }
 
@@ -297,13 +287,13 @@ impl Lifecycle {
             .flight
             .clone()
             .filter(|f| f.outcome.has_changed().is_ok());
-        let flight = match (live, self.paused(slow)) {
-            (Some(flight), _) => Some(flight),
-            (None, None) => Some(self.start_flight(slow, Renewal::Full)?),
-            (None, Some(paused)) if self.may_look_while_paused(slow) => {
-                Some(self.start_flight(slow, Renewal::AdoptOnly { paused })?)
+        let flight = match live {
+            Some(flight) => Some(flight),
+            None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
+            None => {
+                self.adopt_in_background(slow);
+                None
             }
-            (None, Some(_)) => None,
         };
         // Once a renewal has failed, a token that is still valid is served
         // at once rather than after the next attempt.
@@ -343,20 +333,53 @@ impl Lifecycle {
             .then(|| pause.error.clone())
     }
 
-    /// Whether a paused client may look at the token store now (it has one,
-    /// and has not looked within [`MIN_RENEWAL_INTERVAL`]); if so, notes it.
-    fn may_look_while_paused(&self, slow: &mut SlowPath) -> bool {
+    /// While renewals are paused: looks in the token store, in the
+    /// background, for a fresh session another process stored, and takes it.
+    /// That sends nothing to Dynata; the pause stays in force, so the
+    /// session is not refreshed here before the pause ends (a server's
+    /// `Retry-After`, a refused password's cooldown). The caller is not
+    /// held up: it gets the pause's error at once. At most once a
+    /// [`MIN_RENEWAL_INTERVAL`].
+    fn adopt_in_background(self: &Arc<Self>, slow: &mut SlowPath) {
         if self.shared.is_none() {
-            return false;
+            return;
         }
         let now = self.clock.now();
-        let looked_lately = slow
+        if slow
             .last_look_while_paused
-            .is_some_and(|last| now < crate::clock::saturating_add(last, MIN_RENEWAL_INTERVAL));
-        if !looked_lately {
-            slow.last_look_while_paused = Some(now);
+            .is_some_and(|last| now < crate::clock::saturating_add(last, MIN_RENEWAL_INTERVAL))
+        {
+            return;
         }
-        !looked_lately
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        slow.last_look_while_paused = Some(now);
+        let generation = slow.generation;
+        let this = Arc::clone(self);
+        runtime.spawn(async move {
+            let Some(shared) = &this.shared else {
+                return;
+            };
+            let seen = this.current.load_full();
+            let local = seen.as_ref().and_then(|session| session.stored.as_ref());
+            let Some(stored) = shared.load_adoptable(local).await else {
+                return;
+            };
+            let Ok(session) = this.session_from_stored(shared, stored) else {
+                return;
+            };
+            let mut slow = this.lock_slow();
+            // Not after a logout, nor over a session installed meanwhile.
+            let unchanged = match (&seen, &*this.current.load()) {
+                (Some(seen), Some(current)) => Arc::ptr_eq(seen, current),
+                (None, None) => true,
+                _ => false,
+            };
+            if slow.generation == generation && unchanged {
+                this.install(&mut slow, session);
+            }
+        });
     }
 
     /// The current token if it has neither expired nor been invalidated.
@@ -379,18 +402,14 @@ impl Lifecycle {
             tracing::debug!("the access token is in its soft window; refreshing in the background");
             // Without a runtime there is no background: the hard margin will
             // make a caller renew in the foreground.
-            let _ = self.start_flight(&mut slow, Renewal::Full);
+            let _ = self.start_flight(&mut slow);
         }
     }
 
     /// Starts the one login or refresh that every caller will wait on. It runs
     /// in its own task, so it finishes even if every caller goes away, and it
     /// gives up at its deadline, so a hung connection cannot hold callers.
-    fn start_flight(
-        self: &Arc<Self>,
-        slow: &mut SlowPath,
-        renewal: Renewal,
-    ) -> Result<Flight, Error> {
+    fn start_flight(self: &Arc<Self>, slow: &mut SlowPath) -> Result<Flight, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| needs_runtime())?;
         let (sender, receiver) = watch::channel(None);
         slow.flights_started += 1;
@@ -404,14 +423,7 @@ impl Lifecycle {
         let (id, deadline, generation) = (flight.id, flight.deadline, slow.generation);
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let full = matches!(renewal, Renewal::Full);
-            let work = async {
-                match renewal {
-                    Renewal::Full => this.renew().await,
-                    Renewal::AdoptOnly { paused } => this.adopt_while_paused(paused).await,
-                }
-            };
-            let renewed = first_of(work, this.clock.sleep_until(deadline))
+            let renewed = first_of(this.renew(), this.clock.sleep_until(deadline))
                 .await
                 .unwrap_or_else(|| Err(renewal_timed_out().into()));
             let (outcome, orphan) = {
@@ -422,13 +434,13 @@ impl Lifecycle {
                 match renewed {
                     Ok(session) if slow.generation == generation => {
                         let token = session.token.clone();
+                        slow.pause = None;
                         this.install(&mut slow, session);
                         (Ok(token), None)
                     }
                     Ok(session) => (Err(Error::LoggedOut), Some(session)),
                     Err(refused) => {
-                        // Finding nothing to adopt leaves the pause as it was.
-                        if slow.generation == generation && full {
+                        if slow.generation == generation {
                             slow.pause = Some(this.pause_after(&refused));
                         }
                         (Err(refused.error), None)
@@ -485,20 +497,6 @@ impl Lifecycle {
             .await?;
         tracing::debug!(source = ?outcome.source, "renewed through the token store");
         Ok(self.session_from_stored(shared, outcome.session)?)
-    }
-
-    /// A fresh session another process stored, taken while this client's
-    /// renewals are paused; else the pause's error.
-    async fn adopt_while_paused(&self, paused: Error) -> Result<Arc<Session>, Refused> {
-        let Some(shared) = &self.shared else {
-            return Err(paused.into());
-        };
-        let local = self.current.load_full();
-        let local = local.as_ref().and_then(|session| session.stored.as_ref());
-        match shared.load_adoptable(local).await {
-            Some(stored) => Ok(self.session_from_stored(shared, stored)?),
-            None => Err(paused.into()),
-        }
     }
 
     /// One login or refresh on behalf of the store protocol, which decides
@@ -769,9 +767,10 @@ impl Lifecycle {
         (soft, hard)
     }
 
+    /// Makes `session` the current one. A pause in force stays: only a
+    /// renewal that succeeded ends it.
     fn install(self: &Arc<Self>, slow: &mut SlowPath, session: Arc<Session>) {
         self.current.store(Some(Arc::clone(&session)));
-        slow.pause = None;
         if let Some(timer) = slow.expiry_timer.take() {
             timer.abort();
         }

@@ -1,7 +1,7 @@
 //! `ClientBuilder::token_store`: clients that share a store share a session.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use dynata_sandbox::{Fault, Operation, Sandbox};
@@ -32,6 +32,18 @@ fn client(sandbox: &Sandbox, store: Arc<dyn TokenStore>) -> Client {
         .token_store(store)
         .build()
         .expect("valid")
+}
+
+/// The token of `client`, once the look at the store that a paused call
+/// started in the background has adopted a session (real time, at most 5 s).
+async fn adopted_in_background(client: &Client) -> dynata_sdk::AccessToken {
+    for _ in 0..500 {
+        if let Ok(token) = client.access_token().await {
+            return token;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no session adopted while paused");
 }
 
 /// A client of `store` on `clock`, a `ManualClock` its test moves.
@@ -271,7 +283,11 @@ async fn a_paused_client_still_adopts_what_another_process_stored() {
     );
     let stored = other.access_token().await.expect("renews and stores");
     clock.advance(Duration::from_secs(2));
-    let adopted = paused.access_token().await.expect("adopts while paused");
+    // The call fails at once, as paused calls do; it starts a look at the
+    // store, and the session found there serves the calls after it.
+    let error = paused.access_token().await.expect_err("still paused");
+    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+    let adopted = adopted_in_background(&paused).await;
     assert_eq!(adopted.secret(), stored.secret());
     assert_eq!(
         sandbox.count(Operation::Refresh) + sandbox.count(Operation::Login),
@@ -602,4 +618,226 @@ async fn an_expired_record_is_removed_but_never_a_fresh_one_written_meanwhile() 
             .rejected_login_path(&key)
             .exists()
     );
+}
+
+/// A client whose password Dynata refused, built with
+/// `rejected_login_cooldown(None)` ("never tries again"), adopts another
+/// process's session while paused; that adoption must not lift the refusal
+/// (once the shared session dies, it must not send the password again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_while_paused_does_not_lift_a_refused_password() {
+    let dir = TempDir::new("client-adopt-keeps-refusal");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let stale = Client::builder()
+        .credentials(Credentials::new("alice", "outdated"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(Arc::new(store.clone()))
+        .clock(Arc::new(clock.clone()))
+        .rejected_login_cooldown(None)
+        .build()
+        .expect("valid");
+    let good = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let refused = stale.access_token().await.expect_err("outdated password");
+    assert!(
+        matches!(refused, Error::CredentialsRejected { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(sandbox.count(Operation::Login), 1);
+
+    good.access_token().await.expect("logs in and stores");
+    clock.advance(Duration::from_secs(2));
+    stale.access_token().await.expect_err("still paused");
+    adopted_in_background(&stale).await;
+
+    // The shared session dies (a logout elsewhere), well after the store's
+    // 5-minute record of the refusal has ended.
+    sandbox.revoke_all();
+    clock.advance(Duration::from_secs(31 * 60));
+    let _ = stale.access_token().await;
+    clock.advance(Duration::from_secs(2));
+    let _ = stale.access_token().await;
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        2,
+        "the refused password was sent again (cooldown None: never)"
+    );
+}
+
+/// Dynata told this client to wait an hour (429, Retry-After: 3600).
+/// Adopting another process's session while paused must not let it send a
+/// refresh to Dynata before that hour is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_while_paused_does_not_lift_a_servers_retry_after() {
+    let dir = TempDir::new("client-adopt-keeps-retry-after");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let paused = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let other = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    paused.access_token().await.expect("logs in");
+    sandbox.inject(
+        Operation::Refresh,
+        Fault::RateLimited {
+            retry_after: Duration::from_secs(3600),
+        },
+        1,
+    );
+    clock.advance(Duration::from_secs(30 * 60));
+    let error = paused.access_token().await.expect_err("told to wait");
+    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+    other.access_token().await.expect("renews and stores");
+    let sent = sandbox.count(Operation::Refresh) + sandbox.count(Operation::Login);
+    assert_eq!(sent, 3);
+
+    // 24.5 minutes on, still well inside the hour: the stored session is
+    // fresh enough to adopt, and reaches its soft window 40 s later.
+    clock.advance(Duration::from_secs(24 * 60 + 30));
+    paused.access_token().await.expect_err("still paused");
+    adopted_in_background(&paused).await;
+    clock.advance(Duration::from_secs(40));
+    let _ = paused.access_token().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sandbox.count(Operation::Refresh) + sandbox.count(Operation::Login),
+        sent,
+        "sent to Dynata 25 minutes into a 60-minute Retry-After"
+    );
+}
+
+/// A `FileStore` whose loads, once `hold` is set, wait until the test
+/// releases them (a struggling remote store), counting those under way.
+#[derive(Debug)]
+struct HeldLoad {
+    inner: FileStore,
+    hold: AtomicBool,
+    release: Notify,
+    started: AtomicUsize,
+    under_way: Arc<AtomicUsize>,
+}
+
+/// Counts a load under way until it ends or is dropped.
+struct UnderWay(Arc<AtomicUsize>);
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl TokenStore for HeldLoad {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(async move {
+            if self.hold.load(Ordering::SeqCst) {
+                self.under_way.fetch_add(1, Ordering::SeqCst);
+                let _under_way = UnderWay(self.under_way.clone());
+                self.started.fetch_add(1, Ordering::SeqCst);
+                self.release.notified().await;
+            }
+            self.inner.load(key).await
+        })
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+}
+
+/// During a refused password's cooldown, calls fail at once without sending
+/// anything (README). The look at the store for a session another process
+/// stored runs beside them: a paused call does not wait for a slow store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_call_fails_at_once_while_the_store_is_slow() {
+    let dir = TempDir::new("client-paused-slow-store");
+    let sandbox = sandbox().await;
+    let store = Arc::new(HeldLoad {
+        inner: FileStore::new(dir.path()),
+        hold: AtomicBool::new(false),
+        release: Notify::new(),
+        started: AtomicUsize::new(0),
+        under_way: Arc::default(),
+    });
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "outdated"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(store.clone())
+        .build()
+        .expect("valid");
+    let refused = client.access_token().await.expect_err("refused");
+    assert!(
+        matches!(refused, Error::CredentialsRejected { .. }),
+        "{refused:?}"
+    );
+    store.hold.store(true, Ordering::SeqCst);
+    let error = client.access_token().await.expect_err("paused");
+    assert!(
+        matches!(error, Error::CredentialsRejected { .. }),
+        "{error:?}"
+    );
+    for _ in 0..500 {
+        if store.started.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        store.started.load(Ordering::SeqCst),
+        1,
+        "one look at the store"
+    );
+    assert_eq!(
+        store.under_way.load(Ordering::SeqCst),
+        1,
+        "the call returned while its look at the store was still held"
+    );
+    store.release.notify_waiters();
+    assert_eq!(sandbox.count(Operation::Login), 1);
 }
