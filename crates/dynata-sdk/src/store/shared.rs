@@ -4,6 +4,7 @@
 //!
 //! The steps are on [`SharedSession`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
@@ -222,11 +223,12 @@ pub struct SharedSession {
     /// The refresh token of the last session renewed without the store
     /// ([`Source::RenewedAlone`]): no other process has it, so it may be
     /// refreshed without the lease while the store fails.
-    own_refresh_token: RememberedToken,
-    /// The last refresh token Dynata refused to this client: dead, so never
+    own_refresh_token: RememberedTokens,
+    /// The last refresh tokens Dynata refused to this client: dead, so never
     /// the basis of a refresh again (a client without a password would
-    /// otherwise send it on every renewal).
-    refused_refresh_token: RememberedToken,
+    /// otherwise send them on every renewal, in turn when there are two: its
+    /// own and the stored one).
+    refused_refresh_tokens: RememberedTokens,
 }
 
 impl SharedSession {
@@ -244,8 +246,8 @@ impl SharedSession {
             warnings: Warnings::new(policy.warning_interval),
             policy,
             wall: WallClock::following(clock),
-            own_refresh_token: RememberedToken::default(),
-            refused_refresh_token: RememberedToken::default(),
+            own_refresh_token: RememberedTokens::new(1),
+            refused_refresh_tokens: RememberedTokens::new(REFUSED_KEPT),
         }
     }
 
@@ -523,7 +525,7 @@ impl SharedSession {
                     return Err(error);
                 }
                 Err(RenewError::RefreshRejected(_)) => {
-                    self.refused_refresh_token.remember(&basis.refresh_token);
+                    self.refused_refresh_tokens.remember(&basis.refresh_token);
                     // Another process may have used that refresh token and
                     // stored what it got: take that before the password.
                     match self.load().await {
@@ -619,11 +621,11 @@ impl SharedSession {
         self.warnings.warn(operation, error);
         let own = self
             .newest_refreshable(None, local)
-            .filter(|local| self.own_refresh_token.is(&local.refresh_token));
+            .filter(|local| self.own_refresh_token.contains(&local.refresh_token));
         let renewed = match own {
             Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
                 Err(RenewError::RefreshRejected(_)) => {
-                    self.refused_refresh_token.remember(&own.refresh_token);
+                    self.refused_refresh_tokens.remember(&own.refresh_token);
                     renew(Renew::Login).await
                 }
                 outcome => outcome,
@@ -667,7 +669,7 @@ impl SharedSession {
             .into_iter()
             .flatten()
             .filter(|s| !s.refresh_remaining(now, self.skew_for(s)).is_zero())
-            .filter(|s| !self.refused_refresh_token.is(&s.refresh_token))
+            .filter(|s| !self.refused_refresh_tokens.contains(&s.refresh_token))
             .max_by_key(|s| s.issued_at)
     }
 
@@ -704,28 +706,48 @@ impl SharedSession {
     }
 }
 
-/// One refresh token a [`SharedSession`] remembers (the last of a kind).
-#[derive(Default)]
-struct RememberedToken(Mutex<Option<Secret>>);
+/// How many refused refresh tokens a [`SharedSession`] remembers. A renewal
+/// chooses between two (its own and the stored one); a few more cover
+/// sessions replaced while it was refused.
+const REFUSED_KEPT: usize = 8;
 
-impl RememberedToken {
-    fn remember(&self, refresh_token: &Secret) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(refresh_token.clone());
+/// The last few refresh tokens of a kind a [`SharedSession`] remembers.
+struct RememberedTokens {
+    tokens: Mutex<VecDeque<Secret>>,
+    capacity: usize,
+}
+
+impl RememberedTokens {
+    fn new(capacity: usize) -> Self {
+        RememberedTokens {
+            tokens: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+        }
     }
 
-    fn is(&self, refresh_token: &Secret) -> bool {
-        self.0
+    fn remember(&self, refresh_token: &Secret) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.contains(refresh_token) {
+            return;
+        }
+        if tokens.len() == self.capacity {
+            tokens.pop_front();
+        }
+        tokens.push_back(refresh_token.clone());
+    }
+
+    fn contains(&self, refresh_token: &Secret) -> bool {
+        self.tokens
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|remembered| remembered == refresh_token)
+            .contains(refresh_token)
     }
 }
 
-/// Redacted, like the token itself.
-impl fmt::Debug for RememberedToken {
+/// Redacted, like the tokens themselves.
+impl fmt::Debug for RememberedTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RememberedToken(..)")
+        f.write_str("RememberedTokens(..)")
     }
 }
 

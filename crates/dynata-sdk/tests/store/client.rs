@@ -841,3 +841,51 @@ async fn a_paused_call_fails_at_once_while_the_store_is_slow() {
     store.release.notify_waiters();
     assert_eq!(sandbox.count(Operation::Login), 1);
 }
+/// As `two_dead_refresh_tokens_are_each_sent_once` in protocol.rs, through
+/// clients: a password-less worker that adopted S1 and stayed idle
+/// while another process refreshed it into S2; then every session dies (an
+/// administrator revokes them, or the SSO session's maximum is reached).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_sends_each_of_two_dead_refresh_tokens_once() {
+    let dir = TempDir::new("client-two-dead-tokens");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let owner = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let worker = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::without_password("alice"),
+    );
+    owner.access_token().await.expect("logs in");
+    worker.access_token().await.expect("adopts");
+    // The owner's soft window: it refreshes in the background, and stores S2.
+    clock.advance(Duration::from_secs(26 * 60));
+    owner.access_token().await.expect("still valid");
+    for _ in 0..200 {
+        if sandbox.count(Operation::Refresh) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sandbox.count(Operation::Refresh), 1);
+    sandbox.revoke_all();
+    // S2 is now too close to expiry to adopt; S1 has expired.
+    clock.advance(Duration::from_secs(25 * 60));
+    for _ in 0..4 {
+        let error = worker.access_token().await.expect_err("nothing works");
+        assert!(matches!(error, Error::LoginRequired), "{error:?}");
+        clock.advance(Duration::from_secs(2));
+    }
+    assert_eq!(
+        sandbox.count(Operation::Refresh),
+        3,
+        "the worker sent each dead refresh token more than once"
+    );
+}

@@ -705,3 +705,46 @@ async fn a_waiter_with_a_short_operation_timeout_still_waits_for_the_holder() {
     assert_eq!(waited.expect("adopted").source, Source::Adopted);
     assert_eq!(renewals.total(), 1);
 }
+
+/// A client without a password holds an old session (refresh-1)
+/// while the store holds a newer one (refresh-2) too close to expiry to
+/// adopt; another process has used both single-use refresh tokens. Each dead
+/// token must be sent at most once.
+#[tokio::test(start_paused = true)]
+async fn two_dead_refresh_tokens_are_each_sent_once() {
+    let dir = TempDir::new("two-dead-tokens");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let local = session_at(&shared, 1);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let stored = session_at(&shared, 2);
+    store
+        .save(&key(), &stored, shared.wall_clock().now())
+        .await
+        .expect("saved");
+    // Inside the stored session's soft window: not adoptable.
+    tokio::time::advance(Duration::from_secs(50)).await;
+    let sent = std::sync::Mutex::new(Vec::new());
+    for _ in 0..4 {
+        let _ = shared
+            .renew(Some(&local), |what| {
+                let sent = &sent;
+                async move {
+                    match what {
+                        Renew::Refresh(token) => {
+                            sent.lock().unwrap().push(token.expose_secret().to_string());
+                            Err(RenewError::RefreshRejected("invalid_grant".to_string()))
+                        }
+                        Renew::Login => Err(RenewError::CannotLogIn("LoginRequired".to_string())),
+                    }
+                }
+            })
+            .await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        *sent.lock().unwrap(),
+        ["refresh-2", "refresh-1"],
+        "dead refresh tokens sent again"
+    );
+}
