@@ -805,18 +805,22 @@ impl Lifecycle {
         true
     }
 
-    /// Ends the session: clears it here and in the token store, waits for a
-    /// renewal under way (which revokes what it obtains), then revokes its
-    /// tokens at Dynata.
+    /// Ends the session of the moment of the call: clears it here and in the
+    /// token store, waits for a renewal under way (which revokes what it
+    /// obtains), then revokes its tokens at Dynata.
     ///
-    /// It runs in a task of its own, to the end even if its caller stops
-    /// waiting: cut short, it would leave a session live at Dynata (and in
-    /// the store) that this client has already forgotten.
+    /// After the call, it runs in a task of its own, to the end even if its
+    /// caller stops waiting: cut short, it would leave a session live at
+    /// Dynata (and in the store) that this client has already forgotten.
     pub(crate) async fn logout(self: &Arc<Self>) -> Result<(), Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| needs_runtime())?;
+        // What this logout ends is taken now, at the call: a logout queued
+        // behind another, whose caller then gave up, must not end a session
+        // obtained after that.
+        let ending = self.end_session();
         let this = Arc::clone(self);
         runtime
-            .spawn(async move { this.log_out().await })
+            .spawn(async move { this.finish_logout(ending).await })
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Transport {
@@ -827,32 +831,42 @@ impl Lifecycle {
             })
     }
 
-    async fn log_out(&self) -> Result<(), Error> {
-        let _one_at_a_time = self.logouts.lock().await;
+    /// Takes the session and the renewal under way out of the client, and
+    /// holds callers back until the logout has taken them out of the store.
+    fn end_session(self: &Arc<Self>) -> Ending {
         let (done, running) = watch::channel(());
-        let (session, pending) = {
-            let mut slow = self.lock_slow();
-            slow.logout = Some(running.clone());
-            slow.generation += 1;
-            // A pause for a server's Retry-After ends with the session; a
-            // refused password stays refused: logging out must not make the
-            // next call send it again before its cooldown.
-            slow.pause = slow
-                .pause
-                .take()
-                .filter(|pause| matches!(pause.error, Error::CredentialsRejected { .. }));
-            if let Some(timer) = slow.expiry_timer.take() {
-                timer.abort();
-            }
-            (self.current.swap(None), slow.flight.take())
-        };
-        // Lets waiting callers go however this goes on, even if its caller
-        // drops it half-way.
-        let running = LogoutRunning {
-            lifecycle: self,
+        let mut slow = self.lock_slow();
+        slow.logout = Some(running.clone());
+        slow.generation += 1;
+        // A pause for a server's Retry-After ends with the session; a
+        // refused password stays refused: logging out must not make the
+        // next call send it again before its cooldown.
+        slow.pause = slow
+            .pause
+            .take()
+            .filter(|pause| matches!(pause.error, Error::CredentialsRejected { .. }));
+        if let Some(timer) = slow.expiry_timer.take() {
+            timer.abort();
+        }
+        Ending {
+            session: self.current.swap(None),
+            pending: slow.flight.take(),
+            // Lets waiting callers go however the logout goes on.
+            running: LogoutRunning {
+                lifecycle: Arc::clone(self),
+                running,
+                _done: done,
+            },
+        }
+    }
+
+    async fn finish_logout(&self, ending: Ending) -> Result<(), Error> {
+        let _one_at_a_time = self.logouts.lock().await;
+        let Ending {
+            session,
+            pending,
             running,
-            _done: done,
-        };
+        } = ending;
         if let Some(shared) = &self.shared {
             // Before revoking: no other process may adopt tokens about to die.
             shared.remove().await;
@@ -902,15 +916,23 @@ impl Lifecycle {
     }
 }
 
+/// What a logout took out of the client, and what is left to do about it.
+struct Ending {
+    session: Option<Arc<Session>>,
+    /// The renewal under way at the call, which revokes what it obtains.
+    pending: Option<Flight>,
+    running: LogoutRunning,
+}
+
 /// A logout under way, for as long as it lives: see [`SlowPath::logout`].
-struct LogoutRunning<'a> {
-    lifecycle: &'a Lifecycle,
+struct LogoutRunning {
+    lifecycle: Arc<Lifecycle>,
     running: watch::Receiver<()>,
     /// Dropped after `drop` below has run: that wakes the waiting callers.
     _done: watch::Sender<()>,
 }
 
-impl Drop for LogoutRunning<'_> {
+impl Drop for LogoutRunning {
     fn drop(&mut self) {
         let mut slow = self.lifecycle.lock_slow();
         // Only its own: a second logout that started meanwhile still runs.

@@ -243,3 +243,52 @@ async fn a_logout_whose_caller_stops_waiting_still_revokes_the_session() {
     })
     .await;
 }
+
+/// A second `logout()` whose caller gave up while it queued behind a
+/// slow first one (a timeout around it) must not, much later, log out the
+/// session the application obtained after giving up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_queued_logout_does_not_end_a_later_session() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+    let revoke_a1 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"accessToken": "a1"}"#);
+            then.status(204).delay(Duration::from_millis(1000));
+        })
+        .await;
+    let revoke_a2 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"accessToken": "a2"}"#);
+            then.status(204);
+        })
+        .await;
+    harness.token().await;
+    let first = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    while revoke_a1.calls_async().await == 0 {
+        tokio::task::yield_now().await;
+    }
+    // A second logout, given up on while it waits for the first.
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), harness.client.logout()).await;
+    assert!(gave_up.is_err(), "it was still queued");
+    // The application goes on: a new session.
+    assert_eq!(harness.current_secret().await, "a2");
+    first.await.expect("joined").expect("first logout");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        revoke_a2.calls_async().await,
+        0,
+        "the abandoned logout revoked a session obtained after it was given up"
+    );
+    assert_eq!(harness.current_secret().await, "a2");
+}
