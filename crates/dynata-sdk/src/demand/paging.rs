@@ -27,10 +27,11 @@ pub struct PageRequest {
 
 type PageFuture<I> = Pin<Box<dyn Future<Output = Result<Fetched<I>, Error>> + Send>>;
 
-/// One page's items, and whether another page follows.
+/// One page's items, whether another page follows, and `meta.total`.
 struct Fetched<I> {
     items: Vec<I>,
     more: bool,
+    total: Option<i64>,
 }
 
 impl Client {
@@ -65,12 +66,13 @@ impl Client {
     /// stream ends after the page that reaches `meta.total`; without a
     /// total, after a page without `meta.links.next` (if the answer has
     /// links) or a short or empty page (short of `meta.pageSize` if the
-    /// server says it capped the size, else of `page_size`). An error is the
+    /// server says it capped the size below `page_size`). An error is the
     /// stream's last item. A `page_size` of 0 is an [`Error::Config`].
     ///
     /// A server that ignores `offset` would answer every page with the
-    /// first: a page that begins with the item the page before began with
-    /// ends the stream with an [`Error::Decode`], rather than ask for ever.
+    /// first: a page that begins with the item the page before began with,
+    /// under the same `meta.total`, ends the stream with an
+    /// [`Error::Decode`], rather than ask for ever.
     pub fn sample_items<E, I, F, Fut>(&self, page_size: u32, call: F) -> SampleItems<I>
     where
         E: Envelope<Data = Vec<I>> + Send + 'static,
@@ -94,14 +96,21 @@ impl Client {
                 let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
                 let next = offset.saturating_add(received);
                 // The size the server says it used, if it capped ours.
-                let full_page = meta.page_size.filter(|size| *size > 0).unwrap_or(limit);
+                let full_page = meta
+                    .page_size
+                    .filter(|size| *size > 0)
+                    .map_or(limit, |size| size.min(limit));
                 let more = received > 0
                     && match (meta.total, meta.links) {
                         (Some(total), _) => next < total,
                         (None, Some(links)) => links.next.is_some(),
                         (None, None) => received >= full_page,
                     };
-                Ok(Fetched { items, more })
+                Ok(Fetched {
+                    items,
+                    more,
+                    total: meta.total,
+                })
             })
         };
         SampleItems {
@@ -113,6 +122,7 @@ impl Client {
             },
             buffered: VecDeque::new(),
             first_of_last_page: None,
+            total_of_last_page: None,
         }
     }
 }
@@ -124,8 +134,10 @@ pub struct SampleItems<I> {
     state: State<I>,
     /// Items of the last page not yet yielded.
     buffered: VecDeque<I>,
-    /// The first item of the last page, to notice a page served again.
+    /// The first item and `meta.total` of the last page, to notice a page
+    /// served again (a list that grew in between says so in its total).
     first_of_last_page: Option<I>,
+    total_of_last_page: Option<i64>,
 }
 
 enum State<I> {
@@ -179,17 +191,19 @@ impl<I: Clone + PartialEq> Stream for SampleItems<I> {
                 Poll::Ready(fetched) => fetched,
             };
             match fetched {
-                Ok(Fetched { items, more }) => {
-                    if items
-                        .first()
-                        .is_some_and(|first| this.first_of_last_page.as_ref() == Some(first))
-                    {
+                Ok(Fetched { items, more, total }) => {
+                    let served_again = total == this.total_of_last_page
+                        && items
+                            .first()
+                            .is_some_and(|first| this.first_of_last_page.as_ref() == Some(first));
+                    if served_again {
                         this.state = State::Done;
                         return Poll::Ready(Some(Err(Error::decode(format!(
                             "the page at offset {offset} begins with the item the page before it began with: the server ignores `offset` for this list, so the items after its first page cannot be listed"
                         )))));
                     }
                     this.first_of_last_page = items.first().cloned();
+                    this.total_of_last_page = total;
                     let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
                     this.state = if more {
                         State::Fetching(offset.saturating_add(received), None)

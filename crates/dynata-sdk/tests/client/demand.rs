@@ -501,6 +501,71 @@ async fn a_page_capped_by_the_server_is_not_taken_for_the_last() {
     );
 }
 
+/// A server that honours `limit` but reports its own larger default as
+/// `meta.pageSize`: a full page is one of the size asked for.
+#[tokio::test]
+async fn a_page_size_above_the_limit_does_not_cut_the_list() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let page = |ids, offset: &'static str| {
+        let body = json!({"data": headers(ids), "meta": {"pageSize": 100}}).to_string();
+        harness.server.mock_async(move |when, then| {
+            when.method(GET)
+                .path(PROJECTS)
+                .query_param("offset", offset)
+                .query_param("limit", "10");
+            then.status(200).body(body);
+        })
+    };
+    let _pages = [
+        page(0..10, "0").await,
+        page(10..20, "10").await,
+        page(20..25, "20").await,
+    ];
+    let (items, error, ended) = drain(projects(&harness.client), 300).await;
+    assert!(error.is_none(), "{error:?}");
+    assert!(ended);
+    assert_eq!(items, 25, "the list was cut after its first page");
+}
+
+/// A newest-first list that grows between two requests: the next page may
+/// begin with the item the page before began with, and `meta.total` says
+/// why. That is not a server ignoring the offset.
+#[tokio::test]
+async fn items_added_between_pages_are_not_taken_for_an_ignored_offset() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let pages = [
+        ("0", headers(0..1), 3),
+        ("1", headers(0..1), 4),
+        ("2", headers(1..2), 4),
+        ("3", headers(2..3), 4),
+    ];
+    for (offset, data, total) in pages {
+        let body = json!({"data": data, "meta": {"total": total}}).to_string();
+        harness
+            .server
+            .mock_async(move |when, then| {
+                when.method(GET)
+                    .path(PROJECTS)
+                    .query_param("offset", offset);
+                then.status(200).body(body);
+            })
+            .await;
+    }
+    let stream = harness.client.sample_items(1, |api, page| async move {
+        api.list_projects()
+            .offset(page.offset)
+            .limit(page.limit)
+            .send()
+            .await
+    });
+    let (items, error, ended) = drain(stream, 300).await;
+    assert!(error.is_none(), "after {items} items: {error:?}");
+    assert!(ended);
+    assert_eq!(items, 4);
+}
+
 #[tokio::test]
 async fn a_page_size_of_zero_is_a_typed_error() {
     let harness = Harness::new().await;
