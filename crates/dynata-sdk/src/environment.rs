@@ -1,11 +1,13 @@
 //! Where Dynata's API lives: production, UAT, or a URL of your own.
 
+use std::fmt;
+
 use reqwest::Url;
 
 use crate::Error;
 
 /// Which Dynata deployment to talk to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Environment {
     /// `https://api.dynata.com`.
@@ -91,6 +93,25 @@ impl Environment {
     }
 }
 
+/// A custom URL is shown without a password: one built by hand (not
+/// through [`Environment::custom`], which refuses it) may still hold one,
+/// and a builder is `Debug` before `build()` refuses it.
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Environment::Production => f.write_str("Production"),
+            Environment::Uat => f.write_str("Uat"),
+            Environment::Custom(url) => {
+                let mut shown = url.clone();
+                if shown.password().is_some() {
+                    let _ = shown.set_password(Some("[REDACTED]"));
+                }
+                f.debug_tuple("Custom").field(&shown.as_str()).finish()
+            }
+        }
+    }
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -155,6 +176,17 @@ mod tests {
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("hunter2"), "{bad}: {shown}");
         }
+    }
+
+    /// `Environment::Custom` is public: a URL with a password built by hand
+    /// does not show it in `Debug` (a builder's, before `build()`).
+    #[test]
+    fn a_hand_built_custom_url_shows_no_password() {
+        let url = Url::parse("https://alice:hunter2@api.example.com").expect("a URL");
+        let shown = format!("{:?}", Environment::Custom(url));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("api.example.com"), "{shown}");
+        assert_eq!(format!("{:?}", Environment::Uat), "Uat");
     }
 
     #[test]
