@@ -122,7 +122,8 @@ pub enum Error {
         /// What was wrong with it.
         what: String,
         /// The `x-request-id` response header, where the answer had one
-        /// and the SDK read it (calls through [`crate::Client::get`]).
+        /// and the SDK read it ([`crate::Client::get`]; a typed call whose
+        /// status the operation does not have).
         request_id: Option<String>,
     },
 

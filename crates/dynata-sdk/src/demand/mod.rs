@@ -188,9 +188,10 @@ async fn failure_of<T>(
             // The generated client's hook has read the body into memory.
             let body = response.bytes().await.unwrap_or_default();
             let error = if (200..300).contains(&status) {
-                Error::decode(format!(
-                    "status {status} is not an answer this operation has"
-                ))
+                Error::Decode {
+                    what: format!("status {status} is not an answer this operation has"),
+                    request_id,
+                }
             } else {
                 Error::from_status(status, summarize(&body), request_id, retry_after)
             };

@@ -289,6 +289,23 @@ async fn a_success_whose_errors_are_null_is_a_success() {
     assert_eq!(project.ext_project_id, "p1");
 }
 
+/// A `2xx` the operation does not have (a gateway's `202`) is a decode
+/// error that keeps the request id, for support.
+#[tokio::test]
+async fn a_typed_decode_error_keeps_the_request_id() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({"data": project("PROVISIONED")}).to_string();
+    harness.on(GET, PROJECT, 202, body, 0).await;
+    let error = harness
+        .client
+        .sample(|api| async move { api.get_project().ext_project_id("p1").send().await })
+        .await
+        .expect_err("202 is not an answer of get_project");
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert_eq!(error.request_id(), Some("req-7"), "{error:?}");
+}
+
 // ---- Paging ------------------------------------------------------------------
 
 /// `list_projects` at `offset`, answering projects `first..last` of 25.
