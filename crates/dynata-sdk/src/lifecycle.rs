@@ -123,10 +123,15 @@ struct SlowPath {
     /// Bumped by logout: a flight started before it does not install its
     /// session, and revokes it instead.
     generation: u64,
-    /// Set while a logout takes the session out of the token store and lets
-    /// a renewal under way end; it ends when its sender is dropped. A renewal
-    /// started meanwhile would adopt the session being revoked from the store.
-    logout: Option<watch::Receiver<()>>,
+    /// One per logout that is taking its session out of the token store and
+    /// letting a renewal under way end; each ends when its sender is
+    /// dropped. A renewal started meanwhile would adopt the session being
+    /// revoked from the store.
+    logouts: Vec<watch::Receiver<()>>,
+    /// Ends when the last logout called has finished (its sender dropped):
+    /// the next one returns only after it, so a second logout returns only
+    /// once the first has revoked what there was to revoke.
+    last_logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
     /// While renewals are paused, when this client last looked at the token
     /// store for a session: at most once a [`MIN_RENEWAL_INTERVAL`].
@@ -174,9 +179,6 @@ pub(crate) struct Lifecycle {
     /// The session shared with other processes through a token store, if
     /// one was configured. Only renewals consult it, never the fast path.
     shared: Option<SharedSession>,
-    /// Held by a logout for its whole run: a second logout returns only once
-    /// the first has revoked what there was to revoke.
-    logouts: tokio::sync::Mutex<()>,
 }
 
 /// A token store, the account's key in it, and how to share through it.
@@ -205,7 +207,6 @@ impl Lifecycle {
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
             shared,
-            logouts: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -250,7 +251,7 @@ impl Lifecycle {
         let flight = loop {
             let mut logout = {
                 let mut slow = self.lock_slow();
-                match slow.logout.clone() {
+                match slow.logouts.first().cloned() {
                     Some(logout) => logout,
                     None => match self.join_or_start_flight(&mut slow)? {
                         Ok(token) => return Ok(token),
@@ -259,7 +260,7 @@ impl Lifecycle {
                 }
             };
             // A call made during a logout waits until the logout lets it go
-            // (see `SlowPath::logout`): then nothing of the old session is
+            // (see `SlowPath::logouts`): then nothing of the old session is
             // left to adopt, and it starts a new one.
             let _ = logout.changed().await;
         };
@@ -835,8 +836,10 @@ impl Lifecycle {
     /// holds callers back until the logout has taken them out of the store.
     fn end_session(self: &Arc<Self>) -> Ending {
         let (done, running) = watch::channel(());
+        let (finished, last_logout) = watch::channel(());
         let mut slow = self.lock_slow();
-        slow.logout = Some(running.clone());
+        slow.logouts.push(running.clone());
+        let previous = slow.last_logout.replace(last_logout);
         slow.generation += 1;
         // A pause for a server's Retry-After ends with the session; a
         // refused password stays refused: logging out must not make the
@@ -857,15 +860,18 @@ impl Lifecycle {
                 running,
                 _done: done,
             },
+            previous,
+            _finished: finished,
         }
     }
 
     async fn finish_logout(&self, ending: Ending) -> Result<(), Error> {
-        let _one_at_a_time = self.logouts.lock().await;
         let Ending {
             session,
             pending,
             running,
+            previous,
+            _finished,
         } = ending;
         if let Some(shared) = &self.shared {
             // Before revoking: no other process may adopt tokens about to die.
@@ -880,13 +886,19 @@ impl Lifecycle {
         // a new one (bounded by the store's time limit and the renewal's,
         // not by however long Dynata takes to answer the revocation).
         drop(running);
-        match session {
+        let revoked = match session {
             Some(session) => self.revoke(&session).await,
             None => {
                 tracing::debug!("logout without a session: nothing to revoke");
                 Ok(())
             }
+        };
+        // Not before the logout called before this one has finished too:
+        // once this returns, no session of before the call is live.
+        if let Some(mut previous) = previous {
+            let _ = previous.changed().await;
         }
+        revoked
     }
 
     async fn revoke(&self, session: &Session) -> Result<(), Error> {
@@ -922,9 +934,13 @@ struct Ending {
     /// The renewal under way at the call, which revokes what it obtains.
     pending: Option<Flight>,
     running: LogoutRunning,
+    /// Ends when the logout called before this one has finished.
+    previous: Option<watch::Receiver<()>>,
+    /// Dropped when this logout has finished.
+    _finished: watch::Sender<()>,
 }
 
-/// A logout under way, for as long as it lives: see [`SlowPath::logout`].
+/// A logout under way, for as long as it lives: see [`SlowPath::logouts`].
 struct LogoutRunning {
     lifecycle: Arc<Lifecycle>,
     running: watch::Receiver<()>,
@@ -935,14 +951,9 @@ struct LogoutRunning {
 impl Drop for LogoutRunning {
     fn drop(&mut self) {
         let mut slow = self.lifecycle.lock_slow();
-        // Only its own: a second logout that started meanwhile still runs.
-        if slow
-            .logout
-            .as_ref()
-            .is_some_and(|logout| logout.same_channel(&self.running))
-        {
-            slow.logout = None;
-        }
+        // Only its own: another logout that started meanwhile still holds.
+        slow.logouts
+            .retain(|logout| !logout.same_channel(&self.running));
     }
 }
 

@@ -292,3 +292,38 @@ async fn an_abandoned_queued_logout_does_not_end_a_later_session() {
     );
     assert_eq!(harness.current_secret().await, "a2");
 }
+
+/// A second logout called while a first one waits for Dynata to answer its
+/// revocation holds callers only while it takes its own session out of the
+/// store, not until that first revocation is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_logout_does_not_hold_callers_for_the_first_ones_revocation() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+    let revoke_a1 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"accessToken": "a1"}"#);
+            then.status(204).delay(Duration::from_millis(1500));
+        })
+        .await;
+    harness.token().await;
+    let first = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    while revoke_a1.calls_async().await == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Called, then given up on (it goes on in its own task).
+    let _ = tokio::time::timeout(Duration::from_millis(50), harness.client.logout()).await;
+    assert_eq!(harness.current_secret().await, "a2");
+    assert!(
+        !first.is_finished(),
+        "the call waited for the first logout's revocation"
+    );
+    first.await.expect("joined").expect("first logout");
+}
