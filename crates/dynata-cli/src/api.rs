@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+use dynata_sdk::ApiErrorDetail;
 use reqwest::{Method, Response};
 use serde_json::Value;
 
@@ -132,16 +133,10 @@ impl Answer {
             .json()
             .and_then(|v| v.pointer("/status/errors").cloned())
         {
-            for error in errors {
-                let code = error.get("code").map(|c| match c {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-                let message = error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .filter(|m| safe_text(m));
-                match (code, message) {
+            for error in &errors {
+                // Only what cannot be an echo of the request (its token).
+                let detail = ApiErrorDetail::from_json(error);
+                match (detail.code, detail.message) {
                     (Some(c), Some(m)) => details.push(format!("[{c}] {m}")),
                     (Some(c), None) => details.push(format!("[{c}]")),
                     (None, Some(m)) => details.push(m.to_owned()),
@@ -172,12 +167,6 @@ impl Answer {
             message,
         }
     }
-}
-
-/// A server's message is shown only when it cannot be an echo of the
-/// request's `Authorization` header (proxies echo requests).
-fn safe_text(text: &str) -> bool {
-    text.len() <= 300 && !text.to_ascii_lowercase().contains("bearer")
 }
 
 /// Sends a request through the SDK and reads the whole answer.

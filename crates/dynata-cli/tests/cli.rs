@@ -816,11 +816,19 @@ async fn an_invoice_that_cannot_be_written_leaves_the_old_file_whole() {
 /// A stub Dynata on loopback with a stored session for it, for answers the
 /// sandbox never gives; `dynata` runs against it with the returned env.
 async fn stub(world: &World) -> (httpmock::MockServer, Vec<(&'static str, String)>) {
+    stub_with(world, "stub-access").await
+}
+
+/// [`stub`], with the stored session's access token `access`.
+async fn stub_with(
+    world: &World,
+    access: &str,
+) -> (httpmock::MockServer, Vec<(&'static str, String)>) {
     let server = httpmock::MockServer::start_async().await;
     let store = FileStore::new(world.cache().join("dynata").join("sessions"));
     let key = StoreKey::for_account(&server.base_url(), "api", USER);
     let session = StoredSession::from_lifetimes(
-        Secret::new("stub-access"),
+        Secret::new(access),
         Duration::from_secs(1800),
         Secret::new("stub-refresh"),
         Duration::from_secs(3600),
@@ -933,4 +941,39 @@ async fn login_again_after_a_refusal_sends_the_password_again() {
     let again = world.run(&["login", "-u", USER], &env).await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     assert_eq!(world.sandbox.count(Operation::Login), 2);
+}
+
+/// A gateway quoting the request's token in Dynata's error fields (code or
+/// message): the refusal on stderr leaves them out, whichever command.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_that_quotes_the_token_does_not_print_it() {
+    let world = World::start().await;
+    let access = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXN0dWI";
+    let (server, env) = stub_with(&world, access).await;
+    let refusal = json!({"data": null, "status": {"message": "fail", "errors": [
+        {"code": "FORBIDDEN", "message": format!("token {access} has no access to this resource")},
+        {"code": format!("Authorization: Bearer {access}"), "message": "denied"},
+    ]}});
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(403)
+                .header("content-type", "application/json")
+                .body(refusal.to_string());
+        })
+        .await;
+    for args in [
+        &["whoami"][..],
+        &["api", "projects"],
+        &["api", "projects", "--paginate"],
+    ] {
+        let out = world.run(args, &pairs(&env)).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains(access),
+            "{args:?} printed the token: {stderr}"
+        );
+        assert!(stderr.contains("[FORBIDDEN]"), "{args:?}: {stderr}");
+    }
 }

@@ -390,8 +390,9 @@ pub(crate) fn is_transient_status(status: u16) -> bool {
 /// Servers echo requests: a proxy quoting the login body, a gateway repeating
 /// a header. Since the SDK cannot tell an echo from a message, it keeps only
 /// short, plain sentences and codes: nothing long, nothing with the marks of
-/// JSON, a form or markup (`{`, `"`, `=`, `&`, `<`), and no word long enough
-/// to be a token.
+/// JSON, a form or markup (`{`, `"`, `=`, `&`, `<`), no word long enough to
+/// be a token, and nothing that names a bearer token (an echoed
+/// `Authorization` header, however short its token).
 pub(crate) fn server_text(text: &str) -> Option<String> {
     const MAX_CHARS: usize = 200;
     /// JWTs, refresh tokens and API keys are long runs without spaces.
@@ -405,7 +406,8 @@ pub(crate) fn server_text(text: &str) -> Option<String> {
         .any(|c| c.is_control() || matches!(c, '{' | '}' | '"' | '=' | '&' | '<' | '>' | '\\'))
         || text
             .split_whitespace()
-            .any(|word| word.chars().count() > MAX_WORD);
+            .any(|word| word.chars().count() > MAX_WORD)
+        || text.to_ascii_lowercase().contains("bearer");
     (!suspicious).then(|| text.to_string())
 }
 
@@ -445,6 +447,8 @@ mod tests {
             "username=alice&password=hunter2",
             "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
             "token abcdefghijklmnopqrstuvwxyz0123456789",
+            "Authorization: Bearer abc",
+            "bad BEARER token",
             &"a ".repeat(150),
             "",
         ] {

@@ -186,7 +186,7 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
         let errors = envelope_status.errors.unwrap_or_default();
         return Err(Error::Rejected {
             status,
-            errors: errors.iter().map(error_detail).collect(),
+            errors: errors.iter().map(ApiErrorDetail::from_json).collect(),
             request_id,
         });
     }
@@ -242,15 +242,21 @@ pub fn is_failure_message(message: &str) -> bool {
     message.eq_ignore_ascii_case("fail")
 }
 
-fn error_detail(value: &serde_json::Value) -> ApiErrorDetail {
-    let field = |name: &str| match value.get(name)? {
-        serde_json::Value::String(s) => server_text(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    ApiErrorDetail {
-        code: field("code"),
-        message: field("message"),
-        resource: field("resource"),
+impl ApiErrorDetail {
+    /// One entry of an envelope's `status.errors` as Dynata sent it, each
+    /// text kept only when it cannot be an echo of the request (a token
+    /// quoted back by a proxy): for callers that read envelopes after
+    /// [`Client::send`] and show the errors.
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        let field = |name: &str| match value.get(name)? {
+            serde_json::Value::String(s) => server_text(s),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        ApiErrorDetail {
+            code: field("code"),
+            message: field("message"),
+            resource: field("resource"),
+        }
     }
 }
