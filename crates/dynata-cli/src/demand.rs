@@ -145,7 +145,7 @@ pub(crate) async fn projects(
                 })
                 .await
                 .map_err(|e| session.failure(e))?;
-            eprintln!("Project {} is {}.", closed.ext_project_id, closed.state);
+            output::noteln!("Project {} is {}.", closed.ext_project_id, closed.state);
             Ok(())
         }
     }
@@ -217,9 +217,10 @@ pub(crate) async fn line_items(
         })
         .await
         .map_err(|e| session.failure(e))?;
-    eprintln!(
+    output::noteln!(
         "Line item {} of {project}: {}.",
-        changed.ext_line_item_id, changed.state
+        changed.ext_line_item_id,
+        changed.state
     );
     Ok(())
 }
@@ -278,7 +279,7 @@ pub(crate) async fn feasibility(
     let timed_out = || {
         if terminal {
             // Ends the progress line rewritten in place.
-            eprintln!();
+            output::noteln!();
         }
         Failure::refused(format!(
             "feasibility of {project} was still PROCESSING when --timeout ran out"
@@ -303,9 +304,9 @@ pub(crate) async fn feasibility(
             // On a terminal the line is rewritten in place; in a log, each
             // change is a line of its own.
             if terminal {
-                eprint!("\r\x1b[2K{line}");
+                output::note!("\r\x1b[2K{line}");
             } else {
-                eprintln!("{line}");
+                output::noteln!("{line}");
             }
             let _ = std::io::stderr().flush();
             last = line;
@@ -313,7 +314,7 @@ pub(crate) async fn feasibility(
         let done = items.iter().all(|i| status(i) != Status::Pending);
         if done {
             if terminal {
-                eprintln!();
+                output::noteln!();
             }
             let failed: Vec<String> = items
                 .iter()
@@ -385,7 +386,7 @@ pub(crate) async fn invoice(
         .await
         .map_err(|e| session.failure(e))?;
     write_whole(file, &pdf).map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
-    eprintln!(
+    output::noteln!(
         "Wrote the invoice of {project} to {} ({} bytes).",
         file.display(),
         pdf.len()

@@ -35,14 +35,14 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("dynata: cannot start the async runtime: {e}");
+            output::noteln!("dynata: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("dynata: {failure}");
+            output::noteln!("dynata: {failure}");
             ExitCode::from(failure.code)
         }
     }
@@ -54,8 +54,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Completions { shell } => {
             let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "dynata", &mut std::io::stdout());
-            Ok(())
+            // Written whole: clap_complete panics on a stdout closed early.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "dynata", &mut script);
+            output::write_stdout(&script)
         }
         Command::Sandbox { port } => sandbox(port).await,
         Command::Login { username } => {
@@ -63,18 +65,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let username = session::login_username(username)?;
             let password = session::login_password(&username)?;
             context.login(username.clone(), password).await?;
-            eprintln!(
+            output::noteln!(
                 "Logged in to {} as {username} (profile {}). The session is kept; the password is not.",
-                context.base_url, context.profile_name
+                context.base_url,
+                context.profile_name
             );
             Ok(())
         }
         Command::Logout => {
             let context = Context::new(&cli.profile, env)?;
             if context.logout().await? {
-                eprintln!("Logged out of {}.", context.base_url);
+                output::noteln!("Logged out of {}.", context.base_url);
             } else {
-                eprintln!(
+                output::noteln!(
                     "No session to revoke at {}; nothing is stored.",
                     context.base_url
                 );

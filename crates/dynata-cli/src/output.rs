@@ -8,6 +8,27 @@ use serde_json::Value;
 
 use crate::failure::Failure;
 
+/// Writes to stderr what is for people (progress, confirmations, failures),
+/// like `eprint!`, but a reader that has gone away (`… 2>&1 | head -1`) is
+/// no reason to panic: the command's result and exit code stand.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use note;
+
+/// [`note!`], ending the line.
+macro_rules! noteln {
+    () => { $crate::output::note!("\n") };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use noteln;
+
 /// Whether stdout gets colours: a terminal, and `NO_COLOR` unset.
 pub(crate) fn colour_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

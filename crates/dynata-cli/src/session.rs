@@ -293,7 +293,7 @@ pub(crate) fn login_username(flag: Option<String>) -> Result<String, Failure> {
             "no username: pass --username or set DYNATA_USERNAME (stdin is not a terminal, so dynata cannot ask)",
         ));
     }
-    eprint!("Dynata username: ");
+    crate::output::note!("Dynata username: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()

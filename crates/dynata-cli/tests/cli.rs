@@ -977,3 +977,67 @@ async fn a_refusal_that_quotes_the_token_does_not_print_it() {
         assert!(stderr.contains("[FORBIDDEN]"), "{args:?}: {stderr}");
     }
 }
+
+/// Runs `dynata args` with stdout (or, with `stderr`, stderr) into a pipe
+/// whose reader has gone: `dynata … | head -1` once `head` has exited.
+fn run_into_closed_pipe(world: &World, args: &[&str], stderr: bool) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dynata"));
+    command
+        .env_clear()
+        .env("HOME", world.home.path())
+        .env("XDG_CONFIG_HOME", world.home.path().join("config"))
+        .env("XDG_CACHE_HOME", world.cache())
+        .env("DYNATA_ENV", world.sandbox.base_url())
+        .stdin(std::process::Stdio::null())
+        .args(args);
+    if stderr {
+        command.stderr(writer).stdout(std::process::Stdio::piped());
+    } else {
+        command.stdout(writer).stderr(std::process::Stdio::piped());
+    }
+    command.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_into_a_closed_pipe_do_not_panic() {
+    let world = World::start().await;
+    // `dynata completions bash | head -1`
+    let out = run_into_closed_pipe(&world, &["completions", "bash"], false);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_with_stderr_on_a_closed_pipe_keeps_its_exit_code() {
+    let world = World::start().await;
+    // Not logged in: exit 1, whatever became of stderr.
+    let out = run_into_closed_pipe(&world, &["token"], true);
+    assert_eq!(out.status.code(), Some(1), "a panic is 101");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feasibility_result_is_printed_when_the_progress_reader_went_away() {
+    let world = World::with(Sandbox::builder().feasibility_delay(Duration::from_secs(1))).await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    // `dynata feasibility wait p-1 -o json 2>&1 >feas.json | head -n1`
+    let out = run_into_closed_pipe(
+        &world,
+        &[
+            "feasibility",
+            "wait",
+            "p-1",
+            "--interval",
+            "0.2",
+            "-o",
+            "json",
+        ],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "a panic is 101");
+    let items: Value = serde_json::from_slice(&out.stdout).expect("the result on stdout");
+    assert_eq!(items[0]["feasibility"]["status"], "READY");
+}
