@@ -157,63 +157,85 @@ impl Context {
         username: String,
         password: String,
     ) -> Result<(), Failure> {
-        // A session already stored would be adopted without checking the
-        // password: set it aside, so the login proves the password, and put
-        // it back if the login fails (a mistyped password logs nobody out).
         let key = self.key(&username);
         let previous = self.stored(&username).await.ok().flatten();
-        let _ = self.store.remove(&key).await;
         // A refusal the store remembers (a mistyped password, an account
         // locked until a minute ago) holds back automatic retries; a person
         // typing the password again is one deliberate try.
         let _ = self.store.remove_rejected_login(&key).await;
-        let client = self.build(Credentials::new(username.clone(), password))?;
-        if let Err(error) = client.access_token().await {
-            if let Some(previous) = previous {
-                let _ = self.store.save(&key, &previous, SystemTime::now()).await;
-            }
-            return Err(error.into());
+        // The login happens on a scratch store, so that it proves the
+        // password (a stored session would be adopted instead), and the
+        // stored session stays as it is until the new one replaces it: a
+        // mistyped password, a failure or an interruption logs nobody out.
+        let (_scratch, scratch_store) = self.scratch(".login-")?;
+        let client = self.build_on(
+            Credentials::new(username.clone(), password),
+            scratch_store.clone(),
+        )?;
+        client.access_token().await?;
+        let kept = match scratch_store.load(&key).await {
+            Ok(Some(session)) => self.store.save(&key, &session, SystemTime::now()).await,
+            Ok(None) => Err(dynata_sdk::store::StoreError::Unavailable {
+                message: "the new session was not written".into(),
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            // Held by nobody otherwise.
+            let _ = client.logout().await;
+            return Err(Failure::refused(format!(
+                "logged in, but the session could not be kept in {} ({e}); it was revoked",
+                self.store.dir().display()
+            )));
         }
         // The session replaced would otherwise stay valid at Dynata until its
         // refresh token expires, held by nobody.
-        if let Some(previous) = previous {
-            self.revoke(&username, previous).await;
+        if let Some(previous) = previous
+            && refresh_usable(&previous, SystemTime::now())
+        {
+            let _ = self.revoke(&username, previous).await;
         }
         self.profile.username = Some(username);
         self.profile.environment = Some(self.environment_name.clone());
         profile::save(&self.profile_name, &self.profile)
     }
 
-    /// Revokes a session that is no longer in the store, best effort: a
-    /// session that has expired needs nothing, and one Dynata no longer
-    /// knows is as good as revoked. The SDK revokes only the session of a
-    /// client, so a client adopts this one through a store of its own, in a
-    /// directory beside the sessions that is removed afterwards.
-    async fn revoke(&self, username: &str, session: StoredSession) {
-        if !refresh_usable(&session, SystemTime::now()) {
-            return;
-        }
-        // 0700, and removed when dropped, whatever happens below.
-        let Ok(scratch) = tempfile::Builder::new()
-            .prefix(".revoking-")
-            .tempdir_in(self.store.dir())
-        else {
-            return;
-        };
-        let store = FileStore::new(scratch.path());
-        let key = self.key(username);
-        if store.save(&key, &session, SystemTime::now()).await.is_ok() {
-            let client = self.build_on(Credentials::without_password(username), store);
-            if let Ok(client) = client
-                && client.access_token().await.is_ok()
-            {
-                let _ = client.logout().await;
-            }
+    /// A token store of its own, in a 0700 directory beside the sessions
+    /// that is removed when the first value is dropped: a client works on it
+    /// without touching the stored session.
+    fn scratch(&self, prefix: &str) -> Result<(tempfile::TempDir, FileStore), Failure> {
+        let dir = self.store.dir();
+        std::fs::create_dir_all(dir)
+            .and_then(|()| tempfile::Builder::new().prefix(prefix).tempdir_in(dir))
+            .map(|scratch| {
+                let store = FileStore::new(scratch.path());
+                (scratch, store)
+            })
+            .map_err(|e| Failure::io(&format!("use the session directory {}", dir.display()), &e))
+    }
+
+    /// Revokes `session` at Dynata. The SDK revokes only the session of a
+    /// client, so a client adopts this one through a scratch store. A
+    /// session Dynata no longer honours is as good as revoked.
+    async fn revoke(&self, username: &str, session: StoredSession) -> Result<(), Failure> {
+        let (_scratch, store) = self.scratch(".revoking-")?;
+        store
+            .save(&self.key(username), &session, SystemTime::now())
+            .await
+            .map_err(|e| Failure::refused(format!("cannot stage the session to revoke: {e}")))?;
+        let client = self.build_on(Credentials::without_password(username), store)?;
+        match client.access_token().await {
+            Ok(_) => client.logout().await.map_err(Failure::from),
+            Err(
+                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
+            ) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// `dynata logout`: revokes the stored session at Dynata and removes it.
-    /// Returns whether there was a session to revoke.
+    /// Returns whether there was a session to revoke. Should Dynata not
+    /// take the revocation, the session stays stored, to try again.
     pub(crate) async fn logout(&self) -> Result<bool, Failure> {
         let username = self.username()?;
         let key = self.key(&username);
@@ -227,18 +249,9 @@ impl Context {
             let _ = self.store.remove(&key).await;
             return Ok(false);
         }
-        let client = self.build(Credentials::without_password(username))?;
-        // Adopts the stored session (or refreshes it), so that logout
-        // revokes that session and removes it from the store.
-        let outcome = match client.access_token().await {
-            Ok(_) => client.logout().await.map_err(Failure::from),
-            Err(
-                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
-            ) => Ok(()),
-            Err(e) => Err(e.into()),
-        };
+        self.revoke(&username, session).await?;
         let _ = self.store.remove(&key).await;
-        outcome.map(|()| true)
+        Ok(true)
     }
 }
 

@@ -1041,3 +1041,87 @@ async fn the_feasibility_result_is_printed_when_the_progress_reader_went_away() 
     let items: Value = serde_json::from_slice(&out.stdout).expect("the result on stdout");
     assert_eq!(items[0]["feasibility"]["status"], "READY");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_dynata_did_not_take_can_be_tried_again() {
+    let world = World::start().await;
+    world.login().await;
+    let token = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    // Dynata's logout endpoint is down (a gateway's 503, every retry).
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let first = world.run(&["logout"], &[]).await;
+    assert_eq!(first.status.code(), Some(3), "{}", text(&first.stderr));
+    world.sandbox.clear_faults();
+    // The user does what exit 3 suggests: tries again once Dynata answers.
+    let second = world.run(&["logout"], &[]).await;
+    assert_eq!(
+        status_with(&world, &token).await,
+        401,
+        "second logout: exit {:?}, {:?}; the session is still live at Dynata",
+        second.status.code(),
+        text(&second.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupting_a_login_keeps_the_session_it_would_replace() {
+    let world = World::start().await;
+    world.login().await;
+    let before = world.run(&["token"], &[]).await;
+    assert_eq!(before.status.code(), Some(0));
+    // Dynata is slow to answer the new login; the user presses Ctrl-C.
+    world.sandbox.inject(
+        Operation::Login,
+        dynata_sandbox::Fault::Delay(Duration::from_secs(60)),
+        1,
+    );
+    let mut child = world
+        .command(
+            env!("CARGO_BIN_EXE_dynata"),
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .args(["login", "-u", USER])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Login) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    child.wait().await.unwrap();
+    let after = world.run(&["token"], &[]).await;
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
+    assert_eq!(after.stdout, before.stdout, "the same session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_does_not_say_the_session_is_kept_when_it_could_not_be_kept() {
+    let world = World::start().await;
+    // The session directory cannot be written (here: a file in its place;
+    // as well a read-only or full disk, or ~/.cache/dynata left to root by
+    // an earlier `sudo dynata login`).
+    std::fs::create_dir_all(world.cache().join("dynata")).unwrap();
+    std::fs::write(world.cache().join("dynata").join("sessions"), b"").unwrap();
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", PASSWORD)])
+        .await;
+    let token = world.run(&["token"], &[]).await;
+    assert_eq!(token.status.code(), Some(1), "{}", text(&token.stderr));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "login said {:?}, yet `dynata token` says {:?}",
+        text(&out.stderr),
+        text(&token.stderr)
+    );
+}
