@@ -44,6 +44,21 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+impl Cli {
+    /// An empty `DYNATA_ENV` or `DYNATA_PROFILE` (a CI template that
+    /// resolved to nothing, `export DYNATA_ENV=` to clear it) counts as
+    /// unset, as every other variable does here and in the SDK.
+    pub(crate) fn without_empty_variables(mut self) -> Self {
+        if self.env.as_deref().is_some_and(|env| env.trim().is_empty()) {
+            self.env = None;
+        }
+        if self.profile.trim().is_empty() {
+            self.profile = "default".to_owned();
+        }
+        self
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Log in and keep the session (never the password) for later commands.

@@ -20,7 +20,7 @@ use crate::failure::Failure;
 use crate::session::Context;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse().without_empty_variables();
     if cli.verbose {
         // The SDK's spans and events; it never logs a secret.
         tracing_subscriber::fmt()

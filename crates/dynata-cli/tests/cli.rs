@@ -1125,3 +1125,17 @@ async fn login_does_not_say_the_session_is_kept_when_it_could_not_be_kept() {
         text(&token.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_dynata_env_or_profile_counts_as_unset() {
+    let world = World::start().await;
+    world.login().await;
+    // The profile names the sandbox; DYNATA_ENV is set but empty (CI
+    // templates, `export DYNATA_ENV=` to clear it).
+    let out = world.run(&["whoami"], &[("DYNATA_ENV", "")]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = world
+        .run(&["completions", "bash"], &[("DYNATA_PROFILE", "")])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
