@@ -102,10 +102,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     if !answer.ok() {
                         return Err(answer.refusal());
                     }
+                    // A 2xx that is not the envelope (a proxy's or a captive
+                    // portal's page) is not a working session.
                     let data = answer
                         .json()
                         .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
-                        .unwrap_or_default();
+                        .filter(serde_json::Value::is_object)
+                        .ok_or_else(|| {
+                            Failure::unreachable(format!(
+                                "the answer to GET /sample/v1/users/info (status {}) is not Dynata's user; is a proxy or a captive portal in the way?",
+                                answer.status
+                            ))
+                        })?;
                     if output.output == cli::Format::Json {
                         return output::print_json(&data);
                     }

@@ -1139,3 +1139,32 @@ async fn an_empty_dynata_env_or_profile_counts_as_unset() {
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whoami_does_not_succeed_on_an_answer_that_is_not_dynatas() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    // A proxy's or captive portal's page, with 200.
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/users/info");
+            then.status(200)
+                .header("content-type", "text/html")
+                .body("<html><title>Sign in to the Wi-Fi</title></html>");
+        })
+        .await;
+    let table = world.run(&["whoami"], &pairs(&env)).await;
+    assert_ne!(
+        table.status.code(),
+        Some(0),
+        "stdout {:?}",
+        text(&table.stdout)
+    );
+    let json = world.run(&["whoami", "-o", "json"], &pairs(&env)).await;
+    assert_ne!(
+        json.status.code(),
+        Some(0),
+        "stdout {:?}",
+        text(&json.stdout)
+    );
+}
