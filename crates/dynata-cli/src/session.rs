@@ -8,7 +8,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dynata_sdk::store::{FileStore, SharingPolicy, StoreKey, StoredSession, TokenStore};
+use dynata_sdk::store::{
+    FileStore, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
+};
 use dynata_sdk::{Client, Credentials, Environment};
 
 use crate::dirs;
@@ -233,6 +235,34 @@ impl Context {
         }
     }
 
+    /// The stored session, for `dynata logout`. A session file others could
+    /// read is no reason to leave its tokens live: it is made private again
+    /// and read, to revoke them. A file that is not a session is removed.
+    async fn stored_for_logout(&self, key: &StoreKey) -> Result<Option<StoredSession>, Failure> {
+        let unreadable =
+            |e: StoreError| Failure::refused(format!("cannot read the stored session: {e}"));
+        match self.store.load(key).await {
+            Ok(session) => Ok(session),
+            Err(StoreError::Insecure { .. }) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let path = self.store.session_path(key);
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| {
+                            Failure::io(&format!("make {} private", path.display()), &e)
+                        })?;
+                }
+                self.store.load(key).await.map_err(unreadable)
+            }
+            Err(e) if e.is_unusable_content() => {
+                let _ = self.store.remove(key).await;
+                Ok(None)
+            }
+            Err(e) => Err(unreadable(e)),
+        }
+    }
+
     /// `dynata logout`: revokes the stored session at Dynata and removes it.
     /// Returns whether there was a session to revoke. Should Dynata not
     /// take the revocation, the session stays stored, to try again.
@@ -241,7 +271,7 @@ impl Context {
         let key = self.key(&username);
         // Nothing of the account is left on this machine, not even a refusal.
         let _ = self.store.remove_rejected_login(&key).await;
-        let Some(session) = self.stored(&username).await? else {
+        let Some(session) = self.stored_for_logout(&key).await? else {
             return Ok(false);
         };
         if !refresh_usable(&session, SystemTime::now()) {

@@ -1168,3 +1168,30 @@ async fn whoami_does_not_succeed_on_an_answer_that_is_not_dynatas() {
         text(&json.stdout)
     );
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_revokes_and_removes_a_session_file_others_could_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let token = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let path = store.session_path(&key);
+    // A backup restore, a `chmod -R a+r ~/.cache`, a umask-less copy...
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = world.run(&["logout"], &[]).await;
+    let stderr = text(&out.stderr);
+    assert!(
+        !path.exists(),
+        "exit {:?}, {stderr:?}, but the readable token file is still there",
+        out.status.code()
+    );
+    assert_eq!(
+        status_with(&world, &token).await,
+        401,
+        "the session lives on at Dynata"
+    );
+}
