@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         // The SDK's spans and events; it never logs a secret.
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            // Its own report of a failed write is an eprintln!, which panics
+            // on a closed pipe.
+            .log_internal_errors(false)
             .with_max_level(tracing::Level::DEBUG)
             .with_target(true)
             .init();

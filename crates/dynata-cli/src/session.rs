@@ -160,7 +160,6 @@ impl Context {
         password: String,
     ) -> Result<(), Failure> {
         let key = self.key(&username);
-        let previous = self.stored(&username).await.ok().flatten();
         // A refusal the store remembers (a mistyped password, an account
         // locked until a minute ago) holds back automatic retries; a person
         // typing the password again is one deliberate try.
@@ -169,20 +168,29 @@ impl Context {
         // password (a stored session would be adopted instead), and the
         // stored session stays as it is until the new one replaces it: a
         // mistyped password, a failure or an interruption logs nobody out.
-        let (_scratch, scratch_store) = self.scratch(".login-")?;
+        let (scratch, scratch_store) = self.scratch(".login-")?;
         let client = self.build_on(
             Credentials::new(username.clone(), password),
             scratch_store.clone(),
         )?;
         client.access_token().await?;
-        let kept = match scratch_store.load(&key).await {
-            Ok(Some(session)) => self.store.save(&key, &session, SystemTime::now()).await,
-            Ok(None) => Err(dynata_sdk::store::StoreError::Unavailable {
-                message: "the new session was not written".into(),
-            }),
-            Err(e) => Err(e),
+        let new = match scratch_store.load(&key).await {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                return Err(Failure::refused(
+                    "logged in, but the SDK wrote no session to keep",
+                ));
+            }
+            Err(e) => {
+                return Err(Failure::refused(format!(
+                    "cannot read the new session: {e}"
+                )));
+            }
         };
-        if let Err(e) = kept {
+        // Read just before it is replaced: another `dynata login` may have
+        // stored a session since this one started.
+        let replaced = self.stored_making_private(&key).await.ok().flatten();
+        if let Err(e) = self.store.save(&key, &new, SystemTime::now()).await {
             // Held by nobody otherwise.
             let _ = client.logout().await;
             return Err(Failure::refused(format!(
@@ -190,12 +198,14 @@ impl Context {
                 self.store.dir().display()
             )));
         }
+        drop((client, scratch));
         // The session replaced would otherwise stay valid at Dynata until its
         // refresh token expires, held by nobody.
-        if let Some(previous) = previous
-            && refresh_usable(&previous, SystemTime::now())
+        if let Some(replaced) = replaced
+            && replaced.refresh_token != new.refresh_token
+            && refresh_usable(&replaced, SystemTime::now())
         {
-            let _ = self.revoke(&username, previous).await;
+            let _ = self.revoke_replaced(&username, replaced).await;
         }
         self.profile.username = Some(username);
         self.profile.environment = Some(self.environment_name.clone());
@@ -207,7 +217,7 @@ impl Context {
     /// without touching the stored session.
     fn scratch(&self, prefix: &str) -> Result<(tempfile::TempDir, FileStore), Failure> {
         let dir = self.store.dir();
-        std::fs::create_dir_all(dir)
+        private_dir(dir)
             .and_then(|()| tempfile::Builder::new().prefix(prefix).tempdir_in(dir))
             .map(|scratch| {
                 let store = FileStore::new(scratch.path());
@@ -216,10 +226,11 @@ impl Context {
             .map_err(|e| Failure::io(&format!("use the session directory {}", dir.display()), &e))
     }
 
-    /// Revokes `session` at Dynata. The SDK revokes only the session of a
-    /// client, so a client adopts this one through a scratch store. A
-    /// session Dynata no longer honours is as good as revoked.
-    async fn revoke(&self, username: &str, session: StoredSession) -> Result<(), Failure> {
+    /// Revokes a session `dynata login` replaced, best effort. The SDK
+    /// revokes only the session of a client, so a client adopts this one
+    /// through a scratch store. A session Dynata no longer honours is as good
+    /// as revoked.
+    async fn revoke_replaced(&self, username: &str, session: StoredSession) -> Result<(), Failure> {
         let (_scratch, store) = self.scratch(".revoking-")?;
         store
             .save(&self.key(username), &session, SystemTime::now())
@@ -235,43 +246,47 @@ impl Context {
         }
     }
 
-    /// The stored session, for `dynata logout`. A session file others could
-    /// read is no reason to leave its tokens live: it is made private again
-    /// and read, to revoke them. A file that is not a session is removed.
-    async fn stored_for_logout(&self, key: &StoreKey) -> Result<Option<StoredSession>, Failure> {
-        let unreadable =
-            |e: StoreError| Failure::refused(format!("cannot read the stored session: {e}"));
-        match self.store.load(key).await {
-            Ok(session) => Ok(session),
-            Err(StoreError::Insecure { .. }) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let path = self.store.session_path(key);
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(|e| {
-                            Failure::io(&format!("make {} private", path.display()), &e)
-                        })?;
-                }
-                self.store.load(key).await.map_err(unreadable)
+    /// The stored session, for `dynata login` and `dynata logout`, which
+    /// revoke it. A session file others could read is no reason to leave its
+    /// tokens live: it is made private again and read. A file that is not a
+    /// session is removed.
+    async fn stored_making_private(
+        &self,
+        key: &StoreKey,
+    ) -> Result<Option<StoredSession>, Failure> {
+        let mut loaded = self.store.load(key).await;
+        if let Err(StoreError::Insecure { .. }) = loaded {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let path = self.store.session_path(key);
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| Failure::io(&format!("make {} private", path.display()), &e))?;
             }
+            loaded = self.store.load(key).await;
+        }
+        match loaded {
+            Ok(session) => Ok(session),
             Err(e) if e.is_unusable_content() => {
                 let _ = self.store.remove(key).await;
                 Ok(None)
             }
-            Err(e) => Err(unreadable(e)),
+            Err(e) => Err(Failure::refused(format!(
+                "cannot read the stored session: {e}"
+            ))),
         }
     }
 
     /// `dynata logout`: revokes the stored session at Dynata and removes it.
     /// Returns whether there was a session to revoke. Should Dynata not
-    /// take the revocation, the session stays stored, to try again.
+    /// take the revocation, the session stays stored (as refreshed on the
+    /// way, if it was), to try again.
     pub(crate) async fn logout(&self) -> Result<bool, Failure> {
         let username = self.username()?;
         let key = self.key(&username);
         // Nothing of the account is left on this machine, not even a refusal.
         let _ = self.store.remove_rejected_login(&key).await;
-        let Some(session) = self.stored_for_logout(&key).await? else {
+        let Some(session) = self.stored_making_private(&key).await? else {
             return Ok(false);
         };
         if !refresh_usable(&session, SystemTime::now()) {
@@ -279,10 +294,48 @@ impl Context {
             let _ = self.store.remove(&key).await;
             return Ok(false);
         }
-        self.revoke(&username, session).await?;
-        let _ = self.store.remove(&key).await;
-        Ok(true)
+        let client = self.build(Credentials::without_password(username))?;
+        // Adopts the stored session, or refreshes it (and stores the new
+        // pair), so that its logout revokes what is stored now.
+        match client.access_token().await {
+            Ok(_) => {}
+            // Dynata no longer honours it: as good as revoked.
+            Err(
+                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
+            ) => {
+                let _ = self.store.remove(&key).await;
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let current = self.store.load(&key).await.ok().flatten();
+        match client.logout().await {
+            Ok(()) => {
+                let _ = self.store.remove(&key).await;
+                Ok(true)
+            }
+            Err(e) => {
+                // The SDK took it out of the store before revoking it.
+                if let Some(current) = current {
+                    let _ = self.store.save(&key, &current, SystemTime::now()).await;
+                }
+                Err(e.into())
+            }
+        }
     }
+}
+
+/// Creates `dir` and its missing parents `0700`, as the SDK's store does:
+/// the session files' names are per-account digests.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Whether the session's refresh token is still usable now, made early by

@@ -1195,3 +1195,133 @@ async fn logout_revokes_and_removes_a_session_file_others_could_read() {
         "the session lives on at Dynata"
     );
 }
+
+/// Rewrites the stored session so that its access token has run out by the
+/// client's clock (what an hour between two commands does), keeping both
+/// tokens: the next client refreshes before doing anything. Returns the
+/// access token, still live at the sandbox.
+async fn age_the_stored_access_token(world: &World) -> String {
+    let (store, key) = world.store();
+    let mut session = store.load(&key).await.unwrap().expect("a stored session");
+    let now = SystemTime::now();
+    session.issued_at = now - Duration::from_secs(3600);
+    session.access_expires_at = now - Duration::from_secs(60);
+    store.save(&key, &session, now).await.unwrap();
+    session.access_token.expose_secret().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_retried_after_a_503_revokes_a_session_it_had_to_refresh() {
+    let world = World::start().await;
+    world.login().await;
+    let token = age_the_stored_access_token(&world).await;
+    assert_eq!(status_with(&world, &token).await, 200);
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let first = world.run(&["logout"], &[]).await;
+    assert_eq!(first.status.code(), Some(3), "{}", text(&first.stderr));
+    world.sandbox.clear_faults();
+    // As the README says after exit 3: run it again.
+    let second = world.run(&["logout"], &[]).await;
+    assert_eq!(
+        status_with(&world, &token).await,
+        401,
+        "second logout: exit {:?}, {:?}; the session is still live at Dynata",
+        second.status.code(),
+        text(&second.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_login_creates_a_private_session_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let (store, _) = world.store();
+    for dir in [store.dir().to_path_buf(), world.cache().join("dynata")] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:04o}", dir.display());
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn logging_in_again_revokes_a_replaced_session_file_others_could_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let first = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    std::fs::set_permissions(
+        store.session_path(&key),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    // `dynata token` now says "run `dynata login`"; the user does.
+    world.login().await;
+    assert_eq!(
+        status_with(&world, &first).await,
+        401,
+        "the replaced session, whose file others could read, lives on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_with_stderr_on_a_closed_pipe_does_not_panic() {
+    let world = World::start().await;
+    world.login().await;
+    // `dynata -v token 2>&1 >token.txt | head -1`, once head has exited.
+    let out = run_into_closed_pipe(&world, &["-v", "token"], true);
+    assert_eq!(out.status.code(), Some(0), "a panic is 101");
+}
+
+/// `dynata -v login … 2>&1 | head -1` once head has exited: the SDK's
+/// "login succeeded" trace line panics (tracing-subscriber's eprintln! on a
+/// failed write), after Dynata issued the session and before it is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_login_with_stderr_on_a_closed_pipe_keeps_the_session() {
+    let world = World::start().await;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dynata"))
+        .env_clear()
+        .env("HOME", world.home.path())
+        .env("XDG_CONFIG_HOME", world.home.path().join("config"))
+        .env("XDG_CACHE_HOME", world.cache())
+        .env("DYNATA_ENV", world.sandbox.base_url())
+        .env("DYNATA_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stderr(writer)
+        .args(["-v", "login", "-u", USER])
+        .output()
+        .unwrap();
+    let token = world.run(&["token"], &[]).await;
+    assert_eq!(
+        (out.status.code(), token.status.code()),
+        (Some(0), Some(0)),
+        "logins sent: {}; `dynata token`: {}",
+        world.sandbox.count(Operation::Login),
+        text(&token.stderr)
+    );
+}
+
+/// A session file others could read that is not a session at all (a
+/// truncated copy from a backup): logout fails with exit 1, and leaves it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_removes_an_unusable_session_file_others_could_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let path = store.session_path(&key);
+    std::fs::write(&path, b"garbage").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = world.run(&["logout"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!path.exists());
+}
