@@ -160,6 +160,7 @@ impl Context {
         password: String,
     ) -> Result<(), Failure> {
         let key = self.key(&username);
+        self.sweep_scratch_stores(&username).await;
         // A refusal the store remembers (a mistyped password, an account
         // locked until a minute ago) holds back automatic retries; a person
         // typing the password again is one deliberate try.
@@ -168,7 +169,7 @@ impl Context {
         // password (a stored session would be adopted instead), and the
         // stored session stays as it is until the new one replaces it: a
         // mistyped password, a failure or an interruption logs nobody out.
-        let (scratch, scratch_store) = self.scratch(".login-")?;
+        let (scratch, scratch_store) = self.scratch(SCRATCH_PREFIXES[0])?;
         let client = self.build_on(
             Credentials::new(username.clone(), password),
             scratch_store.clone(),
@@ -226,16 +227,63 @@ impl Context {
             .map_err(|e| Failure::io(&format!("use the session directory {}", dir.display()), &e))
     }
 
+    /// Scratch stores that a `dynata` killed mid-login or mid-revocation left
+    /// behind: the session of `username` in each is revoked (best effort),
+    /// and the directory removed. Only those untouched for
+    /// [`SCRATCH_MAX_AGE`]: a younger one may be another `dynata`'s, at
+    /// work. Another account's is left to that account's next run.
+    async fn sweep_scratch_stores(&self, username: &str) {
+        let Ok(entries) = std::fs::read_dir(self.store.dir()) else {
+            return;
+        };
+        let key = self.key(username);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale = entry.metadata().is_ok_and(|m| {
+                m.is_dir()
+                    && m.modified().is_ok_and(|modified| {
+                        modified.elapsed().is_ok_and(|age| age > SCRATCH_MAX_AGE)
+                    })
+            });
+            if !stale || !SCRATCH_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+            let path = entry.path();
+            let store = FileStore::new(&path);
+            match store.load(&key).await {
+                Ok(Some(session)) => {
+                    if refresh_usable(&session, SystemTime::now()) {
+                        let _ = self.revoke_in(username, store).await;
+                    }
+                }
+                Ok(None) => {
+                    let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
+                    if !empty {
+                        continue;
+                    }
+                }
+                Err(_) => {}
+            }
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+
     /// Revokes a session `dynata login` replaced, best effort. The SDK
     /// revokes only the session of a client, so a client adopts this one
     /// through a scratch store. A session Dynata no longer honours is as good
     /// as revoked.
     async fn revoke_replaced(&self, username: &str, session: StoredSession) -> Result<(), Failure> {
-        let (_scratch, store) = self.scratch(".revoking-")?;
+        let (_scratch, store) = self.scratch(SCRATCH_PREFIXES[1])?;
         store
             .save(&self.key(username), &session, SystemTime::now())
             .await
             .map_err(|e| Failure::refused(format!("cannot stage the session to revoke: {e}")))?;
+        self.revoke_in(username, store).await
+    }
+
+    /// Revokes the session of `username` that `store` holds.
+    async fn revoke_in(&self, username: &str, store: FileStore) -> Result<(), Failure> {
         let client = self.build_on(Credentials::without_password(username), store)?;
         match client.access_token().await {
             Ok(_) => client.logout().await.map_err(Failure::from),
@@ -284,6 +332,7 @@ impl Context {
     pub(crate) async fn logout(&self) -> Result<bool, Failure> {
         let username = self.username()?;
         let key = self.key(&username);
+        self.sweep_scratch_stores(&username).await;
         // Nothing of the account is left on this machine, not even a refusal.
         let _ = self.store.remove_rejected_login(&key).await;
         let Some(session) = self.stored_making_private(&key).await? else {
@@ -324,6 +373,14 @@ impl Context {
         }
     }
 }
+
+/// The names of the scratch stores `dynata login` and `dynata logout` make
+/// beside the sessions.
+const SCRATCH_PREFIXES: [&str; 2] = [".login-", ".revoking-"];
+
+/// How long a scratch store may go untouched before it is taken for left
+/// behind: a revocation with every retry takes a few minutes at most.
+const SCRATCH_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Creates `dir` and its missing parents `0700`, as the SDK's store does:
 /// the session files' names are per-account digests.

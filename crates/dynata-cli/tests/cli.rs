@@ -1325,3 +1325,43 @@ async fn logout_removes_an_unusable_session_file_others_could_read() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!path.exists());
 }
+
+/// A `dynata` killed mid-login or mid-revocation leaves its scratch store
+/// behind, with a session that nobody holds. The next `dynata logout` (or
+/// login) of that account revokes it and removes the directory, once it is
+/// old enough not to be another `dynata`'s at work.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scratch_store_left_behind_is_revoked_and_removed() {
+    let world = World::start().await;
+    world.login().await;
+    let left = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    // As a killed revocation leaves it; the account then logs in afresh
+    // (revoking only the session the store held).
+    let scratch = store.dir().join(".revoking-killed");
+    let scratch_store = FileStore::new(&scratch);
+    scratch_store
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    store.remove(&key).await.unwrap();
+    world.login().await;
+    assert_eq!(status_with(&world, &left).await, 200, "still live");
+    assert!(scratch.exists(), "too young to be swept");
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(&scratch)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let out = world.run(&["logout"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!scratch.exists(), "the scratch store was removed");
+    assert_eq!(
+        status_with(&world, &left).await,
+        401,
+        "and its session revoked"
+    );
+}
