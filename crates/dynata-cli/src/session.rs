@@ -228,10 +228,11 @@ impl Context {
     }
 
     /// Scratch stores that a `dynata` killed mid-login or mid-revocation left
-    /// behind: the session of `username` in each is revoked (best effort),
-    /// and the directory removed. Only those untouched for
-    /// [`SCRATCH_MAX_AGE`]: a younger one may be another `dynata`'s, at
-    /// work. Another account's is left to that account's next run.
+    /// behind: the session of `username` in each is revoked, and the
+    /// directory removed once nothing live is left in it. Only those
+    /// untouched for [`SCRATCH_MAX_AGE`]: a younger one may be another
+    /// `dynata`'s, at work. Another account's is left to that account's
+    /// next run.
     async fn sweep_scratch_stores(&self, username: &str) {
         let Ok(entries) = std::fs::read_dir(self.store.dir()) else {
             return;
@@ -240,89 +241,108 @@ impl Context {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let stale = entry.metadata().is_ok_and(|m| {
-                m.is_dir()
-                    && m.modified().is_ok_and(|modified| {
-                        modified.elapsed().is_ok_and(|age| age > SCRATCH_MAX_AGE)
-                    })
-            });
+            // Not followed: `DirEntry::metadata` reads a symlink itself.
+            let Some(modified) = entry
+                .metadata()
+                .ok()
+                .filter(std::fs::Metadata::is_dir)
+                .and_then(|m| m.modified().ok())
+            else {
+                continue;
+            };
+            let stale = modified.elapsed().is_ok_and(|age| age > SCRATCH_MAX_AGE);
             if !stale || !SCRATCH_PREFIXES.iter().any(|p| name.starts_with(p)) {
                 continue;
             }
             let path = entry.path();
             let store = FileStore::new(&path);
-            match store.load(&key).await {
-                Ok(Some(session)) => {
-                    if refresh_usable(&session, SystemTime::now()) {
-                        let _ = self.revoke_in(username, store).await;
-                    }
-                }
-                Ok(None) => {
-                    let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
-                    if !empty {
-                        continue;
-                    }
-                }
-                Err(_) => {}
+            let done = match load_making_private(&store, &key).await {
+                Ok(Some(_)) => self.revoke_stored(username, &store).await.is_ok(),
+                // Nothing of this account: removed only if nothing else is.
+                Ok(None) => std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()),
+                Err(_) => false,
+            };
+            if done {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                // Still left behind, not at work: the next run tries again.
+                let _ = std::fs::File::open(&path).and_then(|dir| dir.set_modified(modified));
             }
-            let _ = std::fs::remove_dir_all(&path);
         }
     }
 
-    /// Revokes a session `dynata login` replaced, best effort. The SDK
-    /// revokes only the session of a client, so a client adopts this one
-    /// through a scratch store. A session Dynata no longer honours is as good
-    /// as revoked.
+    /// Revokes a session `dynata login` replaced, through a scratch store.
+    /// Should Dynata not take it, the scratch store is kept, for the sweep
+    /// of a later run to try again.
     async fn revoke_replaced(&self, username: &str, session: StoredSession) -> Result<(), Failure> {
-        let (_scratch, store) = self.scratch(SCRATCH_PREFIXES[1])?;
+        let (scratch, store) = self.scratch(SCRATCH_PREFIXES[1])?;
         store
             .save(&self.key(username), &session, SystemTime::now())
             .await
             .map_err(|e| Failure::refused(format!("cannot stage the session to revoke: {e}")))?;
-        self.revoke_in(username, store).await
+        let revoked = self.revoke_stored(username, &store).await;
+        if revoked.is_err() {
+            let _ = scratch.keep();
+        }
+        revoked
     }
 
-    /// Revokes the session of `username` that `store` holds.
-    async fn revoke_in(&self, username: &str, store: FileStore) -> Result<(), Failure> {
-        let client = self.build_on(Credentials::without_password(username), store)?;
+    /// Revokes the session of `username` that `store` holds, and takes it
+    /// out of `store`; a session Dynata no longer honours is as good as
+    /// revoked. Should Dynata not take the revocation, the session stays in
+    /// `store` (as refreshed on the way, if it was), to try again. Either
+    /// way, a session another `dynata` stored there meanwhile is left alone.
+    async fn revoke_stored(&self, username: &str, store: &FileStore) -> Result<(), Failure> {
+        let key = self.key(username);
+        let client = self.build_on(Credentials::without_password(username), store.clone())?;
+        // Adopts the stored session, or refreshes it (and stores the new
+        // pair), so that its logout revokes what is stored now.
         match client.access_token().await {
-            Ok(_) => client.logout().await.map_err(Failure::from),
+            Ok(_) => {}
             Err(
                 dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
-            ) => Ok(()),
-            Err(e) => Err(e.into()),
+            ) => {
+                let _ = store.remove(&key).await;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let revoking = store.load(&key).await.ok().flatten();
+        // The SDK takes it out of the store before revoking it.
+        let outcome = client.logout().await;
+        let now_stored = store.load(&key).await.ok().flatten();
+        let same = |a: &StoredSession, b: &StoredSession| a.refresh_token == b.refresh_token;
+        match (outcome, revoking, now_stored) {
+            (Ok(()), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
+                let _ = store.remove(&key).await;
+                Ok(())
+            }
+            (Ok(()), _, _) => Ok(()),
+            (Err(e), Some(revoking), None) => {
+                let _ = store.save(&key, &revoking, SystemTime::now()).await;
+                Err(e.into())
+            }
+            (Err(e), Some(revoking), Some(stored)) if !same(&revoking, &stored) => {
+                // Another login took its place: kept aside for the sweep
+                // of a later run to revoke.
+                if let Ok((scratch, aside)) = self.scratch(SCRATCH_PREFIXES[1])
+                    && aside.save(&key, &revoking, SystemTime::now()).await.is_ok()
+                {
+                    let _ = scratch.keep();
+                }
+                Err(e.into())
+            }
+            (Err(e), _, _) => Err(e.into()),
         }
     }
 
     /// The stored session, for `dynata login` and `dynata logout`, which
-    /// revoke it. A session file others could read is no reason to leave its
-    /// tokens live: it is made private again and read. A file that is not a
-    /// session is removed.
+    /// revoke it: see [`load_making_private`].
     async fn stored_making_private(
         &self,
         key: &StoreKey,
     ) -> Result<Option<StoredSession>, Failure> {
-        let mut loaded = self.store.load(key).await;
-        if let Err(StoreError::Insecure { .. }) = loaded {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let path = self.store.session_path(key);
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| Failure::io(&format!("make {} private", path.display()), &e))?;
-            }
-            loaded = self.store.load(key).await;
-        }
-        match loaded {
-            Ok(session) => Ok(session),
-            Err(e) if e.is_unusable_content() => {
-                let _ = self.store.remove(key).await;
-                Ok(None)
-            }
-            Err(e) => Err(Failure::refused(format!(
-                "cannot read the stored session: {e}"
-            ))),
-        }
+        load_making_private(&self.store, key).await
     }
 
     /// `dynata logout`: revokes the stored session at Dynata and removes it.
@@ -343,34 +363,42 @@ impl Context {
             let _ = self.store.remove(&key).await;
             return Ok(false);
         }
-        let client = self.build(Credentials::without_password(username))?;
-        // Adopts the stored session, or refreshes it (and stores the new
-        // pair), so that its logout revokes what is stored now.
-        match client.access_token().await {
-            Ok(_) => {}
-            // Dynata no longer honours it: as good as revoked.
-            Err(
-                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
-            ) => {
-                let _ = self.store.remove(&key).await;
-                return Ok(true);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let current = self.store.load(&key).await.ok().flatten();
-        match client.logout().await {
-            Ok(()) => {
-                let _ = self.store.remove(&key).await;
-                Ok(true)
-            }
-            Err(e) => {
-                // The SDK took it out of the store before revoking it.
-                if let Some(current) = current {
-                    let _ = self.store.save(&key, &current, SystemTime::now()).await;
-                }
-                Err(e.into())
+        self.revoke_stored(&username, &self.store).await?;
+        Ok(true)
+    }
+}
+
+/// The session `store` holds under `key`, for a command that revokes it. A
+/// session file others could read is no reason to leave its tokens live: it
+/// is made private again (if it is a regular file, never through a symlink)
+/// and read. A record that is not a session is removed.
+async fn load_making_private(
+    store: &FileStore,
+    key: &StoreKey,
+) -> Result<Option<StoredSession>, Failure> {
+    let mut loaded = store.load(key).await;
+    if let Err(StoreError::Insecure { .. }) = loaded {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = store.session_path(key);
+            let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+            if regular {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| Failure::io(&format!("make {} private", path.display()), &e))?;
             }
         }
+        loaded = store.load(key).await;
+    }
+    match loaded {
+        Ok(session) => Ok(session),
+        Err(e) if e.is_unusable_content() => {
+            let _ = store.remove(key).await;
+            Ok(None)
+        }
+        Err(e) => Err(Failure::refused(format!(
+            "cannot read the stored session: {e}"
+        ))),
     }
 }
 

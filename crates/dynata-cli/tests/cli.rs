@@ -1351,3 +1351,186 @@ async fn a_scratch_store_left_behind_is_revoked_and_removed() {
         "and its session revoked"
     );
 }
+
+async fn wait_for_logout_request(world: &World) {
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Logout) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Finding: a logout Dynata refuses puts back the session it had over the
+/// session a `dynata login` stored meanwhile: that one is left live at
+/// Dynata, held by nobody.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_logout_does_not_overwrite_a_newer_login() {
+    let world = World::start().await;
+    world.login().await;
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let logout = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &[])
+        .arg("logout")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The SDK has taken the session out of the store and is revoking it
+    // (retrying the 503s); the user logs in again in another terminal.
+    wait_for_logout_request(&world).await;
+    world.login().await;
+    let (store, key) = world.store();
+    let newer = store.load(&key).await.unwrap().expect("the new login");
+    let out = logout.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stored = store.load(&key).await.unwrap();
+    let newer_token = newer.access_token.expose_secret().to_owned();
+    assert!(
+        stored
+            .as_ref()
+            .map(|s| s.access_token.expose_secret().to_owned())
+            == Some(newer_token.clone())
+            || status_with(&world, &newer_token).await == 401,
+        "the newer login's session was replaced by the old one and is live at Dynata (status {})",
+        status_with(&world, &newer_token).await
+    );
+}
+
+/// Finding: a logout removes, after Dynata took the revocation, whatever is
+/// stored then: a session a `dynata login` stored meanwhile is removed
+/// without being revoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_does_not_drop_a_newer_login_unrevoked() {
+    let world = World::start().await;
+    world.login().await;
+    world.sandbox.inject(
+        Operation::Logout,
+        dynata_sandbox::Fault::Delay(Duration::from_secs(3)),
+        1,
+    );
+    let logout = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &[])
+        .arg("logout")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_logout_request(&world).await;
+    world.login().await;
+    let (store, key) = world.store();
+    let newer = store.load(&key).await.unwrap().expect("the new login");
+    let out = logout.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let newer_token = newer.access_token.expose_secret().to_owned();
+    let stored = store.load(&key).await.unwrap().is_some();
+    assert!(
+        stored || status_with(&world, &newer_token).await == 401,
+        "the newer login's session is gone from the store but live at Dynata"
+    );
+}
+
+/// Finding: the sweep removes a stale scratch store even when the
+/// revocation of its session failed (503): the session is then live at
+/// Dynata and on no disk, and no later run can revoke it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swept_session_dynata_did_not_revoke_is_not_dropped() {
+    let world = World::start().await;
+    world.login().await;
+    let left = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    let scratch = store.dir().join(".revoking-killed");
+    FileStore::new(&scratch)
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    store.remove(&key).await.unwrap();
+    world.login().await;
+    std::fs::File::open(&scratch)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    // Dynata is down for this logout.
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let first = world.run(&["logout"], &[]).await;
+    assert_eq!(first.status.code(), Some(3), "{}", text(&first.stderr));
+    world.sandbox.clear_faults();
+    // Tried again once Dynata answers, as exit 3 suggests.
+    let second = world.run(&["logout"], &[]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert_eq!(
+        status_with(&world, &left).await,
+        401,
+        "the scratch store's session is live at Dynata; scratch dir exists: {}",
+        scratch.exists()
+    );
+}
+
+/// Finding: a stale scratch store whose session file others could read
+/// (`chmod -R a+r ~/.cache`) is removed without the session being revoked.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swept_readable_scratch_session_is_revoked() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let left = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    let scratch = store.dir().join(".login-killed");
+    let scratch_store = FileStore::new(&scratch);
+    scratch_store
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    std::fs::set_permissions(
+        scratch_store.session_path(&key),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    store.remove(&key).await.unwrap();
+    world.login().await;
+    std::fs::File::open(&scratch)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let out = world.run(&["logout"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        status_with(&world, &left).await,
+        401,
+        "removed ({}), but its session is live at Dynata",
+        !scratch.exists()
+    );
+}
+
+/// Finding: making a readable session file private follows a symlink and
+/// chmods a file outside the sessions directory.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_does_not_chmod_a_symlink_target() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let path = store.session_path(&key);
+    let elsewhere = world.home.path().join("notes.txt");
+    std::fs::write(&elsewhere, b"shared notes").unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    let _ = world.run(&["logout"], &[]).await;
+    let mode = std::fs::metadata(&elsewhere).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode,
+        0o644,
+        "dynata logout chmodded {}",
+        elsewhere.display()
+    );
+}
