@@ -1312,6 +1312,35 @@ async fn logout_removes_an_unusable_session_file_others_could_read() {
     assert!(!path.exists());
 }
 
+/// The world's session moved into a scratch store `name` beside the
+/// sessions, as a `dynata` killed mid-login or mid-revocation leaves it;
+/// the account has logged in afresh since. Returns the left session's
+/// access token (still live) and the scratch directory.
+async fn left_behind(world: &World, name: &str) -> (String, PathBuf) {
+    world.login().await;
+    let left = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    let scratch = store.dir().join(name);
+    FileStore::new(&scratch)
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    store.remove(&key).await.unwrap();
+    world.login().await;
+    (left, scratch)
+}
+
+/// Makes the directory `dir` look untouched for an hour.
+fn age_by_an_hour(dir: &Path) {
+    std::fs::File::open(dir)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
 /// A `dynata` killed mid-login or mid-revocation leaves its scratch store
 /// behind, with a session that nobody holds. The next `dynata logout` (or
 /// login) of that account revokes it and removes the directory, once it is
@@ -1319,29 +1348,10 @@ async fn logout_removes_an_unusable_session_file_others_could_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scratch_store_left_behind_is_revoked_and_removed() {
     let world = World::start().await;
-    world.login().await;
-    let left = text(&world.run(&["token"], &[]).await.stdout)
-        .trim_end()
-        .to_owned();
-    let (store, key) = world.store();
-    let session = store.load(&key).await.unwrap().expect("stored");
-    // As a killed revocation leaves it; the account then logs in afresh
-    // (revoking only the session the store held).
-    let scratch = store.dir().join(".revoking-killed");
-    let scratch_store = FileStore::new(&scratch);
-    scratch_store
-        .save(&key, &session, SystemTime::now())
-        .await
-        .unwrap();
-    store.remove(&key).await.unwrap();
-    world.login().await;
+    let (left, scratch) = left_behind(&world, ".revoking-killed").await;
     assert_eq!(status_with(&world, &left).await, 200, "still live");
     assert!(scratch.exists(), "too young to be swept");
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::open(&scratch)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    age_by_an_hour(&scratch);
     let out = world.run(&["logout"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!scratch.exists(), "the scratch store was removed");
@@ -1435,23 +1445,8 @@ async fn a_logout_does_not_drop_a_newer_login_unrevoked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_swept_session_dynata_did_not_revoke_is_not_dropped() {
     let world = World::start().await;
-    world.login().await;
-    let left = text(&world.run(&["token"], &[]).await.stdout)
-        .trim_end()
-        .to_owned();
-    let (store, key) = world.store();
-    let session = store.load(&key).await.unwrap().expect("stored");
-    let scratch = store.dir().join(".revoking-killed");
-    FileStore::new(&scratch)
-        .save(&key, &session, SystemTime::now())
-        .await
-        .unwrap();
-    store.remove(&key).await.unwrap();
-    world.login().await;
-    std::fs::File::open(&scratch)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    let (left, scratch) = left_behind(&world, ".revoking-killed").await;
+    age_by_an_hour(&scratch);
     // Dynata is down for this logout.
     world
         .sandbox
@@ -1477,29 +1472,14 @@ async fn a_swept_session_dynata_did_not_revoke_is_not_dropped() {
 async fn a_swept_readable_scratch_session_is_revoked() {
     use std::os::unix::fs::PermissionsExt;
     let world = World::start().await;
-    world.login().await;
-    let left = text(&world.run(&["token"], &[]).await.stdout)
-        .trim_end()
-        .to_owned();
-    let (store, key) = world.store();
-    let session = store.load(&key).await.unwrap().expect("stored");
-    let scratch = store.dir().join(".login-killed");
-    let scratch_store = FileStore::new(&scratch);
-    scratch_store
-        .save(&key, &session, SystemTime::now())
-        .await
-        .unwrap();
+    let (left, scratch) = left_behind(&world, ".login-killed").await;
+    let (_, key) = world.store();
     std::fs::set_permissions(
-        scratch_store.session_path(&key),
+        FileStore::new(&scratch).session_path(&key),
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    store.remove(&key).await.unwrap();
-    world.login().await;
-    std::fs::File::open(&scratch)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    age_by_an_hour(&scratch);
     let out = world.run(&["logout"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
