@@ -5,6 +5,7 @@
 //! password is read from `DYNATA_PASSWORD` or a prompt and never written.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -258,8 +259,9 @@ impl Context {
             let store = FileStore::new(&path);
             let done = match load_making_private(&store, &key).await {
                 Ok(Some(_)) => self.revoke_stored(username, &store).await.is_ok(),
-                // Nothing of this account: removed only if nothing else is.
-                Ok(None) => std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()),
+                // Nothing of this account: removed unless another account's
+                // session is there (a lease or an unfinished write is not).
+                Ok(None) => !holds_a_session(&path),
                 Err(_) => false,
             };
             if done {
@@ -308,32 +310,47 @@ impl Context {
             Err(e) => return Err(e.into()),
         }
         let revoking = store.load(&key).await.ok().flatten();
-        // The SDK takes it out of the store before revoking it.
+        // The SDK takes the session out of `store` before revoking it, which
+        // can take minutes: a copy stays aside until Dynata has answered, so
+        // that a `dynata` killed meanwhile leaves it for a later sweep.
+        let aside = match &revoking {
+            Some(session) => self.set_aside(&key, session).await,
+            None => None,
+        };
         let outcome = client.logout().await;
         let now_stored = store.load(&key).await.ok().flatten();
         let same = |a: &StoredSession, b: &StoredSession| a.refresh_token == b.refresh_token;
-        match (outcome, revoking, now_stored) {
+        let (result, keep_aside) = match (outcome, revoking, now_stored) {
             (Ok(()), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
                 let _ = store.remove(&key).await;
-                Ok(())
+                (Ok(()), false)
             }
-            (Ok(()), _, _) => Ok(()),
+            (Ok(()), _, _) => (Ok(()), false),
             (Err(e), Some(revoking), None) => {
-                let _ = store.save(&key, &revoking, SystemTime::now()).await;
-                Err(e.into())
+                let put_back = store.save(&key, &revoking, SystemTime::now()).await;
+                (Err(e.into()), put_back.is_err())
             }
+            // Another login took its place: the copy aside is for the sweep
+            // of a later run to revoke.
             (Err(e), Some(revoking), Some(stored)) if !same(&revoking, &stored) => {
-                // Another login took its place: kept aside for the sweep
-                // of a later run to revoke.
-                if let Ok((scratch, aside)) = self.scratch(SCRATCH_PREFIXES[1])
-                    && aside.save(&key, &revoking, SystemTime::now()).await.is_ok()
-                {
-                    let _ = scratch.keep();
-                }
-                Err(e.into())
+                (Err(e.into()), true)
             }
-            (Err(e), _, _) => Err(e.into()),
+            (Err(e), _, _) => (Err(e.into()), false),
+        };
+        if let Some(aside) = aside
+            && !keep_aside
+        {
+            let _ = std::fs::remove_dir_all(aside);
         }
+        result
+    }
+
+    /// A copy of `session` in a scratch store that outlives this process
+    /// (removed by the caller, or by a later sweep).
+    async fn set_aside(&self, key: &StoreKey, session: &StoredSession) -> Option<PathBuf> {
+        let (scratch, aside) = self.scratch(SCRATCH_PREFIXES[1]).ok()?;
+        aside.save(key, session, SystemTime::now()).await.ok()?;
+        Some(scratch.keep())
     }
 
     /// The stored session, for `dynata login` and `dynata logout`, which
@@ -410,9 +427,19 @@ const SCRATCH_PREFIXES: [&str; 2] = [".login-", ".revoking-"];
 /// behind: a revocation with every retry takes a few minutes at most.
 const SCRATCH_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
+/// Whether the scratch store `dir` holds a session, of any account (the
+/// SDK's `FileStore` names them `<digest>.session`).
+fn holds_a_session(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |entries| {
+        entries
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().ends_with(".session"))
+    })
+}
+
 /// Creates `dir` and its missing parents `0700`, as the SDK's store does:
 /// the session files' names are per-account digests.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+fn private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

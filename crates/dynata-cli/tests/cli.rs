@@ -1514,3 +1514,164 @@ async fn logout_does_not_chmod_a_symlink_target() {
         elsewhere.display()
     );
 }
+
+fn age_scratch_dirs(world: &World) -> Vec<PathBuf> {
+    let (store, _) = world.store();
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(store.dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && (name.starts_with(".login-") || name.starts_with(".revoking-"))
+        {
+            std::fs::File::open(entry.path())
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
+            dirs.push(entry.path());
+        }
+    }
+    dirs
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `dynata logout` killed while Dynata is slow to take the revocation: the
+/// SDK took the session out of the store first, so it is live at Dynata
+/// with no copy for a later run to revoke.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_logout_leaves_its_session_for_a_later_run() {
+    let world = World::start().await;
+    world.login().await;
+    let token = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let mut child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &[])
+        .arg("logout")
+        .spawn()
+        .unwrap();
+    wait_for_logout_request(&world).await;
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    child.wait().await.unwrap();
+    world.sandbox.clear_faults();
+    let (store, key) = world.store();
+    let kept = store.load(&key).await.unwrap().is_some();
+    let scratch = age_scratch_dirs(&world);
+    let again = world.run(&["logout"], &[]).await;
+    assert_eq!(
+        status_with(&world, &token).await,
+        401,
+        "live at Dynata; stored after the kill: {kept}, scratch dirs: {scratch:?}, second logout: {} {}",
+        again.status,
+        text(&again.stderr)
+    );
+}
+
+/// `dynata login` killed while revoking the session it replaced: the same.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_login_leaves_the_replaced_session_for_a_later_run() {
+    let world = World::start().await;
+    world.login().await;
+    let first = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let mut child = world
+        .command(
+            env!("CARGO_BIN_EXE_dynata"),
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .args(["login", "-u", USER])
+        .spawn()
+        .unwrap();
+    wait_for_logout_request(&world).await;
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    child.wait().await.unwrap();
+    world.sandbox.clear_faults();
+    let scratch: Vec<_> = age_scratch_dirs(&world)
+        .into_iter()
+        .map(|d| (d.clone(), listing(&d)))
+        .collect();
+    let again = world.run(&["logout"], &[]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(
+        status_with(&world, &first).await,
+        401,
+        "the replaced session is live at Dynata; scratch dirs after the kill: {scratch:?}"
+    );
+}
+
+/// A login interrupted while Dynata is slow leaves `.login-*` holding only
+/// the renewal lease: no later sweep ever removes it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_login_scratch_dir_is_swept() {
+    let world = World::start().await;
+    world.login().await;
+    world.sandbox.inject(
+        Operation::Login,
+        dynata_sandbox::Fault::Delay(Duration::from_secs(60)),
+        1,
+    );
+    let mut child = world
+        .command(
+            env!("CARGO_BIN_EXE_dynata"),
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .args(["login", "-u", USER])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Login) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    child.wait().await.unwrap();
+    world.sandbox.clear_faults();
+    let left = age_scratch_dirs(&world);
+    assert_eq!(
+        left.len(),
+        1,
+        "one scratch dir left by the interrupted login"
+    );
+    let contents = listing(&left[0]);
+    for _ in 0..2 {
+        let out = world
+            .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", PASSWORD)])
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    assert!(
+        !left[0].exists(),
+        "{} (holding {:?}) is never removed",
+        left[0].display(),
+        contents
+    );
+}
