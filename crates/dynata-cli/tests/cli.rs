@@ -1089,25 +1089,14 @@ async fn interrupting_a_login_keeps_the_session_it_would_replace() {
         dynata_sandbox::Fault::Delay(Duration::from_secs(60)),
         1,
     );
-    let mut child = world
-        .command(
-            env!("CARGO_BIN_EXE_dynata"),
-            &[("DYNATA_PASSWORD", PASSWORD)],
-        )
-        .args(["login", "-u", USER])
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while world.sandbox.count(Operation::Login) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    child.wait().await.unwrap();
+    interrupted(
+        &world,
+        &["login", "-u", USER],
+        &[("DYNATA_PASSWORD", PASSWORD)],
+        Operation::Login,
+        2,
+    )
+    .await;
     let after = world.run(&["token"], &[]).await;
     assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
     assert_eq!(after.stdout, before.stdout, "the same session");
@@ -1362,6 +1351,37 @@ async fn a_scratch_store_left_behind_is_revoked_and_removed() {
     );
 }
 
+/// Runs `dynata args` with `env` and interrupts it (SIGINT, as Ctrl-C) once
+/// the sandbox has received `count` requests of `operation`.
+#[cfg(unix)]
+async fn interrupted(
+    world: &World,
+    args: &[&str],
+    env: &[(&str, &str)],
+    operation: Operation,
+    count: u64,
+) {
+    let mut child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), env)
+        .args(args)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(operation) < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} sent too little"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    child.wait().await.unwrap();
+}
+
 async fn wait_for_logout_request(world: &World) {
     let started = std::time::Instant::now();
     while world.sandbox.count(Operation::Logout) < 1 {
@@ -1556,18 +1576,7 @@ async fn a_killed_logout_leaves_its_session_for_a_later_run() {
     world
         .sandbox
         .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
-    let mut child = world
-        .command(env!("CARGO_BIN_EXE_dynata"), &[])
-        .arg("logout")
-        .spawn()
-        .unwrap();
-    wait_for_logout_request(&world).await;
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    child.wait().await.unwrap();
+    interrupted(&world, &["logout"], &[], Operation::Logout, 1).await;
     world.sandbox.clear_faults();
     let (store, key) = world.store();
     let kept = store.load(&key).await.unwrap().is_some();
@@ -1594,21 +1603,14 @@ async fn a_killed_login_leaves_the_replaced_session_for_a_later_run() {
     world
         .sandbox
         .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
-    let mut child = world
-        .command(
-            env!("CARGO_BIN_EXE_dynata"),
-            &[("DYNATA_PASSWORD", PASSWORD)],
-        )
-        .args(["login", "-u", USER])
-        .spawn()
-        .unwrap();
-    wait_for_logout_request(&world).await;
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    child.wait().await.unwrap();
+    interrupted(
+        &world,
+        &["login", "-u", USER],
+        &[("DYNATA_PASSWORD", PASSWORD)],
+        Operation::Logout,
+        1,
+    )
+    .await;
     world.sandbox.clear_faults();
     let scratch: Vec<_> = age_scratch_dirs(&world)
         .into_iter()
@@ -1635,25 +1637,14 @@ async fn an_interrupted_login_scratch_dir_is_swept() {
         dynata_sandbox::Fault::Delay(Duration::from_secs(60)),
         1,
     );
-    let mut child = world
-        .command(
-            env!("CARGO_BIN_EXE_dynata"),
-            &[("DYNATA_PASSWORD", PASSWORD)],
-        )
-        .args(["login", "-u", USER])
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while world.sandbox.count(Operation::Login) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    child.wait().await.unwrap();
+    interrupted(
+        &world,
+        &["login", "-u", USER],
+        &[("DYNATA_PASSWORD", PASSWORD)],
+        Operation::Login,
+        2,
+    )
+    .await;
     world.sandbox.clear_faults();
     let left = age_scratch_dirs(&world);
     assert_eq!(
