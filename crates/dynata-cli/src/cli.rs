@@ -15,7 +15,8 @@ Exit codes:
 Environment:
   DYNATA_USERNAME, DYNATA_PASSWORD  account (the password is never stored)
   DYNATA_ENV                        as --env
-  DYNATA_BASE_URL                   used when neither --env, DYNATA_ENV nor the profile names one
+  DYNATA_BASE_URL                   used when neither --env nor DYNATA_ENV names one
+  (these rank above the profile's account and environment)
   NO_COLOR                          no colours, even on a terminal";
 
 /// `dynata`: log in to Dynata once, then get tokens and call the Demand API.

@@ -50,14 +50,19 @@ pub(crate) fn password_from_env() -> Option<String> {
 }
 
 impl Context {
-    /// The profile `profile_name`, with `--env` (or `DYNATA_ENV`) overriding
-    /// its environment; then `DYNATA_BASE_URL`; then production.
+    /// The profile `profile_name`, its environment overridden by `--env` (or
+    /// `DYNATA_ENV`), then `DYNATA_BASE_URL`; without any, production.
+    ///
+    /// The shell's variables rank above the profile, for the environment as
+    /// for the account (`DYNATA_USERNAME`): a shell set up for one
+    /// environment sends its `DYNATA_PASSWORD` to that one, never to the
+    /// profile's.
     pub(crate) fn new(profile_name: &str, env_flag: Option<&str>) -> Result<Self, Failure> {
         let profile = profile::load(profile_name)?;
         let environment_name = env_flag
             .map(str::to_owned)
-            .or_else(|| profile.environment.clone())
             .or_else(|| env_var("DYNATA_BASE_URL"))
+            .or_else(|| profile.environment.clone())
             .unwrap_or_else(|| "production".to_owned());
         let environment = parse_environment(&environment_name)?;
         let base_url = environment.base_url()?;

@@ -1666,3 +1666,36 @@ async fn an_interrupted_login_scratch_dir_is_swept() {
         contents
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shell_set_up_for_another_environment_sends_its_password_only_there() {
+    let world = World::start().await;
+    world.login().await;
+    // The profile names alice's sandbox; the shell was set up for bob on
+    // another one, as `dynata sandbox` prints it for programs using the SDK.
+    let other = Sandbox::builder()
+        .user("bob", "bobs-password")
+        .start()
+        .await
+        .unwrap();
+    let logins = world.sandbox.count(Operation::Login);
+    let out = world
+        .run(
+            &["whoami"],
+            &[
+                ("DYNATA_ENV", ""),
+                ("DYNATA_BASE_URL", &other.base_url()),
+                ("DYNATA_USERNAME", "bob"),
+                ("DYNATA_PASSWORD", "bobs-password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        logins,
+        "bob's password went to the profile's environment: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(other.count(Operation::Login), 1);
+}
