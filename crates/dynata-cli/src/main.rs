@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Sandbox { port } => sandbox(port).await,
         Command::Login { username } => {
-            let mut context = Context::new(&cli.profile, env)?;
+            let mut context = Context::for_login(&cli.profile, env)?;
             let username = session::login_username(username)?;
             let password = session::login_password(&username)?;
             context.login(username.clone(), password).await?;

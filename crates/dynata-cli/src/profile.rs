@@ -2,7 +2,8 @@
 //! per profile in `<config dir>/dynata/profiles/<name>.json`. A profile never
 //! holds a password or a token: sessions live in the SDK's file store.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,27 +53,55 @@ fn path(name: &str) -> Result<PathBuf, Failure> {
 /// The profile `name`; an empty one if it was never saved.
 pub(crate) fn load(name: &str) -> Result<Profile, Failure> {
     let path = path(name)?;
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::usage(format!(
-                "the profile file {} is not valid: {e}; fix or delete it",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Profile::default()),
+    read(&path)?.map_err(|e| {
+        Failure::usage(format!(
+            "the profile file {} is not valid: {e}; fix or delete it, or run \
+             `dynata login --env ENV` to replace it",
+            path.display()
+        ))
+    })
+}
+
+/// The profile `name` for `dynata login`, which rewrites all of it: a file
+/// that is not valid is replaced, saying so, rather than refused.
+pub(crate) fn load_replacing_invalid(name: &str) -> Result<Profile, Failure> {
+    let path = path(name)?;
+    Ok(read(&path)?.unwrap_or_else(|e| {
+        crate::output::noteln!(
+            "dynata: the profile file {} is not valid ({e}); this login replaces it",
+            path.display()
+        );
+        Profile::default()
+    }))
+}
+
+/// The profile at `path` (empty if there is none), or why its content is
+/// not a profile.
+fn read(path: &Path) -> Result<Result<Profile, serde_json::Error>, Failure> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ok(Profile::default())),
         Err(e) => Err(Failure::io(&format!("read {}", path.display()), &e)),
     }
 }
 
-/// Saves the profile `name`, creating its directory.
+/// Saves the profile `name`, creating its directory. The file is replaced
+/// whole (written beside it, then renamed), so a `dynata` stopped halfway
+/// leaves the old profile or the new one, never a truncated file.
 pub(crate) fn save(name: &str, profile: &Profile) -> Result<(), Failure> {
     let path = path(name)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Failure::io(&format!("create {}", dir.display()), &e))?;
-    }
+    let dir = path.parent().expect("a profile path ends in a file name");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::io(&format!("create {}", dir.display()), &e))?;
     let mut text = serde_json::to_string_pretty(profile)
         .map_err(|e| Failure::usage(format!("cannot encode the profile: {e}")))?;
     text.push('\n');
-    std::fs::write(&path, text).map_err(|e| Failure::io(&format!("write {}", path.display()), &e))
+    let write_failed = |e: std::io::Error| Failure::io(&format!("write {}", path.display()), &e);
+    let mut file = tempfile::Builder::new()
+        .prefix(".profile-")
+        .tempfile_in(dir)
+        .map_err(write_failed)?;
+    file.write_all(text.as_bytes()).map_err(write_failed)?;
+    file.persist(&path).map_err(|e| write_failed(e.error))?;
+    Ok(())
 }

@@ -58,7 +58,27 @@ impl Context {
     /// environment sends its `DYNATA_PASSWORD` to that one, never to the
     /// profile's.
     pub(crate) fn new(profile_name: &str, env_flag: Option<&str>) -> Result<Self, Failure> {
-        let profile = profile::load(profile_name)?;
+        Self::with_profile(profile_name, profile::load(profile_name)?, env_flag)
+    }
+
+    /// As [`Context::new`], for `dynata login`: when the environment is
+    /// given (`--env`, `DYNATA_ENV`, `DYNATA_BASE_URL`), a profile file that
+    /// is not valid is replaced. Without, it is refused: the environment it
+    /// named is unknown, and the password must not go to another one.
+    pub(crate) fn for_login(profile_name: &str, env_flag: Option<&str>) -> Result<Self, Failure> {
+        let profile = if env_flag.is_some() || env_var("DYNATA_BASE_URL").is_some() {
+            profile::load_replacing_invalid(profile_name)?
+        } else {
+            profile::load(profile_name)?
+        };
+        Self::with_profile(profile_name, profile, env_flag)
+    }
+
+    fn with_profile(
+        profile_name: &str,
+        profile: Profile,
+        env_flag: Option<&str>,
+    ) -> Result<Self, Failure> {
         let environment_name = env_flag
             .map(str::to_owned)
             .or_else(|| env_var("DYNATA_BASE_URL"))

@@ -1699,3 +1699,36 @@ async fn a_shell_set_up_for_another_environment_sends_its_password_only_there() 
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(other.count(Operation::Login), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_with_an_environment_replaces_a_profile_file_that_is_not_valid() {
+    let world = World::start().await;
+    let profiles = world.home.path().join("config/dynata/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    // Cut short by a full disk, say.
+    std::fs::write(profiles.join("default.json"), "{\"username\": \"ali").unwrap();
+
+    // Without an environment, the one the profile named is unknown: the
+    // password is not sent anywhere.
+    let out = world
+        .run(
+            &["login", "--username", USER],
+            &[("DYNATA_ENV", ""), ("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--env"), "{}", text(&out.stderr));
+    assert_eq!(world.sandbox.count(Operation::Login), 0);
+
+    world.login().await;
+    let out = world.run(&["whoami"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(profiles.join("default.json")).unwrap()).unwrap();
+    assert_eq!(saved["username"], USER);
+    let names: Vec<_> = std::fs::read_dir(&profiles)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["default.json"], "nothing left beside the profile");
+}
