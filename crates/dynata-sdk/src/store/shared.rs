@@ -509,10 +509,14 @@ impl SharedSession {
         // A holder may have written and released just before we took the lease.
         let stored = match self.load().await {
             Ok(stored) => stored,
-            Err(error) => {
+            Err(error) if error.is_unusable_content() => {
                 self.warnings.warn("load", &error);
                 None
             }
+            // What the store holds is unknown: it may be a session renewed
+            // from `local` by another process, whose refresh token is spent.
+            // As on every other store failure, send no shared refresh token.
+            Err(error) => return self.renew_alone(local, renew, "load", &error).await,
         };
         if let Some(session) = stored.as_ref().filter(|s| self.adoptable(s, local)) {
             return Ok(self.adopted(session.clone()));

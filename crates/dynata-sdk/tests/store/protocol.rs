@@ -748,3 +748,45 @@ async fn two_dead_refresh_tokens_are_each_sent_once() {
         "dead refresh tokens sent again"
     );
 }
+
+/// The client's own session (refresh-100) was refreshed long ago by another
+/// process into the stored one (refresh-101), which is now too close to
+/// expiry to adopt. The client's first look at the store sees it; its second
+/// look, under the lease, fails. Not knowing what the store holds, it must
+/// not send refresh-100, a single-use token the other process already spent.
+#[tokio::test(start_paused = true)]
+async fn a_load_failing_under_the_lease_does_not_resend_a_spent_refresh_token() {
+    let dir = TempDir::new("load-under-lease");
+    let plain: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
+    // Load 1: the look before the lease (succeeds); load 2: under the lease.
+    let failing: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+        inner: FileStore::new(dir.path()),
+        loads: AtomicUsize::new(0),
+        fails: 2,
+    });
+    let shared = client(failing);
+    let local = session_at(&shared, 100);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    // Another process refreshed refresh-100 and stored what it got.
+    let newer = session_at(&shared, 101);
+    plain
+        .save(&key(), &newer, shared.wall_clock().now())
+        .await
+        .expect("saved");
+    // Inside the stored session's soft window: not adoptable; the local
+    // access token has expired, its refresh token (600 s) has not.
+    tokio::time::advance(Duration::from_secs(50)).await;
+    let renewals = Renewals::default();
+    let outcome = shared
+        .renew(Some(&local), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
+        .await
+        .expect("renewed");
+    let sent = renewals.refreshed_with.lock().unwrap().clone();
+    assert!(
+        !sent.contains(&"refresh-100".to_string()),
+        "sent the spent refresh token although the store could not say what it holds: {sent:?}"
+    );
+    assert_eq!(outcome.source, Source::RenewedAlone);
+}
