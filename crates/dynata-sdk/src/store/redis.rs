@@ -148,15 +148,24 @@ impl RedisStore {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+        self.query_answer(command)
+            .await?
+            .map_err(|e| self.error(&e))
+    }
+
+    /// Redis's own answer to `command`, error included; the outer error is
+    /// no answer at all (no connection, or none in time).
+    async fn query_answer<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<Result<T, redis::RedisError>, StoreError> {
         let mut connection = self.connection().await?;
-        let answer = tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await;
-        match answer {
-            Ok(answer) => answer.map_err(|e| self.error(&e)),
-            Err(_) => Err(StoreError::Timeout {
+        tokio::time::timeout(self.timeout, command.query_async(&mut connection))
+            .await
+            .map_err(|_| StoreError::Timeout {
                 operation: "redis command",
                 after: self.timeout,
-            }),
-        }
+            })
     }
 
     fn error(&self, error: &redis::RedisError) -> StoreError {
@@ -183,9 +192,21 @@ impl fmt::Debug for RedisStore {
 impl TokenStore for RedisStore {
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         Box::pin(async move {
-            let record: Option<Vec<u8>> = self
-                .query(redis::cmd("GET").arg(self.session_key(key)))
-                .await?;
+            let record: Option<Vec<u8>> = match self
+                .query_answer(redis::cmd("GET").arg(self.session_key(key)))
+                .await?
+            {
+                Ok(record) => record,
+                // Another program's value (a hash, a list) under our key:
+                // unusable content, replaced by the next renewal's `SET`,
+                // not a store to give up on.
+                Err(e) if e.code() == Some("WRONGTYPE") => {
+                    return Err(StoreError::Corrupt {
+                        reason: "the key holds a Redis value that is not a string".into(),
+                    });
+                }
+                Err(e) => return Err(self.error(&e)),
+            };
             record
                 .map(|record| self.codec.decode(key, &zeroize::Zeroizing::new(record)))
                 .transpose()

@@ -255,13 +255,21 @@ async fn a_corrupt_value_is_ignored_and_replaced() {
     let redis = store(&server);
     let shared = client(Arc::new(store(&server)));
     let name = redis.session_key(&key());
-    // A truncated header, and something that was never ours.
-    for garbage in ["DYNSESS", "{\"accessToken\": \"x\"}"] {
-        assert_eq!(server.cli(&["SET", &name, garbage]), "OK");
-        assert!(matches!(
-            redis.load(&key()).await,
-            Err(StoreError::Corrupt { .. })
-        ));
+    // A truncated header, something that was never ours, and a value that
+    // is not even a string (another tool's hash), which Redis refuses to
+    // `GET` with WRONGTYPE: not a store to give up on, but garbage to replace.
+    let garbage: [&[&str]; 3] = [
+        &["SET", &name, "DYNSESS"],
+        &["SET", &name, "{\"accessToken\": \"x\"}"],
+        &["HSET", &name, "accessToken", "x"],
+    ];
+    for command in garbage {
+        server.cli(&["DEL", &name]);
+        server.cli(command);
+        assert!(
+            matches!(redis.load(&key()).await, Err(StoreError::Corrupt { .. })),
+            "{command:?}"
+        );
         let renewals = Renewals::default();
         let outcome = shared
             .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
