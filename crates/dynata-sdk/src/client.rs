@@ -147,6 +147,8 @@ impl ClientBuilder {
     /// the environment's origin, because reqwest's default follows a
     /// `307`/`308` to any host with the body (a password, a refresh token).
     /// Give yours `reqwest::redirect::Policy::none()` or a policy like it.
+    /// The SDK's client also uses no proxy for a loopback environment (plain
+    /// `http` would show a proxy the password); yours uses what it was given.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -248,9 +250,9 @@ impl ClientBuilder {
             Error::config("no credentials: call .credentials(Credentials::new(..)) or Credentials::from_env()")
         })?;
         let base_url = self.environment.base_url()?;
-        let origin = url::Url::parse(&base_url)
-            .map_err(|e| Error::config(format!("the base URL is not a URL: {e}")))?
-            .origin();
+        let url = url::Url::parse(&base_url)
+            .map_err(|e| Error::config(format!("the base URL is not a URL: {e}")))?;
+        let origin = url.origin();
         #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
         if base_url.starts_with("https:") {
             return Err(Error::config(
@@ -286,7 +288,17 @@ impl ClientBuilder {
                         attempt.follow()
                     }
                 });
-                reqwest::Client::builder()
+                let builder = reqwest::Client::builder();
+                // A proxy (`HTTP_PROXY` and the like, which reqwest reads by
+                // default) would receive a loopback environment's plain-http
+                // traffic, password and tokens in clear, and reach its own
+                // loopback, not ours.
+                let builder = if crate::environment::is_loopback(&url) {
+                    builder.no_proxy()
+                } else {
+                    builder
+                };
+                builder
                     .redirect(redirects)
                     .timeout(self.timeout)
                     .connect_timeout(self.connect_timeout)

@@ -112,7 +112,8 @@ impl fmt::Debug for Environment {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// A host on this machine: `http` is allowed there, and no proxy is used.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

@@ -195,3 +195,60 @@ async fn a_client_secret_quoted_by_a_refused_refresh_stays_out() {
         "the logs show the client secret: {logs}"
     );
 }
+
+/// Plain `http` is allowed for loopback hosts only, so that the password and
+/// tokens never cross a network in clear. An `HTTP_PROXY` in the process's
+/// environment (common on corporate machines) must not change that: the
+/// SDK's own client sent the login to the proxy instead, in clear, and the
+/// proxy, on another machine, connects to *its* loopback.
+///
+/// The proxy variables are read when the client is built, and tests cannot
+/// set them (`unsafe_code` is forbidden): the test runs itself again as a
+/// child process with `HTTP_PROXY` pointing at a mock proxy.
+#[tokio::test]
+async fn a_loopback_login_never_goes_through_an_http_proxy() {
+    if std::env::var_os("DYNATA_TEST_PROXY_CHILD").is_some() {
+        let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+        harness
+            .pair_on(LOGIN, Pair::new("access-one", "refresh-one"), 0)
+            .await;
+        harness
+            .client
+            .access_token()
+            .await
+            .expect("logged in, through the proxy or not");
+        return;
+    }
+    let proxy = MockServer::start_async().await;
+    let relayed = proxy
+        .mock_async(|when, then| {
+            when.body_includes(PASSWORD);
+            then.status(200)
+                .body(Pair::new("access-one", "refresh-one").json());
+        })
+        .await;
+    let proxy_url = proxy.base_url();
+    let child = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "redaction::a_loopback_login_never_goes_through_an_http_proxy",
+                "--exact",
+                "--nocapture",
+            ])
+            .env("DYNATA_TEST_PROXY_CHILD", "1")
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .status()
+            .expect("the child test runs")
+    })
+    .await
+    .expect("child");
+    assert!(child.success(), "the child test failed: {child}");
+    assert_eq!(
+        relayed.calls_async().await,
+        0,
+        "the password went to the HTTP proxy, in clear"
+    );
+}
