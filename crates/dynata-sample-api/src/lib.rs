@@ -120,7 +120,7 @@ impl fmt::Debug for Bearer {
 }
 
 /// The HTTP method of the last request a client sent, noted by its `pre`
-/// hook (see [`Bearer::recording`]).
+/// hook (see [`Bearer::recording`]), and where its answer came from.
 ///
 /// A caller that retries a generated operation needs to know whether it is
 /// idempotent, and the operation's future does not say: a `POST` that failed
@@ -131,9 +131,16 @@ impl fmt::Debug for Bearer {
 /// let bearer = dynata_sample_api::Bearer::new("<access token>").recording(sent.clone());
 /// # let _ = bearer;
 /// assert_eq!(sent.get(), None); // nothing sent yet
+/// assert_eq!(sent.redirected_to(), None);
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct SentMethod(Arc<Mutex<Option<reqwest::Method>>>);
+pub struct SentMethod(Arc<Mutex<Sent>>);
+
+#[derive(Debug, Default)]
+struct Sent {
+    method: Option<reqwest::Method>,
+    redirected_to: Option<reqwest::Url>,
+}
 
 impl SentMethod {
     /// Nothing noted yet.
@@ -143,14 +150,31 @@ impl SentMethod {
 
     /// The method of the last request sent, if one was.
     pub fn get(&self) -> Option<reqwest::Method> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.note().method.clone()
     }
 
-    fn set(&self, method: &reqwest::Method) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(method.clone());
+    /// Where the last answer came from, if the HTTP client followed a
+    /// redirect to get it: a `401` from there may not be about the token
+    /// sent with the request, nor come before the request had its effect.
+    pub fn redirected_to(&self) -> Option<reqwest::Url> {
+        self.note().redirected_to.clone()
+    }
+
+    fn note(&self) -> std::sync::MutexGuard<'_, Sent> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sent(&self, method: &reqwest::Method) {
+        *self.note() = Sent {
+            method: Some(method.clone()),
+            redirected_to: None,
+        };
+    }
+
+    fn answered(&self, sent_to: &reqwest::Url, response: &reqwest::Response) {
+        if response.url() != sent_to {
+            self.note().redirected_to = Some(response.url().clone());
+        }
     }
 }
 
@@ -176,7 +200,7 @@ impl ClientHooks<Bearer> for Client {
         _info: &OperationInfo,
     ) -> Result<(), Error<E>> {
         if let Some(sent) = &self.inner().sent {
-            sent.set(request.method());
+            sent.sent(request.method());
         }
         if let Some(token) = self.inner().token() {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
@@ -204,7 +228,11 @@ impl ClientHooks<Bearer> for Client {
         request: reqwest::Request,
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
+        let sent_to = request.url().clone();
         let response = self.client().execute(request).await?;
+        if let Some(sent) = &self.inner().sent {
+            sent.answered(&sent_to, &response);
+        }
         responses::read_at_most(response, MAX_RESPONSE_BYTES).await
     }
 

@@ -12,7 +12,7 @@ use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
 
 use crate::error::is_transient_status;
 use crate::response::{read_at_most, request_id, retry_after, summarize};
-use crate::retry::{Failure, with_retries};
+use crate::retry::{Failure, TokenRefused, with_retries};
 use crate::{AccessToken, Client, Error};
 
 impl Client {
@@ -41,7 +41,10 @@ impl Client {
     /// - On a `401` the token is invalidated (see [`Client::invalidate`]) and
     ///   the request is sent once more with a new token. A second `401`, or a
     ///   `401` for a request whose body cannot be replayed (a stream), is
-    ///   [`Error::Api`] with status 401.
+    ///   [`Error::Api`] with status 401. A `401` from another host (a
+    ///   redirect your own HTTP client followed) leaves the token alone, and
+    ///   one that ends the redirects of a `POST` (which may have taken
+    ///   effect) invalidates the token but sends nothing again.
     /// - Idempotent requests (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`) with
     ///   a replayable body are retried after transient failures (connection
     ///   errors, timeouts, `408`, `429`, `5xx`) under the client's
@@ -64,8 +67,9 @@ impl Client {
                 let mut request = request?;
                 self.attach_bearer(&mut request, &token)
                     .map_err(Failure::fatal)?;
+                let to = SentTo::of(&request);
                 let sent = self.http.execute(request).await.map_err(Error::transport);
-                classify(sent, Unauthorized::IsAnError).await
+                self.classify(sent, &to, Unauthorized::IsAnError).await
             }
         })
         .await
@@ -104,9 +108,12 @@ impl Client {
         with_retries("request", policy, self.clock(), may_retry, || async {
             let token = self.access_token().await.map_err(Failure::fatal)?;
             match attempt(token.clone()).await {
-                Err(failure) if failure.unauthorized => {
+                Err(failure) if failure.unauthorized != TokenRefused::No => {
                     self.invalidate(&token);
-                    if !may_replay || replayed.swap(true, Ordering::Relaxed) {
+                    if !may_replay
+                        || failure.unauthorized == TokenRefused::AfterRedirect
+                        || replayed.swap(true, Ordering::Relaxed)
+                    {
                         return Err(failure);
                     }
                     let renewed = self.access_token().await.map_err(Failure::fatal)?;
@@ -201,47 +208,84 @@ pub(crate) enum Unauthorized {
     IsAnAnswer,
 }
 
-/// One authenticated attempt's outcome, for the engine: a `401` for the
-/// `401` step, a transient status or error for the retries, anything else
-/// is the answer.
-pub(crate) async fn classify(
-    sent: Result<Response, Error>,
-    unauthorized: Unauthorized,
-) -> Result<Response, Failure<Response>> {
-    let response = sent.map_err(Failure::of)?;
-    let status = response.status();
-    let request_id = request_id(response.headers());
-    if status == StatusCode::UNAUTHORIZED {
-        let (summary, answer) = match unauthorized {
-            Unauthorized::IsAnAnswer => ("(the response is handed on)".into(), Some(response)),
-            Unauthorized::IsAnError => {
-                let body = read_at_most(response, 64 * 1024).await.unwrap_or_default();
-                (summarize(&body), None)
+/// Where an authenticated request went: its `401` is read by it.
+pub(crate) struct SentTo {
+    url: reqwest::Url,
+    idempotent: bool,
+}
+
+impl SentTo {
+    pub(crate) fn of(request: &Request) -> Self {
+        SentTo {
+            url: request.url().clone(),
+            idempotent: is_idempotent(request.method()),
+        }
+    }
+}
+
+impl Client {
+    /// One authenticated attempt's outcome, for the engine: a `401` for the
+    /// `401` step, a transient status or error for the retries, anything
+    /// else is the answer.
+    pub(crate) async fn classify(
+        &self,
+        sent: Result<Response, Error>,
+        to: &SentTo,
+        unauthorized: Unauthorized,
+    ) -> Result<Response, Failure<Response>> {
+        let response = sent.map_err(Failure::of)?;
+        let refused = (response.status() == StatusCode::UNAUTHORIZED).then(|| {
+            let redirected_to = Some(response.url()).filter(|url| **url != to.url);
+            TokenRefused::read(&self.origin, to.idempotent, redirected_to)
+        });
+        match (refused, unauthorized) {
+            // Another host's `401`, for the middleware: an answer like any other.
+            (Some(TokenRefused::No), Unauthorized::IsAnAnswer) => return Ok(response),
+            (Some(refused), _) => {
+                return Err(unauthorized_failure(response, refused, unauthorized).await);
             }
-        };
-        return Err(Failure {
-            answer,
-            unauthorized: true,
-            ..Failure::fatal(Error::Api {
-                status: 401,
-                summary,
-                request_id,
-            })
-        });
+            (None, _) => {}
+        }
+        let status = response.status().as_u16();
+        if is_transient_status(status) {
+            let retry_after = retry_after(response.headers());
+            let error = Error::from_status(
+                status,
+                "(the response is handed on if no retry is left)".into(),
+                request_id(response.headers()),
+                retry_after,
+            );
+            return Err(Failure {
+                answer: Some(response),
+                retry_after,
+                ..Failure::transient(error)
+            });
+        }
+        Ok(response)
     }
-    if is_transient_status(status.as_u16()) {
-        let retry_after = retry_after(response.headers());
-        let error = Error::from_status(
-            status.as_u16(),
-            "(the response is handed on if no retry is left)".into(),
+}
+
+/// A `401`: an error, or for the middleware an answer to hand on as it came.
+async fn unauthorized_failure(
+    response: Response,
+    refused: TokenRefused,
+    unauthorized: Unauthorized,
+) -> Failure<Response> {
+    let request_id = request_id(response.headers());
+    let (summary, answer) = match unauthorized {
+        Unauthorized::IsAnAnswer => ("(the response is handed on)".into(), Some(response)),
+        Unauthorized::IsAnError => {
+            let body = read_at_most(response, 64 * 1024).await.unwrap_or_default();
+            (summarize(&body), None)
+        }
+    };
+    Failure {
+        answer,
+        unauthorized: refused,
+        ..Failure::fatal(Error::Api {
+            status: 401,
+            summary,
             request_id,
-            retry_after,
-        );
-        return Err(Failure {
-            answer: Some(response),
-            retry_after,
-            ..Failure::transient(error)
-        });
+        })
     }
-    Ok(response)
 }

@@ -4,7 +4,7 @@
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::authenticated::{Replays, Unauthorized, classify, is_idempotent};
+use crate::authenticated::{Replays, SentTo, Unauthorized, is_idempotent};
 use crate::retry::Failure;
 use crate::{Client, Error};
 
@@ -60,12 +60,13 @@ impl Middleware for AuthMiddleware {
                     client
                         .attach_bearer(&mut request, &token)
                         .map_err(Failure::fatal)?;
+                    let to = SentTo::of(&request);
                     let mut extensions = extensions.lock().await;
                     let sent = next
                         .run(request, &mut extensions)
                         .await
                         .map_err(from_middleware);
-                    classify(sent, Unauthorized::IsAnAnswer).await
+                    client.classify(sent, &to, Unauthorized::IsAnAnswer).await
                 }
             })
             .await

@@ -124,8 +124,40 @@ pub(crate) struct Failure<T> {
     pub(crate) transient: bool,
     /// The server's `Retry-After`, honoured whenever the failure is transient.
     pub(crate) retry_after: Option<Duration>,
-    /// A `401` to the bearer token: the `401` step may renew it and replay.
-    pub(crate) unauthorized: bool,
+    /// Whether this is Dynata refusing the bearer token, for the `401` step.
+    pub(crate) unauthorized: TokenRefused,
+}
+
+/// What a `401` says about the bearer token, for the `401` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenRefused {
+    /// Nothing: no `401`, or another host's, reached through a redirect
+    /// the caller's own HTTP client followed (an expired storage link).
+    No,
+    /// Dynata refused the token, so the call did nothing: renew the token,
+    /// and the call may be sent again.
+    BeforeActing,
+    /// Dynata refused the token at the end of redirects of a call that is
+    /// not idempotent: the call may have had its effect before them (a
+    /// `POST` answered `303 See Other`). Renew the token, send nothing again.
+    AfterRedirect,
+}
+
+impl TokenRefused {
+    /// How a `401` answer reads: from `redirected_to` if a redirect was
+    /// followed, to a call sent to the environment's origin `home`.
+    pub(crate) fn read(
+        home: &url::Origin,
+        idempotent: bool,
+        redirected_to: Option<&url::Url>,
+    ) -> TokenRefused {
+        match redirected_to {
+            None => TokenRefused::BeforeActing,
+            Some(url) if url.origin() != *home => TokenRefused::No,
+            Some(_) if idempotent => TokenRefused::BeforeActing,
+            Some(_) => TokenRefused::AfterRedirect,
+        }
+    }
 }
 
 impl<T> Failure<T> {
@@ -144,7 +176,7 @@ impl<T> Failure<T> {
             answer: None,
             transient: true,
             retry_after: None,
-            unauthorized: false,
+            unauthorized: TokenRefused::No,
         }
     }
 

@@ -22,7 +22,7 @@ use reqwest::header::HeaderMap;
 use crate::authenticated::is_idempotent;
 use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
-use crate::retry::Failure;
+use crate::retry::{Failure, TokenRefused};
 use crate::sample::gateway_error;
 use crate::{ApiErrorDetail, Client, Error};
 
@@ -114,7 +114,18 @@ impl Client {
                 let idempotent = sent.get().is_some_and(|method| is_idempotent(&method));
                 match outcome {
                     Ok(response) => Ok(response),
-                    Err(error) => Err(failure_of(error, idempotent).await),
+                    Err(error) => {
+                        let mut failure = failure_of(error, idempotent).await;
+                        if failure.error.status() == Some(401) {
+                            let redirected_to = sent.redirected_to();
+                            failure.unauthorized = TokenRefused::read(
+                                &self.origin,
+                                idempotent,
+                                redirected_to.as_ref(),
+                            );
+                        }
+                        Err(failure)
+                    }
                 }
             }
         })
@@ -166,8 +177,9 @@ pub(crate) fn details(status: &types::ResponseStatus) -> Vec<ApiErrorDetail> {
         .collect()
 }
 
-/// A failed generated operation, as the retry engine and the `401` step
-/// need to see it. Only an `idempotent` operation may be retried.
+/// A failed generated operation, as the retry engine needs to see it. Only
+/// an `idempotent` operation may be retried. What a `401` says about the
+/// token is read by the caller, which knows where the answer came from.
 async fn failure_of<T>(
     error: dynata_sample_api::Error<types::ApiError>,
     idempotent: bool,
@@ -219,12 +231,10 @@ async fn failure_of<T>(
         Generated::Custom(message) => (Error::decode(message), None),
         Generated::InvalidUpgrade(error) => (Error::decode(without_url(&error)), None),
     };
-    let unauthorized = error.status() == Some(401);
     let transient = idempotent && error.is_transient();
     Failure {
         transient,
         retry_after,
-        unauthorized,
         ..Failure::fatal(error)
     }
 }

@@ -563,3 +563,95 @@ async fn a_503_with_a_json_envelope_is_transient_and_retried() {
     assert_eq!(error.request_id(), Some("req-503"));
     assert_eq!(unavailable.calls_async().await, 2, "retried once");
 }
+
+/// A `POST` answered `303 See Other` has been processed: Dynata created the
+/// project and points at it. If the `GET` the redirect leads to is refused
+/// with `401` (the token was revoked meanwhile), the `401` step must not
+/// send the `POST` again: that creates the project twice.
+#[tokio::test]
+async fn a_post_that_was_redirected_is_not_replayed_after_a_401_on_the_redirect() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let created = format!("{}{PROJECTS}/p-1", harness.server.base_url());
+    let create = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST).path(PROJECTS);
+            then.status(303).header("location", created);
+        })
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(format!("{PROJECTS}/p-1"))
+                .header("authorization", "Bearer a1");
+            then.status(401).body(r#"{"message":"Unauthorized"}"#);
+        })
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(format!("{PROJECTS}/p-1"))
+                .header("authorization", "Bearer a2");
+            then.status(200)
+                .body(envelope(json!({"extProjectId": "p-1"})));
+        })
+        .await;
+    let request = harness
+        .client
+        .request(reqwest::Method::POST, PROJECTS)
+        .json(&json!({"extProjectId": "p-1"}));
+    let _ = harness.client.send(request).await;
+    assert_eq!(
+        create.calls_async().await,
+        1,
+        "the POST, which Dynata had processed, was sent again"
+    );
+}
+
+/// With `AuthMiddleware` over a plain `reqwest::Client` (the documented
+/// set-up), a redirect to another host is followed without the token, as
+/// it should be; but the `401` that host answers is not Dynata refusing the
+/// token. The `401` step takes it for one: it throws the valid token away,
+/// renews the session, and sends the request to Dynata again.
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn a_401_from_a_redirect_target_elsewhere_does_not_renew_the_token() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let storage = MockServer::start_async().await;
+    storage
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401).body("signature expired");
+        })
+        .await;
+    let file = storage.url("/invoices/p-1.pdf");
+    let invoice = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path("/sample/v1/projects/p-1/invoices");
+            then.status(302).header("location", file);
+        })
+        .await;
+    harness.token().await;
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
+        .build();
+    let response = http
+        .get(harness.server.url("/sample/v1/projects/p-1/invoices"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        (refresh.calls_async().await, invoice.calls_async().await),
+        (0, 1),
+        "another host's 401 renewed Dynata's token and the request was sent again"
+    );
+}

@@ -906,3 +906,33 @@ async fn a_reconciliation_is_never_retried() {
     assert!(matches!(refused, Error::Config { .. }), "{refused:?}");
     assert_eq!(upload.calls_async().await, 1);
 }
+
+/// A typed `POST` answered `303 See Other` took effect; a `401` on the `GET`
+/// it leads to renews the token, but the `POST` is not sent again.
+#[tokio::test]
+async fn a_typed_post_redirected_and_then_refused_is_not_sent_again() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let closed = format!("{}{PROJECT}", harness.server.base_url());
+    let close = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST).path(CLOSE);
+            then.status(303).header("location", closed);
+        })
+        .await;
+    harness
+        .on(GET, PROJECT, 401, r#"{"message":"Unauthorized"}"#.into(), 0)
+        .await;
+    let error = harness.close_project().await.expect_err("401");
+    assert!(matches!(error, Error::Api { status: 401, .. }), "{error:?}");
+    assert_eq!(close.calls_async().await, 1, "the POST was sent again");
+    // The refused token was dropped: the next call renews it.
+    assert_eq!(refresh.calls_async().await, 0);
+    assert_eq!(
+        harness.current_secret().await,
+        "a2",
+        "the refused token was kept"
+    );
+}
