@@ -107,17 +107,18 @@ impl Record {
         .is_ok()
     }
 
-    /// The rejection, if it still holds at `now`: never for longer than
-    /// [`LONGEST_KEPT`] from `now`, whatever another build (or a hand) wrote.
+    /// The rejection, if it still holds at `now`. One that claims to hold
+    /// for longer than [`LONGEST_KEPT`] from `now` was not written by this
+    /// SDK at a time before `now` (another build, a hand, or a clock since
+    /// stepped back): it does not hold at all, and is removed like an
+    /// expired one. Capping it instead would honour it for ever, a day at a
+    /// time.
     pub(crate) fn in_force(&self, now: SystemTime) -> Option<LoginRejection> {
-        if self.rejection.until <= now {
+        let latest = now.checked_add(LONGEST_KEPT)?;
+        if self.rejection.until <= now || self.rejection.until > latest {
             return None;
         }
-        let latest = now.checked_add(LONGEST_KEPT).unwrap_or(now);
-        Some(LoginRejection {
-            until: self.rejection.until.min(latest),
-            ..self.rejection.clone()
-        })
+        Some(self.rejection.clone())
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -246,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_holds_until_its_time_and_never_past_a_day() {
+    fn a_record_holds_until_its_time_and_one_beyond_a_day_not_at_all() {
         let record = Record::new(rejection(), &Secret::new("pw"), None);
         let until = rejection().until;
         let second = Duration::from_secs(1);
@@ -256,11 +257,14 @@ mod tests {
             record.in_force(until - second).map(|r| r.until),
             Some(until)
         );
-        let long_before = until - LONGEST_KEPT * 3;
         assert_eq!(
-            record.in_force(long_before).map(|r| r.until),
-            Some(long_before + LONGEST_KEPT)
+            record.in_force(until - LONGEST_KEPT).map(|r| r.until),
+            Some(until)
         );
+        // Read earlier, it claims more than a day: not honoured at all (it
+        // was capped to a day from each read before, so honoured for ever).
+        assert_eq!(record.in_force(until - LONGEST_KEPT - second), None);
+        assert_eq!(record.in_force(until - LONGEST_KEPT * 3), None);
     }
 
     #[test]

@@ -342,7 +342,8 @@ impl SharedSession {
             return None;
         };
         let Some(rejection) = record.in_force(self.wall.now()) else {
-            // Expired: nothing to keep (FileStore would keep it for ever),
+            // Expired (or claiming more than a day): nothing to keep
+            // (FileStore would keep it for ever),
             // unless another process has just recorded a fresh refusal.
             let _ = self
                 .bounded(
