@@ -6,6 +6,7 @@ use dynata_sample_api::{ByteStream, ResponseValue, types};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
 use super::{SampleResult, details};
+use crate::error::server_text;
 use crate::response::request_id;
 use crate::{Client, Error};
 
@@ -56,9 +57,14 @@ impl Client {
             Some(json) if json == "application/json" || json.ends_with("+json") => {
                 Err(rejected_json(status, &headers, &body))
             }
+            // The type is the server's text, quoted only if it is safe to.
             other => Err(Error::decode(format!(
                 "expected a PDF, got {}",
-                other.map_or("an unlabelled body".to_string(), |t| format!("`{t}`"))
+                match other.map(server_text) {
+                    None => "an unlabelled body".to_string(),
+                    Some(Some(shown)) => format!("`{shown}`"),
+                    Some(None) => "another type of content".to_string(),
+                }
             ))),
         }
     }

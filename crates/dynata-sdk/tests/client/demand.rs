@@ -808,6 +808,25 @@ async fn an_invoice_of_another_content_type_is_a_typed_error() {
     }
 }
 
+/// The content type is the server's text: one that echoes a token is not
+/// quoted into the error.
+#[tokio::test]
+async fn an_invoice_content_type_echoing_a_token_is_not_quoted() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let echoed = "application/x-echo-a1secretsecretsecretsecretsecret";
+    harness.invoice_answers(200, echoed, b"no pdf").await;
+    let error = harness
+        .client
+        .invoice_pdf("p1")
+        .await
+        .expect_err("not a PDF");
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(!shown.contains("secretsecret"), "{shown}");
+    }
+}
+
 // ---- Reconciliation upload ---------------------------------------------------
 
 /// What the server received: the `Content-Type` header and the body.
