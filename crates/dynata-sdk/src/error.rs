@@ -288,10 +288,22 @@ fn describe(error: Option<&str>, description: Option<&str>) -> String {
 
 impl Error {
     /// Whether the failure may go away on its own, so that trying again later
-    /// makes sense: timeouts, connection failures, rate limits, and the
-    /// statuses `408`, `429` and `5xx` whatever the body looked like.
+    /// makes sense: timeouts, connection failures (not a redirect loop),
+    /// rate limits, and the statuses `408`, `429` and `5xx` whatever the body
+    /// looked like.
     pub fn is_transient(&self) -> bool {
         match self {
+            // A redirect loop (or too many redirects) answers the same way
+            // however often it is asked.
+            Error::Transport {
+                source: Some(source),
+                ..
+            } if source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_redirect) =>
+            {
+                false
+            }
             Error::Timeout { .. } | Error::Transport { .. } | Error::RateLimited { .. } => true,
             Error::Api { status, .. } | Error::Rejected { status, .. } => {
                 is_transient_status(*status)

@@ -644,3 +644,30 @@ async fn a_401_from_a_redirect_target_elsewhere_does_not_renew_the_token() {
         "another host's 401 renewed Dynata's token and the request was sent again"
     );
 }
+
+/// A redirect loop answers the same way however often it is asked: it is
+/// not retried (an attempt is 10 requests: the redirect policy stops there).
+#[tokio::test]
+async fn a_redirect_loop_is_not_retried() {
+    let policy = RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::ZERO)
+        .with_max_backoff(Duration::ZERO);
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let here = harness.server.url(PROJECTS);
+    let looping = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(302).header("location", here);
+        })
+        .await;
+    let error = harness
+        .client
+        .get::<Vec<u32>>(PROJECTS)
+        .await
+        .expect_err("a loop");
+    assert!(!error.is_transient(), "{error:?}");
+    assert_eq!(looping.calls_async().await, 10, "one attempt");
+}
