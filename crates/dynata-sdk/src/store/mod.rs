@@ -62,6 +62,8 @@ pub use file::FileStore;
 pub use key::{DEFAULT_KEY_PREFIX, StoreKey};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+#[cfg(test)]
+pub(crate) use rejection::CLOCKS_DIFFER_BY;
 pub use rejection::LoginRejection;
 pub(crate) use rejection::{LONGEST_KEPT, is_error_code, refuses_credentials};
 pub use session::{StoredSession, local_deadline};

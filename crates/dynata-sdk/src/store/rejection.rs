@@ -108,13 +108,13 @@ impl Record {
     }
 
     /// The rejection, if it still holds at `now`. One that claims to hold
-    /// for longer than [`LONGEST_KEPT`] from `now` was not written by this
-    /// SDK at a time before `now` (another build, a hand, or a clock since
-    /// stepped back): it does not hold at all, and is removed like an
-    /// expired one. Capping it instead would honour it for ever, a day at a
-    /// time.
+    /// for longer than [`LONGEST_KEPT`] from `now`, beyond what clocks of
+    /// one fleet differ by ([`CLOCKS_DIFFER_BY`]), was not written by this
+    /// SDK (another build, a hand, or a clock since stepped back): it does
+    /// not hold at all, and is removed like an expired one. Capping it
+    /// instead would honour it for ever, a day at a time.
     pub(crate) fn in_force(&self, now: SystemTime) -> Option<LoginRejection> {
-        let latest = now.checked_add(LONGEST_KEPT)?;
+        let latest = now.checked_add(LONGEST_KEPT + CLOCKS_DIFFER_BY)?;
         if self.rejection.until <= now || self.rejection.until > latest {
             return None;
         }
@@ -189,6 +189,12 @@ pub(crate) fn is_error_code(code: &str) -> bool {
 /// fleet to stop asking, short enough to expire.
 pub(crate) const LONGEST_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How far ahead of a reader's clock a writer's may be, for a record of the
+/// longest cooldown to hold: generous, as a refusal sent again risks
+/// locking the account, while the bound is there only for records no
+/// correct writer makes.
+pub(crate) const CLOCKS_DIFFER_BY: Duration = Duration::from_secs(60 * 60);
+
 fn unix_nanos() -> u128 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -261,9 +267,17 @@ mod tests {
             record.in_force(until - LONGEST_KEPT).map(|r| r.until),
             Some(until)
         );
-        // Read earlier, it claims more than a day: not honoured at all (it
-        // was capped to a day from each read before, so honoured for ever).
-        assert_eq!(record.in_force(until - LONGEST_KEPT - second), None);
+        // Written by a clock a little ahead of the reader's: it holds.
+        assert_eq!(
+            record
+                .in_force(until - LONGEST_KEPT - CLOCKS_DIFFER_BY)
+                .map(|r| r.until),
+            Some(until)
+        );
+        // Claiming more than that: not honoured at all (it was capped to a
+        // day from each read before, so honoured for ever).
+        let too_early = until - LONGEST_KEPT - CLOCKS_DIFFER_BY - second;
+        assert_eq!(record.in_force(too_early), None);
         assert_eq!(record.in_force(until - LONGEST_KEPT * 3), None);
     }
 

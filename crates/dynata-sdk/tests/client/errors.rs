@@ -150,3 +150,52 @@ async fn a_client_without_a_password_never_sends_a_login() {
     }
     assert_eq!(login.calls_async().await, 0);
 }
+
+/// Review: a fleet shares a refusal through its token store, for the
+/// cooldown (24 hours at most). A process that set the longest one records
+/// `until` = its wall clock + 24 h. Another process whose clock is one or two
+/// seconds behind (within `SharingPolicy::clock_skew`, 5 s by default) reads
+/// a record claiming "more than a day", takes it for garbage, removes it for
+/// the whole fleet, and sends the refused password again.
+#[tokio::test]
+async fn a_day_long_refusal_holds_back_a_process_whose_clock_is_a_little_behind() {
+    let dir =
+        std::env::temp_dir().join(format!("dynata-review-day-refusal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let day = Duration::from_secs(24 * 60 * 60);
+    let writer = Harness::with(|b| {
+        b.token_store(Arc::new(dynata_sdk::store::FileStore::new(&dir)))
+            .rejected_login_cooldown(Some(day))
+    })
+    .await;
+    let login = writer
+        .answer(LOGIN, 400, r#"{"error":"invalid_grant"}"#, 0)
+        .await;
+    // The reader's clock; the writer's runs 2 s ahead of it.
+    let behind = ManualClock::new();
+    writer.clock.advance(Duration::from_secs(2));
+    assert!(matches!(
+        writer.client.access_token().await,
+        Err(Error::CredentialsRejected { .. })
+    ));
+    assert_eq!(login.calls_async().await, 1);
+    let reader = Client::builder()
+        .credentials(Credentials::new("alice", PASSWORD))
+        .environment(Environment::custom(&writer.server.base_url()).expect("loopback"))
+        .token_store(Arc::new(dynata_sdk::store::FileStore::new(&dir)))
+        .rejected_login_cooldown(Some(day))
+        .clock(Arc::new(behind))
+        .build()
+        .expect("valid");
+    let held = reader.access_token().await.expect_err("held back");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        matches!(held, Error::CredentialsRejected { .. }),
+        "{held:?}"
+    );
+    assert_eq!(
+        login.calls_async().await,
+        1,
+        "the password the fleet's store records as refused was sent again"
+    );
+}
