@@ -139,7 +139,8 @@ pub struct SentMethod(Arc<Mutex<Sent>>);
 #[derive(Debug, Default)]
 struct Sent {
     method: Option<reqwest::Method>,
-    redirected_to: Option<reqwest::Url>,
+    sent_to: Option<reqwest::Url>,
+    answered_from: Option<reqwest::Url>,
 }
 
 impl SentMethod {
@@ -153,11 +154,31 @@ impl SentMethod {
         self.note().method.clone()
     }
 
-    /// Where the last answer came from, if the HTTP client followed a
-    /// redirect to get it: a `401` from there may not be about the token
-    /// sent with the request, nor come before the request had its effect.
+    /// The URL the last answer came from, the last redirect's if the HTTP
+    /// client followed any.
+    pub fn answered_from(&self) -> Option<reqwest::Url> {
+        self.note().answered_from.clone()
+    }
+
+    /// Where the last answer came from, if it is not the URL the request
+    /// was sent to (the fragment aside, which never reaches the server): a
+    /// redirect was followed. A redirect back to the same URL does not show
+    /// here; a caller whose HTTP client notes its redirects knows better.
     pub fn redirected_to(&self) -> Option<reqwest::Url> {
-        self.note().redirected_to.clone()
+        let note = self.note();
+        let resource = |url: &reqwest::Url| {
+            let mut resource = url.clone();
+            resource.set_fragment(None);
+            resource
+        };
+        match (&note.sent_to, &note.answered_from) {
+            (Some(sent_to), Some(answered_from))
+                if resource(sent_to) != resource(answered_from) =>
+            {
+                Some(answered_from.clone())
+            }
+            _ => None,
+        }
     }
 
     fn note(&self) -> std::sync::MutexGuard<'_, Sent> {
@@ -167,14 +188,14 @@ impl SentMethod {
     fn sent(&self, method: &reqwest::Method) {
         *self.note() = Sent {
             method: Some(method.clone()),
-            redirected_to: None,
+            ..Sent::default()
         };
     }
 
     fn answered(&self, sent_to: &reqwest::Url, response: &reqwest::Response) {
-        if response.url() != sent_to {
-            self.note().redirected_to = Some(response.url().clone());
-        }
+        let mut note = self.note();
+        note.sent_to = Some(sent_to.clone());
+        note.answered_from = Some(response.url().clone());
     }
 }
 

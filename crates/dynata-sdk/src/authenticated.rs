@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
@@ -68,8 +68,10 @@ impl Client {
                 self.attach_bearer(&mut request, &token)
                     .map_err(Failure::fatal)?;
                 let to = SentTo::of(&request);
-                let sent = self.http.execute(request).await.map_err(Error::transport);
-                self.classify(sent, &to, Unauthorized::IsAnError).await
+                let (sent, followed) = noting_redirects(self.http.execute(request)).await;
+                let sent = sent.map_err(Error::transport);
+                self.classify(sent, &to, followed, Unauthorized::IsAnError)
+                    .await
             }
         })
         .await
@@ -208,6 +210,43 @@ pub(crate) enum Unauthorized {
     IsAnAnswer,
 }
 
+tokio::task_local! {
+    /// Set while an attempt runs: whether the SDK's redirect policy followed
+    /// a redirect for it. The answer alone cannot say: a `POST` answered
+    /// `303` with its own URL comes back from the URL it was sent to.
+    static FOLLOWED: Arc<AtomicBool>;
+}
+
+/// Runs `attempt`, noting whether the SDK's own redirect policy followed a
+/// redirect meanwhile. A client of the caller's own follows its own policy,
+/// which notes nothing: then only a changed URL tells.
+pub(crate) async fn noting_redirects<F: Future>(attempt: F) -> (F::Output, bool) {
+    let followed = Arc::new(AtomicBool::new(false));
+    let output = FOLLOWED.scope(Arc::clone(&followed), attempt).await;
+    (output, followed.load(Ordering::Relaxed))
+}
+
+/// Called by the SDK's redirect policy for each redirect it follows.
+pub(crate) fn note_redirect() {
+    let _ = FOLLOWED.try_with(|followed| followed.store(true, Ordering::Relaxed));
+}
+
+/// Where an answer came from, if a redirect was followed to get it: noted by
+/// the SDK's policy (`followed`), or else seen in a URL that changed (the
+/// fragment aside, which never reaches the server).
+pub(crate) fn redirected_to<'u>(
+    sent_to: &reqwest::Url,
+    answered_from: &'u reqwest::Url,
+    followed: bool,
+) -> Option<&'u reqwest::Url> {
+    let resource = |url: &reqwest::Url| {
+        let mut resource = url.clone();
+        resource.set_fragment(None);
+        resource
+    };
+    (followed || resource(sent_to) != resource(answered_from)).then_some(answered_from)
+}
+
 /// Where an authenticated request went: its `401` is read by it.
 pub(crate) struct SentTo {
     url: reqwest::Url,
@@ -231,16 +270,17 @@ impl Client {
         &self,
         sent: Result<Response, Error>,
         to: &SentTo,
+        followed: bool,
         unauthorized: Unauthorized,
     ) -> Result<Response, Failure<Response>> {
         let response = sent.map_err(Failure::of)?;
         let refused = (response.status() == StatusCode::UNAUTHORIZED).then(|| {
-            let redirected_to = Some(response.url()).filter(|url| **url != to.url);
+            let redirected_to = redirected_to(&to.url, response.url(), followed);
             TokenRefused::read(&self.origin, to.idempotent, redirected_to)
         });
         match (refused, unauthorized) {
-            // Another host's `401`, for the middleware: an answer like any other.
-            (Some(TokenRefused::No), Unauthorized::IsAnAnswer) => return Ok(response),
+            // Another host's `401`: an answer like any other.
+            (Some(TokenRefused::No), _) => return Ok(response),
             (Some(refused), _) => {
                 return Err(unauthorized_failure(response, refused, unauthorized).await);
             }

@@ -285,6 +285,7 @@ impl ClientBuilder {
                     } else if attempt.previous().len() >= 10 {
                         attempt.error("more than 10 redirects")
                     } else {
+                        crate::authenticated::note_redirect();
                         attempt.follow()
                     }
                 });

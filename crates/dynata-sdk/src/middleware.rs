@@ -62,11 +62,15 @@ impl Middleware for AuthMiddleware {
                         .map_err(Failure::fatal)?;
                     let to = SentTo::of(&request);
                     let mut extensions = extensions.lock().await;
+                    // The client below is the caller's: its redirects are
+                    // seen only in a changed URL.
                     let sent = next
                         .run(request, &mut extensions)
                         .await
                         .map_err(from_middleware);
-                    client.classify(sent, &to, Unauthorized::IsAnAnswer).await
+                    client
+                        .classify(sent, &to, false, Unauthorized::IsAnAnswer)
+                        .await
                 }
             })
             .await

@@ -19,7 +19,7 @@ use dynata_sample_api::{Bearer, Envelope, ResponseValue, SentMethod, types};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::authenticated::is_idempotent;
+use crate::authenticated::{is_idempotent, noting_redirects};
 use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
 use crate::retry::{Failure, TokenRefused};
@@ -109,7 +109,7 @@ impl Client {
             let api = self.sample_api(Bearer::new(token.secret()).recording(sent.clone()));
             let outcome = call(api);
             async move {
-                let outcome = outcome.await;
+                let (outcome, followed) = noting_redirects(outcome).await;
                 // Unknown (nothing was sent) counts as not idempotent.
                 let idempotent = sent.get().is_some_and(|method| is_idempotent(&method));
                 match outcome {
@@ -117,7 +117,11 @@ impl Client {
                     Err(error) => {
                         let mut failure = failure_of(error, idempotent).await;
                         if failure.error.status() == Some(401) {
-                            let redirected_to = sent.redirected_to();
+                            let redirected_to = if followed {
+                                sent.answered_from()
+                            } else {
+                                sent.redirected_to()
+                            };
                             failure.unauthorized = TokenRefused::read(
                                 &self.origin,
                                 idempotent,

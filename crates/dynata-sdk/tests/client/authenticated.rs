@@ -671,3 +671,109 @@ async fn a_redirect_loop_is_not_retried() {
     assert!(!error.is_transient(), "{error:?}");
     assert_eq!(looping.calls_async().await, 10, "one attempt");
 }
+
+/// Review: post/redirect/get to the very URL the `POST` went to (`303 See
+/// Other`, `Location` = the request's own URL, a common pattern) took effect
+/// just as a redirect elsewhere does. The `401` step reads "redirected" as
+/// "the final URL differs from the request's", so this redirect is taken for
+/// none at all: the token is renewed and the `POST` sent again.
+#[tokio::test]
+async fn a_post_redirected_to_its_own_url_is_not_replayed_after_a_401() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let same_url = format!("{}{PROJECTS}", harness.server.base_url());
+    let create = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST).path(PROJECTS);
+            then.status(303).header("location", same_url);
+        })
+        .await;
+    harness
+        .get_with_token("a1", 401, r#"{"message":"Unauthorized"}"#)
+        .await;
+    harness
+        .get_with_token("a2", 200, &envelope(json!([{"extProjectId": "p-1"}])))
+        .await;
+    let request = harness
+        .client
+        .request(reqwest::Method::POST, PROJECTS)
+        .json(&json!({"extProjectId": "p-1"}));
+    let _ = harness.client.send(request).await;
+    assert_eq!(
+        create.calls_async().await,
+        1,
+        "the POST, which Dynata had processed (303), was sent again"
+    );
+}
+
+/// Review: a `POST` that Dynata refused with `401` straight away (no
+/// redirect) is renewed and sent once more. reqwest rebuilds the response's
+/// URL from the request's `http::Uri`, which has no fragment, so a request
+/// URL with one (`…#new`) compares unequal to its own answer's: the `401`
+/// step takes it for a redirect of a `POST` and sends nothing again.
+#[tokio::test]
+async fn a_refused_post_whose_url_has_a_fragment_is_still_sent_once_more() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    for (token, status) in [("a1", 401), ("a2", 201)] {
+        let bearer = format!("Bearer {token}");
+        harness
+            .server
+            .mock_async(move |when, then| {
+                when.method(POST)
+                    .path(PROJECTS)
+                    .header("authorization", bearer);
+                then.status(status)
+                    .body(envelope(json!({"extProjectId": "p-1"})));
+            })
+            .await;
+    }
+    let request = harness
+        .client
+        .request(reqwest::Method::POST, &format!("{PROJECTS}#new"))
+        .json(&json!({"extProjectId": "p-1"}));
+    let response = harness
+        .client
+        .send(request)
+        .await
+        .expect("renewed and sent once more");
+    assert_eq!(response.status(), 201);
+}
+
+/// Review: the README says another host's `401` reached through redirects
+/// "leaves the token alone and is an answer like any other"; `send` hands
+/// back any other answer (a `403` from the same storage link) as the
+/// response it is, but this one is `Error::Api { status: 401 }`, its body
+/// and headers gone.
+#[tokio::test]
+async fn another_hosts_401_after_a_redirect_is_an_answer_like_any_other() {
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let harness = Harness::with(|b| b.http_client(reqwest::Client::new())).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let storage = MockServer::start_async().await;
+    storage
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401).body("signature expired");
+        })
+        .await;
+    let file = storage.url("/invoices/p-1.pdf");
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path("/sample/v1/projects/p-1/invoices");
+            then.status(302).header("location", file);
+        })
+        .await;
+    let request = harness
+        .client
+        .request(reqwest::Method::GET, "/sample/v1/projects/p-1/invoices");
+    let response = harness.client.send(request).await;
+    assert!(
+        matches!(&response, Ok(answer) if answer.status() == 401),
+        "{response:?}"
+    );
+}

@@ -955,3 +955,28 @@ async fn a_typed_post_redirected_and_then_refused_is_not_sent_again() {
         "the refused token was kept"
     );
 }
+
+/// Review: as `a_typed_post_redirected_and_then_refused_is_not_sent_again`,
+/// but the `303` points back at the `POST`'s own URL. `SentMethod` notes a
+/// redirect only when the final URL differs from the request's, so the
+/// `401` on the `GET` is taken for a refusal before acting, and the close,
+/// which took effect, is sent again.
+#[tokio::test]
+async fn a_typed_post_redirected_to_its_own_url_is_not_sent_again() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let same_url = format!("{}{CLOSE}", harness.server.base_url());
+    let close = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST).path(CLOSE);
+            then.status(303).header("location", same_url);
+        })
+        .await;
+    harness
+        .on(GET, CLOSE, 401, r#"{"message":"Unauthorized"}"#.into(), 0)
+        .await;
+    let _ = harness.close_project().await;
+    assert_eq!(close.calls_async().await, 1, "the POST was sent again");
+}
