@@ -264,11 +264,10 @@ impl Lifecycle {
             // left to adopt, and it starts a new one.
             let _ = logout.changed().await;
         };
+        // Whatever the renewal's failure, a token that is still valid is
+        // served, as to the callers after it (see `join_or_start_flight`).
         let outcome = self.wait_for(flight).await;
-        outcome.or_else(|error| match self.still_valid_token() {
-            Some(token) if error.is_transient() => Ok(token),
-            _ => Err(error),
-        })
+        outcome.or_else(|error| self.still_valid_token().ok_or(error))
     }
 
     /// A token to serve now (`Ok`), or the flight to wait for (`Err`): the
@@ -282,12 +281,15 @@ impl Lifecycle {
         {
             return Ok(Ok(session.token.clone()));
         }
-        // A flight whose task died (a panic, a runtime shutting down)
-        // would never answer: start a new one rather than join it.
-        let live = slow
-            .flight
-            .clone()
-            .filter(|f| f.outcome.has_changed().is_ok());
+        // A flight whose task died (a panic, a runtime shutting down) would
+        // never answer, and one past its deadline has been given up (its
+        // runtime is not driven: a sync caller's, between two `block_on`s):
+        // start a new one rather than join it.
+        let now = self.clock.now();
+        let live = slow.flight.clone().filter(|f| {
+            f.outcome.has_changed().is_ok()
+                && now < crate::clock::saturating_add(f.deadline, MIN_RENEWAL_INTERVAL)
+        });
         let flight = match live {
             Some(flight) => Some(flight),
             None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
@@ -507,27 +509,32 @@ impl Lifecycle {
         shared: &SharedSession,
         what: Renew,
     ) -> Result<StoredSession, RenewError<Refused>> {
-        let (pair, sent_at) = match what {
+        // How an answer that cannot be used fails the renewal: after a
+        // refresh, Dynata took the refresh token, so it is spent (refused)
+        // and never sent again.
+        let (pair, sent_at, unusable): (_, _, fn(Refused) -> RenewError<Refused>) = match what {
             Renew::Refresh(refresh_token) => {
-                self.refresh(&refresh_token)
-                    .await
-                    .map_err(|failure| match failure.error {
-                        Error::CredentialsRejected { .. } => {
-                            RenewError::RefreshRejected(failure.into())
-                        }
-                        _ => RenewError::Failed(failure.into()),
-                    })?
+                let (pair, sent_at) = self.refresh(&refresh_token).await.map_err(|failure| {
+                    if spends_refresh_token(&failure) {
+                        RenewError::RefreshRejected(failure.into())
+                    } else {
+                        RenewError::Failed(failure.into())
+                    }
+                })?;
+                (pair, sent_at, RenewError::RefreshRejected)
             }
-            Renew::Login => self
-                .login_sharing_rejections(shared)
-                .await
-                .map_err(|refused| match refused.error {
-                    Error::LoginRequired => RenewError::CannotLogIn(refused),
-                    _ => RenewError::Failed(refused),
-                })?,
+            Renew::Login => {
+                let (pair, sent_at) =
+                    self.login_sharing_rejections(shared)
+                        .await
+                        .map_err(|refused| match refused.error {
+                            Error::LoginRequired => RenewError::CannotLogIn(refused),
+                            _ => RenewError::Failed(refused),
+                        })?;
+                (pair, sent_at, RenewError::Failed)
+            }
         };
-        let (access, refresh) =
-            lifetimes(&pair).map_err(|error| RenewError::Failed(error.into()))?;
+        let (access, refresh) = lifetimes(&pair).map_err(|error| unusable(error.into()))?;
         StoredSession::from_lifetimes(
             pair.access_token,
             access,
@@ -535,7 +542,7 @@ impl Lifecycle {
             refresh,
             shared.wall_clock().at(sent_at),
         )
-        .ok_or_else(|| RenewError::Failed(Error::decode("a token lifetime is out of range").into()))
+        .ok_or_else(|| unusable(Error::decode("a token lifetime is out of range").into()))
     }
 
     /// A stored session (adopted or renewed) on this process's clocks: its
@@ -663,12 +670,23 @@ impl Lifecycle {
             .collect();
         auth_calls::send(
             AuthOperation::Refresh,
-            &self.settings.retry,
+            &self.renewal_retries(),
             &*self.clock,
             &secrets,
             || self.api.refresh(&body),
         )
         .await
+    }
+
+    /// The retry policy of a login or refresh: the client's, its waits
+    /// within the renewal timeout. A server's `Retry-After` that reaches
+    /// beyond it ends the renewal at once, with that `Retry-After` for the
+    /// pause that follows; sleeping through it, the renewal would time out
+    /// and the server's pause would be lost.
+    fn renewal_retries(&self) -> RetryPolicy {
+        let retry = self.settings.retry.clone();
+        let budget = retry.max_total_wait.min(self.settings.renewal_timeout);
+        retry.with_max_total_wait(budget)
     }
 
     /// A login with the password; [`Error::LoginRequired`] without one.
@@ -689,7 +707,7 @@ impl Lifecycle {
             .collect();
         auth_calls::send(
             AuthOperation::Login,
-            &self.settings.retry,
+            &self.renewal_retries(),
             &*self.clock,
             &secrets,
             || self.api.login(&body),
@@ -704,22 +722,27 @@ impl Lifecycle {
             && self.clock.now() < previous.refresh_usable_until
             && !previous.refresh_refused.load(Ordering::Acquire)
         {
-            match self.refresh(&previous.refresh_token).await {
-                Ok((pair, sent_at)) => return self.session_from(pair, sent_at),
-                Err(Failure {
-                    error: Error::CredentialsRejected { status, error, .. },
-                    ..
-                }) => {
-                    // Should the login fail too, the next renewal goes
-                    // straight to the password.
-                    previous.refresh_refused.store(true, Ordering::Release);
-                    tracing::info!(
-                        status,
-                        error = error.as_deref().unwrap_or(""),
-                        "the refresh token was rejected; logging in with the password"
-                    );
-                }
+            let spent = match self.refresh(&previous.refresh_token).await {
+                Ok((pair, sent_at)) => match self.session_from(pair, sent_at) {
+                    Ok(session) => return Ok(session),
+                    Err(unusable) => unusable.error,
+                },
+                Err(failure) if spends_refresh_token(&failure) => failure.error,
                 Err(failure) => return Err(failure.into()),
+            };
+            // Should the login fail too, the next renewal goes straight to
+            // the password: the refresh token is not sent again.
+            previous.refresh_refused.store(true, Ordering::Release);
+            match &spent {
+                Error::CredentialsRejected { status, error, .. } => tracing::info!(
+                    status,
+                    error = error.as_deref().unwrap_or(""),
+                    "the refresh token was rejected; logging in with the password"
+                ),
+                unusable => tracing::warn!(
+                    error = %unusable,
+                    "the refresh's answer cannot be used, and it spent the refresh token; logging in with the password"
+                ),
             }
         }
         let (pair, sent_at) = self.login().await?;
@@ -974,6 +997,18 @@ impl Drop for Lifecycle {
 /// A token pair's lifetimes, checked: a negative one is out of range, and an
 /// access token that is already expired cannot be used (taking it would mean
 /// asking again at once, for ever).
+/// Whether a failed refresh used up its refresh token: Dynata refused it,
+/// or answered with JSON that is not a token pair (it took the token, and
+/// whatever it issued instead is lost). A proxy's page (transient) never
+/// reached Dynata, and a connection failure is not known to have.
+fn spends_refresh_token<T>(failure: &Failure<T>) -> bool {
+    match failure.error {
+        Error::CredentialsRejected { .. } => true,
+        Error::Decode { .. } => !failure.transient,
+        _ => false,
+    }
+}
+
 fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
     let lifetime = |seconds: i64, field: &str| {
         u64::try_from(seconds)

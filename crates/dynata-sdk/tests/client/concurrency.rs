@@ -165,3 +165,55 @@ fn a_login_lost_with_its_runtime_is_started_again() {
     assert_eq!(token.secret(), "a1");
     assert_eq!(second.block_on(login.calls_async()), 2);
 }
+
+/// A caller on a runtime the application drives only now and then (a sync
+/// façade's `current_thread` runtime, entered with `block_on`) gives up on
+/// the first login: the login task stays on that runtime, alive but idle.
+/// Callers elsewhere get `Error::Timeout` at its deadline; after that, the
+/// login is abandoned and the next call must start one of its own, not fail
+/// at once, for as long as that runtime stays idle.
+#[test]
+fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let idle = runtime();
+    let harness = idle.block_on(Harness::new());
+    let login = idle.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300));
+    idle.block_on(async {
+        let impatient =
+            tokio::time::timeout(Duration::from_millis(50), harness.client.access_token()).await;
+        assert!(impatient.is_err(), "the caller gave up");
+        eventually("the login reached the server", || async {
+            login.calls_async().await == 1
+        })
+        .await;
+    });
+    let busy = runtime();
+    busy.block_on(async {
+        let client = harness.client.clone();
+        let first = tokio::spawn(async move { client.access_token().await });
+        until_sleeping(
+            &harness.clock,
+            Duration::from_secs(61)..=Duration::from_secs(61),
+        )
+        .await;
+        // Past the stranded login's deadline (60 s) and its grace (1 s).
+        harness.clock.advance(Duration::from_secs(61));
+        let error = first.await.expect("task").expect_err("stranded");
+        assert!(
+            matches!(error, dynata_sdk::Error::Timeout { .. }),
+            "{error:?}"
+        );
+        let next = harness.client.access_token().await;
+        assert!(
+            next.as_ref().is_ok_and(|t| t.secret() == "a1"),
+            "the call after the deadline: {next:?}"
+        );
+        assert_eq!(login.calls_async().await, 2);
+    });
+    drop(idle);
+}

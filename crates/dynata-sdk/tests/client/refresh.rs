@@ -287,3 +287,88 @@ async fn the_cooldown_for_rejected_credentials_holds_for_a_session_s_old_windows
         (1, 1)
     );
 }
+
+/// A refresh that Dynata carried out (a `200`) spends the refresh token,
+/// however unusable its answer is (`expiresIn: 0`, which the SDK refuses,
+/// or no `refreshToken`): the next renewal must not send that refresh token
+/// again. Dynata answers a spent one with `invalid_grant`, and Keycloak's
+/// reuse detection may end the whole session. The renewal logs in instead.
+#[tokio::test]
+async fn a_refresh_token_spent_by_an_unusable_answer_is_not_sent_again() {
+    let unusable = [
+        Pair::new("a2", "r2").lifetimes(0, 3600).json(),
+        json!({"accessToken": "a2", "expiresIn": 1800, "refreshExpiresIn": 3600}).to_string(),
+    ];
+    for body in unusable {
+        let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+        harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+        let spent = harness
+            .server
+            .mock_async(|when, then| {
+                when.method(POST)
+                    .path(REFRESH)
+                    .json_body_includes(r#"{"refreshToken": "r1"}"#);
+                then.status(200).body(&body);
+            })
+            .await;
+        spent.up_to_n_times_async(1).await;
+        let reused = harness
+            .server
+            .mock_async(|when, then| {
+                when.method(POST)
+                    .path(REFRESH)
+                    .json_body_includes(r#"{"refreshToken": "r1"}"#);
+                then.status(400)
+                    .body(r#"{"error":"invalid_grant","errorDescription":"Token is not active"}"#);
+            })
+            .await;
+        let relogin = harness.pair_on(LOGIN, Pair::new("a3", "r3"), 0).await;
+        harness.token().await;
+        harness.advance(30 * 60).await;
+        // The spent refresh token is not tried again: the same renewal logs
+        // in with the password.
+        assert_eq!(harness.current_secret().await, "a3", "for {body}");
+        assert_eq!(
+            (
+                spent.calls_async().await,
+                reused.calls_async().await,
+                relogin.calls_async().await
+            ),
+            (1, 0, 1),
+            "the spent refresh token r1 was sent again, for {body}"
+        );
+    }
+}
+
+/// A captive portal or proxy answers the refresh with an HTML page and a
+/// `200` (a transient failure, the README says, like a gateway's `502`)
+/// while the current token still has 30 s to live: it keeps being served,
+/// to the callers that waited for the refresh as to those that come after.
+#[tokio::test]
+async fn a_gateway_page_at_the_hard_margin_still_serves_the_valid_token() {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let portal = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(REFRESH);
+            then.status(200)
+                .header("content-type", "text/html")
+                .body("<html><head><title>Sign in to Wi-Fi</title></head></html>");
+        })
+        .await;
+    let first = harness.token().await;
+    // Into the hard margin; the token is still valid for 30 s.
+    harness.advance(29 * 60 + 30).await;
+    let waited = harness.client.access_token().await;
+    let after = harness.client.access_token().await;
+    assert_eq!(portal.calls_async().await, 1, "one refresh was tried");
+    assert!(
+        after.as_ref().is_ok_and(|t| t.same_as(&first)),
+        "a later caller: {after:?}"
+    );
+    assert!(
+        waited.as_ref().is_ok_and(|t| t.same_as(&first)),
+        "the caller that waited for the refresh: {waited:?}"
+    );
+}

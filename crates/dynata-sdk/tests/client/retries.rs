@@ -129,9 +129,11 @@ async fn a_refused_connection_is_a_transport_error() {
     assert!(error.is_transient());
 }
 
+/// A `Retry-After` longer than the renewal may last ends the renewal at once
+/// (sleeping through it, the renewal would time out and the server's pause
+/// would be lost), and pauses renewals for at most an hour.
 #[tokio::test]
-async fn an_endless_retry_after_under_an_unbounded_budget_ends_at_the_renewal_timeout() {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+async fn an_endless_retry_after_under_an_unbounded_budget_ends_the_renewal_at_once() {
     let policy = RetryPolicy::default()
         .with_max_attempts(3)
         .with_max_total_wait(Duration::MAX);
@@ -145,15 +147,46 @@ async fn an_endless_retry_after_under_an_unbounded_budget_ends_at_the_renewal_ti
         .await;
     let client = harness.client.clone();
     let caller = tokio::spawn(async move { client.access_token().await });
-    // The wait is as long as an `Instant` allows: a century, not a panic...
-    until_sleeping(&harness.clock, CENTURY..=CENTURY).await;
-    // ...and the caller is released at the renewal timeout (60 s).
-    harness.advance(59).await;
-    assert!(!caller.is_finished());
-    harness.advance(1).await;
-    let error = caller.await.expect("task").expect_err("timed out");
-    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    eventually("the renewal ends without sleeping", || async {
+        caller.is_finished()
+    })
+    .await;
+    let error = caller.await.expect("task").expect_err("503");
+    assert!(matches!(error, Error::Api { status: 503, .. }), "{error:?}");
     assert_eq!(limited.calls_async().await, 1);
+    harness.advance(59 * 60).await;
+    harness.client.access_token().await.expect_err("paused");
+    assert_eq!(limited.calls_async().await, 1, "sent within the pause");
+    harness.advance(61).await;
+    harness.client.access_token().await.expect_err("503 again");
+    assert_eq!(
+        limited.calls_async().await,
+        2,
+        "the pause is at most an hour"
+    );
+}
+
+/// With no renewal timeout, an endless `Retry-After` is slept through: a
+/// century, as long as an `Instant` allows, and not a panic.
+#[tokio::test]
+async fn an_endless_retry_after_without_a_renewal_timeout_sleeps_a_century() {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    let policy = RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_max_total_wait(Duration::MAX);
+    let harness = Harness::with(|b| b.retry_policy(policy).renewal_timeout(Duration::MAX)).await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(503).header("retry-after", u64::MAX.to_string());
+        })
+        .await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    until_sleeping(&harness.clock, CENTURY..=CENTURY).await;
+    assert!(!caller.is_finished());
+    caller.abort();
 }
 
 #[tokio::test]
@@ -293,4 +326,52 @@ async fn an_unbounded_renewal_timeout_works_with_a_token_store() {
     let token = harness.client.access_token().await;
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(token.expect("logged in").secret(), "a1");
+}
+
+/// A policy whose budget outlasts the renewal timeout (to honour long
+/// `Retry-After`s on `send`): a login the server answered `429` with
+/// `Retry-After: 600` cannot wait that long within the renewal timeout
+/// (60 s). Before, it slept until the timeout and the server's pause was
+/// lost (a login a minute); now nothing is sent for 600 s.
+#[tokio::test]
+async fn a_retry_after_beyond_the_renewal_timeout_is_honoured() {
+    let policy = RetryPolicy::default().with_max_total_wait(Duration::from_secs(3600));
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    let limited = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(429).header("retry-after", "600");
+        })
+        .await;
+    // The wait does not fit in the renewal timeout (60 s): the renewal ends
+    // at once, the server's answer for the caller.
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    eventually("the renewal ends without sleeping", || async {
+        caller.is_finished()
+    })
+    .await;
+    let error = caller.await.expect("task").expect_err("rate limited");
+    assert!(
+        matches!(error, Error::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(600)),
+        "{error:?}"
+    );
+    assert_eq!(limited.calls_async().await, 1);
+    // 62 s into the server's 600-s pause: the next call must not log in.
+    harness.advance(62).await;
+    harness
+        .client
+        .access_token()
+        .await
+        .expect_err("still paused");
+    assert_eq!(
+        limited.calls_async().await,
+        1,
+        "a login was sent 62 s into a 600-s Retry-After"
+    );
+    // After it, a login is sent again.
+    harness.advance(600 - 62).await;
+    harness.client.access_token().await.expect_err("429 again");
+    assert_eq!(limited.calls_async().await, 2);
 }
