@@ -541,8 +541,9 @@ pub(crate) fn login_username(flag: Option<String>) -> Result<String, Failure> {
 }
 
 /// The password for `dynata login`: `DYNATA_PASSWORD`, or a prompt that
-/// does not echo.
-pub(crate) fn login_password(username: &str) -> Result<String, Failure> {
+/// does not echo and names where the password goes (a `DYNATA_BASE_URL`
+/// left in the shell may point somewhere unexpected).
+pub(crate) fn login_password(username: &str, base_url: &str) -> Result<String, Failure> {
     if let Some(password) = password_from_env() {
         return Ok(password);
     }
@@ -551,7 +552,7 @@ pub(crate) fn login_password(username: &str) -> Result<String, Failure> {
             "no password: set DYNATA_PASSWORD (stdin is not a terminal, so dynata cannot ask)",
         ));
     }
-    let password = rpassword::prompt_password(format!("Password for {username}: "))
+    let password = rpassword::prompt_password(format!("Password for {username} at {base_url}: "))
         .map_err(|e| Failure::io("read the password", &e))?;
     if password.is_empty() {
         return Err(Failure::usage("no password given"));

@@ -1732,3 +1732,43 @@ async fn login_with_an_environment_replaces_a_profile_file_that_is_not_valid() {
         .collect();
     assert_eq!(names, ["default.json"], "nothing left beside the profile");
 }
+
+/// The password prompt names where the password goes: a `DYNATA_BASE_URL`
+/// left in the shell (it ranks above the profile) may point elsewhere.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_password_prompt_names_the_host_it_goes_to() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = World::start().await;
+    let line = format!("{} login --username {USER}", env!("CARGO_BIN_EXE_dynata"));
+    let mut script = world.command("script", &[]);
+    let mut child = script
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The password is typed once the prompt shows (echo is off by then).
+    let mut shown = Vec::new();
+    let prompt = format!("Password for {USER} at {}: ", world.sandbox.base_url());
+    let prompted = tokio::time::timeout(Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&shown).contains(&prompt) {
+            let mut chunk = [0u8; 256];
+            let read = stdout.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "no prompt: {}", String::from_utf8_lossy(&shown));
+            shown.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    assert!(prompted.is_ok(), "no prompt: {}", text(&shown));
+    stdin
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
+    stdout.read_to_end(&mut shown).await.unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0), "{}", text(&shown));
+    assert!(!text(&shown).contains(PASSWORD), "echoed: {}", text(&shown));
+}
