@@ -48,7 +48,9 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// A store at `url`: `redis://[user:password@]host[:port][/db]`, or
-    /// `rediss://` for TLS (with the platform's root certificates). Nothing
+    /// `rediss://` for TLS, the server's certificate checked against the
+    /// platform's root certificates (or those in `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR`, when set: a private CA's, say). Nothing
     /// is sent until the first use; a Redis that is down then is retried on
     /// every later use.
     pub fn new(url: &str) -> Result<Self, StoreError> {

@@ -4,6 +4,7 @@
 //! fail instead.
 
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 pub(crate) struct RedisServer {
     pub(crate) port: u16,
     password: Option<String>,
+    /// For a server that speaks TLS only: the directory of its certificate
+    /// (`server.pem`, `server.key`) and of the CA that issued it (`ca.pem`).
+    tls: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -21,19 +25,22 @@ impl RedisServer {
     }
 
     pub(crate) fn start_with_password(test: &str, password: Option<&str>) -> Option<Self> {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            assert!(
-                std::env::var_os("DYNATA_TEST_REQUIRE_REDIS").is_none(),
-                "{test}: redis-server is not on the PATH, and DYNATA_TEST_REQUIRE_REDIS is set"
-            );
-            eprintln!(
-                "{test}: SKIPPED: redis-server is not on the PATH (apt-get install redis-server)"
-            );
+        Self::start_with(test, password, None)
+    }
+
+    /// A server that speaks TLS only, with a certificate for `127.0.0.1`
+    /// issued by a CA of the test's own (`<dir>/ca.pem`), made in `dir` with
+    /// the `openssl` command.
+    pub(crate) fn start_tls(test: &str, dir: &Path, password: &str) -> Option<Self> {
+        if !found(test, "openssl", "apt-get install openssl") {
+            return None;
+        }
+        make_certificates(dir);
+        Self::start_with(test, Some(password), Some(dir.to_path_buf()))
+    }
+
+    fn start_with(test: &str, password: Option<&str>, tls: Option<PathBuf>) -> Option<Self> {
+        if !found(test, "redis-server", "apt-get install redis-server") {
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
@@ -43,6 +50,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port,
             password: password.map(str::to_string),
+            tls,
             child: None,
         };
         server.resume();
@@ -50,16 +58,40 @@ impl RedisServer {
     }
 
     pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.port),
         }
     }
 
     /// Starts (again) on the same port, and waits until it accepts connections.
     pub(crate) fn resume(&mut self) {
         let mut command = Command::new("redis-server");
-        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
+        let port = self.port.to_string();
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some(dir) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("ca.pem")),
+        };
+        command.args(["--bind", "127.0.0.1"]);
         command.args(["--save", "", "--appendonly", "no"]);
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
@@ -92,6 +124,9 @@ impl RedisServer {
     pub(crate) fn cli(&self, args: &[&str]) -> String {
         let mut command = Command::new("redis-cli");
         command.args(["-p", &self.port.to_string()]);
+        if let Some(dir) = &self.tls {
+            command.arg("--tls").arg("--cacert").arg(dir.join("ca.pem"));
+        }
         if let Some(password) = &self.password {
             command.args(["--no-auth-warning", "-a", password]);
         }
@@ -103,5 +138,108 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Whether `program` runs; without it a test is skipped, saying so, or with
+/// `DYNATA_TEST_REQUIRE_REDIS` set (as `.ci/run` does), fails.
+fn found(test: &str, program: &str, install: &str) -> bool {
+    let version = if program == "openssl" {
+        "version"
+    } else {
+        "--version"
+    };
+    let runs = Command::new(program)
+        .arg(version)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !runs {
+        assert!(
+            std::env::var_os("DYNATA_TEST_REQUIRE_REDIS").is_none(),
+            "{test}: {program} is not on the PATH, and DYNATA_TEST_REQUIRE_REDIS is set"
+        );
+        eprintln!("{test}: SKIPPED: {program} is not on the PATH ({install})");
+    }
+    runs
+}
+
+/// A CA (`ca.pem`), a certificate it issued for `127.0.0.1` (`server.pem`,
+/// `server.key`), and a CA that issued nothing here (`other-ca.pem`).
+fn make_certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("certificate directory");
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("san.ext");
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: [&[&str]; 4] = [
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dynata-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=another-ca",
+            "-keyout",
+            "other-ca.key",
+            "-out",
+            "other-ca.pem",
+        ],
+        &[
+            "req",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for step in steps {
+        let mut command = Command::new("openssl");
+        command.current_dir(dir).arg(step[0]);
+        if step[0] == "req" {
+            command.args(key);
+        }
+        let output = command.args(&step[1..]).output().expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {step:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

@@ -325,3 +325,66 @@ async fn key_names_carry_the_prefix_and_never_the_username() {
     assert_eq!(keys, redis.session_key(&key()));
     assert!(!keys.contains("alice"));
 }
+
+/// Set in the child process of `rediss_trusts_the_platforms_roots_only`.
+const REDISS_URL: &str = "DYNATA_TEST_REDISS_URL";
+const REDISS_TRUSTED: &str = "DYNATA_TEST_REDISS_TRUSTED";
+const REDISS_PASSWORD: &str = "tls-pa55word";
+
+/// `rediss://`: the fleet shares its session over TLS, the server's
+/// certificate checked against the platform's roots; with a certificate
+/// they do not trust, nothing is sent, and the store's error shows no
+/// password. The roots are read from `SSL_CERT_FILE` when it is set, and
+/// tests cannot set environment variables (`unsafe_code` is forbidden): the
+/// test runs itself again as a child process, once trusting the test's CA
+/// and once another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_trusts_the_platforms_roots_only() {
+    if let Ok(url) = std::env::var(REDISS_URL) {
+        let redis = RedisStore::new(&url).expect("a rediss URL");
+        let shared = client(Arc::new(RedisStore::new(&url).expect("a rediss URL")));
+        let renewals = Renewals::default();
+        let outcome = shared
+            .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+            .await
+            .expect("renewed");
+        if std::env::var_os(REDISS_TRUSTED).is_some() {
+            assert_eq!(outcome.source, Source::Renewed, "through the store");
+            assert_eq!(
+                redis.load(&key()).await.expect("loads over TLS"),
+                Some(outcome.session)
+            );
+        } else {
+            assert_eq!(outcome.source, Source::RenewedAlone, "without the store");
+            let error = redis.load(&key()).await.expect_err("an untrusted server");
+            assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(REDISS_PASSWORD), "{shown}");
+        }
+        return;
+    }
+    let dir = crate::TempDir::new("rediss");
+    let Some(server) = RedisServer::start_tls("rediss", dir.path(), REDISS_PASSWORD) else {
+        return;
+    };
+    assert_eq!(server.cli(&["PING"]), "PONG", "redis-server speaks TLS");
+    for (trusted, roots) in [(true, "ca.pem"), (false, "other-ca.pem")] {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        child
+            .args([
+                "redis_store::rediss_trusts_the_platforms_roots_only",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(REDISS_URL, server.url())
+            .env("SSL_CERT_FILE", dir.path().join(roots))
+            .env_remove("SSL_CERT_DIR");
+        if trusted {
+            child.env(REDISS_TRUSTED, "1");
+        }
+        let status = tokio::task::spawn_blocking(move || child.status().expect("child runs"))
+            .await
+            .expect("child");
+        assert!(status.success(), "trusting {roots}: the child failed");
+    }
+}
