@@ -278,13 +278,13 @@ impl Client {
             let redirected_to = redirected_to(&to.url, response.url(), followed);
             TokenRefused::read(&self.origin, to.idempotent, redirected_to)
         });
-        match (refused, unauthorized) {
+        match refused {
             // Another host's `401`: an answer like any other.
-            (Some(TokenRefused::No), _) => return Ok(response),
-            (Some(refused), _) => {
+            Some(TokenRefused::No) => return Ok(response),
+            Some(refused) => {
                 return Err(unauthorized_failure(response, refused, unauthorized).await);
             }
-            (None, _) => {}
+            None => {}
         }
         let status = response.status().as_u16();
         if is_transient_status(status) {
