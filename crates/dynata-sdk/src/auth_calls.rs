@@ -40,13 +40,15 @@ type ApiResult<T> = Result<ResponseValue<T>, dynata_auth_api::Error<AuthError>>;
 pub(crate) type Sent<T> = (T, Instant);
 
 /// Sends `call` until it succeeds, fails for good, or the retry budget runs
-/// out. The failure comes back whole, with the server's `Retry-After`.
+/// out (or the next wait would not end before `until`). The failure comes
+/// back whole, with the server's `Retry-After`.
 /// `secrets` are what the request carries (a password, a token): an error
 /// that would quote one of them, because a server echoed it, quotes nothing.
 pub(crate) async fn send<T, F, Fut>(
     operation: AuthOperation,
     policy: &RetryPolicy,
     clock: &dyn Clock,
+    until: Option<Instant>,
     secrets: &[&Secret],
     call: F,
 ) -> Result<Sent<T>, Failure<Sent<T>>>
@@ -54,7 +56,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = ApiResult<T>>,
 {
-    let sent = with_retries(operation.name(), policy, clock, true, || async {
+    let sent = with_retries(operation.name(), policy, clock, until, true, || async {
         let sent_at = clock.now();
         match call().await {
             Ok(response) => Ok((response.into_inner(), sent_at)),

@@ -44,7 +44,8 @@ impl Client {
     ///   [`Error::Api`] with status 401. A `401` from another host (a
     ///   redirect your own HTTP client followed) leaves the token alone, and
     ///   one that ends the redirects of a `POST` (which may have taken
-    ///   effect) invalidates the token but sends nothing again.
+    ///   effect) invalidates the token but sends nothing again. (With your
+    ///   own HTTP client, only a redirect to another URL is seen.)
     /// - Idempotent requests (`GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`) with
     ///   a replayable body are retried after transient failures (connection
     ///   errors, timeouts, `408`, `429`, `5xx`) under the client's
@@ -107,7 +108,7 @@ impl Client {
     {
         let replayed = AtomicBool::new(false);
         let policy = self.retry_policy();
-        with_retries("request", policy, self.clock(), may_retry, || async {
+        with_retries("request", policy, self.clock(), None, may_retry, || async {
             let token = self.access_token().await.map_err(Failure::fatal)?;
             match attempt(token.clone()).await {
                 Err(failure) if failure.unauthorized != TokenRefused::No => {

@@ -122,8 +122,10 @@ impl FastClock {
     }
 }
 
-/// The output of whichever of two futures finishes first: `Some` for the
-/// first, `None` if `deadline` came first.
+/// `work`'s output if it finishes before `deadline`, or `None`. The deadline
+/// is checked first: work whose runtime was not driven until past its
+/// deadline (a sync caller's, between two `block_on`s) does nothing more
+/// when it runs again, such as send a request given up for a newer one.
 pub(crate) async fn first_of<T>(
     work: impl Future<Output = T>,
     deadline: impl Future<Output = ()>,
@@ -131,10 +133,10 @@ pub(crate) async fn first_of<T>(
     let mut work = pin!(work);
     let mut deadline = pin!(deadline);
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(value) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(value));
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
         }
-        deadline.as_mut().poll(cx).map(|()| None)
+        work.as_mut().poll(cx).map(Some)
     })
     .await
 }

@@ -281,16 +281,7 @@ impl Lifecycle {
         {
             return Ok(Ok(session.token.clone()));
         }
-        // A flight whose task died (a panic, a runtime shutting down) would
-        // never answer, and one past its deadline has been given up (its
-        // runtime is not driven: a sync caller's, between two `block_on`s):
-        // start a new one rather than join it.
-        let now = self.clock.now();
-        let live = slow.flight.clone().filter(|f| {
-            f.outcome.has_changed().is_ok()
-                && now < crate::clock::saturating_add(f.deadline, MIN_RENEWAL_INTERVAL)
-        });
-        let flight = match live {
+        let flight = match self.live_flight(slow) {
             Some(flight) => Some(flight),
             None if self.paused(slow).is_none() => Some(self.start_flight(slow)?),
             None => {
@@ -309,6 +300,18 @@ impl Lifecycle {
             Some(flight) => Ok(Err(flight)),
             None => Err(self.paused(slow).unwrap_or_else(flight_lost)),
         }
+    }
+
+    /// The flight under way, if it can still answer. A flight whose task
+    /// died (a panic, a runtime shutting down) never will, and one past its
+    /// deadline has been given up (its runtime is not driven: a sync
+    /// caller's, between two `block_on`s): a new one is started instead.
+    fn live_flight(&self, slow: &SlowPath) -> Option<Flight> {
+        let now = self.clock.now();
+        slow.flight.clone().filter(|f| {
+            f.outcome.has_changed().is_ok()
+                && now < crate::clock::saturating_add(f.deadline, MIN_RENEWAL_INTERVAL)
+        })
     }
 
     /// The flight's outcome, or a timeout if it has none by its deadline (its
@@ -401,7 +404,7 @@ impl Lifecycle {
             .load()
             .as_deref()
             .is_some_and(|c| std::ptr::eq(c, session));
-        if current && slow.flight.is_none() && self.paused(&slow).is_none() {
+        if current && self.live_flight(&slow).is_none() && self.paused(&slow).is_none() {
             tracing::debug!("the access token is in its soft window; refreshing in the background");
             // Without a runtime there is no background: the hard margin will
             // make a caller renew in the foreground.
@@ -426,7 +429,7 @@ impl Lifecycle {
         let (id, deadline, generation) = (flight.id, flight.deadline, slow.generation);
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let renewed = first_of(this.renew(), this.clock.sleep_until(deadline))
+            let renewed = first_of(this.renew(deadline), this.clock.sleep_until(deadline))
                 .await
                 .unwrap_or_else(|| Err(renewal_timed_out().into()));
             let (outcome, orphan) = {
@@ -434,6 +437,9 @@ impl Lifecycle {
                 if slow.flight.as_ref().is_some_and(|f| f.id == id) {
                     slow.flight = None;
                 }
+                // A flight given up for a newer one (its runtime was not
+                // driven) says nothing about renewals now.
+                let superseded = slow.flights_started != id;
                 match renewed {
                     Ok(session) if slow.generation == generation => {
                         let token = session.token.clone();
@@ -443,7 +449,7 @@ impl Lifecycle {
                     }
                     Ok(session) => (Err(Error::LoggedOut), Some(session)),
                     Err(refused) => {
-                        if slow.generation == generation {
+                        if slow.generation == generation && !superseded {
                             slow.pause = Some(this.pause_after(&refused));
                         }
                         (Err(refused.error), None)
@@ -489,14 +495,18 @@ impl Lifecycle {
     /// A new token pair: from the token store if another process has just
     /// renewed it, else by refresh while the refresh token lives, else (or if
     /// Dynata rejects it) by password.
-    async fn renew(&self) -> Result<Arc<Session>, Refused> {
+    /// Its retries wait only while they can end before `deadline`, the
+    /// flight's: a server's `Retry-After` beyond it ends the renewal at once,
+    /// with that `Retry-After` for the pause that follows (slept into, the
+    /// renewal would time out, and the server's pause would be lost).
+    async fn renew(&self, deadline: Instant) -> Result<Arc<Session>, Refused> {
         let Some(shared) = &self.shared else {
-            return self.renew_alone().await;
+            return self.renew_alone(deadline).await;
         };
         let local = self.current.load_full();
         let local = local.as_ref().and_then(|session| session.stored.as_ref());
         let outcome = shared
-            .renew(local, |what| self.renew_for_store(shared, what))
+            .renew(local, |what| self.renew_for_store(shared, what, deadline))
             .await?;
         tracing::debug!(source = ?outcome.source, "renewed through the token store");
         Ok(self.session_from_stored(shared, outcome.session)?)
@@ -508,29 +518,33 @@ impl Lifecycle {
         &self,
         shared: &SharedSession,
         what: Renew,
+        deadline: Instant,
     ) -> Result<StoredSession, RenewError<Refused>> {
         // How an answer that cannot be used fails the renewal: after a
         // refresh, Dynata took the refresh token, so it is spent (refused)
         // and never sent again.
         let (pair, sent_at, unusable): (_, _, fn(Refused) -> RenewError<Refused>) = match what {
             Renew::Refresh(refresh_token) => {
-                let (pair, sent_at) = self.refresh(&refresh_token).await.map_err(|failure| {
-                    if spends_refresh_token(&failure) {
-                        RenewError::RefreshRejected(failure.into())
-                    } else {
-                        RenewError::Failed(failure.into())
-                    }
-                })?;
+                let (pair, sent_at) =
+                    self.refresh(&refresh_token, deadline)
+                        .await
+                        .map_err(|failure| {
+                            if spends_refresh_token(&failure) {
+                                RenewError::RefreshRejected(failure.into())
+                            } else {
+                                RenewError::Failed(failure.into())
+                            }
+                        })?;
                 (pair, sent_at, RenewError::RefreshRejected)
             }
             Renew::Login => {
-                let (pair, sent_at) =
-                    self.login_sharing_rejections(shared)
-                        .await
-                        .map_err(|refused| match refused.error {
-                            Error::LoginRequired => RenewError::CannotLogIn(refused),
-                            _ => RenewError::Failed(refused),
-                        })?;
+                let (pair, sent_at) = self
+                    .login_sharing_rejections(shared, deadline)
+                    .await
+                    .map_err(|refused| match refused.error {
+                        Error::LoginRequired => RenewError::CannotLogIn(refused),
+                        _ => RenewError::Failed(refused),
+                    })?;
                 (pair, sent_at, RenewError::Failed)
             }
         };
@@ -596,6 +610,7 @@ impl Lifecycle {
     async fn login_sharing_rejections(
         &self,
         shared: &SharedSession,
+        deadline: Instant,
     ) -> Result<Sent<types::TokenPair>, Refused> {
         let credentials = &self.credentials;
         let client_secret = credentials.client_secret.as_ref();
@@ -626,7 +641,7 @@ impl Lifecycle {
                 pause: Some(wait),
             });
         }
-        let sent = self.login().await;
+        let sent = self.login(deadline).await;
         if let (Some(password), Err(failure)) = (&credentials.password, &sent)
             && let Error::CredentialsRejected { status, error, .. } = &failure.error
             && refuses_credentials(error.as_deref())
@@ -656,6 +671,7 @@ impl Lifecycle {
     async fn refresh(
         &self,
         refresh_token: &Secret,
+        deadline: Instant,
     ) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
         let credentials = &self.credentials;
         let body = types::RefreshRequest {
@@ -670,27 +686,20 @@ impl Lifecycle {
             .collect();
         auth_calls::send(
             AuthOperation::Refresh,
-            &self.renewal_retries(),
+            &self.settings.retry,
             &*self.clock,
+            Some(deadline),
             &secrets,
             || self.api.refresh(&body),
         )
         .await
     }
 
-    /// The retry policy of a login or refresh: the client's, its waits
-    /// within the renewal timeout. A server's `Retry-After` that reaches
-    /// beyond it ends the renewal at once, with that `Retry-After` for the
-    /// pause that follows; sleeping through it, the renewal would time out
-    /// and the server's pause would be lost.
-    fn renewal_retries(&self) -> RetryPolicy {
-        let retry = self.settings.retry.clone();
-        let budget = retry.max_total_wait.min(self.settings.renewal_timeout);
-        retry.with_max_total_wait(budget)
-    }
-
     /// A login with the password; [`Error::LoginRequired`] without one.
-    async fn login(&self) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
+    async fn login(
+        &self,
+        deadline: Instant,
+    ) -> Result<Sent<types::TokenPair>, Failure<Sent<types::TokenPair>>> {
         let credentials = &self.credentials;
         let Some(password) = &credentials.password else {
             return Err(Failure::fatal(Error::LoginRequired));
@@ -707,8 +716,9 @@ impl Lifecycle {
             .collect();
         auth_calls::send(
             AuthOperation::Login,
-            &self.renewal_retries(),
+            &self.settings.retry,
             &*self.clock,
+            Some(deadline),
             &secrets,
             || self.api.login(&body),
         )
@@ -717,12 +727,12 @@ impl Lifecycle {
 
     /// Renewal without a token store: the refresh token while it lives, else
     /// (or if Dynata rejects it) the password.
-    async fn renew_alone(&self) -> Result<Arc<Session>, Refused> {
+    async fn renew_alone(&self, deadline: Instant) -> Result<Arc<Session>, Refused> {
         if let Some(previous) = self.current.load_full()
             && self.clock.now() < previous.refresh_usable_until
             && !previous.refresh_refused.load(Ordering::Acquire)
         {
-            let spent = match self.refresh(&previous.refresh_token).await {
+            let spent = match self.refresh(&previous.refresh_token, deadline).await {
                 Ok((pair, sent_at)) => match self.session_from(pair, sent_at) {
                     Ok(session) => return Ok(session),
                     Err(unusable) => unusable.error,
@@ -745,7 +755,7 @@ impl Lifecycle {
                 ),
             }
         }
-        let (pair, sent_at) = self.login().await?;
+        let (pair, sent_at) = self.login(deadline).await?;
         self.session_from(pair, sent_at)
     }
 
@@ -936,6 +946,7 @@ impl Lifecycle {
             AuthOperation::Logout,
             policy,
             &*self.clock,
+            None,
             &secrets,
             || self.api.logout(&body),
         )
@@ -994,9 +1005,6 @@ impl Drop for Lifecycle {
     }
 }
 
-/// A token pair's lifetimes, checked: a negative one is out of range, and an
-/// access token that is already expired cannot be used (taking it would mean
-/// asking again at once, for ever).
 /// Whether a failed refresh used up its refresh token: Dynata refused it,
 /// or answered with JSON that is not a token pair (it took the token, and
 /// whatever it issued instead is lost). A proxy's page (transient) never
@@ -1009,6 +1017,9 @@ fn spends_refresh_token<T>(failure: &Failure<T>) -> bool {
     }
 }
 
+/// A token pair's lifetimes, checked: a negative one is out of range, and an
+/// access token that is already expired cannot be used (taking it would mean
+/// asking again at once, for ever).
 fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
     let lifetime = |seconds: i64, field: &str| {
         u64::try_from(seconds)

@@ -5,7 +5,7 @@
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -199,14 +199,16 @@ impl<T> Failure<T> {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the policy's budget
-/// runs out, sleeping on `clock` between attempts. With `may_retry` false
-/// (a `POST`, a body that cannot be sent twice) there is one attempt only.
-/// The last failure is returned whole, so that the caller can remember the
-/// server's `Retry-After`.
+/// runs out, sleeping on `clock` between attempts, and never into `until`
+/// (a renewal's deadline): a wait that would not end before it is not
+/// started. With `may_retry` false (a `POST`, a body that cannot be sent
+/// twice) there is one attempt only. The last failure is returned whole, so
+/// that the caller can remember the server's `Retry-After`.
 pub(crate) async fn with_retries<T, F, Fut>(
     operation: &'static str,
     policy: &RetryPolicy,
     clock: &dyn Clock,
+    until: Option<Instant>,
     may_retry: bool,
     mut attempt: F,
 ) -> Result<T, Failure<T>>
@@ -226,9 +228,13 @@ where
                 }
                 Err(failure) => failure,
             };
+            let ends_in_time = |wait: &Duration| {
+                until.is_none_or(|until| clock.now().checked_add(*wait).is_some_and(|end| end < until))
+            };
             let wait = (may_retry && failure.transient)
                 .then(|| policy.next_wait(number, waited, failure.retry_after))
-                .flatten();
+                .flatten()
+                .filter(ends_in_time);
             let Some(wait) = wait else {
                 tracing::warn!(attempt = number, outcome = "failed", error = %failure.error, "{operation} failed");
                 return Err(failure);

@@ -217,3 +217,139 @@ fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
     });
     drop(idle);
 }
+
+/// A login given up at its deadline for a newer one (its runtime was not
+/// driven) says nothing when that runtime runs again: its failure does not
+/// pause the renewals of a client that has logged in since.
+#[test]
+fn a_superseded_login_does_not_pause_renewals_when_its_runtime_runs_again() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let idle = runtime();
+    let harness = idle.block_on(Harness::with(|b| b.retry_policy(RetryPolicy::none())));
+    // The first login is answered late, with a `503`; later ones at once.
+    let stranded = idle.block_on(async {
+        let stranded = harness
+            .server
+            .mock_async(|when, then| {
+                when.method(POST).path(LOGIN);
+                then.status(503).delay(Duration::from_millis(300));
+            })
+            .await;
+        stranded.up_to_n_times_async(1).await;
+        stranded
+    });
+    let login = idle.block_on(harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0));
+    let refresh = idle.block_on(harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0));
+    idle.block_on(async {
+        let impatient =
+            tokio::time::timeout(Duration::from_millis(50), harness.client.access_token()).await;
+        assert!(impatient.is_err(), "the caller gave up");
+        eventually("the login reached the server", || async {
+            stranded.calls_async().await == 1
+        })
+        .await;
+    });
+    let busy = runtime();
+    let token = busy.block_on(async {
+        // Past the stranded login's deadline (60 s) and its grace (1 s).
+        harness.clock.advance(Duration::from_secs(61));
+        harness.client.access_token().await.expect("a new login")
+    });
+    // The idle runtime runs again: the stranded login ends (past its
+    // deadline, it sends nothing more).
+    idle.block_on(async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    });
+    busy.block_on(async {
+        harness.client.invalidate(&token);
+        let renewed = harness.client.access_token().await;
+        assert!(
+            renewed.as_ref().is_ok_and(|t| t.secret() == "a2"),
+            "paused by the superseded login: {renewed:?}"
+        );
+        assert_eq!(refresh.calls_async().await, 1);
+        assert_eq!(login.calls_async().await, 1);
+        assert_eq!(stranded.calls_async().await, 1);
+    });
+}
+
+/// Review: a login stranded on an idle runtime is "given up" at its deadline
+/// and a later call starts its own, which Dynata refuses (a changed
+/// password): renewals pause for the cooldown (5 min). When the application
+/// next enters its sync façade, the stranded flight's task wakes past its
+/// deadline and ends with `Timeout`; it still writes its own 1-s pause over
+/// the cooldown, so two seconds later the refused password is sent again.
+#[test]
+fn a_stranded_flight_ending_late_does_not_shorten_a_newer_pause() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let idle = runtime();
+    let harness = idle.block_on(Harness::new());
+    let stranded = idle.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 5_000));
+    idle.block_on(stranded.up_to_n_times_async(1));
+    let refused = idle.block_on(harness.answer(LOGIN, 400, r#"{"error":"invalid_grant"}"#, 0));
+    idle.block_on(async {
+        let impatient =
+            tokio::time::timeout(Duration::from_millis(50), harness.client.access_token()).await;
+        assert!(impatient.is_err(), "the caller gave up");
+        eventually("the login reached the server", || async {
+            stranded.calls_async().await == 1
+        })
+        .await;
+    });
+    let busy = runtime();
+    busy.block_on(async {
+        let client = harness.client.clone();
+        let first = tokio::spawn(async move { client.access_token().await });
+        until_sleeping(
+            &harness.clock,
+            Duration::from_secs(61)..=Duration::from_secs(61),
+        )
+        .await;
+        harness.clock.advance(Duration::from_secs(61));
+        let error = first.await.expect("task").expect_err("stranded");
+        assert!(
+            matches!(error, dynata_sdk::Error::Timeout { .. }),
+            "{error:?}"
+        );
+        let error = harness.client.access_token().await.expect_err("refused");
+        assert!(
+            matches!(error, dynata_sdk::Error::CredentialsRejected { .. }),
+            "{error:?}"
+        );
+        assert_eq!(refused.calls_async().await, 1);
+    });
+    // The application enters its sync façade again: the stranded flight's
+    // task runs, past its deadline.
+    idle.block_on(async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    busy.block_on(async {
+        harness.clock.advance(Duration::from_secs(2));
+        let error = harness.client.access_token().await.expect_err("paused");
+        assert!(
+            matches!(error, dynata_sdk::Error::CredentialsRejected { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            refused.calls_async().await,
+            1,
+            "the refused password was sent again 2 s into a 5-min cooldown"
+        );
+    });
+    drop(idle);
+}

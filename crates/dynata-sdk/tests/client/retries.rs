@@ -166,29 +166,6 @@ async fn an_endless_retry_after_under_an_unbounded_budget_ends_the_renewal_at_on
     );
 }
 
-/// With no renewal timeout, an endless `Retry-After` is slept through: a
-/// century, as long as an `Instant` allows, and not a panic.
-#[tokio::test]
-async fn an_endless_retry_after_without_a_renewal_timeout_sleeps_a_century() {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-    let policy = RetryPolicy::default()
-        .with_max_attempts(3)
-        .with_max_total_wait(Duration::MAX);
-    let harness = Harness::with(|b| b.retry_policy(policy).renewal_timeout(Duration::MAX)).await;
-    harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGIN);
-            then.status(503).header("retry-after", u64::MAX.to_string());
-        })
-        .await;
-    let client = harness.client.clone();
-    let caller = tokio::spawn(async move { client.access_token().await });
-    until_sleeping(&harness.clock, CENTURY..=CENTURY).await;
-    assert!(!caller.is_finished());
-    caller.abort();
-}
-
 #[tokio::test]
 async fn a_login_that_never_answers_ends_at_the_renewal_timeout_and_the_next_call_tries_again() {
     let harness = Harness::with(|b| b.renewal_timeout(Duration::from_secs(20))).await;
@@ -374,4 +351,57 @@ async fn a_retry_after_beyond_the_renewal_timeout_is_honoured() {
     harness.advance(600 - 62).await;
     harness.client.access_token().await.expect_err("429 again");
     assert_eq!(limited.calls_async().await, 2);
+}
+
+/// Review: as `a_retry_after_beyond_the_renewal_timeout_is_honoured`, but the
+/// identity server is slow: its `429` (`Retry-After: 50`) comes 20 s into the
+/// renewal. 50 s fits the retry budget the auth calls now get (the renewal
+/// timeout, 60 s) but not the 40 s left of the renewal: it sleeps into its
+/// deadline, the caller gets `Timeout`, the server's pause is lost (a 1-s
+/// one is kept instead), and the login is sent again 42 s into the 50.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_what_is_left_of_the_renewal_is_honoured() {
+    let policy = RetryPolicy::default().with_max_total_wait(Duration::from_secs(3600));
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    let limited = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(429)
+                .header("retry-after", "50")
+                .delay(Duration::from_millis(300));
+        })
+        .await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    eventually("the login reached the server", || async {
+        limited.calls_async().await == 1
+    })
+    .await;
+    // The answer takes 20 s of the clock's time.
+    harness.clock.advance(Duration::from_secs(20));
+    let retry_at = dynata_sdk::clock::Clock::now(&harness.clock) + Duration::from_secs(50);
+    eventually("the answer was read", || {
+        let done = caller.is_finished() || harness.clock.sleeping_until().contains(&retry_at);
+        async move { done }
+    })
+    .await;
+    // 60 s into the renewal, its deadline.
+    harness.advance(40).await;
+    let error = caller.await.expect("task").expect_err("rate limited");
+    // 62 s: 42 s into the server's 50-s pause.
+    harness.advance(2).await;
+    let client = harness.client.clone();
+    let later = tokio::spawn(async move { client.access_token().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        limited.calls_async().await,
+        1,
+        "a login was sent 42 s into a 50-s Retry-After"
+    );
+    later.abort();
+    assert!(
+        matches!(error, Error::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(50)),
+        "{error:?}"
+    );
 }
