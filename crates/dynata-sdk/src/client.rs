@@ -268,6 +268,18 @@ impl ClientBuilder {
         if self.retry.max_attempts == 0 {
             return Err(Error::config("the retry policy allows no attempt at all"));
         }
+        // Zero means "no limit" to many HTTP clients; here it would mean no
+        // request ever finishes in time, so it is refused, by name.
+        let limits = [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("renewal_timeout", self.renewal_timeout),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, limit)| limit.is_zero()) {
+            return Err(Error::config(format!(
+                "{name} is zero: no request could finish in time"
+            )));
+        }
         let http = match self.http_client {
             Some(client) => client,
             None => {

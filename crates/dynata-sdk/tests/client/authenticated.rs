@@ -672,7 +672,7 @@ async fn a_redirect_loop_is_not_retried() {
     assert_eq!(looping.calls_async().await, 10, "one attempt");
 }
 
-/// Review: post/redirect/get to the very URL the `POST` went to (`303 See
+/// Post/redirect/get to the very URL the `POST` went to (`303 See
 /// Other`, `Location` = the request's own URL, a common pattern) took effect
 /// just as a redirect elsewhere does. The `401` step reads "redirected" as
 /// "the final URL differs from the request's", so this redirect is taken for
@@ -708,7 +708,7 @@ async fn a_post_redirected_to_its_own_url_is_not_replayed_after_a_401() {
     );
 }
 
-/// Review: a `POST` that Dynata refused with `401` straight away (no
+/// A `POST` that Dynata refused with `401` straight away (no
 /// redirect) is renewed and sent once more. reqwest rebuilds the response's
 /// URL from the request's `http::Uri`, which has no fragment, so a request
 /// URL with one (`…#new`) compares unequal to its own answer's: the `401`
@@ -743,7 +743,7 @@ async fn a_refused_post_whose_url_has_a_fragment_is_still_sent_once_more() {
     assert_eq!(response.status(), 201);
 }
 
-/// Review: the README says another host's `401` reached through redirects
+/// The README says another host's `401` reached through redirects
 /// "leaves the token alone and is an answer like any other"; `send` hands
 /// back any other answer (a `403` from the same storage link) as the
 /// response it is, but this one is `Error::Api { status: 401 }`, its body

@@ -280,7 +280,7 @@ fn a_superseded_login_does_not_pause_renewals_when_its_runtime_runs_again() {
     });
 }
 
-/// Review: a login stranded on an idle runtime is "given up" at its deadline
+/// A login stranded on an idle runtime is "given up" at its deadline
 /// and a later call starts its own, which Dynata refuses (a changed
 /// password): renewals pause for the cooldown (5 min). When the application
 /// next enters its sync façade, the stranded flight's task wakes past its

@@ -956,11 +956,10 @@ async fn a_typed_post_redirected_and_then_refused_is_not_sent_again() {
     );
 }
 
-/// Review: as `a_typed_post_redirected_and_then_refused_is_not_sent_again`,
-/// but the `303` points back at the `POST`'s own URL. `SentMethod` notes a
-/// redirect only when the final URL differs from the request's, so the
-/// `401` on the `GET` is taken for a refusal before acting, and the close,
-/// which took effect, is sent again.
+/// As `a_typed_post_redirected_and_then_refused_is_not_sent_again`,
+/// but the `303` points back at the `POST`'s own URL, which the answer's
+/// URL does not show: the SDK's redirect policy notes the redirect, so the
+/// close, which took effect, is not sent again.
 #[tokio::test]
 async fn a_typed_post_redirected_to_its_own_url_is_not_sent_again() {
     let harness = Harness::new().await;

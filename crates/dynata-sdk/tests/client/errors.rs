@@ -151,12 +151,12 @@ async fn a_client_without_a_password_never_sends_a_login() {
     assert_eq!(login.calls_async().await, 0);
 }
 
-/// Review: a fleet shares a refusal through its token store, for the
+/// A fleet shares a refusal through its token store, for the
 /// cooldown (24 hours at most). A process that set the longest one records
 /// `until` = its wall clock + 24 h. Another process whose clock is one or two
-/// seconds behind (within `SharingPolicy::clock_skew`, 5 s by default) reads
-/// a record claiming "more than a day", takes it for garbage, removes it for
-/// the whole fleet, and sends the refused password again.
+/// seconds behind reads a record claiming a little more than a day: it
+/// still holds (it is not garbage to remove), and the refused password is
+/// not sent again.
 #[tokio::test]
 async fn a_day_long_refusal_holds_back_a_process_whose_clock_is_a_little_behind() {
     let dir =
@@ -198,4 +198,43 @@ async fn a_day_long_refusal_holds_back_a_process_whose_clock_is_a_little_behind(
         1,
         "the password the fleet's store records as refused was sent again"
     );
+}
+
+/// A zero `timeout`, `connect_timeout` or `renewal_timeout` ("no limit" to
+/// many HTTP clients) is refused by `build()`, naming the setting. Taken,
+/// it built a client that could never log in: every call failed with
+/// `Error::Timeout` from a server that answers at once.
+#[tokio::test]
+async fn a_zero_time_limit_is_refused_when_the_client_is_built() {
+    type Configure = fn(ClientBuilder) -> ClientBuilder;
+    let settings: [(&str, Configure); 3] = [
+        ("timeout", |b| b.timeout(Duration::ZERO)),
+        ("connect_timeout", |b| b.connect_timeout(Duration::ZERO)),
+        ("renewal_timeout", |b| b.renewal_timeout(Duration::ZERO)),
+    ];
+    let mut accepted = Vec::new();
+    for (setting, configure) in settings {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path(LOGIN);
+                then.status(200).body(Pair::new("a1", "r1").json());
+            })
+            .await;
+        let builder = Client::builder()
+            .credentials(Credentials::new("alice", PASSWORD))
+            .environment(Environment::custom(&server.base_url()).expect("loopback"))
+            .retry_policy(RetryPolicy::none());
+        match configure(builder).build() {
+            Err(Error::Config { .. }) => {}
+            Ok(client) => {
+                let outcome = client.access_token().await.map(|_| "a token");
+                accepted.push(format!(
+                    "{setting}(ZERO) built; access_token() = {outcome:?}"
+                ));
+            }
+            Err(other) => panic!("{setting}(ZERO): {other:?}"),
+        }
+    }
+    assert!(accepted.is_empty(), "{accepted:#?}");
 }

@@ -353,7 +353,7 @@ async fn a_retry_after_beyond_the_renewal_timeout_is_honoured() {
     assert_eq!(limited.calls_async().await, 2);
 }
 
-/// Review: as `a_retry_after_beyond_the_renewal_timeout_is_honoured`, but the
+/// As `a_retry_after_beyond_the_renewal_timeout_is_honoured`, but the
 /// identity server is slow: its `429` (`Retry-After: 50`) comes 20 s into the
 /// renewal. 50 s fits the retry budget the auth calls now get (the renewal
 /// timeout, 60 s) but not the 40 s left of the renewal: it sleeps into its
