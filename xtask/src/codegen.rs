@@ -10,6 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle};
 
 const REGENERATE: &str = "cargo xtask codegen";
@@ -250,6 +251,7 @@ pub(crate) fn generate(spec_text: &str, target: &Target) -> Result<String, Codeg
         .and_then(|result| result.map_err(|e| e.to_string()))
         .map_err(unsupported)?;
 
+    let tokens = with_checked_path_segments(tokens);
     let mut file: syn::File = syn::parse2(tokens).map_err(|e| CodegenError::Unformattable {
         problem: e.to_string(),
     })?;
@@ -447,6 +449,46 @@ fn with_open_enums(code: String, open_enums: &[OpenEnum]) -> Result<String, Code
         problem: format!("the open enums: {e}"),
     })?;
     Ok(code)
+}
+
+/// Every path parameter goes through the generated crate's own
+/// `path_segment` instead of progenitor's `encode_path`, which escapes
+/// `/ ? # %` but leaves `.` and `..` as they are: the URL parser then
+/// resolves them away, so "close line item `..`" of project p1 would send
+/// `POST /projects/p1/close`. `path_segment` refuses them (and an empty id)
+/// with `Error::InvalidRequest`, before anything is sent. The calls sit
+/// inside `format!`, so they are rewritten as tokens, before parsing.
+fn with_checked_path_segments(tokens: TokenStream) -> TokenStream {
+    let mut out = Vec::new();
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        match token {
+            TokenTree::Ident(ident) if ident == "encode_path" => match tokens.peek() {
+                Some(TokenTree::Group(args)) if args.delimiter() == Delimiter::Parenthesis => {
+                    let args = with_checked_path_segments(args.stream());
+                    tokens.next();
+                    let call: TokenStream =
+                        "crate::path_segment(ARGS).map_err(Error::InvalidRequest)?"
+                            .replace("ARGS", &args.to_string())
+                            .parse()
+                            .expect("valid tokens");
+                    out.extend(call);
+                }
+                // The import, not a call.
+                _ => out.push(TokenTree::Ident(ident)),
+            },
+            TokenTree::Group(group) => {
+                let mut checked = Group::new(
+                    group.delimiter(),
+                    with_checked_path_segments(group.stream()),
+                );
+                checked.set_span(group.span());
+                out.push(TokenTree::Group(checked));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// `schemars::JsonSchema` is derived only with the generated crate's
@@ -897,6 +939,18 @@ mod tests {
             "a body fell back to raw bytes"
         );
         assert!(generated.contains("ResponseValue<types::TokenPair>"));
+    }
+
+    #[test]
+    fn every_path_parameter_is_checked_as_one_segment() {
+        let generated = generated(sample());
+        // Printed inside `format!` as tokens: `crate ::path_segment(`,
+        // with a line break before `::` at times.
+        assert!(generated.contains("::path_segment(&"));
+        assert!(
+            !generated.contains("encode_path("),
+            "a path parameter goes to encode_path unchecked"
+        );
     }
 
     #[test]

@@ -7465,8 +7465,10 @@ pub mod builder {
             let tier = tier.map_err(Error::InvalidRequest)?;
             let type_ = type_.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/attributes/{}/{}", client.baseurl, encode_path(& country_code
-                .to_string()), encode_path(& language_code.to_string()),
+                "{}/attributes/{}/{}", client.baseurl, crate ::path_segment(&
+                country_code.to_string()).map_err(Error::InvalidRequest) ?, crate
+                ::path_segment(& language_code.to_string())
+                .map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -8062,7 +8064,8 @@ pub mod builder {
             let Self { client, event_id } = self;
             let event_id = event_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/events/{}", client.baseurl, encode_path(& event_id.to_string()),
+                "{}/events/{}", client.baseurl, crate ::path_segment(& event_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -8143,8 +8146,8 @@ pub mod builder {
             let Self { client, event_id } = self;
             let event_id = event_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/events/{}/accept", client.baseurl, encode_path(& event_id
-                .to_string()),
+                "{}/events/{}/accept", client.baseurl, crate ::path_segment(& event_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -8225,8 +8228,8 @@ pub mod builder {
             let Self { client, event_id } = self;
             let event_id = event_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/events/{}/reject", client.baseurl, encode_path(& event_id
-                .to_string()),
+                "{}/events/{}/reject", client.baseurl, crate ::path_segment(& event_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -8929,8 +8932,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}", client.baseurl, crate ::path_segment(& ext_project_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9040,8 +9043,8 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}", client.baseurl, crate ::path_segment(& ext_project_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9135,8 +9138,8 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/buy", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}/buy", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9221,8 +9224,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/close", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}/close", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9306,8 +9309,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/detailedReport", client.baseurl, encode_path(&
-                ext_project_id.to_string()),
+                "{}/projects/{}/detailedReport", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9388,8 +9391,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/feasibility", client.baseurl, encode_path(&
-                ext_project_id.to_string()),
+                "{}/projects/{}/feasibility", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9470,8 +9473,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/invoices", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}/invoices", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9711,8 +9714,8 @@ pub mod builder {
             let state_reason = state_reason.map_err(Error::InvalidRequest)?;
             let title = title.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}/lineItems", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9849,8 +9852,8 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}/lineItems", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -9947,8 +9950,10 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let ext_line_item_id = ext_line_item_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}", client.baseurl, encode_path(&
-                ext_project_id.to_string()), encode_path(& ext_line_item_id.to_string()),
+                "{}/projects/{}/lineItems/{}", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?, crate
+                ::path_segment(& ext_line_item_id.to_string())
+                .map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10077,8 +10082,10 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}", client.baseurl, encode_path(&
-                ext_project_id.to_string()), encode_path(& ext_line_item_id.to_string()),
+                "{}/projects/{}/lineItems/{}", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?, crate
+                ::path_segment(& ext_line_item_id.to_string())
+                .map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10175,8 +10182,10 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let ext_line_item_id = ext_line_item_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}/close", client.baseurl, encode_path(&
-                ext_project_id.to_string()), encode_path(& ext_line_item_id.to_string()),
+                "{}/projects/{}/lineItems/{}/close", client.baseurl, crate
+                ::path_segment(& ext_project_id.to_string())
+                .map_err(Error::InvalidRequest) ?, crate ::path_segment(&
+                ext_line_item_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10275,9 +10284,10 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let ext_line_item_id = ext_line_item_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}/detailedReport", client.baseurl,
-                encode_path(& ext_project_id.to_string()), encode_path(& ext_line_item_id
-                .to_string()),
+                "{}/projects/{}/lineItems/{}/detailedReport", client.baseurl, crate
+                ::path_segment(& ext_project_id.to_string())
+                .map_err(Error::InvalidRequest) ?, crate ::path_segment(&
+                ext_line_item_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10373,8 +10383,10 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let ext_line_item_id = ext_line_item_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}/launch", client.baseurl, encode_path(&
-                ext_project_id.to_string()), encode_path(& ext_line_item_id.to_string()),
+                "{}/projects/{}/lineItems/{}/launch", client.baseurl, crate
+                ::path_segment(& ext_project_id.to_string())
+                .map_err(Error::InvalidRequest) ?, crate ::path_segment(&
+                ext_line_item_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10470,8 +10482,10 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let ext_line_item_id = ext_line_item_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}/pause", client.baseurl, encode_path(&
-                ext_project_id.to_string()), encode_path(& ext_line_item_id.to_string()),
+                "{}/projects/{}/lineItems/{}/pause", client.baseurl, crate
+                ::path_segment(& ext_project_id.to_string())
+                .map_err(Error::InvalidRequest) ?, crate ::path_segment(&
+                ext_line_item_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10604,10 +10618,13 @@ pub mod builder {
             let quota_cell_id = quota_cell_id.map_err(Error::InvalidRequest)?;
             let action = action.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/lineItems/{}/quotaCells/{}/{}", client.baseurl,
-                encode_path(& ext_project_id.to_string()), encode_path(& ext_line_item_id
-                .to_string()), encode_path(& quota_cell_id.to_string()), encode_path(&
-                action.to_string()),
+                "{}/projects/{}/lineItems/{}/quotaCells/{}/{}", client.baseurl, crate
+                ::path_segment(& ext_project_id.to_string())
+                .map_err(Error::InvalidRequest) ?, crate ::path_segment(&
+                ext_line_item_id.to_string()).map_err(Error::InvalidRequest) ?, crate
+                ::path_segment(& quota_cell_id.to_string())
+                .map_err(Error::InvalidRequest) ?, crate ::path_segment(& action
+                .to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10691,8 +10708,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/permissions", client.baseurl, encode_path(&
-                ext_project_id.to_string()),
+                "{}/projects/{}/permissions", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10807,8 +10824,8 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/permissions", client.baseurl, encode_path(&
-                ext_project_id.to_string()),
+                "{}/projects/{}/permissions", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10893,8 +10910,8 @@ pub mod builder {
             let Self { client, ext_project_id } = self;
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/report", client.baseurl, encode_path(& ext_project_id
-                .to_string()),
+                "{}/projects/{}/report", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -10993,8 +11010,9 @@ pub mod builder {
             let ext_project_id = ext_project_id.map_err(Error::InvalidRequest)?;
             let survey_id = survey_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/projects/{}/surveys/{}/links", client.baseurl, encode_path(&
-                ext_project_id.to_string()), encode_path(& survey_id.to_string()),
+                "{}/projects/{}/surveys/{}/links", client.baseurl, crate ::path_segment(&
+                ext_project_id.to_string()).map_err(Error::InvalidRequest) ?, crate
+                ::path_segment(& survey_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -11975,8 +11993,10 @@ pub mod builder {
             let tags = tags.map_err(Error::InvalidRequest)?;
             let updated_at = updated_at.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/templates/quotaPlan/{}/{}", client.baseurl, encode_path(&
-                country_code.to_string()), encode_path(& language_code.to_string()),
+                "{}/templates/quotaPlan/{}/{}", client.baseurl, crate ::path_segment(&
+                country_code.to_string()).map_err(Error::InvalidRequest) ?, crate
+                ::path_segment(& language_code.to_string())
+                .map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -12099,8 +12119,8 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/templates/quotaPlan/{}", client.baseurl, encode_path(& template_id
-                .to_string()),
+                "{}/templates/quotaPlan/{}", client.baseurl, crate ::path_segment(&
+                template_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -12185,8 +12205,8 @@ pub mod builder {
             let Self { client, template_id } = self;
             let template_id = template_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/templates/quotaPlan/{}", client.baseurl, encode_path(& template_id
-                .to_string()),
+                "{}/templates/quotaPlan/{}", client.baseurl, crate ::path_segment(&
+                template_id.to_string()).map_err(Error::InvalidRequest) ?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map

@@ -19,7 +19,13 @@
 //! - [`Envelope`], implemented by every generated answer type, so generic
 //!   code can read `status`, `meta` and `data` of any of them; and
 //!   [`SentMethod`], through which the `pre` hook tells a caller which HTTP
-//!   method an operation used (the SDK retries only idempotent ones).
+//!   method an operation used (the SDK retries only idempotent ones) and
+//!   where its answer came from.
+//! - `path_segment`, which every path parameter goes through (the xtask puts
+//!   it where progenitor calls `encode_path`): an empty id, `.` or `..` is
+//!   [`Error::InvalidRequest`], as the URL would otherwise resolve it away
+//!   and reach another resource (`/projects/p1/lineItems/../close` is
+//!   `/projects/p1/close`).
 //! - A cap on response bodies ([`MAX_RESPONSE_BYTES`]), and a rule for error
 //!   bodies: a 4xx or 5xx whose body is not Dynata's JSON envelope (a
 //!   gateway's HTML page) is [`Error::UnexpectedResponse`], which keeps the
@@ -206,6 +212,22 @@ impl PartialEq for SentMethod {
     }
 }
 
+/// A path parameter as one URL path segment, escaped as progenitor's
+/// `encode_path` does. The generated operations call it for every path
+/// parameter (the xtask puts it there): an empty id, `.` or `..` is refused,
+/// as the URL parser would resolve it away and the request would reach
+/// another resource (`/projects/p1/lineItems/../close` is
+/// `/projects/p1/close`).
+#[doc(hidden)]
+pub fn path_segment(value: &str) -> Result<String, String> {
+    match value {
+        "" | "." | ".." => Err(format!(
+            "{value:?} is not an id: a path parameter cannot be empty, `.` or `..`"
+        )),
+        _ => Ok(progenitor_client::encode_path(value)),
+    }
+}
+
 /// The largest response body the client reads. A page of 1000 targeting
 /// attributes with their options, or an invoice PDF, is a few MiB; anything
 /// past this limit is a misbehaving server, and reading it whole would let
@@ -272,6 +294,18 @@ impl ClientHooks<Bearer> for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_parameter_is_one_segment_or_refused() {
+        for refused in ["", ".", ".."] {
+            assert!(path_segment(refused).is_err(), "{refused:?}");
+        }
+        // Escaped, so that no URL parser takes them for dot segments or
+        // separators.
+        assert_eq!(path_segment("%2e%2e").as_deref(), Ok("%252e%252e"));
+        assert_eq!(path_segment("a/b?c#d").as_deref(), Ok("a%2Fb%3Fc%23d"));
+        assert_eq!(path_segment("...").as_deref(), Ok("..."));
+    }
 
     #[test]
     fn bearer_and_secret_debug_are_redacted() {

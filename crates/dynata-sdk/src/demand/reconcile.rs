@@ -43,6 +43,10 @@ impl Client {
                 "the file name must be non-empty, without quotes, backslashes or control characters",
             ));
         }
+        // The generated operations' rule for path parameters: `..` would be
+        // resolved away (`extend` skips it), and the upload go elsewhere.
+        dynata_sample_api::path_segment(ext_project_id)
+            .map_err(|e| Error::config(format!("invalid request: {e}")))?;
         let mut url = url::Url::parse(self.base_url())
             .map_err(|e| Error::config(format!("the base URL is not a URL: {e}")))?;
         url.path_segments_mut()

@@ -979,3 +979,69 @@ async fn a_typed_post_redirected_to_its_own_url_is_not_sent_again() {
     let _ = harness.close_project().await;
     assert_eq!(close.calls_async().await, 1, "the POST was sent again");
 }
+
+/// An id is one path segment. A line item id of `..` makes the
+/// generated client's URL `/projects/p1/lineItems/../close`, which the URL
+/// parser resolves to `/projects/p1/close`: "close line item `..`" closes
+/// the whole project. It should be refused before anything is sent.
+#[tokio::test]
+async fn a_dot_dot_line_item_id_does_not_close_the_project() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let project_closed = json!({"extProjectId": "p1", "title": "Cats", "state": "CLOSED"});
+    let close_project = harness
+        .on(POST, CLOSE, 200, success(project_closed), 0)
+        .await;
+    // `.` and an empty id would reach `/projects/p1/lineItems/close` and
+    // `/projects/p1/lineItems//close`: other resources too.
+    for id in ["..", ".", ""] {
+        let result = harness
+            .client
+            .sample(|api| async move {
+                api.close_line_item()
+                    .ext_project_id("p1")
+                    .ext_line_item_id(id)
+                    .send()
+                    .await
+            })
+            .await;
+        assert!(
+            matches!(result, Err(Error::Config { .. })),
+            "{id:?}: {result:?}"
+        );
+    }
+    assert_eq!(
+        close_project.calls_async().await,
+        0,
+        "the project was closed"
+    );
+}
+
+/// The hand-written reconciliation builds its URL with
+/// `path_segments_mut().extend(..)`, which skips a `.` or `..` segment:
+/// project `..` would upload to `POST /sample/v1/projects/reconcile`,
+/// another resource. It is refused, as the generated operations refuse it.
+#[tokio::test]
+async fn a_dot_dot_project_id_is_not_dropped_from_the_reconcile_url() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let elsewhere = harness
+        .on(
+            POST,
+            "/sample/v1/projects/reconcile",
+            200,
+            success(json!({})),
+            0,
+        )
+        .await;
+    let result = harness
+        .client
+        .reconcile_project("..", "r.xlsx", b"PK".to_vec(), None)
+        .await;
+    assert_eq!(
+        elsewhere.calls_async().await,
+        0,
+        "project `..` was reconciled at /sample/v1/projects/reconcile: {result:?}"
+    );
+    assert!(matches!(result, Err(Error::Config { .. })), "{result:?}");
+}
