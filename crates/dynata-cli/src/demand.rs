@@ -110,11 +110,26 @@ pub(crate) async fn projects(
         }
         ProjectsCommand::Create { file, output } => {
             let bytes = crate::api::read_json(&file)?;
-            let body: types::CreateProject = serde_json::from_slice(&bytes).map_err(|e| {
+            let not_accepted = |problem: String| {
                 Failure::usage(format!(
-                    "{file} is not a project Dynata accepts (CreateProject): {e}"
+                    "{file} is not a project Dynata accepts (CreateProject): {problem}"
                 ))
-            })?;
+            };
+            // serde drops what a type does not know: a misspelt field would
+            // be lost unseen (a line item without its quota plan), so any
+            // such field is refused, by its path.
+            let mut unknown = Vec::new();
+            let body: types::CreateProject = serde_ignored::deserialize(
+                &mut serde_json::Deserializer::from_slice(&bytes),
+                |path| unknown.push(path.to_string()),
+            )
+            .map_err(|e| not_accepted(e.to_string()))?;
+            if !unknown.is_empty() {
+                return Err(not_accepted(format!(
+                    "unknown field {} (misspelt?); nothing was sent",
+                    unknown.join(", ")
+                )));
+            }
             let created = client
                 .sample(|api| {
                     let body = body.clone();

@@ -1772,3 +1772,36 @@ async fn the_password_prompt_names_the_host_it_goes_to() {
     assert_eq!(status.code(), Some(0), "{}", text(&shown));
     assert!(!text(&shown).contains(PASSWORD), "echoed: {}", text(&shown));
 }
+
+/// `projects create --file` re-encodes the file through `CreateProject`,
+/// whose decoding drops fields it does not know: a line item whose
+/// `quotaPlan` is misspelt `quotaplan` would be created without its quota
+/// plan (fielding to everyone in the country). The field is named, and
+/// nothing is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_file_with_an_unknown_field_is_refused_not_trimmed() {
+    let world = World::start().await;
+    world.login().await;
+    let mut body = project("p-1");
+    let item = body["lineItems"][0].as_object_mut().unwrap();
+    let plan = item.remove("quotaPlan").unwrap();
+    item.insert("quotaplan".into(), plan);
+    let file = json_file(&world, "p-1.json", &body);
+    let out = world
+        .run(&["projects", "create", "--file", &file, "-o", "json"], &[])
+        .await;
+    assert_eq!(
+        world.sandbox.count(Operation::CreateProject),
+        0,
+        "sent without the misspelt field (exit {:?}): {}",
+        out.status.code(),
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("lineItems.0.quotaplan")
+            || text(&out.stderr).contains("lineItems[0].quotaplan"),
+        "{}",
+        text(&out.stderr)
+    );
+}
