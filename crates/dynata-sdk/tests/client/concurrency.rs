@@ -166,23 +166,19 @@ fn a_login_lost_with_its_runtime_is_started_again() {
     assert_eq!(second.block_on(login.calls_async()), 2);
 }
 
-/// A caller on a runtime the application drives only now and then (a sync
-/// façade's `current_thread` runtime, entered with `block_on`) gives up on
-/// the first login: the login task stays on that runtime, alive but idle.
-/// Callers elsewhere get `Error::Timeout` at its deadline; after that, the
-/// login is abandoned and the next call must start one of its own, not fail
-/// at once, for as long as that runtime stays idle.
-#[test]
-fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt")
-    };
-    let idle = runtime();
-    let harness = idle.block_on(Harness::new());
-    let login = idle.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300));
+/// A `current_thread` runtime, as a sync façade keeps one and enters it
+/// with `block_on` now and then.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+}
+
+/// Strands the first login on `idle`: a caller there gives up once `login`
+/// (which answers late) has been reached, and the login task stays on
+/// `idle`, alive but not driven.
+fn strand_first_login(idle: &tokio::runtime::Runtime, harness: &Harness, login: &Mock<'_>) {
     idle.block_on(async {
         let impatient =
             tokio::time::timeout(Duration::from_millis(50), harness.client.access_token()).await;
@@ -192,7 +188,21 @@ fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
         })
         .await;
     });
-    let busy = runtime();
+}
+
+/// Enters `idle` again, as the façade's next `block_on` does: the tasks
+/// left on it run.
+fn run_again(idle: &tokio::runtime::Runtime) {
+    idle.block_on(async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    });
+}
+
+/// A call on `busy` that joins the stranded login gets `Timeout` at its
+/// deadline (60 s) and grace (1 s).
+fn time_out_on_the_stranded_login(busy: &tokio::runtime::Runtime, harness: &Harness) {
     busy.block_on(async {
         let client = harness.client.clone();
         let first = tokio::spawn(async move { client.access_token().await });
@@ -201,13 +211,27 @@ fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
             Duration::from_secs(61)..=Duration::from_secs(61),
         )
         .await;
-        // Past the stranded login's deadline (60 s) and its grace (1 s).
         harness.clock.advance(Duration::from_secs(61));
         let error = first.await.expect("task").expect_err("stranded");
         assert!(
             matches!(error, dynata_sdk::Error::Timeout { .. }),
             "{error:?}"
         );
+    });
+}
+
+/// After the stranded login's deadline, it is given up: the next call
+/// starts one of its own rather than fail at once, for as long as that
+/// runtime stays idle.
+#[test]
+fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
+    let idle = current_thread();
+    let harness = idle.block_on(Harness::new());
+    let login = idle.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300));
+    strand_first_login(&idle, &harness, &login);
+    let busy = current_thread();
+    time_out_on_the_stranded_login(&busy, &harness);
+    busy.block_on(async {
         let next = harness.client.access_token().await;
         assert!(
             next.as_ref().is_ok_and(|t| t.secret() == "a1"),
@@ -215,21 +239,14 @@ fn a_login_stranded_on_an_idle_runtime_does_not_fail_every_later_call() {
         );
         assert_eq!(login.calls_async().await, 2);
     });
-    drop(idle);
 }
 
-/// A login given up at its deadline for a newer one (its runtime was not
-/// driven) says nothing when that runtime runs again: its failure does not
-/// pause the renewals of a client that has logged in since.
+/// A login given up at its deadline for a newer one says nothing when its
+/// runtime runs again: its failure does not pause the renewals of a client
+/// that has logged in since.
 #[test]
 fn a_superseded_login_does_not_pause_renewals_when_its_runtime_runs_again() {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt")
-    };
-    let idle = runtime();
+    let idle = current_thread();
     let harness = idle.block_on(Harness::with(|b| b.retry_policy(RetryPolicy::none())));
     // The first login is answered late, with a `503`; later ones at once.
     let stranded = idle.block_on(async {
@@ -245,28 +262,14 @@ fn a_superseded_login_does_not_pause_renewals_when_its_runtime_runs_again() {
     });
     let login = idle.block_on(harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0));
     let refresh = idle.block_on(harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0));
-    idle.block_on(async {
-        let impatient =
-            tokio::time::timeout(Duration::from_millis(50), harness.client.access_token()).await;
-        assert!(impatient.is_err(), "the caller gave up");
-        eventually("the login reached the server", || async {
-            stranded.calls_async().await == 1
-        })
-        .await;
-    });
-    let busy = runtime();
+    strand_first_login(&idle, &harness, &stranded);
+    let busy = current_thread();
     let token = busy.block_on(async {
         // Past the stranded login's deadline (60 s) and its grace (1 s).
         harness.clock.advance(Duration::from_secs(61));
         harness.client.access_token().await.expect("a new login")
     });
-    // The idle runtime runs again: the stranded login ends (past its
-    // deadline, it sends nothing more).
-    idle.block_on(async {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-    });
+    run_again(&idle);
     busy.block_on(async {
         harness.client.invalidate(&token);
         let renewed = harness.client.access_token().await;
@@ -280,49 +283,22 @@ fn a_superseded_login_does_not_pause_renewals_when_its_runtime_runs_again() {
     });
 }
 
-/// A login stranded on an idle runtime is "given up" at its deadline
-/// and a later call starts its own, which Dynata refuses (a changed
-/// password): renewals pause for the cooldown (5 min). When the application
-/// next enters its sync façade, the stranded flight's task wakes past its
-/// deadline and ends with `Timeout`; it still writes its own 1-s pause over
-/// the cooldown, so two seconds later the refused password is sent again.
+/// The login after a stranded one is refused (a changed password):
+/// renewals pause for the cooldown (5 min). When the stranded login's
+/// runtime runs again, past its deadline, it must not replace that pause
+/// with its own 1-s one: two seconds later the refused password would be
+/// sent again.
 #[test]
 fn a_stranded_flight_ending_late_does_not_shorten_a_newer_pause() {
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt")
-    };
-    let idle = runtime();
+    let idle = current_thread();
     let harness = idle.block_on(Harness::new());
     let stranded = idle.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 5_000));
     idle.block_on(stranded.up_to_n_times_async(1));
     let refused = idle.block_on(harness.answer(LOGIN, 400, r#"{"error":"invalid_grant"}"#, 0));
-    idle.block_on(async {
-        let impatient =
-            tokio::time::timeout(Duration::from_millis(50), harness.client.access_token()).await;
-        assert!(impatient.is_err(), "the caller gave up");
-        eventually("the login reached the server", || async {
-            stranded.calls_async().await == 1
-        })
-        .await;
-    });
-    let busy = runtime();
+    strand_first_login(&idle, &harness, &stranded);
+    let busy = current_thread();
+    time_out_on_the_stranded_login(&busy, &harness);
     busy.block_on(async {
-        let client = harness.client.clone();
-        let first = tokio::spawn(async move { client.access_token().await });
-        until_sleeping(
-            &harness.clock,
-            Duration::from_secs(61)..=Duration::from_secs(61),
-        )
-        .await;
-        harness.clock.advance(Duration::from_secs(61));
-        let error = first.await.expect("task").expect_err("stranded");
-        assert!(
-            matches!(error, dynata_sdk::Error::Timeout { .. }),
-            "{error:?}"
-        );
         let error = harness.client.access_token().await.expect_err("refused");
         assert!(
             matches!(error, dynata_sdk::Error::CredentialsRejected { .. }),
@@ -330,14 +306,7 @@ fn a_stranded_flight_ending_late_does_not_shorten_a_newer_pause() {
         );
         assert_eq!(refused.calls_async().await, 1);
     });
-    // The application enters its sync façade again: the stranded flight's
-    // task runs, past its deadline.
-    idle.block_on(async {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    });
+    run_again(&idle);
     busy.block_on(async {
         harness.clock.advance(Duration::from_secs(2));
         let error = harness.client.access_token().await.expect_err("paused");
@@ -351,5 +320,4 @@ fn a_stranded_flight_ending_late_does_not_shorten_a_newer_pause() {
             "the refused password was sent again 2 s into a 5-min cooldown"
         );
     });
-    drop(idle);
 }
