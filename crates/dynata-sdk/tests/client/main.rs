@@ -154,6 +154,20 @@ impl Harness {
         }
     }
 
+    /// `access_token()`, which must end without sleeping on the clock: a
+    /// test of it fails, rather than hang, if it sleeps.
+    pub(crate) async fn access_token_at_once(
+        &self,
+    ) -> Result<dynata_sdk::AccessToken, dynata_sdk::Error> {
+        let client = self.client.clone();
+        let caller = tokio::spawn(async move { client.access_token().await });
+        eventually("the call ends without sleeping", || async {
+            caller.is_finished()
+        })
+        .await;
+        caller.await.expect("task")
+    }
+
     /// The secret of the token `access_token()` returns now.
     pub(crate) async fn current_secret(&self) -> String {
         self.token().await.secret().to_string()

@@ -145,13 +145,7 @@ async fn an_endless_retry_after_under_an_unbounded_budget_ends_the_renewal_at_on
             then.status(503).header("retry-after", u64::MAX.to_string());
         })
         .await;
-    let client = harness.client.clone();
-    let caller = tokio::spawn(async move { client.access_token().await });
-    eventually("the renewal ends without sleeping", || async {
-        caller.is_finished()
-    })
-    .await;
-    let error = caller.await.expect("task").expect_err("503");
+    let error = harness.access_token_at_once().await.expect_err("503");
     assert!(matches!(error, Error::Api { status: 503, .. }), "{error:?}");
     assert_eq!(limited.calls_async().await, 1);
     harness.advance(59 * 60).await;
@@ -323,13 +317,10 @@ async fn a_retry_after_beyond_the_renewal_timeout_is_honoured() {
         .await;
     // The wait does not fit in the renewal timeout (60 s): the renewal ends
     // at once, the server's answer for the caller.
-    let client = harness.client.clone();
-    let caller = tokio::spawn(async move { client.access_token().await });
-    eventually("the renewal ends without sleeping", || async {
-        caller.is_finished()
-    })
-    .await;
-    let error = caller.await.expect("task").expect_err("rate limited");
+    let error = harness
+        .access_token_at_once()
+        .await
+        .expect_err("rate limited");
     assert!(
         matches!(error, Error::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(600)),
         "{error:?}"
