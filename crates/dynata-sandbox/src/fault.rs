@@ -38,8 +38,11 @@ pub enum Fault {
     /// the client sees a connection error. The request was received (and is
     /// counted) but not acted on.
     ResetConnection,
-    /// Answer `200` with the operation's success media type and a truncated
-    /// JSON body, such as `{"accessToken": "abc`. The request is not acted on.
+    /// Answer `200` with the operation's success media type and a body cut
+    /// short: truncated JSON such as `{"accessToken": "abc`, or for the
+    /// invoice operations (`application/pdf`) a PDF that ends after its
+    /// header. `logout`, whose success has no body, gets the truncated JSON
+    /// as `application/json`. The request is not acted on.
     MalformedBody,
     /// Answer as the identity server (Keycloak) does when it no longer
     /// honours a session: `400`
@@ -69,7 +72,10 @@ impl Fault {
                 Action::Respond(reply::gateway(status))
             }
             Fault::RateLimited { retry_after } => {
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                // Rounded up; `Duration::MAX` ("never") saturates, not wraps.
+                let secs = retry_after
+                    .as_secs()
+                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
                 let mut response = reply::gateway(StatusCode::TOO_MANY_REQUESTS);
                 response
                     .headers_mut()
@@ -87,10 +93,15 @@ impl Fault {
             Fault::Delay(duration) => Action::Delay(duration),
             Fault::ResetConnection => Action::Reset,
             Fault::MalformedBody => {
-                let (media_type, body) = if operation.is_auth() {
-                    (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#)
-                } else {
-                    (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#)
+                let (media_type, body) = match operation {
+                    Operation::Logout => (reply::JSON_MEDIA_TYPE, r#"{"accessToken": "abc"#),
+                    Operation::GetInvoicePdf | Operation::GetInvoicesSummaryPdf => {
+                        (reply::PDF_MEDIA_TYPE, "%PDF-1.7\n%\u{e2}\u{e3}")
+                    }
+                    _ if operation.is_auth() => {
+                        (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#)
+                    }
+                    _ => (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#),
                 };
                 Action::Respond(
                     (StatusCode::OK, [(header::CONTENT_TYPE, media_type)], body).into_response(),

@@ -12,6 +12,8 @@ pub(crate) const TOKEN_MEDIA_TYPE: &str = "application/vnd.token+json";
 pub(crate) const AUTH_ERROR_MEDIA_TYPE: &str = "application/vnd.auth.error+json";
 /// Everything else: `/sample/v1` bodies and the gateway's `{"message"}` errors.
 pub(crate) const JSON_MEDIA_TYPE: &str = "application/json";
+/// The invoice operations' success.
+pub(crate) const PDF_MEDIA_TYPE: &str = "application/pdf";
 
 pub(crate) fn json_body(
     status: StatusCode,

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -38,10 +38,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/v1/token/code", post(exchange_code))
         .merge(demand::router())
         .merge(admin::router())
-        .fallback(|| async { reply::gateway(StatusCode::NOT_FOUND) })
-        .method_not_allowed_fallback(|| async { reply::gateway(StatusCode::METHOD_NOT_ALLOWED) })
+        .fallback(|State(shared): State<Arc<Shared>>, uri: Uri| async move {
+            unrouted(StatusCode::NOT_FOUND, &shared, &uri)
+        })
+        .method_not_allowed_fallback(|State(shared): State<Arc<Shared>>, uri: Uri| async move {
+            unrouted(StatusCode::METHOD_NOT_ALLOWED, &shared, &uri)
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
+}
+
+/// A path or method no route has: the gateway's answer, with the request
+/// id every `/sample/v1` answer carries.
+fn unrouted(status: StatusCode, shared: &Shared, uri: &Uri) -> Response {
+    let answer = reply::gateway(status);
+    if uri.path().starts_with("/sample/v1/") || uri.path() == "/sample/v1" {
+        demand::with_request_id(shared, answer)
+    } else {
+        answer
+    }
 }
 
 #[derive(Deserialize)]

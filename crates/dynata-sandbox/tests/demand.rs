@@ -1065,3 +1065,89 @@ async fn ids_that_need_escaping_make_working_links() {
     let again = api.get(&link[api.base.len()..]).await;
     assert_eq!(again.data()[0]["extLineItemId"], "li-1");
 }
+
+// ---- review ------------------------------------------------------------------
+
+/// The contract (§3.4, `fieldSchedule`): "either this or daysInField must be
+/// set". `null` is not set, yet `check_body` only asks `contains_key`.
+#[tokio::test]
+async fn a_line_item_with_null_days_in_field_and_field_schedule_is_refused() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    let mut body = project("p-null");
+    body["lineItems"][0]["daysInField"] = Value::Null;
+    body["lineItems"][0]["fieldSchedule"] = Value::Null;
+    let answer = api.post("/projects", body).await;
+    answer.expect(StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .error_resources()
+            .contains(&"lineItems[0].daysInField".to_owned()),
+        "{}",
+        answer.json
+    );
+}
+
+/// README: "Every `/sample/v1` response, faults included, carries a unique
+/// `x-request-id` header"; the contract: "Responses of `/sample/v1` carry an
+/// `x-request-id` header worth surfacing in errors".
+#[tokio::test]
+async fn unknown_sample_paths_and_methods_still_carry_a_request_id() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    let not_found = api.get("/projects/p-1/nope").await;
+    assert_eq!(not_found.status, StatusCode::NOT_FOUND);
+    assert!(not_found.request_id.is_some(), "404 without x-request-id");
+    let wrong_method = api.call(Method::PUT, "/projects", None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        wrong_method.request_id.is_some(),
+        "405 without x-request-id"
+    );
+}
+
+/// `Fault::MalformedBody`: "Answer `200` with the operation's success media
+/// type and a truncated JSON body". The invoice's success media type is
+/// `application/pdf` (contract §3.8, spec).
+#[tokio::test]
+async fn a_malformed_body_fault_on_an_invoice_keeps_the_pdf_media_type() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    api.post("/projects", project("p-1"))
+        .await
+        .expect(StatusCode::CREATED);
+    api.action("/projects/p-1/close")
+        .await
+        .expect(StatusCode::OK);
+    sandbox.inject(Operation::GetInvoicePdf, Fault::MalformedBody, 1);
+    let truncated = api.get("/projects/p-1/invoices").await;
+    assert_eq!(truncated.status, StatusCode::OK);
+    assert_eq!(truncated.content_type, "application/pdf");
+}
+
+/// README: "Actions without a body accept none, `{}` or `null`", and
+/// `400 INVALID_BODY` is for a body that is "not JSON, or not the JSON type
+/// the operation takes". The actions never read their body at all.
+#[tokio::test]
+async fn an_action_refuses_a_body_that_is_not_json() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    api.post("/projects", project("p-1"))
+        .await
+        .expect(StatusCode::CREATED);
+    api.post("/projects/p-1/buy", buy_body("li-1"))
+        .await
+        .expect(StatusCode::OK);
+    let response = api
+        .http
+        .post(format!("{}/projects/p-1/lineItems/li-1/launch", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body("launch please")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let state = api.get("/projects/p-1/lineItems/li-1").await;
+    assert_eq!(state.data()["state"], "AWAITING_APPROVAL");
+}

@@ -1366,3 +1366,26 @@ async fn the_binary_documents_its_options() {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
 }
+
+/// A `retry_after` too long to count in seconds must still be a 429 (the
+/// crate treats overlong durations as "never" elsewhere, see `later.rs`),
+/// not a panic in the connection task and no response at all.
+#[tokio::test]
+async fn rate_limiting_with_the_longest_retry_after_still_answers_429() {
+    let sandbox = alice().await;
+    sandbox.inject(
+        Operation::Login,
+        Fault::RateLimited {
+            retry_after: Duration::MAX,
+        },
+        1,
+    );
+    let response = client()
+        .post(format!("{}/auth/v1/token/password", sandbox.base_url()))
+        .json(&json!({"clientId": "api", "username": "alice", "password": "secret"}))
+        .send()
+        .await;
+    let response = response.expect("an answer, not a dropped connection");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_ne!(response.headers()["retry-after"], "0");
+}

@@ -14,6 +14,7 @@ use super::envelope::{self, Answer, ApiError};
 use super::line_items::{LineItem, Purchase};
 use super::listing::{FilterSpec, ListQuery};
 use super::pricing::{self, CURRENCY, cents};
+use super::validate;
 
 pub(crate) const REPRICE_TRIGGERED: &str = "LineItem:RepriceTriggered";
 pub(crate) const REPRICE_ACCEPTED: &str = "LineItem:RepriceAccepted";
@@ -148,6 +149,7 @@ pub(crate) fn reject(call: &mut Call<'_>) -> Answer {
 }
 
 fn answer(call: &mut Call<'_>, accept: bool) -> Answer {
+    validate::no_body(&call.body)?;
     let event = find(call)?;
     let (id, project_id, item_id) = (event.id, event.project.clone(), event.line_item.clone());
     if event.kind != REPRICE_TRIGGERED || event.answered {

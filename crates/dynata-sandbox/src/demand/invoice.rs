@@ -90,7 +90,7 @@ fn pdf_response(lines: &[String]) -> Response {
     let mut response = (StatusCode::OK, pdf(lines)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/pdf"),
+        HeaderValue::from_static(crate::reply::PDF_MEDIA_TYPE),
     );
     response
 }

@@ -215,6 +215,7 @@ pub(crate) fn update_line_item(call: &mut Call<'_>) -> Answer {
 }
 
 fn act(call: &mut Call<'_>, action: &str) -> Answer {
+    validate::no_body(&call.body)?;
     let now = call.now;
     let project_id = call.param("extProjectId").to_owned();
     let item_id = call.param("extLineItemId").to_owned();
@@ -242,6 +243,7 @@ pub(crate) fn close_line_item(call: &mut Call<'_>) -> Answer {
 }
 
 pub(crate) fn set_quota_cell_status(call: &mut Call<'_>) -> Answer {
+    validate::no_body(&call.body)?;
     let now = call.now;
     let status = match call.param("action") {
         "launch" => LINE_ITEM_LAUNCHED,

@@ -405,10 +405,9 @@ pub(crate) fn check_body(
         (1, 1_000_000),
     );
     check.number(body, prefix, "costPerInterview", Need::Optional, (0.0, 1e6));
-    if mode == Mode::Create
-        && !body.contains_key("daysInField")
-        && !body.contains_key("fieldSchedule")
-    {
+    // `null` is not set, here as everywhere else in the checks.
+    let set = |name: &str| body.get(name).is_some_and(|value| !value.is_null());
+    if mode == Mode::Create && !set("daysInField") && !set("fieldSchedule") {
         check.bad(
             &join(prefix, "daysInField"),
             "daysInField or fieldSchedule is required",

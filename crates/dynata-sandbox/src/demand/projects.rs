@@ -435,6 +435,7 @@ pub(crate) fn update(call: &mut Call<'_>) -> Answer {
 }
 
 pub(crate) fn close(call: &mut Call<'_>) -> Answer {
+    validate::no_body(&call.body)?;
     let now = call.now;
     let project_id = call.param("extProjectId").to_owned();
     let project = call.demand.project_mut(&call.username, &project_id)?;

@@ -271,6 +271,19 @@ pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// The body of an action that takes none: nothing, `{}` or `null`.
+pub(crate) fn no_body(body: &[u8]) -> Result<(), ApiError> {
+    match json_body(body)? {
+        Value::Null => Ok(()),
+        Value::Object(object) if object.is_empty() => Ok(()),
+        _ => Err(ApiError::invalid_fields(vec![Problem {
+            code: "INVALID_BODY",
+            message: "this action takes no body: send none, {} or null".to_owned(),
+            resource: ("body".to_owned(), "body"),
+        }])),
+    }
+}
+
 /// Reads a body that must be a JSON object.
 pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match json_body(body)? {
