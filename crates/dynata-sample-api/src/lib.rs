@@ -213,7 +213,7 @@ impl PartialEq for SentMethod {
 }
 
 /// A path parameter as one URL path segment, escaped as progenitor's
-/// `encode_path` does. The generated operations call it for every path
+/// `encode_path` does, and `\` too. The generated operations call it for every path
 /// parameter (the xtask puts it there): an empty id, `.` or `..` is refused,
 /// as the URL parser would resolve it away and the request would reach
 /// another resource (`/projects/p1/lineItems/../close` is
@@ -224,7 +224,9 @@ pub fn path_segment(value: &str) -> Result<String, String> {
         "" | "." | ".." => Err(format!(
             "{value:?} is not an id: a path parameter cannot be empty, `.` or `..`"
         )),
-        _ => Ok(progenitor_client::encode_path(value)),
+        // `encode_path` leaves `\` alone, which an http(s) URL takes for a
+        // `/`: `\..\..` would climb two segments.
+        _ => Ok(progenitor_client::encode_path(value).replace('\\', "%5C")),
     }
 }
 
@@ -305,6 +307,7 @@ mod tests {
         assert_eq!(path_segment("%2e%2e").as_deref(), Ok("%252e%252e"));
         assert_eq!(path_segment("a/b?c#d").as_deref(), Ok("a%2Fb%3Fc%23d"));
         assert_eq!(path_segment("...").as_deref(), Ok("..."));
+        assert_eq!(path_segment("\\..\\..").as_deref(), Ok("%5C..%5C.."));
     }
 
     #[test]

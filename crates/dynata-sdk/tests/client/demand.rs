@@ -1015,6 +1015,23 @@ async fn a_dot_dot_line_item_id_does_not_close_the_project() {
         0,
         "the project was closed"
     );
+    // A backslash is a `/` to an http(s) URL: escaped, `\..\..` is one
+    // (unknown) line item, and the project stays open.
+    let escaped = harness
+        .client
+        .sample(|api| async move {
+            api.close_line_item()
+                .ext_project_id("p1")
+                .ext_line_item_id("\\..\\..")
+                .send()
+                .await
+        })
+        .await;
+    assert_eq!(
+        close_project.calls_async().await,
+        0,
+        "line item `\\..\\..` closed the project: {escaped:?}"
+    );
 }
 
 /// The hand-written reconciliation builds its URL with
