@@ -122,10 +122,8 @@ impl FastClock {
     }
 }
 
-/// `work`'s output if it finishes before `deadline`, or `None`. The deadline
-/// is checked first: work whose runtime was not driven until past its
-/// deadline (a sync caller's, between two `block_on`s) does nothing more
-/// when it runs again, such as send a request given up for a newer one.
+/// The output of whichever of two futures finishes first: `Some` for the
+/// first, `None` if `deadline` came first.
 pub(crate) async fn first_of<T>(
     work: impl Future<Output = T>,
     deadline: impl Future<Output = ()>,
@@ -133,10 +131,10 @@ pub(crate) async fn first_of<T>(
     let mut work = pin!(work);
     let mut deadline = pin!(deadline);
     std::future::poll_fn(|cx| {
-        if deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
+        if let Poll::Ready(value) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
         }
-        work.as_mut().poll(cx).map(Some)
+        deadline.as_mut().poll(cx).map(|()| None)
     })
     .await
 }

@@ -7,8 +7,10 @@
 //! never held across an `.await`, in tasks that outlive any one caller, so a
 //! caller dropped mid-refresh harms nobody.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -429,9 +431,14 @@ impl Lifecycle {
         let (id, deadline, generation) = (flight.id, flight.deadline, slow.generation);
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let renewed = first_of(this.renew(deadline), this.clock.sleep_until(deadline))
-                .await
-                .unwrap_or_else(|| Err(renewal_timed_out().into()));
+            let superseded = || this.lock_slow().flights_started != id;
+            let renewed = flight_outcome(
+                this.renew(deadline),
+                this.clock.sleep_until(deadline),
+                superseded,
+            )
+            .await
+            .unwrap_or_else(|| Err(renewal_timed_out().into()));
             let (outcome, orphan) = {
                 let mut slow = this.lock_slow();
                 if slow.flight.as_ref().is_some_and(|f| f.id == id) {
@@ -1005,6 +1012,31 @@ impl Drop for Lifecycle {
     }
 }
 
+/// A flight's outcome: its renewal's, unless the flight is given up first.
+/// A newer flight replaced it (`superseded`): checked before the renewal is
+/// polled, so a flight whose runtime was not driven (a sync caller's,
+/// between two `block_on`s) sends nothing more when it runs again. Or its
+/// deadline passed: checked after the renewal, so an answer that had come
+/// meanwhile (the new pair of a refresh token now spent) is kept.
+async fn flight_outcome<T>(
+    renewal: impl Future<Output = T>,
+    deadline: impl Future<Output = ()>,
+    superseded: impl Fn() -> bool,
+) -> Option<T> {
+    let mut renewal = std::pin::pin!(renewal);
+    let mut deadline = std::pin::pin!(deadline);
+    std::future::poll_fn(|cx| {
+        if superseded() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(outcome) = renewal.as_mut().poll(cx) {
+            return Poll::Ready(Some(outcome));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 /// Whether a failed refresh used up its refresh token: Dynata refused it,
 /// or answered with JSON that is not a token pair (it took the token, and
 /// whatever it issued instead is lost). A proxy's page (transient) never
@@ -1064,5 +1096,39 @@ fn renewal_timed_out() -> Error {
     Error::Timeout {
         status: None,
         request_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_flight_keeps_an_answer_that_came_before_it_was_looked_at_past_its_deadline() {
+        let answered = std::future::ready("the new pair");
+        let past = std::future::ready(());
+        assert_eq!(
+            outcome(flight_outcome(answered, past, || false)),
+            Some("the new pair")
+        );
+        let waiting = std::future::pending::<&str>();
+        let past = std::future::ready(());
+        assert_eq!(outcome(flight_outcome(waiting, past, || false)), None);
+    }
+
+    #[test]
+    fn a_superseded_flight_does_nothing_more() {
+        let sends = std::future::poll_fn(|_| -> Poll<()> {
+            panic!("a superseded flight's renewal was polled")
+        });
+        let later = std::future::pending::<()>();
+        assert_eq!(outcome(flight_outcome(sends, later, || true)), None);
     }
 }
