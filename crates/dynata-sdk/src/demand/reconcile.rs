@@ -43,16 +43,11 @@ impl Client {
                 "the file name must be non-empty, without quotes, backslashes or control characters",
             ));
         }
-        // The generated operations' rule for path parameters: `..` would be
-        // resolved away (`extend` skips it), and the upload go elsewhere.
-        dynata_sample_api::path_segment(ext_project_id)
+        // As the generated operations build their URLs: the id escaped as
+        // one path segment, and refused if it is empty, `.` or `..`.
+        let project = dynata_sample_api::path_segment(ext_project_id)
             .map_err(|e| Error::config(format!("invalid request: {e}")))?;
-        let mut url = url::Url::parse(self.base_url())
-            .map_err(|e| Error::config(format!("the base URL is not a URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|()| Error::config("the base URL cannot have a path"))?
-            .pop_if_empty()
-            .extend(["sample", "v1", "projects", ext_project_id, "reconcile"]);
+        let url = format!("{}/sample/v1/projects/{project}/reconcile", self.base_url());
         let file = file.into();
         let boundary = boundary_for(&file, message.unwrap_or_default());
         let body = multipart(&boundary, file_name, &file, message);

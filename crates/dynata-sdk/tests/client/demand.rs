@@ -1062,3 +1062,37 @@ async fn a_dot_dot_project_id_is_not_dropped_from_the_reconcile_url() {
     );
     assert!(matches!(result, Err(Error::Config { .. })), "{result:?}");
 }
+
+/// The URL parser drops tabs and newlines anywhere in its input, so a
+/// project `.\t.` given to it raw would be resolved as `..`: the upload
+/// would go to `POST /sample/v1//reconcile` (and `.\n` to
+/// `/sample/v1/projects//reconcile`), URLs without the project. The id is
+/// escaped as one segment (`%09`) first, as the generated operations do.
+#[tokio::test]
+async fn a_project_id_with_a_tab_is_not_resolved_away_in_the_reconcile_url() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let above = harness
+        .on(POST, "/sample/v1//reconcile", 200, success(json!({})), 0)
+        .await;
+    let elsewhere = harness
+        .on(
+            POST,
+            "/sample/v1/projects//reconcile",
+            200,
+            success(json!({})),
+            0,
+        )
+        .await;
+    for id in [".\t.", ".\n"] {
+        let result = harness
+            .client
+            .reconcile_project(id, "r.xlsx", b"PK".to_vec(), None)
+            .await;
+        assert_eq!(
+            above.calls_async().await + elsewhere.calls_async().await,
+            0,
+            "project {id:?} was reconciled at a URL without its id: {result:?}"
+        );
+    }
+}
