@@ -135,6 +135,9 @@ struct SlowPath {
     /// once the first has revoked what there was to revoke.
     last_logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
+    /// Sessions a logout could not revoke (Dynata did not take it): the
+    /// next logout tries them again, so none is forgotten while live.
+    unrevoked: Vec<Revocable>,
     /// While renewals are paused, when this client last looked at the token
     /// store for a session: at most once a [`MIN_RENEWAL_INTERVAL`].
     last_look_while_paused: Option<Instant>,
@@ -469,7 +472,10 @@ impl Lifecycle {
                 if let Some(shared) = &this.shared {
                     shared.remove().await;
                 }
-                let _ = this.revoke(&orphan).await;
+                let orphan = Revocable::of(&orphan);
+                if this.revoke(&orphan).await.is_err() {
+                    this.lock_slow().unrevoked.push(orphan);
+                }
             }
             sender.send_replace(Some(outcome));
         });
@@ -891,8 +897,10 @@ impl Lifecycle {
         if let Some(timer) = slow.expiry_timer.take() {
             timer.abort();
         }
+        let mut sessions = std::mem::take(&mut slow.unrevoked);
+        sessions.extend(self.current.swap(None).as_deref().map(Revocable::of));
         Ending {
-            session: self.current.swap(None),
+            sessions,
             pending: slow.flight.take(),
             // Lets waiting callers go however the logout goes on.
             running: LogoutRunning {
@@ -907,15 +915,24 @@ impl Lifecycle {
 
     async fn finish_logout(&self, ending: Ending) -> Result<(), Error> {
         let Ending {
-            session,
+            mut sessions,
             pending,
             running,
             previous,
             _finished,
         } = ending;
         if let Some(shared) = &self.shared {
-            // Before revoking: no other process may adopt tokens about to die.
-            shared.remove().await;
+            // Before revoking: no other process may adopt tokens about to
+            // die. The fleet's session ends too, whoever obtained it.
+            if let Some(stored) = shared.take().await {
+                let stored = Revocable {
+                    access_token: stored.access_token,
+                    refresh_token: stored.refresh_token,
+                };
+                if !sessions.contains(&stored) {
+                    sessions.push(stored);
+                }
+            }
         }
         if let Some(flight) = pending {
             // Its outcome does not matter here, only that it has ended: it
@@ -926,13 +943,16 @@ impl Lifecycle {
         // a new one (bounded by the store's time limit and the renewal's,
         // not by however long Dynata takes to answer the revocation).
         drop(running);
-        let revoked = match session {
-            Some(session) => self.revoke(&session).await,
-            None => {
-                tracing::debug!("logout without a session: nothing to revoke");
-                Ok(())
+        if sessions.is_empty() {
+            tracing::debug!("logout without a session: nothing to revoke");
+        }
+        let mut revoked = Ok(());
+        for session in sessions {
+            if let Err(error) = self.revoke(&session).await {
+                self.lock_slow().unrevoked.push(session);
+                revoked = revoked.and(Err(error));
             }
-        };
+        }
         // Not before the logout called before this one has finished too:
         // once this returns, no session of before the call is live.
         if let Some(mut previous) = previous {
@@ -941,11 +961,11 @@ impl Lifecycle {
         revoked
     }
 
-    async fn revoke(&self, session: &Session) -> Result<(), Error> {
+    async fn revoke(&self, session: &Revocable) -> Result<(), Error> {
         let body = types::LogoutRequest {
             client_id: self.credentials.client_id.clone(),
             refresh_token: session.refresh_token.clone(),
-            access_token: session.token.secret_value().clone(),
+            access_token: session.access_token.clone(),
         };
         let secrets = [&body.access_token, &body.refresh_token];
         let policy = &self.settings.retry;
@@ -971,7 +991,8 @@ impl Lifecycle {
 
 /// What a logout took out of the client, and what is left to do about it.
 struct Ending {
-    session: Option<Arc<Session>>,
+    /// This client's session, and any a logout before could not revoke.
+    sessions: Vec<Revocable>,
     /// The renewal under way at the call, which revokes what it obtains.
     pending: Option<Flight>,
     running: LogoutRunning,
@@ -979,6 +1000,22 @@ struct Ending {
     previous: Option<watch::Receiver<()>>,
     /// Dropped when this logout has finished.
     _finished: watch::Sender<()>,
+}
+
+/// What a logout sends to revoke a session.
+#[derive(Clone, PartialEq)]
+struct Revocable {
+    access_token: Secret,
+    refresh_token: Secret,
+}
+
+impl Revocable {
+    fn of(session: &Session) -> Self {
+        Revocable {
+            access_token: session.token.secret_value().clone(),
+            refresh_token: session.refresh_token.clone(),
+        }
+    }
 }
 
 /// A logout under way, for as long as it lives: see [`SlowPath::logouts`].

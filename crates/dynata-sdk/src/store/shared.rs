@@ -309,6 +309,21 @@ impl SharedSession {
         }
     }
 
+    /// Takes the stored session out of the store (logout), and returns it if
+    /// it could be read, for the caller to revoke: the fleet's session may be
+    /// one another process obtained. A failing store is a warning.
+    pub async fn take(&self) -> Option<StoredSession> {
+        let stored = match self.load().await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.warnings.warn("load", &error);
+                None
+            }
+        };
+        self.remove().await;
+        stored
+    }
+
     /// Removes the stored session (logout). A failing store is a warning: the
     /// logout itself has revoked the tokens at Dynata.
     pub async fn remove(&self) {

@@ -889,3 +889,73 @@ async fn a_worker_sends_each_of_two_dead_refresh_tokens_once() {
         "the worker sent each dead refresh token more than once"
     );
 }
+
+/// A revocation Dynata did not take (one `503`) fails the logout and leaves
+/// the session live; the client keeps it for the next `logout()`, which
+/// revokes it. Before, the client had forgotten it: the next `logout()`
+/// sent nothing and returned `Ok`, the session still live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_after_a_failed_revocation_revokes_the_session_the_next_time() {
+    let sandbox = sandbox().await;
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .retry_policy(dynata_sdk::RetryPolicy::none())
+        .build()
+        .expect("valid");
+    let token = client.access_token().await.expect("logs in");
+    sandbox.inject(Operation::Logout, Fault::Status(503), 1);
+    client
+        .logout()
+        .await
+        .expect_err("Dynata did not take the revocation");
+    client.logout().await.expect("the second logout returns Ok");
+    let status = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("{}/sample/v1/users/info", sandbox.base_url()))
+        .bearer_auth(token.secret())
+        .send()
+        .await
+        .expect("answers")
+        .status();
+    assert_eq!(
+        (status.as_u16(), sandbox.count(Operation::Logout)),
+        (401, 2),
+        "(status of the pre-logout token, logout requests): logout() returned Ok \
+         but the session it obtained before is still live at Dynata"
+    );
+}
+
+/// `logout` removes the shared session for everyone and revokes it at
+/// Dynata, also from a client that has no session of its own: before, the
+/// session was taken out of the store but stayed live at Dynata, used by
+/// whoever had adopted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_shared_session_whoever_obtained_it() {
+    let dir = TempDir::new("review-logout-unrevoked");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let first = client(&sandbox, Arc::new(store.clone()));
+    let second = client(&sandbox, Arc::new(store.clone()));
+    first.access_token().await.expect("logs in");
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    assert!(store.session_path(&key).exists());
+
+    second.logout().await.expect("logged out");
+    assert!(
+        !store.session_path(&key).exists(),
+        "the shared session is removed for everyone"
+    );
+    // Its session revoked, the first client logs in again.
+    first.users_info().await.expect("call");
+    assert_eq!(
+        (
+            sandbox.count(Operation::Logout),
+            sandbox.count(Operation::Login)
+        ),
+        (1, 2),
+        "(logouts sent, logins): the shared session must be revoked, not only removed"
+    );
+}
