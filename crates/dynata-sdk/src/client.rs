@@ -34,7 +34,9 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// A valid access token, valid for at least the hard refresh margin.
+    /// A valid access token, valid for at least the hard refresh margin;
+    /// only when a renewal inside the margin has just failed, the current
+    /// token while it is still valid (see the README's "Retries").
     ///
     /// The first call logs in. Later calls return the cached token without
     /// I/O or locks, refresh it in the background inside the soft window, and
@@ -58,11 +60,15 @@ impl Client {
     /// Ends the session: clears it locally, then revokes its tokens at
     /// Dynata. A login or refresh already under way is waited for and its
     /// new session revoked too (its waiters get [`Error::LoggedOut`]), so once
-    /// this returns, no session this client obtained before the call is live
-    /// at Dynata. The next [`Client::access_token`] logs in afresh (one made
-    /// while this runs first waits until the old session is out of the token
-    /// store). Without a session it sends nothing. Once started, it runs to
-    /// the end even if the caller stops waiting for it (a timeout around it).
+    /// this returns `Ok`, no session this client obtained before the call is
+    /// live at Dynata. With a token store, the session stored there is taken
+    /// out and revoked too, whichever process obtained it. A session Dynata
+    /// did not take the revocation of (the error this returns) is kept, and
+    /// the next `logout()` tries it again. The next [`Client::access_token`]
+    /// logs in afresh (one made while this runs first waits until the old
+    /// session is out of the token store). Without a session it sends
+    /// nothing. Once started, it runs to the end even if the caller stops
+    /// waiting for it (a timeout around it).
     pub async fn logout(&self) -> Result<(), Error> {
         self.lifecycle.logout().await
     }

@@ -7,7 +7,8 @@ use std::time::Instant;
 use dynata_auth_api::Secret;
 
 /// An access token, valid for at least the client's hard refresh margin
-/// when [`crate::Client::access_token`] returned it.
+/// when [`crate::Client::access_token`] returned it (or, if a renewal inside
+/// the margin had just failed, still valid then).
 ///
 /// Cheap to clone (one reference count). `Debug` is redacted; the only way to
 /// read the token is [`AccessToken::secret`].
