@@ -62,9 +62,10 @@ impl Client {
     /// new session revoked too (its waiters get [`Error::LoggedOut`]), so once
     /// this returns `Ok`, no session this client obtained before the call is
     /// live at Dynata. With a token store, the session stored there is taken
-    /// out and revoked too, whichever process obtained it. A session Dynata
-    /// did not take the revocation of (the error this returns) is kept, and
-    /// the next `logout()` tries it again. The next [`Client::access_token`]
+    /// out and revoked too, whichever process obtained it. A session whose
+    /// revocation got no answer or a `5xx` (the error this returns) is kept,
+    /// and the next `logout()` tries it again; one Dynata refuses (`400`,
+    /// `401`: it has ended already) is not. The next [`Client::access_token`]
     /// logs in afresh (one made while this runs first waits until the old
     /// session is out of the token store). Without a session it sends
     /// nothing. Once started, it runs to the end even if the caller stops

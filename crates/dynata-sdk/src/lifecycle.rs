@@ -135,8 +135,9 @@ struct SlowPath {
     /// once the first has revoked what there was to revoke.
     last_logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
-    /// Sessions a logout could not revoke (Dynata did not take it): the
-    /// next logout tries them again, so none is forgotten while live.
+    /// Sessions a logout could not revoke (Dynata did not answer, or
+    /// answered `5xx`): the next logout tries them again, so none is
+    /// forgotten while live.
     unrevoked: Vec<Revocable>,
     /// While renewals are paused, when this client last looked at the token
     /// store for a session: at most once a [`MIN_RENEWAL_INTERVAL`].
@@ -473,8 +474,8 @@ impl Lifecycle {
                     shared.remove().await;
                 }
                 let orphan = Revocable::of(&orphan);
-                if this.revoke(&orphan).await.is_err() {
-                    this.lock_slow().unrevoked.push(orphan);
+                if let Err(error) = this.revoke(&orphan).await {
+                    this.keep_unrevoked(orphan, &error);
                 }
             }
             sender.send_replace(Some(outcome));
@@ -949,7 +950,7 @@ impl Lifecycle {
         let mut revoked = Ok(());
         for session in sessions {
             if let Err(error) = self.revoke(&session).await {
-                self.lock_slow().unrevoked.push(session);
+                self.keep_unrevoked(session, &error);
                 revoked = revoked.and(Err(error));
             }
         }
@@ -959,6 +960,15 @@ impl Lifecycle {
             let _ = previous.changed().await;
         }
         revoked
+    }
+
+    /// Keeps a session whose revocation failed for the next logout, if
+    /// another try may succeed: Dynata did not answer, or answered `5xx`. A
+    /// refusal (`400`, `401`: the session has already ended) is final.
+    fn keep_unrevoked(&self, session: Revocable, error: &Error) {
+        if error.is_transient() {
+            self.lock_slow().unrevoked.push(session);
+        }
     }
 
     async fn revoke(&self, session: &Revocable) -> Result<(), Error> {

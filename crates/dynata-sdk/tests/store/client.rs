@@ -959,3 +959,21 @@ async fn logout_revokes_the_shared_session_whoever_obtained_it() {
         "(logouts sent, logins): the shared session must be revoked, not only removed"
     );
 }
+
+/// A revocation Dynata refuses (`400 invalid_grant`: the session has
+/// already ended) is final: the next `logout()` does not send it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_dynata_refuses_is_not_sent_again() {
+    let sandbox = sandbox().await;
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .retry_policy(dynata_sdk::RetryPolicy::none())
+        .build()
+        .expect("valid");
+    client.access_token().await.expect("logs in");
+    sandbox.inject(Operation::Logout, Fault::InvalidGrant, 1);
+    client.logout().await.expect_err("refused");
+    client.logout().await.expect("nothing left to revoke");
+    assert_eq!(sandbox.count(Operation::Logout), 1);
+}
