@@ -134,8 +134,8 @@ pub enum Error {
     LoginRequired,
 
     /// [`crate::Client::logout`] ended the session while this call waited for
-    /// a login or refresh that was already under way; that session has been
-    /// revoked. Call again to log in afresh.
+    /// a login or refresh that was already under way; the logout revokes the
+    /// session that obtained. Call again to log in afresh.
     LoggedOut,
 
     /// The client is misconfigured, or a request was refused before it was

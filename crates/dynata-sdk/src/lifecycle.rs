@@ -468,15 +468,14 @@ impl Lifecycle {
                 }
             };
             // Logged out while this flight ran: its session must not outlive
-            // the logout, so it is revoked before anyone hears back.
+            // the logout. It leaves the store now; the logout, which waits
+            // for this flight, revokes it with the others, so that its caller
+            // hears whether Dynata took the revocation.
             if let Some(orphan) = orphan {
                 if let Some(shared) = &this.shared {
                     shared.remove().await;
                 }
-                let orphan = Revocable::of(&orphan);
-                if let Err(error) = this.revoke(&orphan).await {
-                    this.keep_unrevoked(orphan, &error);
-                }
+                this.lock_slow().unrevoked.push(Revocable::of(&orphan));
             }
             sender.send_replace(Some(outcome));
         });
@@ -936,9 +935,15 @@ impl Lifecycle {
             }
         }
         if let Some(flight) = pending {
-            // Its outcome does not matter here, only that it has ended: it
-            // revokes what it obtained, and takes it out of the store.
+            // Its outcome does not matter here, only that it has ended: what
+            // it obtained is out of the store, left for this logout to revoke.
             let _ = self.wait_for(flight).await;
+            let orphans = std::mem::take(&mut self.lock_slow().unrevoked);
+            for orphan in orphans {
+                if !sessions.contains(&orphan) {
+                    sessions.push(orphan);
+                }
+            }
         }
         // Nothing of this session is left to adopt: callers waiting may start
         // a new one (bounded by the store's time limit and the renewal's,

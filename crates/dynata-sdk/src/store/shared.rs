@@ -229,6 +229,9 @@ pub struct SharedSession {
     /// otherwise send them on every renewal, in turn when there are two: its
     /// own and the stored one).
     refused_refresh_tokens: RememberedTokens,
+    /// One [`SharedSession::take`] at a time: two logouts at once would both
+    /// read the stored session before either removed it, and both revoke it.
+    taking: tokio::sync::Mutex<()>,
 }
 
 impl SharedSession {
@@ -248,6 +251,7 @@ impl SharedSession {
             wall: WallClock::following(clock),
             own_refresh_token: RememberedTokens::new(1),
             refused_refresh_tokens: RememberedTokens::new(REFUSED_KEPT),
+            taking: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -311,8 +315,11 @@ impl SharedSession {
 
     /// Takes the stored session out of the store (logout), and returns it if
     /// it could be read, for the caller to revoke: the fleet's session may be
-    /// one another process obtained. A failing store is a warning.
+    /// one another process obtained. A failing store is a warning. The store
+    /// offers no compare-and-remove: a session another process stores between
+    /// the read and the removal is removed unread.
     pub async fn take(&self) -> Option<StoredSession> {
+        let _one_at_a_time = self.taking.lock().await;
         let stored = match self.load().await {
             Ok(stored) => stored,
             Err(error) => {

@@ -327,3 +327,100 @@ async fn a_second_logout_does_not_hold_callers_for_the_first_ones_revocation() {
     );
     first.await.expect("joined").expect("first logout");
 }
+
+/// The renewal under way at a logout obtains a2/r2, and Dynata does not
+/// take its revocation (a `503`): the logout says so (an error), as
+/// `logout()` returns `Ok` only when no session of before the call is live.
+/// The logout revokes what the renewal obtained itself, so that it hears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_whose_orphan_revocation_failed_does_not_return_ok() {
+    let harness = Harness::with(|builder| builder.retry_policy(RetryPolicy::none())).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let refresh = harness
+        .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"refreshToken": "r1"}"#);
+            then.status(204);
+        })
+        .await;
+    let refuse_a2 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"refreshToken": "r2"}"#);
+            then.status(503);
+        })
+        .await;
+    let first = harness.token().await;
+    assert!(harness.client.invalidate(&first));
+    let client = harness.client.clone();
+    let waiter = tokio::spawn(async move { client.access_token().await });
+    eventually("the refresh reached the server", || async {
+        refresh.calls_async().await == 1
+    })
+    .await;
+    let outcome = harness.client.logout().await;
+    let _ = waiter.await;
+    assert_eq!(refuse_a2.calls_async().await, 1, "a2's revocation was sent");
+    assert!(
+        outcome.is_err(),
+        "logout() returned Ok though Dynata refused (503) to revoke a2/r2, \
+         the session of the renewal under way: it is still live"
+    );
+}
+
+/// Dynata refuses to revoke a session it no longer holds active (a `400`,
+/// as in `a_refused_logout_does_not_blame_the_password`): retrying cannot
+/// change that, so later logouts neither send it again nor fail for it.
+#[tokio::test]
+async fn a_revocation_refused_with_a_400_is_not_sent_again_at_every_logout() {
+    let harness = Harness::with(|builder| builder.retry_policy(RetryPolicy::none())).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let refuse_a1 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"refreshToken": "r1"}"#);
+            then.status(400)
+                .body(r#"{"error":"invalid_grant","errorDescription":"Session not active"}"#);
+        })
+        .await;
+    let revoke_a2 = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path(LOGOUT)
+                .json_body_includes(r#"{"refreshToken": "r2"}"#);
+            then.status(204);
+        })
+        .await;
+    harness.token().await;
+    harness
+        .client
+        .logout()
+        .await
+        .expect_err("Dynata refused the revocation");
+    harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        harness.token().await;
+        outcomes.push(harness.client.logout().await.is_ok());
+    }
+    assert_eq!(
+        (
+            refuse_a1.calls_async().await,
+            revoke_a2.calls_async().await,
+            outcomes
+        ),
+        (1, 3, vec![true, true, true]),
+        "(revocations of a1 sent, of a2, later logouts that returned Ok): \
+         the refused revocation of a1 is sent again at every logout, which fails"
+    );
+}

@@ -977,3 +977,50 @@ async fn a_revocation_dynata_refuses_is_not_sent_again() {
     client.logout().await.expect("nothing left to revoke");
     assert_eq!(sandbox.count(Operation::Logout), 1);
 }
+
+/// Two takes of one `SharedSession` at once (two logouts) do not both read
+/// the stored session: the second waits until the first has taken it out,
+/// so the session is revoked once, not twice (Dynata would refuse the second
+/// revocation, failing that logout).
+#[tokio::test]
+async fn two_takes_at_once_read_the_stored_session_once() {
+    let dir = TempDir::new("two-takes");
+    let store = Arc::new(HeldLoad {
+        inner: FileStore::new(dir.path()),
+        hold: AtomicBool::new(false),
+        release: Notify::new(),
+        started: AtomicUsize::new(0),
+        under_way: Arc::default(),
+    });
+    let shared = SharedSession::new(
+        store.clone(),
+        crate::key(),
+        crate::policy(),
+        Arc::new(dynata_sdk::clock::TokioClock),
+    );
+    let session = crate::session_at(&shared, 1);
+    store
+        .inner
+        .save(&crate::key(), &session, SystemTime::now())
+        .await
+        .expect("saved");
+    store.hold.store(true, Ordering::SeqCst);
+    let mut first = std::pin::pin!(shared.take());
+    let mut second = std::pin::pin!(shared.take());
+    // Each as far as it goes now: the first holds in its load.
+    std::future::poll_fn(|cx| {
+        let _ = first.as_mut().poll(cx);
+        let _ = second.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+    assert_eq!(
+        store.started.load(Ordering::SeqCst),
+        1,
+        "the second take read the store while the first held it"
+    );
+    store.hold.store(false, Ordering::SeqCst);
+    store.release.notify_waiters();
+    assert_eq!(first.await, Some(session));
+    assert_eq!(second.await, None, "the session was taken twice");
+}
