@@ -318,7 +318,10 @@ impl Context {
     /// out of `store`; a session Dynata no longer honours is as good as
     /// revoked. Should Dynata not take the revocation, the session stays in
     /// `store` (as refreshed on the way, if it was), to try again. Either
-    /// way, a session another `dynata` stored there meanwhile is left alone.
+    /// way, these steps leave alone a session another `dynata` stored there
+    /// meanwhile; the SDK's logout itself, though, takes out and revokes
+    /// whatever the store holds when it runs (a `dynata login` finishing at
+    /// that moment is logged out with it).
     async fn revoke_stored(&self, username: &str, store: &FileStore) -> Result<(), Failure> {
         let key = self.key(username);
         let client = self.build_on(Credentials::without_password(username), store.clone())?;
