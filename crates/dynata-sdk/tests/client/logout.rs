@@ -44,24 +44,8 @@ async fn a_renewal_under_way_at_logout_is_revoked_too() {
     let refresh = harness
         .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
         .await;
-    let logout_first = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path(LOGOUT)
-                .json_body_includes(r#"{"refreshToken": "r1"}"#);
-            then.status(204);
-        })
-        .await;
-    let logout_late = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path(LOGOUT)
-                .json_body_includes(r#"{"refreshToken": "r2"}"#);
-            then.status(204);
-        })
-        .await;
+    let logout_first = revocation_of(&harness, "r1", 204).await;
+    let logout_late = revocation_of(&harness, "r2", 204).await;
     let first = harness.token().await;
     assert!(harness.client.invalidate(&first));
     let client = harness.client.clone();
@@ -339,24 +323,8 @@ async fn a_logout_whose_orphan_revocation_failed_does_not_return_ok() {
     let refresh = harness
         .slow_pair_on(REFRESH, Pair::new("a2", "r2"), 300)
         .await;
-    harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path(LOGOUT)
-                .json_body_includes(r#"{"refreshToken": "r1"}"#);
-            then.status(204);
-        })
-        .await;
-    let refuse_a2 = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path(LOGOUT)
-                .json_body_includes(r#"{"refreshToken": "r2"}"#);
-            then.status(503);
-        })
-        .await;
+    revocation_of(&harness, "r1", 204).await;
+    let refuse_a2 = revocation_of(&harness, "r2", 503).await;
     let first = harness.token().await;
     assert!(harness.client.invalidate(&first));
     let client = harness.client.clone();
@@ -392,15 +360,7 @@ async fn a_revocation_refused_with_a_400_is_not_sent_again_at_every_logout() {
                 .body(r#"{"error":"invalid_grant","errorDescription":"Session not active"}"#);
         })
         .await;
-    let revoke_a2 = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path(LOGOUT)
-                .json_body_includes(r#"{"refreshToken": "r2"}"#);
-            then.status(204);
-        })
-        .await;
+    let revoke_a2 = revocation_of(&harness, "r2", 204).await;
     harness.token().await;
     harness
         .client
@@ -423,4 +383,17 @@ async fn a_revocation_refused_with_a_400_is_not_sent_again_at_every_logout() {
         "(revocations of a1 sent, of a2, later logouts that returned Ok): \
          the refused revocation of a1 is sent again at every logout, which fails"
     );
+}
+
+/// `POST /auth/v1/logout` of the session whose refresh token is `refresh`,
+/// answered with `status`.
+async fn revocation_of<'a>(harness: &'a Harness, refresh: &str, status: u16) -> Mock<'a> {
+    let body = format!(r#"{{"refreshToken": "{refresh}"}}"#);
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST).path(LOGOUT).json_body_includes(body);
+            then.status(status);
+        })
+        .await
 }
