@@ -326,7 +326,9 @@ pub(crate) async fn feasibility(
             let _ = std::io::stderr().flush();
             last = line;
         }
-        let done = items.iter().all(|i| status(i) != Status::Pending);
+        // As `Client::wait_for_feasibility`: no line item at all is an
+        // answer not computed yet, never "all of them ready".
+        let done = !items.is_empty() && items.iter().all(|i| status(i) != Status::Pending);
         if done {
             if terminal {
                 output::noteln!();
@@ -411,8 +413,22 @@ pub(crate) async fn invoice(
 
 /// Writes `bytes` to a temporary file beside `file`, then renames it over
 /// `file`: a write that fails (a full disk, a kill) leaves `file` as it was,
-/// never a truncated PDF.
+/// never a truncated PDF. A path that is not a plain file (a link, a pipe,
+/// `/dev/stdout`) is written through, as a shell's `>` does: renaming over
+/// it would replace the link or the device.
 fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let plain_or_absent = match std::fs::symlink_metadata(file) {
+        Ok(metadata) => metadata.file_type().is_file(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e),
+    };
+    if !plain_or_absent {
+        let mut through = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(file)?;
+        return through.write_all(bytes).and_then(|()| through.flush());
+    }
     let dir = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),

@@ -164,8 +164,9 @@ async fn sandbox(port: u16) -> Result<(), Failure> {
         format!(
             "dynata sandbox listening on {url} (user sandbox, password sandbox)
 
-Point dynata at it, in another shell:
-  export DYNATA_ENV={url}
+Point dynata at it, in another shell (a profile of its own, so that your
+default profile's account and session stay as they are):
+  export DYNATA_ENV={url} DYNATA_PROFILE=sandbox
   DYNATA_PASSWORD=sandbox dynata login --username sandbox
   dynata whoami
 

@@ -1805,3 +1805,75 @@ async fn a_project_file_with_an_unknown_field_is_refused_not_trimmed() {
         text(&out.stderr)
     );
 }
+
+// ---- review ------------------------------------------------------------------
+
+/// Dynata answers feasibility with no line item at all (not computed yet,
+/// or a broken answer): as `Client::wait_for_feasibility` does, `dynata
+/// feasibility wait` keeps waiting ("none at all is never all of them
+/// ready"), here until its timeout, and does not report success.
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_does_not_succeed_on_no_line_items() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let empty = json!({"data": [], "meta": {}, "status": {"message": "success", "errors": []}});
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects/p-1/feasibility");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(empty.to_string());
+        })
+        .await;
+    let out = world
+        .run(
+            &[
+                "feasibility",
+                "wait",
+                "p-1",
+                "--interval",
+                "0.2",
+                "--timeout",
+                "1",
+                "-o",
+                "json",
+            ],
+            &pairs(&env),
+        )
+        .await;
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "`feasibility wait && lineitems launch` went ahead with nothing computed; stdout {:?}, stderr {:?}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `dynata invoice P -o /dev/stdout` (or onto any link to a file kept
+/// elsewhere): the PDF must go where the path leads, not replace the link.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn invoice_writes_through_a_link_to_stdout() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let close = world.run(&["projects", "close", "p-1"], &[]).await;
+    assert_eq!(close.status.code(), Some(0), "{}", text(&close.stderr));
+    let link = world.home.path().join("stdout.pdf");
+    std::os::unix::fs::symlink("/dev/stdout", &link).unwrap();
+    let out = world
+        .run(&["invoice", "p-1", "-o", link.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let still_a_link = std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink();
+    assert!(
+        out.stdout.starts_with(b"%PDF") && still_a_link,
+        "stdout has {} bytes; {} is a symlink: {still_a_link}",
+        out.stdout.len(),
+        link.display()
+    );
+}
