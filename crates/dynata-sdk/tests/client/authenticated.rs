@@ -617,21 +617,7 @@ async fn a_401_from_a_redirect_target_elsewhere_does_not_renew_the_token() {
     let harness = Harness::new().await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
-    let storage = MockServer::start_async().await;
-    storage
-        .mock_async(|when, then| {
-            when.any_request();
-            then.status(401).body("signature expired");
-        })
-        .await;
-    let file = storage.url("/invoices/p-1.pdf");
-    let invoice = harness
-        .server
-        .mock_async(move |when, then| {
-            when.method(GET).path("/sample/v1/projects/p-1/invoices");
-            then.status(302).header("location", file);
-        })
-        .await;
+    let (_storage, invoice) = redirected_to_an_expired_link(&harness).await;
     harness.token().await;
     dynata_sdk::auth_api::ensure_crypto_provider();
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
@@ -720,21 +706,7 @@ async fn another_hosts_401_after_a_redirect_is_an_answer_like_any_other() {
     dynata_sdk::auth_api::ensure_crypto_provider();
     let harness = Harness::with(|b| b.http_client(reqwest::Client::new())).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let storage = MockServer::start_async().await;
-    storage
-        .mock_async(|when, then| {
-            when.any_request();
-            then.status(401).body("signature expired");
-        })
-        .await;
-    let file = storage.url("/invoices/p-1.pdf");
-    harness
-        .server
-        .mock_async(move |when, then| {
-            when.method(GET).path("/sample/v1/projects/p-1/invoices");
-            then.status(302).header("location", file);
-        })
-        .await;
+    let _storage = redirected_to_an_expired_link(&harness).await;
     let request = harness
         .client
         .request(reqwest::Method::GET, "/sample/v1/projects/p-1/invoices");
@@ -743,4 +715,26 @@ async fn another_hosts_401_after_a_redirect_is_an_answer_like_any_other() {
         matches!(&response, Ok(answer) if answer.status() == 401),
         "{response:?}"
     );
+}
+
+/// `GET /sample/v1/projects/p-1/invoices` redirects to another host (a
+/// storage link), which answers `401` (the link has expired). The storage
+/// server lives as long as what is returned.
+async fn redirected_to_an_expired_link(harness: &Harness) -> (MockServer, Mock<'_>) {
+    let storage = MockServer::start_async().await;
+    storage
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401).body("signature expired");
+        })
+        .await;
+    let file = storage.url("/invoices/p-1.pdf");
+    let invoice = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path("/sample/v1/projects/p-1/invoices");
+            then.status(302).header("location", file);
+        })
+        .await;
+    (storage, invoice)
 }
