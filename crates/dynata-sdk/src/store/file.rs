@@ -108,11 +108,13 @@ impl FileStore {
     ) -> StoreFuture<'a, T> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || work(&inner))
+            super::off_the_runtime(move || work(&inner))
                 .await
-                .map_err(|e| StoreError::Unavailable {
-                    message: format!("the file operation did not complete: {e}"),
-                })?
+                .unwrap_or_else(|| {
+                    Err(StoreError::Unavailable {
+                        message: "the file operation did not complete".into(),
+                    })
+                })
         })
     }
 }

@@ -377,13 +377,12 @@ impl SharedSession {
         };
         let (password, client_secret) = (password.clone(), client_secret.cloned());
         // The comparison is a slow hash, kept off the runtime's threads.
-        tokio::task::spawn_blocking(move || {
+        super::off_the_runtime(move || {
             record
                 .matches(&password, client_secret.as_ref())
                 .then_some(rejection)
         })
         .await
-        .ok()
         .flatten()
     }
 
@@ -401,11 +400,11 @@ impl SharedSession {
             return;
         };
         let (password, client_secret) = (password.clone(), client_secret.cloned());
-        let record = tokio::task::spawn_blocking(move || {
+        let record = super::off_the_runtime(move || {
             Record::new(rejection, &password, client_secret.as_ref()).encode()
         })
         .await;
-        let Ok(record) = record else {
+        let Some(record) = record else {
             return;
         };
         let saved = self
