@@ -175,8 +175,9 @@ with `status.errors[]` filled in. Every field is optional so that a
 gateway's `{"message": ...}` decodes too (its text lands in
 `message`). `data` is free-form.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ApiError {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub data: ::std::option::Option<::serde_json::Value>,
@@ -192,8 +193,9 @@ gateway's `{"message": ...}` decodes too (its text lands in
 filters and quotas. `localizedText` is optional: Dynata's Swagger
 document requires it, its Go client does not.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Attribute {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<AttributeCategory>,
@@ -243,8 +245,9 @@ document requires it, its Go client does not.
         pub type_: ::std::option::Option<crate::types::AttributeType>,
     }
     ///Where an attribute is filed, such as `DEMOGRAPHIC`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct AttributeCategory {
         #[serde(
             rename = "mainCategory",
@@ -258,8 +261,9 @@ document requires it, its Go client does not.
         pub sub_category: ::std::option::Option<CategoryLabel>,
     }
     ///One page of `list_attributes`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct AttributeListResponse {
         pub data: ::std::vec::Vec<Attribute>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -268,8 +272,9 @@ document requires it, its Go client does not.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///One answer of a `LIST` attribute.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct AttributeOption {
         pub id: ::std::string::String,
         #[serde(
@@ -281,8 +286,9 @@ document requires it, its Go client does not.
         pub text: ::std::option::Option<::std::string::String>,
     }
     ///Who created a project.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Author {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
@@ -293,8 +299,9 @@ document requires it, its Go client does not.
         pub username: ::std::option::Option<::std::string::String>,
     }
     ///How and when a project is billed.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Billing {
         #[serde(
             rename = "billingDate",
@@ -365,8 +372,9 @@ document requires it, its Go client does not.
         }
     }
     ///The answer to `buy_project`: each bought line item and its state.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct BuyResponse {
         pub data: ::std::vec::Vec<BuyResult>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -375,8 +383,9 @@ document requires it, its Go client does not.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A bought line item and its state afterwards.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct BuyResult {
         #[serde(rename = "extLineItemId")]
         pub ext_line_item_id: ::std::string::String,
@@ -384,8 +393,9 @@ document requires it, its Go client does not.
         pub state: ::std::option::Option<crate::types::LineItemState>,
     }
     ///A category's id and text.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CategoryLabel {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
@@ -398,8 +408,9 @@ document requires it, its Go client does not.
         pub text: ::std::option::Option<::std::string::String>,
     }
     ///The answer to closing a project: its header and its line items' headers.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ClosedProject {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<Author>,
@@ -448,8 +459,9 @@ document requires it, its Go client does not.
         pub updated_at: ::std::option::Option<crate::Timestamp>,
     }
     ///The answer to `close_project`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ClosedProjectResponse {
         pub data: ClosedProject,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -460,8 +472,9 @@ document requires it, its Go client does not.
     /**A user of the caller's company. Only Dynata's Python test data has
 `id`; the Go and .NET clients leave it out, so it is optional.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CompanyUser {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,
@@ -477,8 +490,9 @@ document requires it, its Go client does not.
         pub user_name: ::std::option::Option<::std::string::String>,
     }
     ///One page of `list_company_users`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CompanyUserListResponse {
         pub data: ::std::vec::Vec<CompanyUser>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -487,8 +501,9 @@ document requires it, its Go client does not.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///One line of a cost breakdown.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CostLine {
         #[serde(
             rename = "costPerUnit",
@@ -521,8 +536,9 @@ document requires it, its Go client does not.
         pub type_: ::std::option::Option<crate::types::CostType>,
     }
     ///A country Dynata fields in.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Country {
         #[serde(rename = "countryName")]
         pub country_name: ::std::string::String,
@@ -537,8 +553,9 @@ document requires it, its Go client does not.
         pub supported_languages: ::std::vec::Vec<Language>,
     }
     ///One page of `list_countries`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CountryListResponse {
         pub data: ::std::vec::Vec<Country>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -692,15 +709,17 @@ newest), so the body suits every version.
         }
     }
     ///The caller's own roles on the project.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CurrentUserPermissions {
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub roles: ::std::vec::Vec<::std::string::String>,
     }
     ///The answer to `delete_template`; `data` is not documented and may be of any type, or absent.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct DeleteTemplateResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub data: ::std::option::Option<::serde_json::Value>,
@@ -712,8 +731,9 @@ newest), so the body suits every version.
     /**A line item's detailed statistics and cost; `quotaGroups` only in the
 line item's own detailed report.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct DetailedLineItemReport {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cost: ::std::option::Option<LineItemCost>,
@@ -750,8 +770,9 @@ line item's own detailed report.
         pub title: ::std::option::Option<::std::string::String>,
     }
     ///The answer to `get_line_item_detailed_report`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct DetailedLineItemReportResponse {
         pub data: DetailedLineItemReport,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -760,8 +781,9 @@ line item's own detailed report.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A project's detailed statistics and cost.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct DetailedProjectReport {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub cost: ::std::option::Option<ProjectCost>,
@@ -786,8 +808,9 @@ line item's own detailed report.
         pub title: ::std::option::Option<::std::string::String>,
     }
     ///The answer to `get_project_detailed_report`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct DetailedProjectReportResponse {
         pub data: DetailedProjectReport,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -798,8 +821,9 @@ line item's own detailed report.
     /**Counters and rates. The LOI and accepted-incidence fields appear only
 at line-item level. Percentages and rates are numbers.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct DetailedStats {
         #[serde(
             rename = "actualMedianLOI",
@@ -867,8 +891,9 @@ at line-item level. Percentages and rates are numbers.
     /**Where the survey sends respondents when they finish, and how those
 links are secured. The security keys are secrets.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EndLinks {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub complete: ::std::option::Option<::std::string::String>,
@@ -903,8 +928,9 @@ links are secured. The security keys are secrets.
         pub signed_url_security_secret_key: ::std::option::Option<crate::Secret>,
     }
     ///One reason a request failed.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ErrorInfo {
         ///A machine-readable code.
         pub code: ::std::string::String,
@@ -916,8 +942,9 @@ links are secured. The security keys are secrets.
     /**The record the error is about. Dynata's Swagger of 2019 had no
 `resource`; the 2020 one requires it, so it may be absent.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ErrorResource {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
@@ -928,8 +955,9 @@ links are secured. The security keys are secrets.
 `reject_event`. `resource` depends on `eventType`; for reprices it
 says what changed.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Event {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub actions: ::std::option::Option<EventActions>,
@@ -965,8 +993,9 @@ says what changed.
     /**Absolute URLs that accept or reject the event. Prefer `accept_event`
 and `reject_event`, which reach the same call on the configured host.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventActions {
         #[serde(
             rename = "acceptURL",
@@ -980,8 +1009,9 @@ and `reject_event`, which reach the same call on the configured host.
         pub reject_url: ::std::option::Option<::std::string::String>,
     }
     ///Comments and reasons attached to an event.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventDetails {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub comments: ::std::option::Option<::std::string::String>,
@@ -989,8 +1019,9 @@ and `reject_event`, which reach the same call on the configured host.
         pub reasons: ::std::vec::Vec<EventReason>,
     }
     ///One page of `list_events`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventListResponse {
         pub data: ::std::vec::Vec<Event>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -999,8 +1030,9 @@ and `reject_event`, which reach the same call on the configured host.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///One reason, with a code.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventReason {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<::std::string::String>,
@@ -1010,8 +1042,9 @@ and `reject_event`, which reach the same call on the configured host.
     /**What an event changed; every field optional, since the shape depends
 on the event type.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventResource {
         #[serde(
             rename = "costPerInterview",
@@ -1046,8 +1079,9 @@ on the event type.
         pub status: ::std::option::Option<StateChange>,
     }
     ///An event: the answer to `get_event`, `accept_event` and `reject_event`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventResponse {
         pub data: Event,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1076,8 +1110,9 @@ Swagger clients (the Python client's schema says objects).
 document marks `totalCount` and `valueCounts` required, but recorded
 answers hold `null`), so nothing else is required.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Feasibility {
         #[serde(
             rename = "autoRepricingThreshold",
@@ -1108,8 +1143,9 @@ answers hold `null`), so nothing else is required.
         pub value_counts: ::std::option::Option<::std::vec::Vec<ValueCount>>,
     }
     ///A line item's feasibility and, once known, its quote.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct FeasibilityItem {
         #[serde(rename = "extLineItemId")]
         pub ext_line_item_id: ::std::string::String,
@@ -1118,8 +1154,9 @@ answers hold `null`), so nothing else is required.
         pub quote: ::std::option::Option<Quote>,
     }
     ///The answer to `get_feasibility`: one entry per line item. Recorded answers carry only `data`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct FeasibilityResponse {
         pub data: ::std::vec::Vec<FeasibilityItem>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1128,8 +1165,9 @@ answers hold `null`), so nothing else is required.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///How many respondents one quota cell can reach.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct FeasibleQuotaCell {
         #[serde(
             rename = "feasibilityCount",
@@ -1171,8 +1209,9 @@ of the times is not documented.
         }
     }
     ///A language a country can be surveyed in.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Language {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
@@ -1193,8 +1232,9 @@ which older answers still carry. Survey URLs may lack a scheme and
 hold placeholders such as `<#DubKnowledge[1500/Entity id]>`, so they
 are plain strings, not `format: uri`.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItem {
         #[serde(
             rename = "costPerInterview",
@@ -1324,8 +1364,9 @@ are plain strings, not `format: uri`.
         pub updated_at: ::std::option::Option<crate::Timestamp>,
     }
     ///A line item's cost, with its breakdown.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItemCost {
         #[serde(
             rename = "costPerUnit",
@@ -1352,8 +1393,9 @@ are plain strings, not `format: uri`.
         pub incurred_cost: ::std::option::Option<f64>,
     }
     ///A line item without its settings, as lists show it.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItemHeader {
         #[serde(
             rename = "countryISOCode",
@@ -1402,8 +1444,9 @@ are plain strings, not `format: uri`.
         pub updated_at: ::std::option::Option<crate::Timestamp>,
     }
     ///One page of `list_line_items`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItemListResponse {
         pub data: ::std::vec::Vec<LineItemHeader>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1412,8 +1455,9 @@ are plain strings, not `format: uri`.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A line item's part of a project's summary report.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItemReport {
         #[serde(
             rename = "actualMedianLOI",
@@ -1487,8 +1531,9 @@ are plain strings, not `format: uri`.
         pub title: ::std::option::Option<::std::string::String>,
     }
     ///A line item: the answer to `get_line_item`, `create_line_item`, `update_line_item` and the launch, pause and close actions.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItemResponse {
         pub data: LineItem,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1513,8 +1558,9 @@ are plain strings, not `format: uri`.
 string; the others carry `?offset=N`. Each may be absent (no `next`
 on the last page).
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Links {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub first: ::std::option::Option<::std::string::String>,
@@ -1528,8 +1574,9 @@ on the last page).
         pub self_: ::std::option::Option<::std::string::String>,
     }
     ///Paging information; present on lists.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Meta {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub links: ::std::option::Option<Links>,
@@ -1544,8 +1591,9 @@ on the last page).
         pub total: ::std::option::Option<i64>,
     }
     ///One value, such as `PII_COLLECTION` or `SLOW`, and whether the account may use it.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct MetadataItem {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub allowed: ::std::option::Option<bool>,
@@ -1556,8 +1604,9 @@ on the last page).
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///A number before and after the event.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct NumberChange {
         #[serde(
             rename = "newValue",
@@ -1571,8 +1620,9 @@ on the last page).
         pub previous_value: ::std::option::Option<f64>,
     }
     ///A team with access.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct PermittedTeam {
         pub id: i64,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1581,8 +1631,9 @@ on the last page).
     /**A user with access. The key is `username` here, unlike the user
 endpoints' `userName`; every source agrees on that.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct PermittedUser {
         pub id: i64,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1595,8 +1646,9 @@ project's settings. `respondentFilters` changed shape between API
 versions (Dynata's Go client and Swagger document disagree on every
 field), so its items are free-form objects.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Project {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<Author>,
@@ -1700,8 +1752,9 @@ the Python client's `surveyRequirements` is the odd one out.
         }
     }
     ///A project's cost.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectCost {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub currency: ::std::option::Option<::std::string::String>,
@@ -1721,8 +1774,9 @@ these fields (this document avoids `allOf`, which code generators
 handle unevenly). Timestamps are never required: they are `null` or
 `""` until the moment happens, and absent in some recorded answers.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectHeader {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<Author>,
@@ -1766,8 +1820,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub updated_at: ::std::option::Option<crate::Timestamp>,
     }
     ///One page of `list_projects`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectListResponse {
         pub data: ::std::vec::Vec<ProjectHeader>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1776,8 +1831,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///Who may access a project.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectPermissions {
         #[serde(
             rename = "currentUser",
@@ -1795,8 +1851,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub users: ::std::vec::Vec<PermittedUser>,
     }
     ///The answer to `get_project_permissions` and `upsert_project_permissions`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectPermissionsResponse {
         pub data: ProjectPermissions,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1805,8 +1862,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A project's summary report.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectReport {
         ///Median length of interview so far, in minutes.
         #[serde(
@@ -1868,8 +1926,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub title: ::std::option::Option<::std::string::String>,
     }
     ///The answer to `list_project_reports`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectReportListResponse {
         pub data: ::std::vec::Vec<ProjectReport>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1878,8 +1937,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///The answer to `get_project_report`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectReportResponse {
         pub data: ProjectReport,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1888,8 +1948,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A project: the answer to `get_project`, `create_project` and `update_project`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectResponse {
         pub data: Project,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2038,8 +2099,9 @@ integer or float, and a number holds both).
         }
     }
     ///A quota cell's statistics.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct QuotaCellReport {
         #[serde(
             rename = "quotaCellId",
@@ -2056,8 +2118,9 @@ integer or float, and a number holds both).
         pub stats: ::std::option::Option<DetailedStats>,
     }
     ///The answer to `set_quota_cell_status`: the cell with its new `status`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct QuotaCellResponse {
         pub data: QuotaCell,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2085,8 +2148,9 @@ integer or float, and a number holds both).
         }
     }
     ///A quota group's statistics.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct QuotaGroupReport {
         #[serde(
             rename = "quotaCells",
@@ -2124,8 +2188,9 @@ uses `perc`; templates use `perc` only.
         }
     }
     ///The price of a line item.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Quote {
         #[serde(
             rename = "costPerUnit",
@@ -2147,8 +2212,9 @@ uses `perc`; templates use `perc` only.
         pub estimated_cost: ::std::option::Option<f64>,
     }
     ///One line of a quote.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct QuoteLine {
         #[serde(
             rename = "costPerUnit",
@@ -2168,8 +2234,9 @@ uses `perc`; templates use `perc` only.
         pub units: ::std::option::Option<i64>,
     }
     ///The answer to a reconciliation upload (`reconcile_project`, written by hand in `dynata-sdk`); `data` is an empty object in Dynata's Swagger document, so it is free-form.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ReconcileResponse {
         pub data: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2182,8 +2249,9 @@ treats anything else as unknown); `errors` is `[]` on success. It
 may also be `null`: Dynata's Swagger came from Goa, a Go framework,
 and Go encodes an empty (nil) slice as `null`.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ResponseStatus {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub errors: ::std::option::Option<::std::vec::Vec<ErrorInfo>>,
@@ -2191,8 +2259,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub message: ::std::option::Option<::std::string::String>,
     }
     ///A role and what it allows.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Role {
         #[serde(
             rename = "allowedActions",
@@ -2215,8 +2284,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///An action a role allows, such as `GET_PROJECT`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct RoleAction {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub action: ::std::option::Option<::std::string::String>,
@@ -2226,8 +2296,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub id: ::std::option::Option<::std::string::String>,
     }
     ///One page of `list_roles`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct RoleListResponse {
         pub data: ::std::vec::Vec<Role>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2236,8 +2307,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A supplier source.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SampleSource {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<SampleSourceCategory>,
@@ -2253,8 +2325,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub name: ::std::option::Option<::std::string::String>,
     }
     ///The topics a source covers.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SampleSourceCategory {
         #[serde(
             rename = "surveyTopics",
@@ -2264,8 +2337,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub survey_topics: ::std::vec::Vec<::std::string::String>,
     }
     ///The sources available for one country and language.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SampleSourceGroup {
         #[serde(
             rename = "countryISOCode",
@@ -2287,8 +2361,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub supported_languages: ::std::vec::Vec<Language>,
     }
     ///One page of `list_sources`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SourceListResponse {
         pub data: ::std::vec::Vec<SampleSourceGroup>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2297,8 +2372,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A line item's state before and after the event.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct StateChange {
         #[serde(
             rename = "newValue",
@@ -2312,8 +2388,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub previous_value: ::std::option::Option<crate::types::LineItemState>,
     }
     ///What a project's category and a line item's delivery type may be.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct StudyMetadata {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<StudyMetadataCategory>,
@@ -2325,8 +2402,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub delivery_types: ::std::vec::Vec<MetadataItem>,
     }
     ///The values of a project's `category` fields.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct StudyMetadataCategory {
         #[serde(
             rename = "studyRequirements",
@@ -2348,8 +2426,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub survey_topics: ::std::vec::Vec<MetadataItem>,
     }
     ///The answer to `get_study_metadata`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct StudyMetadataResponse {
         pub data: StudyMetadata,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2358,8 +2437,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///The answer to `get_survey_end_links`; `data` is free-form (no source documents its fields).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SurveyEndLinksResponse {
         pub data: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2368,16 +2448,18 @@ and Go encodes an empty (nil) slice as `null`.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A survey topic, such as `AUTOMOTIVE`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SurveyTopic {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
         pub topic: ::std::string::String,
     }
     ///One page of `list_survey_topics`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SurveyTopicListResponse {
         pub data: ::std::vec::Vec<SurveyTopic>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2424,8 +2506,9 @@ and Go encodes an empty (nil) slice as `null`.
         }
     }
     ///A team of the caller's company.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Team {
         #[serde(
             rename = "createdAt",
@@ -2462,8 +2545,9 @@ and Go encodes an empty (nil) slice as `null`.
         }
     }
     ///One page of `list_teams`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct TeamListResponse {
         pub data: ::std::vec::Vec<Team>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2472,8 +2556,9 @@ and Go encodes an empty (nil) slice as `null`.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A saved quota plan (shares in `perc`), for one country and language.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct Template {
         #[serde(
             rename = "countryISOCode",
@@ -2536,8 +2621,9 @@ it is required here, so the body suits both.
         }
     }
     ///One page of `list_templates`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct TemplateListResponse {
         pub data: ::std::vec::Vec<Template>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2546,8 +2632,9 @@ it is required here, so the body suits both.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A template: the answer to `create_template` and `update_template`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct TemplateResponse {
         pub data: Template,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2842,8 +2929,9 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
         }
     }
     ///An application the account may use.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserApplication {
         #[serde(rename = "appId")]
         pub app_id: i64,
@@ -2855,8 +2943,9 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
         pub name: ::std::string::String,
     }
     ///A company the caller belongs to.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserCompany {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub default: ::std::option::Option<bool>,
@@ -2873,8 +2962,9 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
         pub teams: ::std::vec::Vec<UserTeam>,
     }
     ///The caller, from the newer `/user`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserDetails {
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub companies: ::std::vec::Vec<UserCompany>,
@@ -2893,8 +2983,9 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
         pub user_name: ::std::option::Option<::std::string::String>,
     }
     ///The answer to `get_user`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserDetailsResponse {
         pub data: UserDetails,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2919,8 +3010,9 @@ user name as `username` and its Swagger document as `userName`; this
 document follows the Swagger document, which the other user
 endpoints agree with.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserInfo {
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub applications: ::std::vec::Vec<UserApplication>,
@@ -2948,8 +3040,9 @@ endpoints agree with.
         pub user_name: ::std::option::Option<::std::string::String>,
     }
     ///The answer to `get_user_info`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserInfoResponse {
         pub data: UserInfo,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2958,8 +3051,9 @@ endpoints agree with.
         pub status: ::std::option::Option<ResponseStatus>,
     }
     ///A team the caller belongs to, and their role in it.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserTeam {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub default: ::std::option::Option<bool>,
@@ -2973,8 +3067,9 @@ endpoints agree with.
         pub status: ::std::option::Option<::std::string::String>,
     }
     ///Feasible counts per quota cell of one quota group.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ValueCount {
         #[serde(
             rename = "quotaCells",

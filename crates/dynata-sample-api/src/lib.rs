@@ -38,7 +38,12 @@
 //! The types you send have builders (`types::CreateProject::builder()`, and
 //! every type a request body contains, such as `types::Target`); the types
 //! Dynata answers with are only decoded, so they have none (the xtask leaves
-//! them out: they were half of the generated code).
+//! them out: they were half of the generated code). For the same reason an
+//! answer type implements `serde::Serialize` only with this crate's
+//! `serialize` feature (`dynata-sdk`'s feature of the same name turns it on):
+//! its derive was a fifth of this crate's build, which every user's clean
+//! build waits for. Every type implements `Deserialize`, and what a request
+//! carries (bodies, query parameters) always implements `Serialize`.
 //!
 //! Not generated: the reconciliation upload (`POST
 //! /projects/{extProjectId}/reconcile`), a multipart body progenitor cannot

@@ -461,6 +461,55 @@ fn templates_and_the_rest_decode() {
     assert_eq!(bare.data, None);
 }
 
+/// With the `serialize` feature (this crate's dev-dependency turns it on) an
+/// answer re-encodes as JSON that decodes to the same value: every rename,
+/// open enum value, timestamp and secret survives the way back.
+#[test]
+fn answers_re_encode_to_what_they_decode_from() {
+    fn round_trip<T>(fixture: &str)
+    where
+        T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + std::fmt::Debug,
+    {
+        let decoded: T = decode(fixture);
+        let json = serde_json::to_value(&decoded).expect("an answer serializes");
+        let again: T = serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("{fixture} does not decode again from {json}: {e}"));
+        assert_eq!(again, decoded, "{fixture}");
+    }
+    round_trip::<types::UserInfoResponse>("user_info");
+    round_trip::<types::UserDetailsResponse>("user_details");
+    round_trip::<types::CompanyUserListResponse>("company_users");
+    round_trip::<types::TeamListResponse>("teams");
+    round_trip::<types::RoleListResponse>("roles");
+    round_trip::<types::ProjectPermissionsResponse>("permissions");
+    round_trip::<types::CountryListResponse>("countries");
+    round_trip::<types::AttributeListResponse>("attributes");
+    round_trip::<types::SurveyTopicListResponse>("survey_topics");
+    round_trip::<types::SourceListResponse>("sources");
+    round_trip::<types::StudyMetadataResponse>("study_metadata");
+    round_trip::<types::ProjectResponse>("project");
+    round_trip::<types::ProjectListResponse>("projects");
+    round_trip::<types::ProjectReportResponse>("project_report");
+    round_trip::<types::ProjectReportListResponse>("project_reports");
+    round_trip::<types::DetailedProjectReportResponse>("detailed_project_report");
+    round_trip::<types::DetailedLineItemReportResponse>("detailed_line_item_report");
+    round_trip::<types::ClosedProjectResponse>("closed_project");
+    round_trip::<types::BuyResponse>("buy");
+    round_trip::<types::LineItemListResponse>("line_items");
+    round_trip::<types::LineItemResponse>("line_item");
+    round_trip::<types::QuotaCellResponse>("quota_cell");
+    round_trip::<types::FeasibilityResponse>("feasibility_processing");
+    round_trip::<types::FeasibilityResponse>("feasibility_ready");
+    round_trip::<types::EventListResponse>("events");
+    round_trip::<types::EventResponse>("event");
+    round_trip::<types::TemplateListResponse>("templates");
+    round_trip::<types::TemplateResponse>("template");
+    round_trip::<types::SurveyEndLinksResponse>("survey_end_links");
+    round_trip::<types::ReconcileResponse>("reconcile");
+    round_trip::<types::DeleteTemplateResponse>("delete_template");
+    round_trip::<types::ApiError>("error");
+}
+
 #[test]
 fn the_error_envelope_decodes() {
     let error: types::ApiError = decode("error");
