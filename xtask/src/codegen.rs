@@ -56,6 +56,7 @@ pub(crate) const TARGETS: &[Target] = &[
         replacements: &[
             ("Secret", "crate::Secret"),
             ("Timestamp", "crate::Timestamp"),
+            ("SurveyEndLinks", "crate::SurveyEndLinks"),
         ],
         inner_type: Some("crate::Bearer"),
     },

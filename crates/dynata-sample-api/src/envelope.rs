@@ -77,7 +77,7 @@ envelopes! {
     RoleListResponse => Vec<types::Role>,
     SourceListResponse => Vec<types::SampleSourceGroup>,
     StudyMetadataResponse => types::StudyMetadata,
-    SurveyEndLinksResponse => JsonObject,
+    SurveyEndLinksResponse => crate::SurveyEndLinks,
     SurveyTopicListResponse => Vec<types::SurveyTopic>,
     TeamListResponse => Vec<types::Team>,
     TemplateListResponse => Vec<types::Template>,

@@ -2436,12 +2436,12 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<ResponseStatus>,
     }
-    ///The answer to `get_survey_end_links`; `data` is free-form (no source documents its fields).
+    ///The answer to `get_survey_end_links`.
     #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SurveyEndLinksResponse {
-        pub data: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        pub data: crate::SurveyEndLinks,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]

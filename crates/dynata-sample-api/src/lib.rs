@@ -15,7 +15,9 @@
 //! - The types the spec's schemas are replaced by: [`Timestamp`] (Dynata's
 //!   `YYYY/MM/DD HH:MM:SS`, `""` or `null`, never rejected), [`Secret`]
 //!   (redacted `Debug`), and the `open_enum!` every `x-extensible-enum` of
-//!   the spec becomes (one variant per known value, plus `Other(String)`).
+//!   the spec becomes (one variant per known value, plus `Other(String)`),
+//!   and [`SurveyEndLinks`] (free-form, with its security keys redacted in
+//!   `Debug`).
 //! - [`Envelope`], implemented by every generated answer type, so generic
 //!   code can read `status`, `meta` and `data` of any of them; and
 //!   [`SentMethod`], through which the `pre` hook tells a caller which HTTP
@@ -57,6 +59,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 
 #[macro_use]
 mod open_enum;
+mod end_links;
 mod envelope;
 mod timestamp;
 
@@ -70,6 +73,7 @@ pub use dynata_auth_api::Secret;
 /// `dynata_auth_api::ensure_crypto_provider`.
 pub use dynata_auth_api::ensure_crypto_provider;
 use dynata_auth_api::responses;
+pub use end_links::SurveyEndLinks;
 pub use envelope::Envelope;
 pub use generated::*;
 pub use timestamp::{DateTime, Timestamp, TimestampError};
@@ -131,7 +135,8 @@ impl fmt::Debug for Bearer {
 }
 
 /// The HTTP method of the last request a client sent, noted by its `pre`
-/// hook (see [`Bearer::recording`]), and where its answer came from.
+/// hook (see [`Bearer::recording`]), and where its answer came from, with
+/// the answer's status and headers.
 ///
 /// A caller that retries a generated operation needs to know whether it is
 /// idempotent, and the operation's future does not say: a `POST` that failed
@@ -152,6 +157,7 @@ struct Sent {
     method: Option<reqwest::Method>,
     sent_to: Option<reqwest::Url>,
     answered_from: Option<reqwest::Url>,
+    answer: Option<(reqwest::StatusCode, reqwest::header::HeaderMap)>,
 }
 
 impl SentMethod {
@@ -169,6 +175,13 @@ impl SentMethod {
     /// client followed any.
     pub fn answered_from(&self) -> Option<reqwest::Url> {
         self.note().answered_from.clone()
+    }
+
+    /// The status and headers of the last answer: what a caller reports
+    /// (its `x-request-id`) when the generated code could not decode its
+    /// body, and the error it returns keeps neither.
+    pub fn answer(&self) -> Option<(reqwest::StatusCode, reqwest::header::HeaderMap)> {
+        self.note().answer.clone()
     }
 
     /// Where the last answer came from, if it is not the URL the request
@@ -207,6 +220,7 @@ impl SentMethod {
         let mut note = self.note();
         note.sent_to = Some(sent_to.clone());
         note.answered_from = Some(response.url().clone());
+        note.answer = Some((response.status(), response.headers().clone()));
     }
 }
 

@@ -51,7 +51,9 @@ pub enum Error {
     },
 
     /// Dynata's Sample API refused the request: an error status, or an
-    /// envelope whose `status.message` is `"fail"`, with its `errors[]`.
+    /// envelope whose `status.message` is `"fail"`, with its `errors[]`. A
+    /// `408`, `429` or `504` is never this, envelope or not, but
+    /// [`Error::Timeout`] or [`Error::RateLimited`].
     Rejected {
         /// The HTTP status.
         status: u16,
@@ -385,6 +387,30 @@ impl Error {
             _ => Error::Api {
                 status,
                 summary,
+                request_id,
+            },
+        }
+    }
+}
+
+impl Error {
+    /// A refusal in Dynata's envelope (an error status, or a `2xx` whose
+    /// `status.message` is `"fail"`): [`Error::Rejected`] with its `errors`,
+    /// unless the status says more. An error's kind follows its status, not
+    /// its body: with the envelope, a `429` is still [`Error::RateLimited`]
+    /// with its `Retry-After`, and a `408` or `504` still [`Error::Timeout`]
+    /// (a `POST` that may have taken effect, not a refusal to send again).
+    pub(crate) fn refused(
+        status: u16,
+        errors: Vec<crate::ApiErrorDetail>,
+        request_id: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        match status {
+            408 | 429 | 504 => Error::from_status(status, String::new(), request_id, retry_after),
+            _ => Error::Rejected {
+                status,
+                errors,
                 request_id,
             },
         }

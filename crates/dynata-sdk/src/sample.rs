@@ -19,7 +19,9 @@ impl Client {
     /// the `/sample/v1` envelope: `data` into `T`, the paging links into
     /// [`Page::links`]. A `status.message` of `"fail"`, or
     /// an error status with Dynata's envelope, is [`Error::Rejected`] with
-    /// its `errors[]`. An error status whose body is not the envelope (a
+    /// its `errors[]`, unless its status says more: `429` is
+    /// [`Error::RateLimited`], `408` and `504` [`Error::Timeout`], envelope
+    /// or not. An error status whose body is not the envelope (a
     /// gateway's HTML page or `{"message": …}`) is an error by its status
     /// ([`Error::Api`], [`Error::RateLimited`] with its `Retry-After`,
     /// [`Error::Timeout`]); a `2xx` one is [`Error::Decode`]. Every error
@@ -95,13 +97,35 @@ pub struct ApiErrorDetail {
 /// The logged-in user, from `GET /sample/v1/users/info`. Build one in tests
 /// with `UserInfo::default()`, then set the fields.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "UserInfoWire")]
 #[non_exhaustive]
 pub struct UserInfo {
-    /// The user's name.
+    /// The user's name: `userName` on the wire (Dynata's Swagger document),
+    /// or `username` (what Dynata's Go client reads).
     pub username: Option<String>,
     /// Every other field, as Dynata sent it.
-    #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `/users/info` as sent: the sources disagree on the name's spelling, so
+/// both are read (`userName` first).
+#[derive(Deserialize)]
+struct UserInfoWire {
+    #[serde(rename = "userName", default)]
+    user_name: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+impl From<UserInfoWire> for UserInfo {
+    fn from(wire: UserInfoWire) -> Self {
+        UserInfo {
+            username: wire.user_name.or(wire.username),
+            other: wire.other,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,11 +208,12 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
         .is_some_and(is_failure_message);
     if failed || !success {
         let errors = envelope_status.errors.unwrap_or_default();
-        return Err(Error::Rejected {
+        return Err(Error::refused(
             status,
-            errors: errors.iter().map(ApiErrorDetail::from_json).collect(),
+            errors.iter().map(ApiErrorDetail::from_json).collect(),
             request_id,
-        });
+            retry_after,
+        ));
     }
     decoded(envelope.data, envelope.meta, request_id)
 }

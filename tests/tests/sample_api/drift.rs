@@ -46,6 +46,7 @@ macro_rules! every_type {
 every_type!(
     dynata_sample_api::Timestamp,
     dynata_sample_api::Secret,
+    dynata_sample_api::SurveyEndLinks,
     types::Meta,
     types::Links,
     types::ResponseStatus,

@@ -60,8 +60,10 @@ impl Client {
     ///   `POST`s (create, buy, launch, close, accept, …) never are: they may
     ///   have had their effect.
     /// - A `4xx` or `5xx` with Dynata's envelope, and a `2xx` whose
-    ///   `status.message` is `"fail"`, are [`Error::Rejected`] with its
-    ///   `errors[]`; any other body (a gateway's page) is an error by its
+    ///   `status.message` is `"fail"` (its `data` `null` or a record), are
+    ///   [`Error::Rejected`] with its `errors[]`, unless the status says
+    ///   more (`429` is [`Error::RateLimited`], `408` and `504`
+    ///   [`Error::Timeout`]); any other body (a gateway's page) is an error by its
     ///   status ([`Error::Api`], [`Error::RateLimited`], [`Error::Timeout`]).
     ///   Each keeps the `x-request-id` header.
     pub async fn sample<E, F, Fut>(&self, call: F) -> Result<E::Data, Error>
@@ -115,7 +117,7 @@ impl Client {
                 match outcome {
                     Ok(response) => Ok(response),
                     Err(error) => {
-                        let mut failure = failure_of(error, idempotent).await;
+                        let mut failure = failure_of(error, idempotent, &sent).await;
                         if failure.error.status() == Some(401) {
                             let redirected_to = if followed {
                                 sent.answered_from()
@@ -153,11 +155,12 @@ fn rejected_if_failed<E: Envelope>(
     if !failed {
         return Ok(());
     }
-    Err(Error::Rejected {
-        status: status.as_u16(),
-        errors: details(envelope_status),
+    Err(Error::refused(
+        status.as_u16(),
+        details(envelope_status),
         request_id,
-    })
+        None,
+    ))
 }
 
 /// Dynata's `errors[]`, each text kept only if [`server_text`] allows it.
@@ -183,10 +186,13 @@ pub(crate) fn details(status: &types::ResponseStatus) -> Vec<ApiErrorDetail> {
 
 /// A failed generated operation, as the retry engine needs to see it. Only
 /// an `idempotent` operation may be retried. What a `401` says about the
-/// token is read by the caller, which knows where the answer came from.
+/// token is read by the caller, which knows where the answer came from;
+/// `sent` has the answer's status and headers where the generated error
+/// keeps neither (a body it could not decode).
 async fn failure_of<T>(
     error: dynata_sample_api::Error<types::ApiError>,
     idempotent: bool,
+    sent: &SentMethod,
 ) -> Failure<T> {
     use dynata_sample_api::Error as Generated;
     let (error, retry_after) = match error {
@@ -220,13 +226,7 @@ async fn failure_of<T>(
         Generated::CommunicationError(error) | Generated::ResponseBodyError(error) => {
             (Error::transport(error), None)
         }
-        Generated::InvalidResponsePayload(_, error) => (
-            Error::decode(format!(
-                "the answer does not have the expected shape: {}",
-                describe_json_error(&error)
-            )),
-            None,
-        ),
+        Generated::InvalidResponsePayload(body, error) => undecodable(&body, &error, sent),
         Generated::InvalidRequest(message) => {
             (Error::config(format!("invalid request: {message}")), None)
         }
@@ -243,17 +243,63 @@ async fn failure_of<T>(
     }
 }
 
+/// The error for an answer the generated code could not decode as its type.
+/// A refusal in Dynata's envelope is one (it carries `data: null`, or no
+/// `data`, where the type expects a record): it is the refusal, with
+/// Dynata's errors. Anything else is [`Error::Decode`]; both keep the
+/// answer's `x-request-id`.
+fn undecodable(
+    body: &[u8],
+    error: &serde_json::Error,
+    sent: &SentMethod,
+) -> (Error, Option<std::time::Duration>) {
+    let (status, headers) = sent.answer().unwrap_or_default();
+    let request_id = request_id(&headers);
+    let refusal = serde_json::from_slice::<types::ApiError>(body)
+        .ok()
+        .and_then(|answer| answer.status)
+        .filter(|status| {
+            status
+                .message
+                .as_deref()
+                .is_some_and(crate::sample::is_failure_message)
+        });
+    match refusal {
+        Some(envelope_status) => {
+            let retry_after = retry_after(&headers);
+            let error = Error::refused(
+                status.as_u16(),
+                details(&envelope_status),
+                request_id,
+                retry_after,
+            );
+            (error, retry_after)
+        }
+        None => (
+            Error::Decode {
+                what: format!(
+                    "the answer does not have the expected shape: {}",
+                    describe_json_error(error)
+                ),
+                request_id,
+            },
+            None,
+        ),
+    }
+}
+
 /// The error for a `4xx`/`5xx` whose body decoded as `ApiError`: Dynata's
 /// envelope is [`Error::Rejected`]; a gateway's `{"message": …}` is an
 /// error by its status.
 fn api_error(status: u16, headers: &HeaderMap, body: &types::ApiError) -> Error {
     let request_id = request_id(headers);
     match &body.status {
-        Some(envelope_status) => Error::Rejected {
+        Some(envelope_status) => Error::refused(
             status,
-            errors: details(envelope_status),
+            details(envelope_status),
             request_id,
-        },
+            retry_after(headers),
+        ),
         None => gateway_error(
             status,
             body.message.as_deref(),

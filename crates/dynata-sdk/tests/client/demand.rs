@@ -1096,3 +1096,223 @@ async fn a_project_id_with_a_tab_is_not_resolved_away_in_the_reconcile_url() {
         );
     }
 }
+
+// ---- Refusals, by status and by envelope -------------------------------------
+
+/// A refusal with Dynata's envelope and `data: null` (a refusal carries no
+/// record).
+fn refusal(code: &str, message: &str) -> String {
+    json!({
+        "data": null,
+        "status": {"message": "fail", "errors": [{"code": code, "message": message}]},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_2xx_fail_envelope_with_null_data_is_rejected_with_its_errors() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let close = harness
+        .on(
+            POST,
+            "/sample/v1/projects/p1/close",
+            200,
+            refusal("2001", "Line items still in field"),
+            0,
+        )
+        .await;
+    let error = harness.close_project().await.expect_err("Dynata said fail");
+    assert_eq!(close.calls_async().await, 1);
+    match &error {
+        Error::Rejected {
+            status: 200,
+            errors,
+            request_id,
+        } => {
+            assert_eq!(errors[0].code.as_deref(), Some("2001"));
+            assert_eq!(request_id.as_deref(), Some("req-7"));
+        }
+        other => panic!("expected Rejected with Dynata's errors, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_2xx_fail_page_ends_the_stream_with_rejected() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness
+        .on(
+            GET,
+            "/sample/v1/projects",
+            200,
+            refusal("1001", "Bad filter"),
+            0,
+        )
+        .await;
+    let mut stream = harness.client.sample_items(10, |api, page| async move {
+        api.list_projects()
+            .offset(page.offset)
+            .limit(page.limit)
+            .send()
+            .await
+    });
+    let error = stream.next().await.expect("one item").expect_err("fail");
+    assert!(
+        matches!(&error, Error::Rejected { status: 200, errors, .. } if errors.len() == 1),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("req-7"));
+}
+
+#[tokio::test]
+async fn an_answer_of_another_shape_is_decode_with_the_request_id() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({"data": {"state": 12}, "status": {"message": "success"}}).to_string();
+    harness.on(GET, PROJECT, 200, body, 0).await;
+    let error = harness.get_project().await.expect_err("not a project");
+    assert!(matches!(&error, Error::Decode { .. }), "{error:?}");
+    assert_eq!(error.request_id(), Some("req-7"));
+}
+
+/// An error's kind follows its status, whatever the body: with Dynata's
+/// envelope, a `429` is still `RateLimited` with its `Retry-After`, and a
+/// `504` still `Timeout` (a close that may have taken effect, not a
+/// refusal). A `POST` is never retried, so this is all a caller has to
+/// decide whether to send it again.
+#[tokio::test]
+async fn an_enveloped_429_or_504_keeps_its_kind() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let close = "/sample/v1/projects/p1/close";
+    let limited = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(POST).path(close);
+            then.status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", "30")
+                .header("x-request-id", "req-7")
+                .body(refusal("429", "Too many requests"));
+        })
+        .await;
+    let limited_error = harness.close_project().await.expect_err("429");
+    limited.delete_async().await;
+    harness
+        .on(POST, close, 504, refusal("504", "Upstream timed out"), 0)
+        .await;
+    let timeout_error = harness.close_project().await.expect_err("504");
+    assert!(
+        matches!(&limited_error, Error::RateLimited { retry_after: Some(wait), .. } if *wait == Duration::from_secs(30)),
+        "{limited_error:?}"
+    );
+    assert!(
+        matches!(
+            &timeout_error,
+            Error::Timeout {
+                status: Some(504),
+                ..
+            }
+        ),
+        "{timeout_error:?}"
+    );
+    assert_eq!(timeout_error.request_id(), Some("req-7"));
+
+    // `Client::get` reads them the same way (a `Retry-After` longer than
+    // the retry budget is not waited for).
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path("/sample/v1/projects/p2");
+            then.status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", "3600")
+                .body(refusal("429", "Too many requests"));
+        })
+        .await;
+    let untyped = tokio::time::timeout(
+        Duration::from_secs(10),
+        harness
+            .client
+            .get::<serde_json::Value>("/sample/v1/projects/p2"),
+    )
+    .await
+    .expect("an hour is not waited for")
+    .expect_err("429");
+    assert!(
+        matches!(&untyped, Error::RateLimited { retry_after: Some(wait), .. } if *wait == Duration::from_secs(3600)),
+        "{untyped:?}"
+    );
+}
+
+/// `/users/info` names the user `userName` (Dynata's Swagger document, and
+/// the spec); Dynata's Go client reads `username`. Either is the name.
+#[tokio::test]
+async fn users_info_reads_either_spelling_of_the_user_name() {
+    for key in ["userName", "username"] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        let body = json!({
+            "data": {key: "alice", "email": "alice@example.com", "companyId": 7},
+            "status": {"message": "success", "errors": []},
+        })
+        .to_string();
+        harness.on(GET, "/sample/v1/users/info", 200, body, 0).await;
+        let me = harness.client.users_info().await.expect("users/info");
+        assert_eq!(me.username.as_deref(), Some("alice"), "{key}: {me:?}");
+        assert!(
+            !me.other.contains_key(key),
+            "{key} is the name, not another field"
+        );
+    }
+}
+
+/// `get_survey_end_links` answers free-form `data` (no source documents its
+/// fields), which holds the survey's security keys (`securityKey1`,
+/// `securityKey2`: they sign respondents' end links). `Debug` of the answer
+/// must not print them.
+#[tokio::test]
+async fn survey_end_links_debug_does_not_print_the_security_keys() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({
+        "data": {
+            "entryLink": "https://entry.example.com/?psid=x",
+            "securityLevel": "MEDIUM",
+            "securityKey1": "sk1-9f8e7d6c5b4a",
+            "securityKey2": "sk2-0a1b2c3d4e5f",
+            "endLinks": {"complete": "https://dkr1.example.com/end?rst=1", "signedURLSecuritySecretKey": "ssk-1a2b3c4d"},
+            "tests": [],
+        },
+        "status": {"message": "success", "errors": []},
+    })
+    .to_string();
+    harness
+        .on(GET, "/sample/v1/projects/p1/surveys/s1/links", 200, body, 0)
+        .await;
+    let envelope = harness
+        .client
+        .sample_envelope(|api| async move {
+            api.get_survey_end_links()
+                .ext_project_id("p1")
+                .survey_id("s1")
+                .send()
+                .await
+        })
+        .await
+        .expect("the links");
+    let shown = format!("{envelope:?}");
+    for key in ["sk1-9f8e7d6c5b4a", "sk2-0a1b2c3d4e5f", "ssk-1a2b3c4d"] {
+        assert!(!shown.contains(key), "a security key in Debug: {shown}");
+    }
+    assert!(
+        shown.contains("https://entry.example.com/?psid=x"),
+        "the rest shows: {shown}"
+    );
+    assert_eq!(
+        envelope.data.get("securityKey1").and_then(|v| v.as_str()),
+        Some("sk1-9f8e7d6c5b4a"),
+        "the caller still reads them"
+    );
+}
