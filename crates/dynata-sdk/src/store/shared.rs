@@ -315,11 +315,28 @@ impl SharedSession {
 
     /// Takes the stored session out of the store (logout), and returns it if
     /// it could be read, for the caller to revoke: the fleet's session may be
-    /// one another process obtained. A failing store is a warning. The store
-    /// offers no compare-and-remove: a session another process stores between
-    /// the read and the removal is removed unread.
+    /// one another process obtained. A failing store is a warning.
+    ///
+    /// The take holds the renewal lease, waiting for it as a renewal does:
+    /// the store offers no compare-and-remove, and a session another process
+    /// renewed and stored between the read and the removal would be removed
+    /// unread, live at Dynata and never revoked. A renewal under way is
+    /// waited for and its session taken. If the lease cannot be had (the
+    /// store fails, or a holder outlives [`SharingPolicy::lease_wait`]), the
+    /// take goes ahead without it.
     pub async fn take(&self) -> Option<StoredSession> {
         let _one_at_a_time = self.taking.lock().await;
+        let lease = match self
+            .wait_for_lease(|| async { Ok::<Option<()>, _>(None) })
+            .await
+        {
+            LeaseWait::Held(lease) => Some(lease),
+            LeaseWait::Ended(()) => None,
+            LeaseWait::Failed(operation, error) => {
+                self.warnings.warn(operation, &error);
+                None
+            }
+        };
         let stored = match self.load().await {
             Ok(stored) => stored,
             Err(error) => {
@@ -328,6 +345,9 @@ impl SharedSession {
             }
         };
         self.remove().await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
         stored
     }
 
@@ -443,6 +463,39 @@ impl SharedSession {
             return Ok(self.adopted(session));
         }
 
+        let waited = self
+            .wait_for_lease(|| async {
+                match self.load().await {
+                    Ok(Some(session)) if self.adoptable(&session, local) => {
+                        Ok(Some(self.adopted(session)))
+                    }
+                    Ok(_) => Ok(None),
+                    Err(error) if error.is_unusable_content() => {
+                        self.warnings.warn("load", &error);
+                        Ok(None)
+                    }
+                    Err(error) => Err(("load", error)),
+                }
+            })
+            .await;
+        match waited {
+            LeaseWait::Held(lease) => self.renew_holding_lease(lease, local, renew).await,
+            LeaseWait::Ended(shared) => Ok(shared),
+            LeaseWait::Failed(operation, error) => {
+                self.renew_alone(local, renew, operation, &error).await
+            }
+        }
+    }
+
+    /// Waits for the renewal lease, up to [`SharingPolicy::lease_wait`],
+    /// polling the store for a change. After each wait, `between` may end
+    /// the wait with a value (a renewal: the session another process
+    /// stored meanwhile).
+    async fn wait_for_lease<T, B, BetweenFut>(&self, mut between: B) -> LeaseWait<'_, T>
+    where
+        B: FnMut() -> BetweenFut,
+        BetweenFut: Future<Output = Result<Option<T>, (&'static str, StoreError)>>,
+    {
         let started = tokio::time::Instant::now();
         // No deadline at all for a wait too long for the clock.
         let give_up_at = started.checked_add(self.policy.lease_wait);
@@ -460,18 +513,21 @@ impl SharedSession {
                 )
                 .await;
             match acquired {
-                Ok(true) => return self.renew_holding_lease(local, renew).await,
+                Ok(true) => {
+                    return LeaseWait::Held(HeldLease {
+                        shared: self,
+                        held: true,
+                    });
+                }
                 Ok(false) => {}
-                Err(error) => return self.renew_alone(local, renew, "acquire", &error).await,
+                Err(error) => return LeaseWait::Failed("acquire", error),
             }
             if give_up_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
                 let error = StoreError::Timeout {
                     operation: "lease",
                     after: self.policy.lease_wait,
                 };
-                return self
-                    .renew_alone(local, renew, "wait for the lease", &error)
-                    .await;
+                return LeaseWait::Failed("wait for the lease", error);
             }
             let poll_for = poll.min(self.policy.lease_ttl);
             // The wait itself may take `poll_for`; only beyond it is the store slow.
@@ -484,16 +540,13 @@ impl SharedSession {
                         after: limit,
                     }));
             if let Err(error) = waited {
-                return self.renew_alone(local, renew, "wait", &error).await;
+                return LeaseWait::Failed("wait", error);
             }
             poll = (poll * 2).min(MAX_POLL);
-            match self.load().await {
-                Ok(Some(session)) if self.adoptable(&session, local) => {
-                    return Ok(self.adopted(session));
-                }
-                Ok(_) => {}
-                Err(error) if error.is_unusable_content() => self.warnings.warn("load", &error),
-                Err(error) => return self.renew_alone(local, renew, "load", &error).await,
+            match between().await {
+                Ok(Some(value)) => return LeaseWait::Ended(value),
+                Ok(None) => {}
+                Err((operation, error)) => return LeaseWait::Failed(operation, error),
             }
         }
     }
@@ -501,6 +554,7 @@ impl SharedSession {
     /// Step 2: this client holds the lease, and keeps it until it is done.
     async fn renew_holding_lease<E, F, Fut>(
         &self,
+        lease: HeldLease<'_>,
         local: Option<&StoredSession>,
         renew: F,
     ) -> Result<Shared, E>
@@ -508,10 +562,6 @@ impl SharedSession {
         F: FnMut(Renew) -> Fut,
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
-        let lease = HeldLease {
-            shared: self,
-            held: true,
-        };
         let outcome = self
             .keeping_lease(self.renew_under_lease(local, renew))
             .await;
@@ -775,6 +825,16 @@ impl fmt::Debug for RememberedTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RememberedTokens(..)")
     }
+}
+
+/// How a wait for the renewal lease ended.
+enum LeaseWait<'s, T> {
+    /// This client holds it.
+    Held(HeldLease<'s>),
+    /// The caller's check between polls ended the wait with this.
+    Ended(T),
+    /// The store failed in `operation`, or the wait ran out.
+    Failed(&'static str, StoreError),
 }
 
 /// The renewal lease while this client holds it. Released explicitly; if the
