@@ -110,9 +110,9 @@ impl FileStore {
         Box::pin(async move {
             super::off_the_runtime(move || work(&inner))
                 .await
-                .unwrap_or_else(|| {
+                .unwrap_or_else(|why| {
                     Err(StoreError::Unavailable {
-                        message: "the file operation did not complete".into(),
+                        message: format!("the file operation did not complete: {why}"),
                     })
                 })
         })
@@ -606,6 +606,18 @@ fn user_cache_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file operation that panics is an error that says so, with the
+    /// panic's message.
+    #[tokio::test]
+    async fn a_panicking_file_operation_says_why() {
+        let store = FileStore::new(std::env::temp_dir().join("dynata-sdk-panicking-operation"));
+        let error = store
+            .blocking(|_| -> Result<(), StoreError> { panic!("disk on fire") })
+            .await
+            .expect_err("a panic in the work is an error");
+        assert!(error.to_string().contains("disk on fire"), "{error}");
+    }
 
     #[test]
     fn a_lease_record_round_trips_and_garbage_does_not_parse() {

@@ -311,23 +311,27 @@ impl fmt::Debug for LeaseOwner {
 }
 
 /// Runs blocking work (file system calls, a slow hash) on tokio's blocking
-/// threads, and gives its result, or `None` if it panicked or the runtime
-/// shut down before running it.
+/// threads, and gives its result, or why there is none: tokio's account of
+/// the panic, or of the runtime shutting down before it ran.
 ///
 /// Every caller shares one task type: the work is boxed and answers through
 /// a oneshot channel. Spawning each closure as its own task compiled tokio's
 /// task machinery once per call site, a tenth of this crate's generated code
-/// and build time (the README's "Build cost").
+/// (the README's "Build cost").
 async fn off_the_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
+) -> Result<T, String> {
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: Box<dyn FnOnce() + Send> = Box::new(move || {
         // The receiver is gone only if the caller stopped waiting.
         let _ = answer.send(work());
     });
-    // Detached, as a blocking task cannot be cancelled: a panic in `work`
-    // drops `answer`, which the receiver reports.
-    drop(tokio::task::spawn_blocking(job));
-    answered.await.ok()
+    // A dropped caller detaches the job, as a blocking task cannot be
+    // cancelled.
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| e.to_string())?;
+    answered
+        .await
+        .map_err(|_| "the work ended without an answer".to_string())
 }

@@ -403,6 +403,7 @@ impl SharedSession {
                 .then_some(rejection)
         })
         .await
+        .ok()
         .flatten()
     }
 
@@ -424,7 +425,7 @@ impl SharedSession {
             Record::new(rejection, &password, client_secret.as_ref()).encode()
         })
         .await;
-        let Some(record) = record else {
+        let Ok(record) = record else {
             return;
         };
         let saved = self
