@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HOST, HeaderValue};
 use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
 
 use crate::error::is_transient_status;
@@ -139,14 +139,24 @@ impl Client {
     /// belongs to it alone.
     pub(crate) fn check_origin(&self, request: &Request) -> Result<(), Error> {
         let origin = request.url().origin();
-        if origin == *self.origin {
-            return Ok(());
+        if origin != *self.origin {
+            return Err(Error::config(format!(
+                "refusing to send the access token to {}: it goes only to {}",
+                origin.ascii_serialization(),
+                self.origin.ascii_serialization()
+            )));
         }
-        Err(Error::config(format!(
-            "refusing to send the access token to {}: it goes only to {}",
-            origin.ascii_serialization(),
-            self.origin.ascii_serialization()
-        )))
+        // The HTTP client sends a `Host` header the caller set as it is, and
+        // a gateway that routes by it would hand the token to that site.
+        if let Some(host) = request.headers().get(HOST)
+            && !names_host_of(host, request.url())
+        {
+            return Err(Error::config(format!(
+                "refusing to send the access token with a Host header naming another site than {}",
+                self.origin.ascii_serialization()
+            )));
+        }
+        Ok(())
     }
 
     /// Adds the token to a request whose origin [`Client::check_origin`]
@@ -162,6 +172,18 @@ impl Client {
         request.headers_mut().insert(AUTHORIZATION, value);
         Ok(())
     }
+}
+
+/// Whether a `Host` header names the host of `url`, with or without its
+/// port.
+fn names_host_of(host: &HeaderValue, url: &reqwest::Url) -> bool {
+    let (Ok(host), Some(name)) = (host.to_str(), url.host_str()) else {
+        return false;
+    };
+    host.eq_ignore_ascii_case(name)
+        || url
+            .port_or_known_default()
+            .is_some_and(|port| host.eq_ignore_ascii_case(&format!("{name}:{port}")))
 }
 
 pub(crate) fn is_idempotent(method: &Method) -> bool {

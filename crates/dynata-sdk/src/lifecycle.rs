@@ -1101,10 +1101,21 @@ fn spends_refresh_token<T>(failure: &Failure<T>) -> bool {
     }
 }
 
-/// A token pair's lifetimes, checked: a negative one is out of range, and an
-/// access token that is already expired cannot be used (taking it would mean
-/// asking again at once, for ever).
+/// A token pair's lifetimes, checked with the pair: a negative one is out
+/// of range, and an access token that is already expired, or that an
+/// `Authorization` header cannot carry (a control character), cannot be
+/// used. Taken, it would be asked for again at once for ever, or fail every
+/// call before sending it until it expired, as no `401` would come to renew
+/// it.
 fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
+    let token = pair.access_token.expose_secret();
+    if token.is_empty()
+        || reqwest::header::HeaderValue::try_from(format!("Bearer {token}")).is_err()
+    {
+        return Err(Error::decode(
+            "accessToken is empty or has characters an HTTP header cannot carry",
+        ));
+    }
     let lifetime = |seconds: i64, field: &str| {
         u64::try_from(seconds)
             .map(Duration::from_secs)

@@ -15,6 +15,12 @@ use crate::{Client, Error};
 /// hands back a last `401` as the response it is, since middleware is
 /// transparent; a request for another origin fails with [`Error::Config`].
 ///
+/// The HTTP client under the stack is yours, with its proxy settings:
+/// `reqwest::Client::new()` reads `HTTP_PROXY`. For a plain `http`
+/// environment (a sandbox on loopback) build it with
+/// `reqwest::Client::builder().no_proxy()`, as the SDK's own client is
+/// built, or the proxy sees every request's token in clear.
+///
 /// ```no_run
 /// # fn demo(client: dynata_sdk::Client) {
 /// let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())

@@ -738,3 +738,45 @@ async fn redirected_to_an_expired_link(harness: &Harness) -> (MockServer, Mock<'
         .await;
     (storage, invoice)
 }
+
+/// The HTTP client sends a `Host` header the caller set as it is: with one
+/// naming another site, a gateway in front of Dynata that routes by it
+/// would hand the token to that site. Such a request is refused before
+/// anything is sent; a `Host` naming the URL's own host is fine.
+#[tokio::test]
+async fn a_host_header_naming_another_site_is_refused() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let other_site = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path(PROJECTS)
+                .header("host", "attacker.example");
+            then.status(200).body("[]");
+        })
+        .await;
+    let request = harness
+        .client
+        .request(reqwest::Method::GET, PROJECTS)
+        .header(reqwest::header::HOST, "attacker.example");
+    let sent = harness.client.send(request).await;
+    assert!(matches!(sent, Err(Error::Config { .. })), "{sent:?}");
+    assert_eq!(other_site.calls_async().await, 0);
+
+    let own = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(200).body("[]");
+        })
+        .await;
+    let address = harness.server.address().to_string();
+    let request = harness
+        .client
+        .request(reqwest::Method::GET, PROJECTS)
+        .header(reqwest::header::HOST, address);
+    let answer = harness.client.send(request).await.expect("its own host");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(own.calls_async().await, 1);
+}

@@ -238,3 +238,28 @@ async fn a_zero_time_limit_is_refused_when_the_client_is_built() {
     }
     assert!(accepted.is_empty(), "{accepted:#?}");
 }
+
+/// An access token an `Authorization` header cannot carry (a control
+/// character) is not taken: cached, it would fail every call before sending
+/// it until it expired, and no `401` would come to renew it. The login that
+/// brought it is an error; the next call logs in again.
+#[tokio::test]
+async fn an_access_token_a_header_cannot_carry_is_not_taken() {
+    let harness = Harness::new().await;
+    let unsendable = harness
+        .answer(
+            LOGIN,
+            200,
+            r#"{"accessToken":"a1\u0001","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r1"}"#,
+            1,
+        )
+        .await;
+    let good = harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+    let first = harness.client.access_token().await;
+    assert!(matches!(first, Err(Error::Decode { .. })), "{first:?}");
+    harness.advance(60).await;
+    let token = harness.client.access_token().await.expect("logs in again");
+    assert_eq!(token.secret(), "a2");
+    assert_eq!(unsendable.calls_async().await, 1);
+    assert_eq!(good.calls_async().await, 1);
+}
