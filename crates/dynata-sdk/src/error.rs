@@ -72,6 +72,8 @@ pub enum Error {
         retry_after: Option<Duration>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
+        /// Dynata's `status.errors`, when the answer was its envelope.
+        errors: Vec<crate::ApiErrorDetail>,
     },
 
     /// No answer in time, after every retry: the client's own timeout, a
@@ -83,6 +85,8 @@ pub enum Error {
         status: Option<u16>,
         /// The `x-request-id` response header, if there was a response.
         request_id: Option<String>,
+        /// Dynata's `status.errors`, when the answer was its envelope.
+        errors: Vec<crate::ApiErrorDetail>,
     },
 
     #[cfg(feature = "demand")]
@@ -195,18 +199,25 @@ impl fmt::Display for Error {
             Error::RateLimited {
                 retry_after,
                 request_id,
+                errors,
             } => {
                 f.write_str("Dynata is rate limiting this client")?;
                 if let Some(wait) = retry_after {
                     write!(f, "; retry after {} s", wait.as_secs_f64())?;
                 }
-                f.write_str(&with_request_id(request_id.as_deref()))
+                f.write_str(&with_request_id(request_id.as_deref()))?;
+                with_details(f, errors)
             }
-            Error::Timeout { request_id, .. } => write!(
-                f,
-                "Dynata did not answer in time (after retries){}",
-                with_request_id(request_id.as_deref())
-            ),
+            Error::Timeout {
+                request_id, errors, ..
+            } => {
+                write!(
+                    f,
+                    "Dynata did not answer in time (after retries){}",
+                    with_request_id(request_id.as_deref())
+                )?;
+                with_details(f, errors)
+            }
             #[cfg(feature = "demand")]
             Error::Infeasible {
                 ext_line_item_id,
@@ -258,6 +269,14 @@ fn with_request_id(request_id: Option<&str>) -> String {
     request_id
         .map(|id| format!(" (request id {id})"))
         .unwrap_or_default()
+}
+
+/// `: ` and Dynata's errors, if it gave any.
+fn with_details(f: &mut fmt::Formatter<'_>, errors: &[crate::ApiErrorDetail]) -> fmt::Result {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    write!(f, ": {}", describe_details(errors))
 }
 
 fn describe_details(errors: &[crate::ApiErrorDetail]) -> String {
@@ -358,6 +377,7 @@ impl Error {
             return Error::Timeout {
                 status: None,
                 request_id: None,
+                errors: Vec::new(),
             };
         }
         Error::Transport {
@@ -379,10 +399,12 @@ impl Error {
             429 => Error::RateLimited {
                 retry_after,
                 request_id,
+                errors: Vec::new(),
             },
             408 | 504 => Error::Timeout {
                 status: Some(status),
                 request_id,
+                errors: Vec::new(),
             },
             _ => Error::Api {
                 status,
@@ -407,7 +429,16 @@ impl Error {
         retry_after: Option<Duration>,
     ) -> Self {
         match status {
-            408 | 429 | 504 => Error::from_status(status, String::new(), request_id, retry_after),
+            429 => Error::RateLimited {
+                retry_after,
+                request_id,
+                errors,
+            },
+            408 | 504 => Error::Timeout {
+                status: Some(status),
+                request_id,
+                errors,
+            },
             _ => Error::Rejected {
                 status,
                 errors,

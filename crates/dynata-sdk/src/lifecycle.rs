@@ -1159,6 +1159,7 @@ fn renewal_timed_out() -> Error {
     Error::Timeout {
         status: None,
         request_id: None,
+        errors: Vec::new(),
     }
 }
 

@@ -151,6 +151,25 @@ struct Status {
     errors: Option<Vec<serde_json::Value>>,
 }
 
+/// Dynata's `errors[]` if `body` is its envelope refusing the request: its
+/// `status.message` is `"fail"`, or, for an `error_status`, it has a
+/// `status` at all. Read as [`Client::get`] reads it (a code may be a
+/// number or a string), for the typed calls' answers that the generated
+/// types, stricter, could not decode.
+pub(crate) fn refusal_in(body: &[u8], error_status: bool) -> Option<Vec<ApiErrorDetail>> {
+    #[derive(Deserialize)]
+    struct StatusOnly {
+        #[serde(default)]
+        status: Option<Status>,
+    }
+    let status = serde_json::from_slice::<StatusOnly>(body).ok()?.status?;
+    let failed = status.message.as_deref().is_some_and(is_failure_message);
+    (failed || error_status).then(|| {
+        let errors = status.errors.unwrap_or_default();
+        errors.iter().map(ApiErrorDetail::from_json).collect()
+    })
+}
+
 #[derive(Deserialize)]
 struct Meta {
     #[serde(default)]

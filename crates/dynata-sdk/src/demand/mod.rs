@@ -23,7 +23,7 @@ use crate::authenticated::{is_idempotent, noting_redirects};
 use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
 use crate::retry::{Failure, TokenRefused};
-use crate::sample::gateway_error;
+use crate::sample::{gateway_error, refusal_in};
 use crate::{ApiErrorDetail, Client, Error};
 
 pub use feasibility::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT};
@@ -214,6 +214,10 @@ async fn failure_of<T>(
                     what: format!("status {status} is not an answer this operation has"),
                     request_id,
                 }
+            } else if let Some(errors) = refusal_in(&body, true) {
+                // Dynata's envelope, with what the generated `ApiError` is
+                // too strict for (a numeric code, no message).
+                Error::refused(status, errors, request_id, retry_after)
             } else {
                 Error::from_status(status, summarize(&body), request_id, retry_after)
             };
@@ -255,24 +259,10 @@ fn undecodable(
 ) -> (Error, Option<std::time::Duration>) {
     let (status, headers) = sent.answer().unwrap_or_default();
     let request_id = request_id(&headers);
-    let refusal = serde_json::from_slice::<types::ApiError>(body)
-        .ok()
-        .and_then(|answer| answer.status)
-        .filter(|status| {
-            status
-                .message
-                .as_deref()
-                .is_some_and(crate::sample::is_failure_message)
-        });
-    match refusal {
-        Some(envelope_status) => {
+    match refusal_in(body, false) {
+        Some(errors) => {
             let retry_after = retry_after(&headers);
-            let error = Error::refused(
-                status.as_u16(),
-                details(&envelope_status),
-                request_id,
-                retry_after,
-            );
+            let error = Error::refused(status.as_u16(), errors, request_id, retry_after);
             (error, retry_after)
         }
         None => (

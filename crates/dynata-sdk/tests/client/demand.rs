@@ -1316,3 +1316,73 @@ async fn survey_end_links_debug_does_not_print_the_security_keys() {
         "the caller still reads them"
     );
 }
+
+/// An enveloped `429` is `RateLimited` and keeps Dynata's errors: a `POST`
+/// is not retried, so they are all the caller learns of why.
+#[tokio::test]
+async fn an_enveloped_429_keeps_dynatas_errors() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path("/sample/v1/projects/p1/close");
+            then.status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", "30")
+                .header("x-request-id", "req-7")
+                .body(refusal(
+                    "COMPANY_CLOSE_LIMIT",
+                    "At most 10 projects closed per hour",
+                ));
+        })
+        .await;
+    let error = harness.close_project().await.expect_err("429");
+    match &error {
+        Error::RateLimited { errors, .. } => {
+            assert_eq!(errors[0].code.as_deref(), Some("COMPANY_CLOSE_LIMIT"));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(error.to_string().contains("COMPANY_CLOSE_LIMIT"), "{error}");
+}
+
+/// Dynata's error codes are numbers on some endpoints: a refusal whose code
+/// is a number, or without a message, is still the refusal, with its
+/// errors, on a `2xx` and on an error status, typed or not.
+#[tokio::test]
+async fn a_refusal_with_a_numeric_code_is_rejected_with_its_errors() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({
+        "data": null,
+        "status": {"message": "fail", "errors": [{"code": 2001}]},
+    })
+    .to_string();
+    let close = harness
+        .on(POST, "/sample/v1/projects/p1/close", 200, body.clone(), 0)
+        .await;
+    harness.on(GET, PROJECT, 200, body.clone(), 0).await;
+    let untyped = harness
+        .client
+        .get::<serde_json::Value>(PROJECT)
+        .await
+        .expect_err("fail");
+    let typed = harness.close_project().await.expect_err("fail");
+    close.delete_async().await;
+    harness
+        .on(POST, "/sample/v1/projects/p1/close", 409, body, 0)
+        .await;
+    let conflict = harness.close_project().await.expect_err("409");
+    for (what, error, status) in [
+        ("get", untyped, 200),
+        ("typed", typed, 200),
+        ("409", conflict, 409),
+    ] {
+        assert!(
+            matches!(&error, Error::Rejected { status: s, errors, .. } if *s == status && errors[0].code.as_deref() == Some("2001")),
+            "{what}: {error:?}"
+        );
+        assert_eq!(error.request_id(), Some("req-7"), "{what}");
+    }
+}
