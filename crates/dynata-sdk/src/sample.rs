@@ -156,6 +156,7 @@ struct Status {
 /// `status` at all. Read as [`Client::get`] reads it (a code may be a
 /// number or a string), for the typed calls' answers that the generated
 /// types, stricter, could not decode.
+#[cfg(feature = "demand")]
 pub(crate) fn refusal_in(body: &[u8], error_status: bool) -> Option<Vec<ApiErrorDetail>> {
     #[derive(Deserialize)]
     struct StatusOnly {
