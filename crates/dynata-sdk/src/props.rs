@@ -362,3 +362,62 @@ fn a_rejected_login_record_from_the_store_is_read_or_refused_never_trusted_blind
     // The strategy reaches records that decode, not only refusals.
     assert!(decoded.get() > 0, "no generated record decoded");
 }
+
+/// A body a typed call could not decode: Dynata's envelope refusing (with
+/// codes as strings or numbers, fields missing, secrets in every text), a
+/// success, a gateway's JSON, or any bytes.
+#[cfg(feature = "demand")]
+fn undecodable_body() -> impl Strategy<Value = (Vec<u8>, Vec<String>)> {
+    (
+        server_string(),
+        server_string(),
+        prop_oneof![
+            Just("fail".to_string()),
+            Just("FAIL".to_string()),
+            Just("success".to_string()),
+            ".{0,8}"
+        ],
+        0usize..6,
+        proptest::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|((a, mut secrets), (b, more), message, shape, random)| {
+            secrets.extend(more);
+            let body = match shape {
+                0 => serde_json::json!({"data": null, "status": {"message": message, "errors": [{"code": a, "message": b}]}}),
+                1 => serde_json::json!({"status": {"message": message, "errors": [{"code": 2001, "resource": {"type": a, "id": 7}}, b]}}),
+                2 => serde_json::json!({"data": {"accessToken": a}, "status": {"message": message, "errors": null}}),
+                3 => serde_json::json!({"message": a, "status": b}),
+                4 => serde_json::json!([a, b]),
+                _ => return (random, secrets),
+            };
+            (body.to_string().into_bytes(), secrets)
+        })
+}
+
+#[cfg(feature = "demand")]
+#[test]
+fn a_refusal_is_read_from_any_body_without_quoting_a_token() {
+    use crate::sample::refusal_in;
+    let refused = std::cell::Cell::new(0u32);
+    check(
+        "sdk::refusal_in",
+        512,
+        200_000,
+        (
+            undecodable_body(),
+            prop_oneof![Just(200u16), Just(409), Just(429), Just(504)],
+        ),
+        |((body, secrets), status)| {
+            let error_status = status >= 400;
+            let Some(errors) = refusal_in(&body, error_status) else {
+                return Ok(());
+            };
+            refused.set(refused.get() + 1);
+            let error = crate::Error::refused(status, errors, None, None);
+            assert_no_secret("the refusal", &format!("{error} {error:?}"), &secrets)?;
+            prop_assert_eq!(error.status(), Some(status));
+            Ok(())
+        },
+    );
+    assert!(refused.get() > 0, "no generated body was a refusal");
+}

@@ -1,6 +1,6 @@
 //! Property tests of everything that decodes bytes from the other side of a
 //! connection: the auth API's token pair and error body, what the SDK makes of
-//! any login answer, and the sandbox's parsing of requests.
+//! any login answer, the Demand API's free-form end links, and the sandbox's parsing of requests.
 //!
 //! The properties: no panic, no hang, and nothing that looks like a secret
 //! echoed into an error's `Display` or `Debug` (or, for the sandbox, into its
@@ -9,6 +9,7 @@
 //! in all, and adds up the `proptest-cases` lines each property prints.
 
 mod auth_api;
+mod sample_api;
 mod sandbox;
 mod sdk;
 
