@@ -396,16 +396,7 @@ impl Error {
         retry_after: Option<Duration>,
     ) -> Self {
         match status {
-            429 => Error::RateLimited {
-                retry_after,
-                request_id,
-                errors: Vec::new(),
-            },
-            408 | 504 => Error::Timeout {
-                status: Some(status),
-                request_id,
-                errors: Vec::new(),
-            },
+            408 | 429 | 504 => Error::refused(status, Vec::new(), request_id, retry_after),
             _ => Error::Api {
                 status,
                 summary,
@@ -413,9 +404,7 @@ impl Error {
             },
         }
     }
-}
 
-impl Error {
     /// A refusal in Dynata's envelope (an error status, or a `2xx` whose
     /// `status.message` is `"fail"`): [`Error::Rejected`] with its `errors`,
     /// unless the status says more. An error's kind follows its status, not
