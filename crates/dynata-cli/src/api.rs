@@ -159,7 +159,8 @@ impl Answer {
             self.status
         );
         Failure {
-            code: if self.status >= 500 {
+            // As the SDK's errors go: a `408` did not answer in time either.
+            code: if self.status >= 500 || self.status == 408 {
                 UNREACHABLE
             } else {
                 REFUSED

@@ -1806,7 +1806,7 @@ async fn a_project_file_with_an_unknown_field_is_refused_not_trimmed() {
     );
 }
 
-// ---- review ------------------------------------------------------------------
+// ---- feasibility with no line items, invoices written through links -----------
 
 /// Dynata answers feasibility with no line item at all (not computed yet,
 /// or a broken answer): as `Client::wait_for_feasibility` does, `dynata
@@ -1875,5 +1875,106 @@ async fn invoice_writes_through_a_link_to_stdout() {
         "stdout has {} bytes; {} is a symlink: {still_a_link}",
         out.stdout.len(),
         link.display()
+    );
+}
+
+// ---- Refusals and timeouts, the same in every command ---------------------------
+
+/// Dynata's refusal with a numeric code (as the other tests here send it),
+/// answered `200` on the invoice: the stderr sentence must keep Dynata's
+/// code and the request id, as it does for every other shortcut.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invoice_refusal_with_a_numeric_code_keeps_code_and_request_id() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let refusal = json!({"data": null, "status": {"message": "fail", "errors": [
+        {"code": 1004, "message": "Project is not closed"}]}});
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(200)
+                .header("content-type", "application/json")
+                .header("x-request-id", "req-42")
+                .body(refusal.to_string());
+        })
+        .await;
+    let pdf = world.home.path().join("p-1.pdf");
+    for args in [
+        &["projects", "close", "p-1"][..],
+        &["invoice", "p-1", "-o", pdf.to_str().unwrap()],
+    ] {
+        let out = world.run(args, &pairs(&env)).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("[1004]") && stderr.contains("req-42"),
+            "{args:?} lost Dynata's code or the request id: {stderr}"
+        );
+    }
+}
+
+/// A `200` that says "fail" on the invoice, labelled as the operation's
+/// media type: it is a refusal, not the invoice, and the invoice downloaded
+/// before stays as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invoice_refusal_labelled_pdf_is_not_written_as_the_invoice() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let refusal = json!({"data": null, "status": {"message": "fail", "errors": [
+        {"code": "NOT_CLOSED", "message": "Project is not closed"}]}});
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(200)
+                .header("content-type", "application/pdf")
+                .body(refusal.to_string());
+        })
+        .await;
+    let pdf = world.home.path().join("p-1.pdf");
+    std::fs::write(&pdf, b"%PDF-1.7 the invoice from last time").unwrap();
+    let out = world
+        .run(
+            &["invoice", "p-1", "-o", pdf.to_str().unwrap()],
+            &pairs(&env),
+        )
+        .await;
+    let written = std::fs::read(&pdf).unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "stderr {:?}; the file now holds {:?}",
+        text(&out.stderr),
+        text(&written)
+    );
+    assert_eq!(written, b"%PDF-1.7 the invoice from last time");
+}
+
+/// Dynata's `408` (the SDK's `Error::Timeout`, "did not answer in time":
+/// exit 3 in the README's table) is exit 3 from `projects get` and from
+/// `whoami`, which reads the answer itself as `dynata api` does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_408_is_the_same_exit_code_from_whoami_as_from_projects_get() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let body = json!({"data": null, "status": {"message": "fail", "errors": [
+        {"code": "REQUEST_TIMEOUT", "message": "Request timed out"}]}});
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            // No wait between the SDK's retries of these GETs.
+            then.status(408)
+                .header("content-type", "application/json")
+                .header("retry-after", "0")
+                .body(body.to_string());
+        })
+        .await;
+    let typed = world.run(&["projects", "get", "p-1"], &pairs(&env)).await;
+    assert_eq!(typed.status.code(), Some(3), "{}", text(&typed.stderr));
+    let whoami = world.run(&["whoami"], &pairs(&env)).await;
+    assert_eq!(
+        whoami.status.code(),
+        Some(3),
+        "the same answer, another exit code: {}",
+        text(&whoami.stderr)
     );
 }

@@ -2,12 +2,13 @@
 
 use std::future::{Future, poll_fn};
 
-use dynata_sample_api::{ByteStream, ResponseValue, types};
+use dynata_sample_api::{ByteStream, ResponseValue};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
-use super::{SampleResult, details};
+use super::SampleResult;
 use crate::error::server_text;
-use crate::response::request_id;
+use crate::response::{request_id, retry_after};
+use crate::sample::refusal_in;
 use crate::{Client, Error};
 
 /// The largest invoice the client reads; the generated client's own cap
@@ -35,11 +36,13 @@ impl Client {
     /// `get_invoices_summary_pdf`) and returns its bytes, with the `401`
     /// renewal and retries of [`Client::sample`].
     ///
-    /// The answer must say `Content-Type: application/pdf` (or be
-    /// `application/octet-stream`, or unlabelled, and start as a PDF does,
-    /// with `%PDF-`). A JSON answer is Dynata's error envelope:
-    /// [`Error::Rejected`] with its `errors[]`, whatever the status. Anything
-    /// else is [`Error::Decode`].
+    /// The answer must be a PDF: `%PDF-` in its first kilobyte, labelled
+    /// `application/pdf`, `application/octet-stream` or not at all. Dynata's
+    /// error envelope (labelled JSON, or mislabelled as a PDF) is its refusal:
+    /// [`Error::Rejected`] with its `errors[]`, whatever the status (a `429`
+    /// [`Error::RateLimited`], as for every call). Anything else is
+    /// [`Error::Decode`]: a body that is not a PDF is never handed back as
+    /// one, for a caller to save over a good invoice.
     pub async fn sample_pdf<F, Fut>(&self, call: F) -> Result<Vec<u8>, Error>
     where
         F: Fn(dynata_sample_api::Client) -> Fut,
@@ -50,13 +53,16 @@ impl Client {
         let headers = response.headers().clone();
         let body = read_all(response.into_inner()).await?;
         let media_type = media_type(&headers);
-        let is_pdf = body.starts_with(b"%PDF-");
+        // PDF readers look for the header in the first kilobyte.
+        let is_pdf = body[..body.len().min(1024)]
+            .windows(5)
+            .any(|window| window == b"%PDF-");
         match media_type.as_deref() {
-            Some("application/pdf") => Ok(body),
-            None | Some("application/octet-stream") if is_pdf => Ok(body),
+            None | Some("application/pdf" | "application/octet-stream") if is_pdf => Ok(body),
             Some(json) if json == "application/json" || json.ends_with("+json") => {
                 Err(rejected_json(status, &headers, &body))
             }
+            Some("application/pdf") => Err(rejected_json(status, &headers, &body)),
             // The type is the server's text, quoted only if it is safe to.
             other => Err(Error::decode(format!(
                 "expected a PDF, got {}",
@@ -70,19 +76,16 @@ impl Client {
     }
 }
 
-/// A JSON body where a PDF was expected: Dynata's error envelope, or else
-/// an answer that cannot be understood.
+/// A body that is not the PDF expected: Dynata's error envelope (read as
+/// [`Client::get`] reads it), or else an answer that cannot be understood.
 fn rejected_json(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
-    match serde_json::from_slice::<types::ApiError>(body) {
-        Ok(types::ApiError {
-            status: Some(envelope_status),
-            ..
-        }) => Error::Rejected {
-            status,
-            errors: details(&envelope_status),
+    match refusal_in(body, true) {
+        Some(errors) => Error::refused(status, errors, request_id(headers), retry_after(headers)),
+        None => Error::Decode {
+            what: "expected a PDF, got a body that is neither a PDF nor Dynata's error envelope"
+                .into(),
             request_id: request_id(headers),
         },
-        _ => Error::decode("expected a PDF, got JSON that is not Dynata's error envelope"),
     }
 }
 
