@@ -13,10 +13,10 @@
 //! renew on their own until it is back.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
 
 use super::{
     DEFAULT_KEY_PREFIX, EncryptionKey, LONGEST_TTL, LeaseOwner, SessionCodec, StoreError,
@@ -38,7 +38,9 @@ const EXTEND_SCRIPT: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then ret
 /// `Debug` and every error show the URL with its password replaced by `***`.
 pub struct RedisStore {
     client: redis::Client,
-    manager: OnceCell<ConnectionManager>,
+    /// The connection, made on first use; dropped when it may be to a
+    /// server that no longer serves as the primary (see [`Self::query_answer`]).
+    manager: Mutex<Option<ConnectionManager>>,
     redacted_url: String,
     password: Option<String>,
     codec: SessionCodec,
@@ -75,7 +77,7 @@ impl RedisStore {
         })?;
         Ok(RedisStore {
             client,
-            manager: OnceCell::new(),
+            manager: Mutex::new(None),
             redacted_url,
             password,
             codec: SessionCodec::plain(),
@@ -130,23 +132,29 @@ impl RedisStore {
         &self.redacted_url
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let manager = self
-            .manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    // Reconnect quickly once Redis is back; while it is down,
-                    // every command fails fast and clients renew on their own.
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            })
-            .await
+    fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let mut slot = self.manager.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(manager) = &*slot {
+            return Ok(manager.clone());
+        }
+        // rustls (`rediss://`) takes the process-wide crypto provider: ring,
+        // as for the HTTP client, unless the application chose one. In a
+        // build without the `rustls` feature this does nothing, and rustls
+        // finds ring by its crate features (this crate's `redis` feature
+        // turns it on).
+        dynata_auth_api::ensure_crypto_provider();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            // Reconnect quickly once Redis is back; while it is down,
+            // every command fails fast and clients renew on their own.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
             .map_err(|e| self.error(&e))?;
-        Ok(manager.clone())
+        *slot = Some(manager.clone());
+        Ok(manager)
     }
 
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
@@ -161,13 +169,25 @@ impl RedisStore {
         &self,
         command: &redis::Cmd,
     ) -> Result<Result<T, redis::RedisError>, StoreError> {
-        let mut connection = self.connection().await?;
-        tokio::time::timeout(self.timeout, command.query_async(&mut connection))
-            .await
-            .map_err(|_| StoreError::Timeout {
-                operation: "redis command",
-                after: self.timeout,
-            })
+        let mut connection = self.connection()?;
+        let answer = tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await;
+        // After a failover behind one name (Sentinel, a cloud's endpoint),
+        // the connection may stay open to the demoted primary, which answers
+        // reads and refuses every write (`READONLY`), or to a host that is
+        // gone and answers nothing. The connection manager reconnects only
+        // when the connection drops: the next operation connects afresh.
+        let stale = match &answer {
+            Err(_) => true,
+            Ok(Err(error)) => error.code() == Some("READONLY") || error.is_timeout(),
+            Ok(Ok(_)) => false,
+        };
+        if stale {
+            *self.manager.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+        answer.map_err(|_| StoreError::Timeout {
+            operation: "redis command",
+            after: self.timeout,
+        })
     }
 
     fn error(&self, error: &redis::RedisError) -> StoreError {

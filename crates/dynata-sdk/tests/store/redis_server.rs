@@ -57,6 +57,11 @@ impl RedisServer {
         Some(server)
     }
 
+    /// The file a replication sync may write, in the temporary directory.
+    fn rdb_name(&self) -> String {
+        format!("dynata-test-redis-{}.rdb", self.port)
+    }
+
     pub(crate) fn url(&self) -> String {
         let scheme = if self.tls.is_some() {
             "rediss"
@@ -93,6 +98,12 @@ impl RedisServer {
         };
         command.args(["--bind", "127.0.0.1"]);
         command.args(["--save", "", "--appendonly", "no"]);
+        // Never a file in the crate: a replica's sync (the failover test)
+        // writes one whatever `--save` says.
+        command
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .args(["--dbfilename", &self.rdb_name()]);
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
@@ -138,6 +149,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(self.rdb_name()));
     }
 }
 

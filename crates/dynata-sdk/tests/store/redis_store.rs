@@ -388,3 +388,69 @@ async fn rediss_trusts_the_platforms_roots_only() {
         assert!(status.success(), "trusting {roots}: the child failed");
     }
 }
+
+/// After a failover behind one address (Sentinel, a cloud's endpoint: here a
+/// TCP front that sends new connections to the new primary), the store
+/// follows: the demoted primary's `READONLY` answer drops the connection,
+/// and the next operation reaches the new one. Before, the store kept the
+/// old connection for ever, every lease failed, and every process of the
+/// fleet logged in on its own at every renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_the_store_reaches_the_new_primary() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let Some(old) = RedisServer::start("failover, old primary") else {
+        return;
+    };
+    let Some(new) = RedisServer::start("failover, new primary") else {
+        return;
+    };
+    let target = Arc::new(AtomicU16::new(old.port));
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let front_port = front.local_addr().expect("bound").port();
+    let routed = Arc::clone(&target);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = front.accept().await {
+            let port = routed.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let shared = client(Arc::new(
+        RedisStore::new(&format!("redis://127.0.0.1:{front_port}/")).expect("valid URL"),
+    ));
+    let renewals = Renewals::default();
+    let renew = |what| renewals.renew(&shared, what, Duration::ZERO);
+    let first = shared.renew(None, renew).await.expect("renewed");
+    assert_eq!(
+        first.source,
+        Source::Renewed,
+        "through Redis before the failover"
+    );
+
+    target.store(new.port, Ordering::SeqCst);
+    assert_eq!(
+        old.cli(&["REPLICAOF", "127.0.0.1", &new.port.to_string()]),
+        "OK"
+    );
+    let mut local = first.session;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        let outcome = shared.renew(Some(&local), renew).await.expect("renewed");
+        if outcome.source == Source::Renewed {
+            return;
+        }
+        local = outcome.session;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "5 s after the failover, still renewing alone: {} logins, {} refreshes",
+        renewals.logins.load(Ordering::SeqCst),
+        renewals.refreshes.load(Ordering::SeqCst)
+    );
+}
