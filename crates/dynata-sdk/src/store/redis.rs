@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::codec::MAX_RECORD_BYTES;
 use super::{
     DEFAULT_KEY_PREFIX, EncryptionKey, LONGEST_TTL, LeaseOwner, SessionCodec, StoreError,
     StoreFuture, StoreKey, StoredSession, TokenStore,
@@ -30,6 +31,11 @@ const RELEASE_SCRIPT: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then re
 /// Moves the lease's expiry only if `owner` still holds it, atomically like
 /// [`RELEASE_SCRIPT`].
 const EXTEND_SCRIPT: &str = r#"if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end"#;
+
+/// Reads a record only if it is no larger than `ARGV[1]` bytes; a larger
+/// value (another program's, or planted) is refused in Redis, unread, as
+/// `OVERSIZED`. `STRLEN` of a missing key is 0; of another type, WRONGTYPE.
+const GET_BOUNDED_SCRIPT: &str = r#"if redis.call("STRLEN", KEYS[1]) > tonumber(ARGV[1]) then return redis.error_reply("OVERSIZED the value is larger than any record") end return redis.call("GET", KEYS[1])"#;
 
 /// Sessions in Redis, shared by every process that can reach it. See the
 /// [module documentation](super) for what anyone who can read the keys can
@@ -190,6 +196,32 @@ impl RedisStore {
         })
     }
 
+    /// The record under `name`, read only if it can be one (at most
+    /// [`MAX_RECORD_BYTES`]). Another program's value under our key (a hash,
+    /// a list, something huge) is unusable content, replaced by the next
+    /// `SET`, not a store to give up on.
+    async fn get_record(&self, name: String) -> Result<Option<Vec<u8>>, StoreError> {
+        let answer = self
+            .query_answer(
+                redis::cmd("EVAL")
+                    .arg(GET_BOUNDED_SCRIPT)
+                    .arg(1)
+                    .arg(name)
+                    .arg(MAX_RECORD_BYTES),
+            )
+            .await?;
+        match answer {
+            Ok(record) => Ok(record),
+            Err(e) if e.code() == Some("OVERSIZED") => Err(StoreError::Corrupt {
+                reason: "the key holds a value larger than any record".into(),
+            }),
+            Err(e) if e.code() == Some("WRONGTYPE") => Err(StoreError::Corrupt {
+                reason: "the key holds a Redis value that is not a string".into(),
+            }),
+            Err(e) => Err(self.error(&e)),
+        }
+    }
+
     fn error(&self, error: &redis::RedisError) -> StoreError {
         StoreError::Unavailable {
             message: scrub(
@@ -214,21 +246,7 @@ impl fmt::Debug for RedisStore {
 impl TokenStore for RedisStore {
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         Box::pin(async move {
-            let record: Option<Vec<u8>> = match self
-                .query_answer(redis::cmd("GET").arg(self.session_key(key)))
-                .await?
-            {
-                Ok(record) => record,
-                // Another program's value (a hash, a list) under our key:
-                // unusable content, replaced by the next renewal's `SET`,
-                // not a store to give up on.
-                Err(e) if e.code() == Some("WRONGTYPE") => {
-                    return Err(StoreError::Corrupt {
-                        reason: "the key holds a Redis value that is not a string".into(),
-                    });
-                }
-                Err(e) => return Err(self.error(&e)),
-            };
+            let record = self.get_record(self.session_key(key)).await?;
             record
                 .map(|record| self.codec.decode(key, &zeroize::Zeroizing::new(record)))
                 .transpose()
@@ -319,9 +337,7 @@ impl TokenStore for RedisStore {
 
     fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            let record: Option<Vec<u8>> = self
-                .query(redis::cmd("GET").arg(self.rejected_login_key(key)))
-                .await?;
+            let record = self.get_record(self.rejected_login_key(key)).await?;
             match record {
                 Some(record) => Ok(Some(self.codec.open(key, &record)?.to_vec())),
                 None => Ok(None),

@@ -454,3 +454,43 @@ async fn after_a_failover_the_store_reaches_the_new_primary() {
         renewals.refreshes.load(Ordering::SeqCst)
     );
 }
+
+/// A value under a session or rejection key larger than any record (another
+/// program's, or planted) is refused without being read: Redis allows half
+/// a gigabyte, which every process would otherwise read whole at every
+/// renewal. Measured as Redis's own count of the bytes it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_value_is_refused_without_being_read() {
+    let Some(server) = RedisServer::start("an oversized value") else {
+        return;
+    };
+    let store = store(&server);
+    let size: u64 = 16 << 20;
+    for name in [store.session_key(&key()), store.rejected_login_key(&key())] {
+        assert_eq!(
+            server.cli(&["SETRANGE", &name, &(size - 1).to_string(), "x"]),
+            size.to_string()
+        );
+    }
+    let sent = || -> u64 {
+        server
+            .cli(&["INFO", "stats"])
+            .lines()
+            .find_map(|line| line.strip_prefix("total_net_output_bytes:"))
+            .and_then(|bytes| bytes.trim().parse().ok())
+            .expect("Redis counts what it sends")
+    };
+    let before = sent();
+    let session = store.load(&key()).await;
+    assert!(
+        matches!(session, Err(StoreError::Corrupt { .. })),
+        "{session:?}"
+    );
+    let rejection = store.load_rejected_login(&key()).await;
+    assert!(rejection.is_err(), "{rejection:?}");
+    let read = sent() - before;
+    assert!(
+        read < 1 << 20,
+        "Redis sent {read} bytes for two refused records"
+    );
+}
