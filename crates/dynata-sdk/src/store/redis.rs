@@ -179,15 +179,12 @@ impl RedisStore {
         let answer = tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await;
         // After a failover behind one name (Sentinel, a cloud's endpoint),
         // the connection may stay open to the demoted primary, which answers
-        // reads and refuses every write (`READONLY`), or to a host that is
-        // gone and answers nothing. The connection manager reconnects only
-        // when the connection drops: the next operation connects afresh.
-        let stale = match &answer {
-            Err(_) => true,
-            Ok(Err(error)) => error.code() == Some("READONLY") || error.is_timeout(),
-            Ok(Ok(_)) => false,
-        };
-        if stale {
+        // reads and refuses every write (`READONLY`). The connection manager
+        // reconnects only when the connection drops: the next operation
+        // connects afresh. Not after a timeout: a new connection costs round
+        // trips of its own, so a Redis slow for a moment would then time out
+        // every operation after it.
+        if matches!(&answer, Ok(Err(error)) if is_reply(error, "READONLY")) {
             *self.manager.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
         answer.map_err(|_| StoreError::Timeout {
@@ -212,10 +209,10 @@ impl RedisStore {
             .await?;
         match answer {
             Ok(record) => Ok(record),
-            Err(e) if e.code() == Some("OVERSIZED") => Err(StoreError::Corrupt {
+            Err(e) if is_reply(&e, "OVERSIZED") => Err(StoreError::Corrupt {
                 reason: "the key holds a value larger than any record".into(),
             }),
-            Err(e) if e.code() == Some("WRONGTYPE") => Err(StoreError::Corrupt {
+            Err(e) if is_reply(&e, "WRONGTYPE") => Err(StoreError::Corrupt {
                 reason: "the key holds a Redis value that is not a string".into(),
             }),
             Err(e) => Err(self.error(&e)),
@@ -394,6 +391,13 @@ impl TokenStore for RedisStore {
             Ok(deleted == 1)
         })
     }
+}
+
+/// Whether Redis answered the error `code`: as its code, or inside a
+/// script's error, which Redis before 7 reports as `ERR Error running
+/// script … <code> …`.
+fn is_reply(error: &redis::RedisError, code: &str) -> bool {
+    error.code() == Some(code) || error.to_string().contains(code)
 }
 
 /// For `PX`: Redis refuses a time it cannot add to its clock.

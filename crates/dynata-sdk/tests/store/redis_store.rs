@@ -494,3 +494,93 @@ async fn an_oversized_value_is_refused_without_being_read() {
         "Redis sent {read} bytes for two refused records"
     );
 }
+
+/// A Redis whose answers take three fifths of the store's time limit serves
+/// every command in time on an open connection. One stall (a command past
+/// the limit) must not turn that into a store that never answers again: a
+/// new connection costs more round trips (setup, then the command) than the
+/// limit allows, so a store that drops its connection at every timeout
+/// reconnects at every operation, and every operation times out, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_timeout_on_a_slow_redis_does_not_fail_every_later_operation() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(server) = RedisServer::start_with_password("slow redis", Some("pw")) else {
+        return;
+    };
+    // A TCP front that delays Redis's answers by `latency` milliseconds.
+    let latency = Arc::new(AtomicU64::new(0));
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let front_port = front.local_addr().expect("bound").port();
+    let redis_port = server.port;
+    let delay = Arc::clone(&latency);
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = front.accept().await {
+            let delay = Arc::clone(&delay);
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                else {
+                    return;
+                };
+                let (mut in_read, mut in_write) = inbound.into_split();
+                let (mut out_read, mut out_write) = outbound.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut in_read, &mut out_write).await;
+                });
+                let (tx, mut rx) =
+                    tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                tokio::spawn(async move {
+                    while let Some((due, bytes)) = rx.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if in_write.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n) = out_read.read(&mut buffer).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let due = tokio::time::Instant::now()
+                        + Duration::from_millis(delay.load(Ordering::SeqCst));
+                    if tx.send((due, buffer[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let store = RedisStore::new(&format!("redis://:pw@127.0.0.1:{front_port}/"))
+        .expect("valid URL")
+        .with_timeout(Duration::from_millis(500));
+    store.load(&key()).await.expect("a fast Redis answers");
+
+    latency.store(300, Ordering::SeqCst);
+    for _ in 0..3 {
+        store
+            .load(&key())
+            .await
+            .expect("a Redis answering in 300 ms is in time");
+    }
+    // One stall past the limit.
+    latency.store(700, Ordering::SeqCst);
+    let stalled = store.load(&key()).await;
+    assert!(stalled.is_err(), "{stalled:?}");
+    latency.store(300, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let mut failed = Vec::new();
+    for attempt in 0..8 {
+        if let Err(error) = store.load(&key()).await {
+            failed.push(format!("#{attempt}: {error}"));
+        }
+    }
+    assert!(
+        failed.len() <= 1,
+        "after one stall, the same 300 ms Redis timed out {} of 8 operations: {failed:?}",
+        failed.len()
+    );
+}
