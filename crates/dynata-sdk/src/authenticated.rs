@@ -37,7 +37,8 @@ impl Client {
     /// - The token goes only to the environment's origin (scheme, host and
     ///   port): a request for any other URL, such as an absolute URL from an
     ///   event's `actions`, is refused with [`Error::Config`] before anything
-    ///   is sent. reqwest drops the header on redirects to another host.
+    ///   is sent, and so is one whose `Host` header names another site.
+    ///   reqwest drops the header on redirects to another host.
     /// - On a `401` the token is invalidated (see [`Client::invalidate`]) and
     ///   the request is sent once more with a new token. A second `401`, or a
     ///   `401` for a request whose body cannot be replayed (a stream), is

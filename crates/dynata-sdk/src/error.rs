@@ -63,10 +63,11 @@ pub enum Error {
         request_id: Option<String>,
     },
 
-    /// Dynata (or its gateway) answered `429 Too Many Requests` and the retry
-    /// budget could not wait as long as it asked. The client remembers the
-    /// pause: until it ends, logins and refreshes fail at once with this
-    /// error instead of asking again.
+    /// Dynata (or its gateway) answered `429 Too Many Requests`: for an
+    /// idempotent request, after the retry budget could not wait as long as
+    /// it asked; for a `POST`, at once (it is never retried). When a login or
+    /// refresh got it, the client remembers the pause: until it ends, logins
+    /// and refreshes fail at once with this error instead of asking again.
     RateLimited {
         /// How long the server asked to wait (`Retry-After`), if it said.
         retry_after: Option<Duration>,
@@ -76,10 +77,11 @@ pub enum Error {
         errors: Vec<crate::ApiErrorDetail>,
     },
 
-    /// No answer in time, after every retry: the client's own timeout, a
-    /// gateway's `504` or a `408`, or a login or refresh that took longer
-    /// than [`crate::ClientBuilder::renewal_timeout`]. The request MAY have
-    /// been sent and processed.
+    /// No answer in time, after the retries an idempotent request gets: the
+    /// client's own timeout, a `504` or a `408` (a gateway's, or Dynata's own,
+    /// then with its `errors`), or a login or refresh that took longer than
+    /// [`crate::ClientBuilder::renewal_timeout`]. The request MAY have been
+    /// sent and processed.
     Timeout {
         /// The HTTP status when a server said so (`408`, `504`).
         status: Option<u16>,
@@ -128,8 +130,8 @@ pub enum Error {
         /// What was wrong with it.
         what: String,
         /// The `x-request-id` response header, where the answer had one
-        /// and the SDK read it ([`crate::Client::get`]; a typed call whose
-        /// status the operation does not have).
+        /// and the SDK read it ([`crate::Client::get`]; a typed call's answer
+        /// of an unexpected status or shape; an invoice that is not a PDF).
         request_id: Option<String>,
     },
 

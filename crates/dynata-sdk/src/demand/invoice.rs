@@ -40,7 +40,8 @@ impl Client {
     /// `application/pdf`, `application/octet-stream` or not at all. Dynata's
     /// error envelope (labelled JSON, or mislabelled as a PDF) is its refusal:
     /// [`Error::Rejected`] with its `errors[]`, whatever the status (a `429`
-    /// [`Error::RateLimited`], as for every call). Anything else is
+    /// is [`Error::RateLimited`], a `408` or `504` [`Error::Timeout`], as for
+    /// every call). Anything else is
     /// [`Error::Decode`]: a body that is not a PDF is never handed back as
     /// one, for a caller to save over a good invoice.
     pub async fn sample_pdf<F, Fut>(&self, call: F) -> Result<Vec<u8>, Error>

@@ -8,9 +8,14 @@
 //! extends it with a compare-and-`PEXPIRE` script while its renewal runs. A
 //! refused login is recorded under `<key>:rejected`, which expires with its
 //! cooldown. Waiters
-//! poll with backoff. The tokio connection manager reconnects by itself; every
-//! command has a short time limit, and a Redis that is down makes the clients
-//! renew on their own until it is back.
+//! poll with backoff. The tokio connection manager reconnects when the
+//! connection drops; after a `READONLY` answer (a failover behind one
+//! address) the store drops the connection and the next operation connects
+//! afresh (not after a timeout: a new connection costs round trips of its
+//! own). Every command has a short time limit, and a Redis that is down
+//! makes the clients renew on their own until it is back. A value larger
+//! than any record (64 KiB) is refused in Redis, unread, as unusable
+//! content.
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
