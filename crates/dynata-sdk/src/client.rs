@@ -244,7 +244,9 @@ impl ClientBuilder {
 
     /// How the session is shared through the [`ClientBuilder::token_store`].
     /// Default: [`SharingPolicy::default`] with `fresh_for` set to the soft
-    /// refresh window and `lease_wait` to the renewal timeout.
+    /// refresh window and `lease_wait` to half the renewal timeout. A
+    /// `lease_wait` as long as the renewal timeout would leave a waiter no
+    /// time to renew on its own.
     pub fn sharing_policy(mut self, policy: SharingPolicy) -> Self {
         self.sharing_policy = Some(policy);
         self
@@ -338,8 +340,11 @@ impl ClientBuilder {
         let store = self.token_store.map(|store| {
             let policy = self.sharing_policy.unwrap_or_else(|| SharingPolicy {
                 fresh_for: self.soft_window,
-                // A holder's renewal lasts at most this long: wait as long.
-                lease_wait: self.renewal_timeout,
+                // Half the renewal's time limit: a lease that never ends (a
+                // store's fault) must leave the renewal time to log in on its
+                // own. A live holder's renewal may outlast this wait; the
+                // waiter then logs in, which takes nothing from the holder.
+                lease_wait: self.renewal_timeout / 2,
                 ..SharingPolicy::default()
             });
             let key =

@@ -40,10 +40,12 @@ pub struct SharingPolicy {
     /// long that takes. Default 15 s.
     pub lease_ttl: Duration,
     /// The longest a client waits for another process's renewal before it
-    /// renews on its own (a lease that never ends: a store's fault). A live
-    /// holder keeps its lease as long as its renewal runs, which a client
-    /// bounds by its `renewal_timeout`; a `Client` built without a policy of
-    /// its own sets this to that. Default 60 s.
+    /// renews on its own (a lease that never ends: a store's fault), on the
+    /// client's clock. Keep it well under the client's `renewal_timeout`,
+    /// which bounds the whole renewal, wait included: a wait as long would
+    /// leave no time to renew. A `Client` built without a policy of its own
+    /// sets this to half its `renewal_timeout`. Default 30 s: half the
+    /// client's default `renewal_timeout`.
     pub lease_wait: Duration,
     /// The time limit of every store operation. Default 1 s.
     pub operation_timeout: Duration,
@@ -58,7 +60,7 @@ impl Default for SharingPolicy {
             clock_skew: Duration::from_secs(5),
             fresh_for: Duration::from_secs(5 * 60),
             lease_ttl: Duration::from_secs(15),
-            lease_wait: Duration::from_secs(60),
+            lease_wait: Duration::from_secs(30),
             operation_timeout: Duration::from_secs(1),
             warning_interval: Duration::from_secs(60),
         }
@@ -497,7 +499,8 @@ impl SharedSession {
         B: FnMut() -> BetweenFut,
         BetweenFut: Future<Output = Result<Option<T>, (&'static str, StoreError)>>,
     {
-        let started = tokio::time::Instant::now();
+        // On the client's clock, as the renewal's own time limit is.
+        let started = self.wall.now_instant();
         // No deadline at all for a wait too long for the clock.
         let give_up_at = started.checked_add(self.policy.lease_wait);
         let mut poll = FIRST_POLL;
@@ -523,7 +526,7 @@ impl SharedSession {
                 Ok(false) => {}
                 Err(error) => return LeaseWait::Failed("acquire", error),
             }
-            if give_up_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            if give_up_at.is_some_and(|at| self.wall.now_instant() >= at) {
                 let error = StoreError::Timeout {
                     operation: "lease",
                     after: self.policy.lease_wait,

@@ -296,6 +296,58 @@ async fn a_paused_client_still_adopts_what_another_process_stored() {
     );
 }
 
+/// A lease that never ends (a store's fault: a foreign value under the
+/// lease key, a holder whose clock ran far ahead) delays a renewal, but must
+/// not fail it: the client stops waiting in time to log in on its own,
+/// within its `renewal_timeout`. It used to wait for the lease exactly as
+/// long as its renewal could last, so every renewal timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_never_ends_delays_a_renewal_but_does_not_fail_it() {
+    let dir = TempDir::new("client-stuck-lease");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let day = Duration::from_secs(24 * 60 * 60);
+    let stuck = LeaseOwner::new("a-holder-that-never-lets-go");
+    assert!(
+        store
+            .try_acquire_lease(&key, &stuck, day, SystemTime::now())
+            .await
+            .expect("acquired")
+    );
+    let clock = ManualClock::new();
+    let client = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+
+    // The client's time runs a second at a time while the renewal waits
+    // (once it has started: it sleeps until its deadline), up to the
+    // default `renewal_timeout` of 60 s.
+    let mut renewal = std::pin::pin!(client.access_token());
+    let mut waited = Duration::ZERO;
+    let renewed = loop {
+        tokio::select! {
+            renewed = &mut renewal => break renewed,
+            () = tokio::time::sleep(Duration::from_millis(10)) => {
+                if !clock.sleeping_until().is_empty() && waited < Duration::from_secs(60) {
+                    clock.advance(Duration::from_secs(1));
+                    waited += Duration::from_secs(1);
+                }
+            }
+        }
+    };
+    renewed.expect("renewed on its own before the renewal's time ran out");
+    assert!(waited >= Duration::from_secs(30), "waited only {waited:?}");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+    assert!(
+        store.release_lease(&key, &stuck).await.expect("answers"),
+        "the other holder's lease was left alone"
+    );
+}
+
 /// A `FileStore` whose `remove` holds until the test lets it go, and that
 /// says when it starts and whether anything is loaded meanwhile.
 #[derive(Debug)]
