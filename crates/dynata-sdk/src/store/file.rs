@@ -305,6 +305,17 @@ impl Stamp {
 
 /// The record in `path`, if there is one; refuses files others could read.
 fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    // Looked at before it is opened: opening a FIFO blocks until a writer
+    // comes, for ever (and a blocked thread keeps the runtime from ending).
+    match fs::metadata(path) {
+        Ok(metadata) if !metadata.is_file() => {
+            return Err(StoreError::Corrupt {
+                reason: format!("{} is not a regular file", path.display()),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -414,14 +425,29 @@ fn parse_lease(record: &str) -> Option<(&str, SystemTime)> {
 }
 
 fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> io::Result<bool> {
+    // An id the record cannot hold (empty, or with a line break) would get a
+    // lease it could then neither extend nor release.
+    if parse_lease(&lease_record(owner, now)).map(|(id, _)| id) != Some(owner.as_str()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a lease owner id must be one line, not empty",
+        ));
+    }
     let expires_at = now.checked_add(ttl.min(LONGEST_TTL)).unwrap_or(now);
     // Two rounds: a stale lease removed in the first is created in the second.
     for _ in 0..2 {
         match create_private(path) {
             Ok(mut file) => {
-                file.write_all(lease_record(owner, expires_at).as_bytes())?;
-                file.sync_all()?;
-                return Ok(true);
+                let written = file
+                    .write_all(lease_record(owner, expires_at).as_bytes())
+                    .and_then(|()| file.sync_all());
+                if written.is_err() {
+                    // Ours, and held by nobody: this caller hears of the
+                    // failure and renews alone. Left behind (a full disk),
+                    // it would hold every other process for a lease's life.
+                    let _ = fs::remove_file(path);
+                }
+                return written.map(|()| true);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
@@ -482,7 +508,7 @@ fn release(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {
 
 /// Whether the lease at `path` is `owner`'s (expired or not).
 fn holds(path: &Path, owner: &LeaseOwner) -> io::Result<bool> {
-    match fs::read(path) {
+    match read_lease(path) {
         Ok(record) => Ok(lease_owner(&record).as_deref() == Some(owner.as_str())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
@@ -505,7 +531,7 @@ enum LeaseState {
 }
 
 fn lease_state(path: &Path, ttl: Duration, now: SystemTime) -> io::Result<LeaseState> {
-    let record = match fs::read(path) {
+    let record = match read_lease(path) {
         Ok(record) => record,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LeaseState::Absent),
         Err(e) => return Err(e),
@@ -516,18 +542,37 @@ fn lease_state(path: &Path, ttl: Duration, now: SystemTime) -> io::Result<LeaseS
         // it, or is writing it right now. Its age decides.
         None => fs::metadata(path)
             .and_then(|m| m.modified())
-            .map(|modified| {
-                modified
-                    .checked_add(ttl.min(LONGEST_TTL))
-                    .is_none_or(|until| until > SystemTime::now())
-            })
-            .unwrap_or(false),
+            .is_ok_and(|modified| apart(modified, SystemTime::now()) < ttl.min(LONGEST_TTL)),
     };
     Ok(if live {
         LeaseState::Live
     } else {
         LeaseState::Stale
     })
+}
+
+/// A lease file's content, if it is a regular file; at most a few KiB (a
+/// longer one is garbage, judged by its age). Never blocks on a FIFO.
+fn read_lease(path: &Path) -> io::Result<Vec<u8>> {
+    if !fs::metadata(path)?.is_file() {
+        return Ok(Vec::new());
+    }
+    let mut record = Vec::new();
+    File::open(path)?
+        .take(MAX_LEASE_BYTES)
+        .read_to_end(&mut record)?;
+    Ok(record)
+}
+
+/// Far more than an owner id and a time.
+const MAX_LEASE_BYTES: u64 = 4096;
+
+/// How far apart two wall-clock times are, either way: a file time in the
+/// future (a clock stepped back since, or a planted file) is as far from
+/// now as one in the past, so it never lives for ever.
+fn apart(a: SystemTime, b: SystemTime) -> Duration {
+    a.duration_since(b)
+        .unwrap_or_else(|earlier| earlier.duration())
 }
 
 fn lease_owner(record: &[u8]) -> Option<String> {
@@ -568,7 +613,7 @@ fn with_guard<T>(lease: &Path, work: impl FnOnce() -> io::Result<T>) -> io::Resu
                 // guard: past GUARD_STALE, remove it.
                 let abandoned = fs::metadata(&guard)
                     .and_then(|m| m.modified())
-                    .is_ok_and(|modified| modified + GUARD_STALE < SystemTime::now());
+                    .is_ok_and(|modified| apart(modified, SystemTime::now()) > GUARD_STALE);
                 if abandoned {
                     remove_if_present(&guard)?;
                 } else if attempt < 49 {

@@ -293,7 +293,8 @@ impl LeaseOwner {
     }
 
     /// A given owner id (tests, or ids your platform already has). It must be
-    /// unique to one process and one client.
+    /// unique to one process and one client, and one line, not empty:
+    /// `FileStore` refuses another (an error, not a lease).
     pub fn new(id: impl Into<String>) -> Self {
         LeaseOwner(id.into())
     }

@@ -378,3 +378,221 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
     }
 }
+
+/// A lease whose record could not be written (disk full, quota, EIO) is not
+/// held by anyone: the process that failed to write it got an error and will
+/// never release it. Leaving the empty file behind makes every other process
+/// of the fleet wait a whole lease time to live for nobody, on every renewal,
+/// for as long as the disk stays full.
+///
+/// The write failure is produced in a child process run under `ulimit -f 0`
+/// (creating a file works, writing one byte fails with EFBIG).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_lease_whose_record_could_not_be_written_is_not_left_behind() {
+    const CHILD: &str = "DYNATA_REVIEW_FULL_DISK_DIR";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        // The child: every file write fails.
+        let store = FileStore::new(std::path::PathBuf::from(dir));
+        let acquired = store
+            .try_acquire_lease(
+                &key(),
+                &LeaseOwner::new("full-disk"),
+                Duration::from_secs(15),
+                SystemTime::now(),
+            )
+            .await;
+        println!("CHILD-ACQUIRED-IS-ERR={}", acquired.is_err());
+        return;
+    }
+    let dir = TempDir::new("full-disk");
+    fs::create_dir_all(dir.path()).expect("dir");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --exact file_store::a_lease_whose_record_could_not_be_written_is_not_left_behind --nocapture --test-threads=1")
+        .arg(std::env::current_exe().expect("test binary"))
+        .env(CHILD, dir.path())
+        .output()
+        .expect("child ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("CHILD-ACQUIRED-IS-ERR=true"),
+        "the child's acquire should fail on a full disk: {stdout}"
+    );
+
+    let store = FileStore::new(dir.path());
+    let leftover = store.lease_path(&key()).exists();
+    let other = store
+        .try_acquire_lease(
+            &key(),
+            &LeaseOwner::new("other"),
+            Duration::from_secs(15),
+            SystemTime::now(),
+        )
+        .await
+        .expect("answers");
+    assert!(
+        !leftover && other,
+        "a lease nobody holds (its creator's write failed and it was told so) blocks the others: \
+         lease file left behind = {leftover}, another process got the lease = {other}"
+    );
+}
+
+/// Anything but a regular file in place of a record is refused, and looked
+/// at before it is opened: opening a FIFO blocks until a writer comes, so
+/// `load` never answered and its blocking thread was stuck for ever (and
+/// with it the runtime's shutdown, at the end of `main`).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_in_place_of_the_session_is_refused_not_waited_on() {
+    let dir = TempDir::new("fifo");
+    let store = FileStore::new(dir.path());
+    fs::create_dir_all(dir.path()).expect("dir");
+    let path = store.session_path(&key());
+    let made = std::process::Command::new("mkfifo")
+        .arg("-m")
+        .arg("600")
+        .arg(&path)
+        .status()
+        .expect("mkfifo ran");
+    assert!(made.success());
+
+    let loaded = tokio::time::timeout(Duration::from_secs(2), store.load(&key())).await;
+    // Unblock the stuck open (if any) so that the runtime can shut down.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _writer = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000) // O_NONBLOCK
+            .open(&path);
+    }
+    match loaded {
+        Ok(Err(StoreError::Corrupt { .. })) => {}
+        Ok(other) => panic!("expected Corrupt, got {other:?}"),
+        Err(_) => {
+            panic!("load of a FIFO did not answer within 2 s (its thread is blocked in open)")
+        }
+    }
+}
+
+/// `LeaseOwner::new` takes any id, but a lease file cannot hold an empty one
+/// or one with a line break: such an owner was granted the lease and could
+/// then neither extend nor release it. It is refused now, or works.
+#[tokio::test]
+async fn an_owner_granted_the_lease_can_release_it() {
+    for id in ["", "pod\nname"] {
+        let dir = TempDir::new("owner-id");
+        let store = FileStore::new(dir.path());
+        let owner = LeaseOwner::new(id);
+        let ttl = Duration::from_secs(15);
+        let acquired = store
+            .try_acquire_lease(&key(), &owner, ttl, SystemTime::now())
+            .await;
+        if !matches!(acquired, Ok(true)) {
+            // Refusing the id is a fine answer too.
+            continue;
+        }
+        assert!(
+            store
+                .extend_lease(&key(), &owner, ttl, SystemTime::now())
+                .await
+                .expect("answers"),
+            "{id:?}: the holder cannot extend its lease"
+        );
+        assert!(
+            store.release_lease(&key(), &owner).await.expect("answers"),
+            "{id:?}: the holder cannot release its lease"
+        );
+    }
+}
+
+/// A guard file with an absurd modification time (the largest a
+/// `SystemTime` holds, which tmpfs stores as given) is abandoned, not a
+/// panic (an overflow in judging its age), nor a guard held for ever.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_guard_with_an_absurd_time_is_no_panic() {
+    let base = std::path::Path::new("/dev/shm");
+    if !base.is_dir() {
+        return;
+    }
+    let dir = base.join(format!("dynata-review-guard-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let store = FileStore::new(&dir);
+    let owner = LeaseOwner::new("a");
+    assert!(
+        store
+            .try_acquire_lease(&key(), &owner, Duration::from_secs(15), SystemTime::now())
+            .await
+            .expect("answers")
+    );
+    let mut guard = store.lease_path(&key()).into_os_string();
+    guard.push(".guard");
+    let file = fs::File::create(&guard).expect("guard");
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64);
+    let set = file.set_modified(far);
+    drop(file);
+    let released = store.release_lease(&key(), &owner).await;
+    let _ = fs::remove_dir_all(&dir);
+    if set.is_err() {
+        return; // the file system refused the time: nothing to show
+    }
+    if let Err(error) = &released {
+        assert!(!error.to_string().contains("panicked"), "{error}");
+    }
+}
+
+/// The same, seen from the protocol: on a full disk (every write fails),
+/// each renewal goes ahead without the store at once. Each used to wait for
+/// the empty lease file the one before left to grow a lease's time to live
+/// old (3 s here, 15 s by default).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_full_disk_does_not_delay_every_renewal_by_a_lease_time() {
+    const CHILD: &str = "DYNATA_REVIEW_FULL_DISK_RENEW_DIR";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(std::path::PathBuf::from(dir)));
+        for process in 0..2 {
+            let shared = client(Arc::clone(&store));
+            let renewals = Renewals::default();
+            let started = std::time::Instant::now();
+            let outcome = shared
+                .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
+                .await
+                .expect("renewed");
+            println!(
+                "CHILD-RENEWAL-{process} {:?} took {} ms",
+                outcome.source,
+                started.elapsed().as_millis()
+            );
+        }
+        return;
+    }
+    let dir = TempDir::new("full-disk-renew");
+    fs::create_dir_all(dir.path()).expect("dir");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --exact file_store::a_full_disk_does_not_delay_every_renewal_by_a_lease_time --nocapture --test-threads=1")
+        .arg(std::env::current_exe().expect("test binary"))
+        .env(CHILD, dir.path())
+        .output()
+        .expect("child ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let took: Vec<u128> = stdout
+        .lines()
+        // Anywhere in a line: the harness's own output may precede it.
+        .filter_map(|line| line.find("CHILD-RENEWAL-").map(|at| &line[at..]))
+        .map(|line| {
+            line.rsplit(' ')
+                .nth(1)
+                .expect("ms")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    assert_eq!(took.len(), 2, "{stdout}");
+    assert!(
+        took.iter().all(|&ms| ms < 1_000),
+        "renewals on a full disk took {took:?} ms: {stdout}"
+    );
+}
