@@ -128,8 +128,10 @@ struct SlowPath {
     /// One per logout that is taking its session out of the token store and
     /// letting a renewal under way end; each ends when its sender is
     /// dropped. A renewal started meanwhile would adopt the session being
-    /// revoked from the store.
-    logouts: Vec<watch::Receiver<()>>,
+    /// revoked from the store. Each holds callers at most until its instant
+    /// (see [`Lifecycle::logout_hold`]): a logout stranded on a runtime
+    /// nobody drives must not hold callers on other runtimes for ever.
+    logouts: Vec<(watch::Receiver<()>, Instant)>,
     /// Ends when the last logout called has finished (its sender dropped):
     /// the next one returns only after it, so a second logout returns only
     /// once the first has revoked what there was to revoke.
@@ -255,7 +257,7 @@ impl Lifecycle {
     /// The slow path: join the login or refresh under way, or start one.
     async fn new_token(self: &Arc<Self>) -> Result<AccessToken, Error> {
         let flight = loop {
-            let mut logout = {
+            let (mut logout, until) = {
                 let mut slow = self.lock_slow();
                 match slow.logouts.first().cloned() {
                     Some(logout) => logout,
@@ -267,8 +269,17 @@ impl Lifecycle {
             };
             // A call made during a logout waits until the logout lets it go
             // (see `SlowPath::logouts`): then nothing of the old session is
-            // left to adopt, and it starts a new one.
-            let _ = logout.changed().await;
+            // left to adopt, and it starts a new one. A logout that has not
+            // by the time it should have is stranded: it holds no one after.
+            let let_go = first_of(logout.changed(), self.clock.sleep_until(until)).await;
+            if let_go.is_none() {
+                tracing::warn!(
+                    "a logout has not finished in the time it could take (is its runtime still driven?); calls go on without waiting for it"
+                );
+                self.lock_slow()
+                    .logouts
+                    .retain(|(other, _)| !other.same_channel(&logout));
+            }
         };
         // Whatever the renewal's failure, a token that is still valid is
         // served, as to the callers after it (see `join_or_start_flight`).
@@ -454,13 +465,26 @@ impl Lifecycle {
                 match renewed {
                     Ok(session) if slow.generation == generation => {
                         let token = session.token.clone();
-                        slow.pause = None;
+                        let arrived_expired = session.hard_at <= this.clock.now();
+                        // Installed either way: its refresh token is the
+                        // newest, and the next renewal's to use.
                         this.install(&mut slow, session);
-                        (Ok(token), None)
+                        if arrived_expired {
+                            let refused = Refused::from(expired_on_arrival());
+                            slow.pause = Some(this.pause_after(&refused));
+                            (Err(refused.error), None)
+                        } else {
+                            slow.pause = None;
+                            (Ok(token), None)
+                        }
                     }
                     Ok(session) => (Err(Error::LoggedOut), Some(session)),
                     Err(refused) => {
-                        if slow.generation == generation && !superseded {
+                        // A refused password stays refused across a logout
+                        // (see `end_session`), even one that came meanwhile.
+                        let still_ours = slow.generation == generation
+                            || matches!(refused.error, Error::CredentialsRejected { .. });
+                        if still_ours && !superseded {
                             slow.pause = Some(this.pause_after(&refused));
                         }
                         (Err(refused.error), None)
@@ -878,13 +902,31 @@ impl Lifecycle {
             })
     }
 
+    /// The longest a logout takes to let callers go: taking the session out
+    /// of the token store (the wait for its lease, and a few operations),
+    /// then waiting for the renewal under way (its time limit, and the grace
+    /// callers give it).
+    fn logout_hold(&self) -> Duration {
+        let store = self.shared.as_ref().map_or(Duration::ZERO, |shared| {
+            let policy = shared.policy();
+            policy
+                .lease_wait
+                .saturating_add(policy.operation_timeout.saturating_mul(8))
+        });
+        self.settings
+            .renewal_timeout
+            .saturating_add(MIN_RENEWAL_INTERVAL)
+            .saturating_add(store)
+    }
+
     /// Takes the session and the renewal under way out of the client, and
     /// holds callers back until the logout has taken them out of the store.
     fn end_session(self: &Arc<Self>) -> Ending {
         let (done, running) = watch::channel(());
         let (finished, last_logout) = watch::channel(());
+        let hold_until = crate::clock::saturating_add(self.clock.now(), self.logout_hold());
         let mut slow = self.lock_slow();
-        slow.logouts.push(running.clone());
+        slow.logouts.push((running.clone(), hold_until));
         let previous = slow.last_logout.replace(last_logout);
         slow.generation += 1;
         // A pause for a server's Retry-After ends with the session; a
@@ -1046,7 +1088,7 @@ impl Drop for LogoutRunning {
         let mut slow = self.lifecycle.lock_slow();
         // Only its own: another logout that started meanwhile still holds.
         slow.logouts
-            .retain(|logout| !logout.same_channel(&self.running));
+            .retain(|(logout, _)| !logout.same_channel(&self.running));
     }
 }
 
@@ -1129,6 +1171,15 @@ fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
         ));
     }
     Ok((access, refresh))
+}
+
+/// A token pair that had reached its hard margin when its answer arrived
+/// (the answer took longer than the token lives): served, it would be
+/// refused at once, so it is not.
+fn expired_on_arrival() -> Error {
+    Error::decode(
+        "the access token had expired by the time its answer arrived (the answer took longer than the token lives)",
+    )
 }
 
 /// Marks the session `EXPIRING` at its hard margin, on the client's clock.

@@ -321,3 +321,84 @@ fn a_stranded_flight_ending_late_does_not_shorten_a_newer_pause() {
         );
     });
 }
+
+/// The login answers 4-second tokens (the sandbox's, in the quickstart),
+/// but the answer takes 5 s to arrive (a slow link; lifetimes count from
+/// just before the request was sent, as the README says). The pair is
+/// already expired when it arrives: `access_token()` must not hand it out
+/// ("always valid"; `AccessToken`: "valid for at least the client's hard
+/// refresh margin when access_token returned it"), as it refuses
+/// `expiresIn: 0` for the same reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_expired_on_arrival_is_not_served() {
+    let harness = Harness::new().await;
+    let login = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(200)
+                .body(Pair::new("a1", "r1").lifetimes(4, 8).json())
+                .delay(Duration::from_millis(500));
+        })
+        .await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    eventually("the login reached the server", || async {
+        login.calls_async().await == 1
+    })
+    .await;
+    // Five seconds pass on the client's clock while the answer travels.
+    harness.clock.advance(Duration::from_secs(5));
+    let outcome = caller.await.expect("task");
+    let now = dynata_sdk::clock::Clock::now(&harness.clock);
+    if let Ok(token) = &outcome {
+        panic!(
+            "access_token() returned a token that had expired {:?} before it was handed out",
+            now.saturating_duration_since(token.expires_at())
+        );
+    }
+    let error = outcome.expect_err("refused");
+    assert!(
+        matches!(error, dynata_sdk::Error::Decode { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("expired"), "{error}");
+}
+
+/// A sync façade (the `current_thread` runtime it enters with `block_on`)
+/// gives up on a `logout()` (a timeout around it) while a login is stranded
+/// on that runtime. The logout's task stays there, waiting for that login,
+/// and holds every caller meanwhile (`SlowPath::logouts`). A renewal
+/// stranded this way is given up at its deadline ("the next call starts a
+/// new one, even if the abandoned one is stuck on a runtime nobody
+/// drives"); a logout stranded with it must not hold callers on other
+/// runtimes for ever, long after that deadline.
+#[test]
+fn a_logout_stranded_on_an_idle_runtime_does_not_hold_callers_for_ever() {
+    let idle = current_thread();
+    let harness = idle.block_on(Harness::new());
+    let login = idle.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300));
+    strand_first_login(&idle, &harness, &login);
+    idle.block_on(async {
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(50), harness.client.logout()).await;
+        assert!(gave_up.is_err(), "the logout waits for the stranded login");
+    });
+    let busy = current_thread();
+    busy.block_on(async {
+        let client = harness.client.clone();
+        let caller = tokio::spawn(async move { client.access_token().await });
+        // Five minutes of the client's time: far past the stranded login's
+        // deadline (60 s) and grace (1 s).
+        for _ in 0..5 {
+            harness.clock.advance(Duration::from_secs(61));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let outcome = tokio::time::timeout(Duration::from_secs(5), caller).await;
+        assert!(
+            outcome.is_ok(),
+            "access_token() on another runtime still waits, 5 minutes past the stranded \
+             login's deadline, for a logout stranded on an idle runtime"
+        );
+    });
+}

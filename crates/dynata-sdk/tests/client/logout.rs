@@ -397,3 +397,45 @@ async fn revocation_of<'a>(harness: &'a Harness, refresh: &str, status: u16) -> 
         })
         .await
 }
+
+/// A login under way when `logout()` is called is refused by Dynata
+/// (`invalid_grant`). The README: "Rejected credentials are never retried
+/// automatically ... for the next 5 minutes calls fail at once without
+/// sending anything", and "A `logout()` does not lift the cooldown". The
+/// refusal that lands during the logout must start the cooldown like any
+/// other: the next call must not send the rejected password again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_refused_during_a_logout_is_not_sent_again() {
+    let harness = Harness::new().await;
+    let refused = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(401)
+                .body(r#"{"error":"invalid_grant","errorDescription":"Invalid user credentials"}"#)
+                .delay(Duration::from_millis(300));
+        })
+        .await;
+    let client = harness.client.clone();
+    let first = tokio::spawn(async move { client.access_token().await });
+    eventually("the login reached the server", || async {
+        refused.calls_async().await == 1
+    })
+    .await;
+    harness.client.logout().await.expect("nothing to revoke");
+    let error = first.await.expect("task").expect_err("refused");
+    assert!(
+        matches!(error, Error::CredentialsRejected { .. }),
+        "{error:?}"
+    );
+    let again = harness.client.access_token().await;
+    assert!(
+        matches!(again, Err(Error::CredentialsRejected { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        refused.calls_async().await,
+        1,
+        "the password Dynata had just refused was sent again right after the logout"
+    );
+}
