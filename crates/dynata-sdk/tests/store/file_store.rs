@@ -379,19 +379,36 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) {
     }
 }
 
+/// Where a test run by [`rerun_on_a_full_disk`] keeps its store.
+#[cfg(unix)]
+const FULL_DISK_DIR: &str = "DYNATA_TEST_FULL_DISK_DIR";
+
+/// Runs the test `name` of this binary again in a child process in which
+/// every file write fails (`ulimit -f 0`: creating a file works, writing a
+/// byte fails with `EFBIG`), with its store in `dir`; the child's output.
+#[cfg(unix)]
+fn rerun_on_a_full_disk(name: &str, dir: &TempDir) -> String {
+    fs::create_dir_all(dir.path()).expect("dir");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --exact \"$1\" --nocapture --test-threads=1")
+        .arg(std::env::current_exe().expect("test binary"))
+        .arg(name)
+        .env(FULL_DISK_DIR, dir.path())
+        .output()
+        .expect("child ran");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// A lease whose record could not be written (disk full, quota, EIO) is not
 /// held by anyone: the process that failed to write it got an error and will
 /// never release it. Leaving the empty file behind makes every other process
 /// of the fleet wait a whole lease time to live for nobody, on every renewal,
 /// for as long as the disk stays full.
-///
-/// The write failure is produced in a child process run under `ulimit -f 0`
-/// (creating a file works, writing one byte fails with EFBIG).
 #[cfg(unix)]
 #[tokio::test]
 async fn a_lease_whose_record_could_not_be_written_is_not_left_behind() {
-    const CHILD: &str = "DYNATA_REVIEW_FULL_DISK_DIR";
-    if let Some(dir) = std::env::var_os(CHILD) {
+    if let Some(dir) = std::env::var_os(FULL_DISK_DIR) {
         // The child: every file write fails.
         let store = FileStore::new(std::path::PathBuf::from(dir));
         let acquired = store
@@ -406,15 +423,10 @@ async fn a_lease_whose_record_could_not_be_written_is_not_left_behind() {
         return;
     }
     let dir = TempDir::new("full-disk");
-    fs::create_dir_all(dir.path()).expect("dir");
-    let output = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --exact file_store::a_lease_whose_record_could_not_be_written_is_not_left_behind --nocapture --test-threads=1")
-        .arg(std::env::current_exe().expect("test binary"))
-        .env(CHILD, dir.path())
-        .output()
-        .expect("child ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = rerun_on_a_full_disk(
+        "file_store::a_lease_whose_record_could_not_be_written_is_not_left_behind",
+        &dir,
+    );
     assert!(
         stdout.contains("CHILD-ACQUIRED-IS-ERR=true"),
         "the child's acquire should fail on a full disk: {stdout}"
@@ -547,15 +559,14 @@ async fn a_guard_with_an_absurd_time_is_no_panic() {
 /// the empty lease file the one before left to grow a lease's time to live
 /// old (3 s here, 15 s by default).
 #[cfg(unix)]
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_full_disk_does_not_delay_every_renewal_by_a_lease_time() {
-    const CHILD: &str = "DYNATA_REVIEW_FULL_DISK_RENEW_DIR";
-    if let Some(dir) = std::env::var_os(CHILD) {
+    if let Some(dir) = std::env::var_os(FULL_DISK_DIR) {
         let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(std::path::PathBuf::from(dir)));
         for process in 0..2 {
             let shared = client(Arc::clone(&store));
             let renewals = Renewals::default();
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let outcome = shared
                 .renew(None, |what| renewals.renew(&shared, what, Duration::ZERO))
                 .await
@@ -569,15 +580,10 @@ async fn a_full_disk_does_not_delay_every_renewal_by_a_lease_time() {
         return;
     }
     let dir = TempDir::new("full-disk-renew");
-    fs::create_dir_all(dir.path()).expect("dir");
-    let output = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --exact file_store::a_full_disk_does_not_delay_every_renewal_by_a_lease_time --nocapture --test-threads=1")
-        .arg(std::env::current_exe().expect("test binary"))
-        .env(CHILD, dir.path())
-        .output()
-        .expect("child ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = rerun_on_a_full_disk(
+        "file_store::a_full_disk_does_not_delay_every_renewal_by_a_lease_time",
+        &dir,
+    );
     let took: Vec<u128> = stdout
         .lines()
         // Anywhere in a line: the harness's own output may precede it.
