@@ -199,7 +199,11 @@ document requires it, its Go client does not.
     pub struct Attribute {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<AttributeCategory>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub exclusions: ::std::vec::Vec<::std::string::String>,
         ///Not documented; free-form.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -232,7 +236,11 @@ document requires it, its Go client does not.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         ///The answers of a `LIST` attribute.
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub options: ::std::vec::Vec<AttributeOption>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::AttributeState>,
@@ -327,7 +335,8 @@ document requires it, its Go client does not.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
@@ -341,7 +350,8 @@ document requires it, its Go client does not.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
     }
@@ -441,7 +451,8 @@ document requires it, its Go client does not.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub line_items: ::std::vec::Vec<LineItemHeader>,
         pub state: crate::types::ProjectState,
@@ -548,7 +559,8 @@ document requires it, its Go client does not.
         #[serde(
             rename = "supportedLanguages",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub supported_languages: ::std::vec::Vec<Language>,
     }
@@ -621,7 +633,11 @@ exactly two letters.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -631,7 +647,8 @@ exactly two letters.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
@@ -648,7 +665,8 @@ exactly two letters.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
         pub targets: ::std::vec::Vec<Target>,
@@ -668,7 +686,11 @@ newest), so the body suits every version.
     pub struct CreateProject {
         pub category: ProjectCategory,
         ///All three when absent.
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -690,7 +712,8 @@ newest), so the body suits every version.
         #[serde(
             rename = "respondentFilters",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub respondent_filters: ::std::vec::Vec<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -713,7 +736,11 @@ newest), so the body suits every version.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CurrentUserPermissions {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub roles: ::std::vec::Vec<::std::string::String>,
     }
     ///The answer to `delete_template`; `data` is not documented and may be of any type, or absent.
@@ -752,10 +779,15 @@ line item's own detailed report.
         #[serde(
             rename = "quotaGroups",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub quota_groups: ::std::vec::Vec<QuotaGroupReport>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::LineItemState>,
@@ -797,7 +829,8 @@ line item's own detailed report.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub line_items: ::std::vec::Vec<DetailedLineItemReport>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1015,7 +1048,11 @@ and `reject_event`, which reach the same call on the configured host.
     pub struct EventDetails {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub comments: ::std::option::Option<::std::string::String>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub reasons: ::std::vec::Vec<EventReason>,
     }
     ///One page of `list_events`.
@@ -1096,7 +1133,11 @@ Swagger clients (the Python client's schema says objects).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct Exclusions {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub list: ::std::vec::Vec<::std::string::String>,
         #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
         pub type_: ::std::option::Option<crate::types::ExclusionType>,
@@ -1182,7 +1223,8 @@ answers hold `null`), so nothing else is required.
         #[serde(
             rename = "quotaNodes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub quota_nodes: ::std::vec::Vec<TargetingAttribute>,
     }
@@ -1312,7 +1354,11 @@ are plain strings, not `format: uri`.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub sources: ::std::vec::Vec<LineItemSource>,
         pub state: crate::types::LineItemState,
         #[serde(
@@ -1334,7 +1380,8 @@ are plain strings, not `format: uri`.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
@@ -1350,10 +1397,15 @@ are plain strings, not `format: uri`.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -1378,7 +1430,8 @@ are plain strings, not `format: uri`.
         #[serde(
             rename = "detailedCost",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub detailed_cost: ::std::vec::Vec<CostLine>,
         #[serde(
@@ -1666,7 +1719,11 @@ field), so its items are free-form objects.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub created_at: ::std::option::Option<crate::Timestamp>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -1687,13 +1744,15 @@ field), so its items are free-form objects.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub line_items: ::std::vec::Vec<LineItem>,
         #[serde(
             rename = "notificationEmails",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         #[serde(
@@ -1733,13 +1792,15 @@ the Python client's `surveyRequirements` is the odd one out.
         #[serde(
             rename = "studyRequirements",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub study_requirements: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "studyType",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub study_type: ::std::vec::Vec<::std::string::String>,
         ///At least one topic from `list_survey_topics`.
@@ -1845,9 +1906,17 @@ handle unevenly). Timestamps are never required: they are `null` or
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub ext_project_id: ::std::option::Option<::std::string::String>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub teams: ::std::vec::Vec<PermittedTeam>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub users: ::std::vec::Vec<PermittedUser>,
     }
     ///The answer to `get_project_permissions` and `upsert_project_permissions`.
@@ -1908,7 +1977,8 @@ handle unevenly). Timestamps are never required: they are `null` or
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub line_items: ::std::vec::Vec<LineItemReport>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2111,7 +2181,8 @@ integer or float, and a number holds both).
         #[serde(
             rename = "quotaNodes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub quota_nodes: ::std::vec::Vec<TargetingAttribute>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2155,7 +2226,8 @@ integer or float, and a number holds both).
         #[serde(
             rename = "quotaCells",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub quota_cells: ::std::vec::Vec<QuotaCellReport>,
         #[serde(
@@ -2173,12 +2245,17 @@ uses `perc`; templates use `perc` only.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct QuotaPlan {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub filters: ::std::vec::Vec<TargetingAttribute>,
         #[serde(
             rename = "quotaGroups",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub quota_groups: ::std::vec::Vec<QuotaGroup>,
     }
@@ -2202,7 +2279,8 @@ uses `perc`; templates use `perc` only.
         #[serde(
             rename = "detailedQuote",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub detailed_quote: ::std::vec::Vec<QuoteLine>,
         #[serde(
@@ -2266,14 +2344,16 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "allowedActions",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub allowed_actions: ::std::vec::Vec<RoleAction>,
         ///The roles someone with this role may give others.
         #[serde(
             rename = "assignableRoles",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub assignable_roles: ::std::vec::Vec<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2332,7 +2412,8 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "surveyTopics",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_topics: ::std::vec::Vec<::std::string::String>,
     }
@@ -2351,12 +2432,17 @@ and Go encodes an empty (nil) slice as `null`.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub language_iso_code: ::std::option::Option<::std::string::String>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub sources: ::std::vec::Vec<SampleSource>,
         #[serde(
             rename = "supportedLanguages",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub supported_languages: ::std::vec::Vec<Language>,
     }
@@ -2397,7 +2483,8 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "deliveryTypes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub delivery_types: ::std::vec::Vec<MetadataItem>,
     }
@@ -2409,19 +2496,22 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "studyRequirements",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub study_requirements: ::std::vec::Vec<MetadataItem>,
         #[serde(
             rename = "studyTypes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub study_types: ::std::vec::Vec<MetadataItem>,
         #[serde(
             rename = "surveyTopics",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_topics: ::std::vec::Vec<MetadataItem>,
     }
@@ -2589,7 +2679,11 @@ and Go encodes an empty (nil) slice as `null`.
         pub quota_plan: ::std::option::Option<QuotaPlan>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::TemplateState>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub tags: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "updatedAt",
@@ -2612,7 +2706,11 @@ it is required here, so the body suits both.
         pub name: ::std::string::String,
         #[serde(rename = "quotaPlan")]
         pub quota_plan: QuotaPlan,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub tags: ::std::vec::Vec<::std::string::String>,
     }
     impl TemplateCriteria {
@@ -2709,7 +2807,11 @@ update schemas says object, a bug).
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -2719,7 +2821,8 @@ update schemas says object, a bug).
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
@@ -2735,10 +2838,15 @@ update schemas says object, a bug).
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -2757,7 +2865,11 @@ project, so this document leaves it out.
     pub struct UpdateProject {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<ProjectCategory>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -2769,19 +2881,22 @@ project, so this document leaves it out.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub line_items: ::std::vec::Vec<UpdateProjectLineItem>,
         #[serde(
             rename = "notificationEmails",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "respondentFilters",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub respondent_filters: ::std::vec::Vec<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2860,7 +2975,11 @@ project, so this document leaves it out.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -2870,7 +2989,8 @@ project, so this document leaves it out.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
@@ -2886,10 +3006,15 @@ project, so this document leaves it out.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -2903,9 +3028,17 @@ project, so this document leaves it out.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct UpsertPermissions {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub teams: ::std::vec::Vec<TeamGrant>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub users: ::std::vec::Vec<UserGrant>,
     }
     impl UpsertPermissions {
@@ -2920,7 +3053,11 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct UrlParameter {
         pub key: ::std::string::String,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub values: ::std::vec::Vec<::std::string::String>,
     }
     impl UrlParameter {
@@ -2958,7 +3095,11 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
         pub id: i64,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub teams: ::std::vec::Vec<UserTeam>,
     }
     ///The caller, from the newer `/user`.
@@ -2966,7 +3107,11 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserDetails {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub companies: ::std::vec::Vec<UserCompany>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,
@@ -3014,7 +3159,11 @@ endpoints agree with.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserInfo {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
+        )]
         pub applications: ::std::vec::Vec<UserApplication>,
         #[serde(
             rename = "companyId",
@@ -3074,7 +3223,8 @@ endpoints agree with.
         #[serde(
             rename = "quotaCells",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty",
+            deserialize_with = "crate::null_as_empty"
         )]
         pub quota_cells: ::std::vec::Vec<FeasibleQuotaCell>,
     }
@@ -6183,8 +6333,13 @@ operations answer `application/pdf`.
 
 **Nulls and absent fields.** A response field is `required` only where
 every source agrees it is always sent; everything else may be absent or
-`null`. A request body's `required` set is the union of what Dynata's
-clients require, so a body that satisfies this document satisfies each.
+`null`. That includes optional arrays, which are not marked `nullable`
+so that they stay plain lists in generated code: Dynata's server is
+written in Go, which sends an empty list as `null` (a project from UAT
+had `"exclusions": {"list": null}`), and the generated Rust client reads
+it as empty. A request body's `required` set is the union of what
+Dynata's clients require, so a body that satisfies this document
+satisfies each.
 
 
 Version: 1.0.0*/

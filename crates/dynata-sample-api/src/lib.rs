@@ -28,6 +28,9 @@
 //!   [`Error::InvalidRequest`], as the URL would otherwise resolve it away
 //!   and reach another resource (`/projects/p1/lineItems/../close` is
 //!   `/projects/p1/close`).
+//! - `null_as_empty`, through which every optional list is read (the xtask
+//!   puts it there too): Dynata's server, written in Go, sends an empty list
+//!   as `null`, which a plain `Vec` refuses, failing the whole answer.
 //! - A cap on response bodies ([`MAX_RESPONSE_BYTES`]), and a rule for error
 //!   bodies: a 4xx or 5xx whose body is not Dynata's JSON envelope (a
 //!   gateway's HTML page) is [`Error::UnexpectedResponse`], which keeps the
@@ -247,6 +250,18 @@ pub fn path_segment(value: &str) -> Result<String, String> {
         // `/`: `\..\..` would climb two segments.
         _ => Ok(progenitor_client::encode_path(value).replace('\\', "%5C")),
     }
+}
+
+/// An optional list as Dynata sends it: absent (the field's default), `[]`,
+/// or `null`, which its Go server sends for an empty list. The generated
+/// types read every optional list through it (the xtask puts it there).
+pub(crate) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let list: Option<Vec<T>> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(list.unwrap_or_default())
 }
 
 /// The largest response body the client reads. A page of 1000 targeting

@@ -734,3 +734,97 @@ async fn a_bodyless_post_says_its_length_is_zero() {
         .expect("closes");
     close.assert_async().await;
 }
+
+/// `GET /projects/{id}` as Dynata's UAT answered it (2019-11), copied from
+/// the curl output in github.com/andysign/for-crowdemotion README.md
+/// ("Projects - Get Project BasedOn extProjectId"); only the `{"...": "..."}`
+/// placeholder cell the author elided was removed. Its project has an
+/// exclusion type and a `null` list, as Dynata's Go client would send it
+/// (`Exclusions.List []string \`json:"list"\``, no `omitempty`).
+const UAT_PROJECT: &str = r#"{
+  "data": {
+    "author": { "name": "...", "type": "api", "username": "user.." },
+    "category": { "surveyTopic": [ "AUTOMOTIVE", "BUSINESS" ] },
+    "createdAt": "",
+    "devices": [ "mobile", "desktop", "tablet" ],
+    "exclusions": { "list": null, "type": "PROJECT" },
+    "extProjectId": "project001",
+    "jobNumber": "PO-1234",
+    "lineItems": [
+      {
+        "countryISOCode": "US", "createdAt": "",
+        "daysInField": 20, "deliveryType": "BALANCED",
+        "endLinks": { "complete": "..", "overquota": "..", "screenout": "..",
+          "securityKey1": "93896", "securityKey2": "42614",
+          "securityLevel": "MEDIUM" },
+        "extLineItemId": "lineItem001",
+        "indicativeIncidence": 20, "languageISOCode": "en",
+        "launchedAt": "", "lengthOfInterview": 10,
+        "quotaPlan": {
+          "filters": [
+            { "attributeId": "61961", "operator": "INCLUDE", "options": [ "3", "4" ] }
+          ],
+          "quotaGroups": [
+            {
+              "name": "Gender Distribution",
+              "quotaCells": [
+                { "count": 130, "perc": 65, "quotaCellId": "1",
+                  "quotaNodes": [ { "attributeId":"11","operator":"INCLUDE","options": ["1"] } ] }
+              ],
+              "quotaGroupId": "fc70f967-05b3-49e3-9ec2-af793c474e51"
+            }
+          ]
+        },
+        "requiredCompletes": 200, "sources": [ { "id": 100 } ],
+        "state": "PROVISIONED", "stateLastUpdatedAt": "",
+        "surveyTestURL": "", "surveyURL": "",
+        "targets": [ { "count":2, "dailyLimit":0, "softLaunch":0, "type":"COMPLETE" } ],
+        "title": "US College",
+        "updatedAt": ""
+      }
+    ],
+    "notificationEmails": [ "api-test@dynata.com" ],
+    "respondentFilters": [ { "list":null, "type":"PROJECT" } ],
+    "state": "PROVISIONED", "stateLastUpdatedAt": "",
+    "title": "Test Survey", "updatedAt": ""
+  },
+  "meta": null,
+  "status": { "errors": [], "message": "success" }
+}"#;
+
+#[test]
+fn a_null_list_reads_as_empty() {
+    let exclusions: Result<types::Exclusions, _> =
+        serde_json::from_str(r#"{"list": null, "type": "PROJECT"}"#);
+    let exclusions = exclusions.expect("`exclusions.list: null` decodes");
+    assert_eq!(exclusions.type_, Some(ExclusionType::Project));
+    assert!(exclusions.list.is_empty());
+}
+
+#[test]
+fn a_project_as_uat_answered_it_decodes() {
+    let project: Result<types::ProjectResponse, _> = serde_json::from_str(UAT_PROJECT);
+    let project = project.expect("Dynata's recorded UAT answer decodes");
+    assert_eq!(project.data.ext_project_id, "project001");
+}
+
+/// The same answer through the generated operation: it was
+/// `InvalidResponsePayload` (the SDK's `Error::Decode`) for a `200`.
+#[tokio::test]
+async fn a_project_as_uat_answered_it_is_no_error() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/projects/project001");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(UAT_PROJECT);
+        })
+        .await;
+    let answer = client_for(&server)
+        .get_project()
+        .ext_project_id("project001")
+        .send()
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+}
