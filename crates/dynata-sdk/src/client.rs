@@ -244,9 +244,7 @@ impl ClientBuilder {
 
     /// How the session is shared through the [`ClientBuilder::token_store`].
     /// Default: [`SharingPolicy::default`] with `fresh_for` set to the soft
-    /// refresh window and `lease_wait` to half the renewal timeout. A
-    /// `lease_wait` as long as the renewal timeout would leave a waiter no
-    /// time to renew on its own.
+    /// refresh window and `lease_wait` to the renewal timeout.
     pub fn sharing_policy(mut self, policy: SharingPolicy) -> Self {
         self.sharing_policy = Some(policy);
         self
@@ -340,11 +338,10 @@ impl ClientBuilder {
         let store = self.token_store.map(|store| {
             let policy = self.sharing_policy.unwrap_or_else(|| SharingPolicy {
                 fresh_for: self.soft_window,
-                // Half the renewal's time limit: a lease that never ends (a
-                // store's fault) must leave the renewal time to log in on its
-                // own. A live holder's renewal may outlast this wait; the
-                // waiter then logs in, which takes nothing from the holder.
-                lease_wait: self.renewal_timeout / 2,
+                // A holder's renewal lasts at most this long: wait as long
+                // (a client that can log in stops earlier, to log in on its
+                // own in time: see `Lifecycle::renew`).
+                lease_wait: self.renewal_timeout,
                 ..SharingPolicy::default()
             });
             let key =

@@ -465,9 +465,12 @@ impl Lifecycle {
                 match renewed {
                     Ok(session) if slow.generation == generation => {
                         let token = session.token.clone();
+                        // Past its hard margin on arrival: not this renewal's
+                        // outcome. Installed all the same (its refresh token
+                        // is the newest, the next renewal's to use), so like
+                        // any token it is still served, while it lives, to a
+                        // caller whose renewal failed.
                         let arrived_expired = session.hard_at <= this.clock.now();
-                        // Installed either way: its refresh token is the
-                        // newest, and the next renewal's to use.
                         this.install(&mut slow, session);
                         if arrived_expired {
                             let refused = Refused::from(expired_on_arrival());
@@ -542,8 +545,20 @@ impl Lifecycle {
         };
         let local = self.current.load_full();
         let local = local.as_ref().and_then(|session| session.stored.as_ref());
+        // A client that can log in stops waiting for another process's
+        // renewal with a quarter of its own time left, and logs in on its
+        // own: a lease that never ends (a store's fault) must not time out
+        // every renewal. Without a password it waits to the end: what the
+        // holder stores is all it can have.
+        let stop_waiting_at = self
+            .credentials
+            .password
+            .as_ref()
+            .and_then(|_| deadline.checked_sub(self.settings.renewal_timeout / 4));
         let outcome = shared
-            .renew(local, |what| self.renew_for_store(shared, what, deadline))
+            .renew_by(local, stop_waiting_at, |what| {
+                self.renew_for_store(shared, what, deadline)
+            })
             .await?;
         tracing::debug!(source = ?outcome.source, "renewed through the token store");
         Ok(self.session_from_stored(shared, outcome.session)?)
@@ -951,6 +966,7 @@ impl Lifecycle {
                 _done: done,
             },
             previous,
+            hold_until,
             _finished: finished,
         }
     }
@@ -961,12 +977,15 @@ impl Lifecycle {
             pending,
             running,
             previous,
+            hold_until,
             _finished,
         } = ending;
         if let Some(shared) = &self.shared {
             // Before revoking: no other process may adopt tokens about to
-            // die. The fleet's session ends too, whoever obtained it.
-            if let Some(stored) = shared.take().await {
+            // die. The fleet's session ends too, whoever obtained it; but
+            // not once callers have stopped waiting for this logout: what
+            // the store holds then may be a session obtained after it.
+            if let Some(stored) = shared.take_until(Some(hold_until)).await {
                 let stored = Revocable {
                     access_token: stored.access_token,
                     refresh_token: stored.refresh_token,
@@ -1055,6 +1074,8 @@ struct Ending {
     running: LogoutRunning,
     /// Ends when the logout called before this one has finished.
     previous: Option<watch::Receiver<()>>,
+    /// When callers stop waiting for it (see [`Lifecycle::logout_hold`]).
+    hold_until: Instant,
     /// Dropped when this logout has finished.
     _finished: watch::Sender<()>,
 }
@@ -1173,9 +1194,9 @@ fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
     Ok((access, refresh))
 }
 
-/// A token pair that had reached its hard margin when its answer arrived
-/// (the answer took longer than the token lives): served, it would be
-/// refused at once, so it is not.
+/// The failure of a renewal whose token pair had reached its hard margin
+/// when its answer arrived (the answer took about as long as the token
+/// lives): not a token to hand out as new.
 fn expired_on_arrival() -> Error {
     Error::decode(
         "the access token had expired by the time its answer arrived (the answer took longer than the token lives)",

@@ -445,7 +445,15 @@ fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> i
                     // Ours, and held by nobody: this caller hears of the
                     // failure and renews alone. Left behind (a full disk),
                     // it would hold every other process for a lease's life.
-                    let _ = fs::remove_file(path);
+                    // Under the guard, and only while it holds no one
+                    // else's record: a write that stalled past the lease's
+                    // life may have seen it taken over meanwhile.
+                    let _ = with_guard(path, || match read_lease(path) {
+                        Ok(record) if lease_owner(&record).is_none_or(|o| o == owner.as_str()) => {
+                            remove_if_present(path)
+                        }
+                        _ => Ok(()),
+                    });
                 }
                 return written.map(|()| true);
             }

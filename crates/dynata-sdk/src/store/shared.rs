@@ -41,11 +41,12 @@ pub struct SharingPolicy {
     pub lease_ttl: Duration,
     /// The longest a client waits for another process's renewal before it
     /// renews on its own (a lease that never ends: a store's fault), on the
-    /// client's clock. Keep it well under the client's `renewal_timeout`,
-    /// which bounds the whole renewal, wait included: a wait as long would
-    /// leave no time to renew. A `Client` built without a policy of its own
-    /// sets this to half its `renewal_timeout`. Default 30 s: half the
-    /// client's default `renewal_timeout`.
+    /// client's clock. A live holder keeps its lease as long as its renewal
+    /// runs, which a client bounds by its `renewal_timeout`; a `Client` built
+    /// without a policy of its own sets this to that. (A `Client` that can
+    /// log in also stops waiting with a quarter of its own renewal's time
+    /// left, to log in on its own: see [`SharedSession::renew_by`].)
+    /// Default 60 s.
     pub lease_wait: Duration,
     /// The time limit of every store operation. Default 1 s.
     pub operation_timeout: Duration,
@@ -60,7 +61,7 @@ impl Default for SharingPolicy {
             clock_skew: Duration::from_secs(5),
             fresh_for: Duration::from_secs(5 * 60),
             lease_ttl: Duration::from_secs(15),
-            lease_wait: Duration::from_secs(30),
+            lease_wait: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(1),
             warning_interval: Duration::from_secs(60),
         }
@@ -327,9 +328,17 @@ impl SharedSession {
     /// store fails, or a holder outlives [`SharingPolicy::lease_wait`]), the
     /// take goes ahead without it.
     pub async fn take(&self) -> Option<StoredSession> {
+        self.take_until(None).await
+    }
+
+    /// [`Self::take`], but nothing at all once the client's clock has
+    /// reached `until`: a take that resumes after its caller's time is up
+    /// (a logout stranded on a runtime nobody drove meanwhile) would remove
+    /// and revoke a session obtained after it.
+    pub async fn take_until(&self, until: Option<Instant>) -> Option<StoredSession> {
         let _one_at_a_time = self.taking.lock().await;
         let lease = match self
-            .wait_for_lease(|| async { Ok::<Option<()>, _>(None) })
+            .wait_for_lease(until, || async { Ok::<Option<()>, _>(None) })
             .await
         {
             LeaseWait::Held(lease) => Some(lease),
@@ -339,6 +348,16 @@ impl SharedSession {
                 None
             }
         };
+        if until.is_some_and(|until| self.wall.now_instant() >= until) {
+            tracing::warn!(
+                key = %self.key,
+                "a logout took longer than it could (was its runtime not driven?); it leaves the stored session as it is"
+            );
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return None;
+        }
         let stored = match self.load().await {
             Ok(stored) => stored,
             Err(error) => {
@@ -454,6 +473,25 @@ impl SharedSession {
         F: FnMut(Renew) -> Fut,
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
+        self.renew_by(local, None, renew).await
+    }
+
+    /// [`Self::renew`], waiting for another process's renewal at most until
+    /// `stop_waiting_at` on the client's clock (and at most
+    /// [`SharingPolicy::lease_wait`]). A client whose renewal must end by a
+    /// deadline, and that can log in, stops waiting in time to renew on its
+    /// own: a lease that never ends (a store's fault) then delays its
+    /// renewals without failing them.
+    pub async fn renew_by<E, F, Fut>(
+        &self,
+        local: Option<&StoredSession>,
+        stop_waiting_at: Option<Instant>,
+        renew: F,
+    ) -> Result<Shared, E>
+    where
+        F: FnMut(Renew) -> Fut,
+        Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
+    {
         let stored = match self.load().await {
             Ok(stored) => stored,
             Err(error) if error.is_unusable_content() => {
@@ -467,7 +505,7 @@ impl SharedSession {
         }
 
         let waited = self
-            .wait_for_lease(|| async {
+            .wait_for_lease(stop_waiting_at, || async {
                 match self.load().await {
                     Ok(Some(session)) if self.adoptable(&session, local) => {
                         Ok(Some(self.adopted(session)))
@@ -490,11 +528,15 @@ impl SharedSession {
         }
     }
 
-    /// Waits for the renewal lease, up to [`SharingPolicy::lease_wait`],
-    /// polling the store for a change. After each wait, `between` may end
-    /// the wait with a value (a renewal: the session another process
+    /// Waits for the renewal lease, up to [`SharingPolicy::lease_wait`] and
+    /// `stop_at`, polling the store for a change. After each wait, `between`
+    /// may end the wait with a value (a renewal: the session another process
     /// stored meanwhile).
-    async fn wait_for_lease<T, B, BetweenFut>(&self, mut between: B) -> LeaseWait<'_, T>
+    async fn wait_for_lease<T, B, BetweenFut>(
+        &self,
+        stop_at: Option<Instant>,
+        mut between: B,
+    ) -> LeaseWait<'_, T>
     where
         B: FnMut() -> BetweenFut,
         BetweenFut: Future<Output = Result<Option<T>, (&'static str, StoreError)>>,
@@ -502,7 +544,11 @@ impl SharedSession {
         // On the client's clock, as the renewal's own time limit is.
         let started = self.wall.now_instant();
         // No deadline at all for a wait too long for the clock.
-        let give_up_at = started.checked_add(self.policy.lease_wait);
+        let patience = started.checked_add(self.policy.lease_wait);
+        let give_up_at = match (patience, stop_at) {
+            (Some(patience), Some(stop_at)) => Some(patience.min(stop_at)),
+            (patience, stop_at) => patience.or(stop_at),
+        };
         let mut poll = FIRST_POLL;
         loop {
             let acquired = self
@@ -529,7 +575,7 @@ impl SharedSession {
             if give_up_at.is_some_and(|at| self.wall.now_instant() >= at) {
                 let error = StoreError::Timeout {
                     operation: "lease",
-                    after: self.policy.lease_wait,
+                    after: self.wall.now_instant().saturating_duration_since(started),
                 };
                 return LeaseWait::Failed("wait for the lease", error);
             }

@@ -298,54 +298,135 @@ async fn a_paused_client_still_adopts_what_another_process_stored() {
 
 /// A lease that never ends (a store's fault: a foreign value under the
 /// lease key, a holder whose clock ran far ahead) delays a renewal, but must
-/// not fail it: the client stops waiting in time to log in on its own,
-/// within its `renewal_timeout`. It used to wait for the lease exactly as
-/// long as its renewal could last, so every renewal timed out.
+/// not fail it: a client that can log in stops waiting in time to do so
+/// within its `renewal_timeout`. It used to wait for the lease as long as
+/// its renewal could last, so every renewal timed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_that_never_ends_delays_a_renewal_but_does_not_fail_it() {
+    let waited = renewal_beside_a_lease_that_never_ends(|builder| builder).await;
+    // It stops waiting with a quarter of its 60 s left.
+    assert!(
+        waited >= Duration::from_secs(45) && waited < Duration::from_secs(46),
+        "waited {waited:?}"
+    );
+}
+
+/// The same with a policy of the caller's whose `lease_wait` (60 s)
+/// outlasts the client's `renewal_timeout` (20 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_never_ends_does_not_fail_a_renewal_under_any_policy() {
+    let waited = renewal_beside_a_lease_that_never_ends(|builder| {
+        builder
+            .sharing_policy(SharingPolicy::default())
+            .renewal_timeout(Duration::from_secs(20))
+    })
+    .await;
+    assert!(
+        waited >= Duration::from_secs(15) && waited < Duration::from_secs(16),
+        "waited {waited:?}"
+    );
+}
+
+/// A client built by `configure` renews while another holder keeps the
+/// lease for a day, and succeeds with one login; how long it waited, on its
+/// clock (which runs only while it waits for the store).
+async fn renewal_beside_a_lease_that_never_ends(
+    configure: impl FnOnce(dynata_sdk::ClientBuilder) -> dynata_sdk::ClientBuilder,
+) -> Duration {
     let dir = TempDir::new("client-stuck-lease");
     let sandbox = sandbox().await;
-    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let store = WaitsOnTheClientsClock {
+        inner: FileStore::new(dir.path()),
+        clock: clock.clone(),
+    };
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     let day = Duration::from_secs(24 * 60 * 60);
     let stuck = LeaseOwner::new("a-holder-that-never-lets-go");
     assert!(
         store
+            .inner
             .try_acquire_lease(&key, &stuck, day, SystemTime::now())
             .await
             .expect("acquired")
     );
-    let clock = ManualClock::new();
-    let client = client_on(
-        &sandbox,
-        &store,
-        &clock,
-        Credentials::new("alice", "secret"),
-    );
+    let inner = store.inner.clone();
+    let client = configure(
+        Client::builder()
+            .credentials(Credentials::new("alice", "secret"))
+            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+            .token_store(Arc::new(store))
+            .clock(Arc::new(clock.clone())),
+    )
+    .build()
+    .expect("valid");
 
-    // The client's time runs a second at a time while the renewal waits
-    // (once it has started: it sleeps until its deadline), up to the
-    // default `renewal_timeout` of 60 s.
-    let mut renewal = std::pin::pin!(client.access_token());
-    let mut waited = Duration::ZERO;
-    let renewed = loop {
-        tokio::select! {
-            renewed = &mut renewal => break renewed,
-            () = tokio::time::sleep(Duration::from_millis(10)) => {
-                if !clock.sleeping_until().is_empty() && waited < Duration::from_secs(60) {
-                    clock.advance(Duration::from_secs(1));
-                    waited += Duration::from_secs(1);
-                }
-            }
-        }
-    };
-    renewed.expect("renewed on its own before the renewal's time ran out");
-    assert!(waited >= Duration::from_secs(30), "waited only {waited:?}");
+    let started = dynata_sdk::clock::Clock::now(&clock);
+    client
+        .access_token()
+        .await
+        .expect("renewed on its own before the renewal's time ran out");
     assert_eq!(sandbox.count(Operation::Login), 1);
     assert!(
-        store.release_lease(&key, &stuck).await.expect("answers"),
+        inner.release_lease(&key, &stuck).await.expect("answers"),
         "the other holder's lease was left alone"
     );
+    dynata_sdk::clock::Clock::now(&clock) - started
+}
+
+/// A `FileStore` on which a wait for a change takes all its time on the
+/// client's `ManualClock`, and none of the test's: the client's clock runs
+/// while it waits for the lease, and only then.
+#[derive(Debug)]
+struct WaitsOnTheClientsClock {
+    inner: FileStore,
+    clock: ManualClock,
+}
+
+impl TokenStore for WaitsOnTheClientsClock {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        self.inner.load(key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+    fn wait_for_change<'a>(&'a self, _: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        self.clock.advance(at_most);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A `FileStore` whose `remove` holds until the test lets it go, and that
@@ -988,7 +1069,7 @@ async fn a_logout_after_a_failed_revocation_revokes_the_session_the_next_time() 
 /// whoever had adopted it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_revokes_the_shared_session_whoever_obtained_it() {
-    let dir = TempDir::new("review-logout-unrevoked");
+    let dir = TempDir::new("logout-unrevoked");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
     let first = client(&sandbox, Arc::new(store.clone()));
@@ -1201,5 +1282,195 @@ async fn a_take_during_another_process_renewal_takes_the_session_it_stores() {
         store.load(&crate::key()).await.expect("readable"),
         None,
         "a session stayed in the store after the logout"
+    );
+}
+
+/// A client of `store` with the defaults but a 6 s `renewal_timeout`.
+fn client_with_a_short_renewal_timeout(
+    sandbox: &Sandbox,
+    store: &FileStore,
+    credentials: Credentials,
+) -> Client {
+    Client::builder()
+        .credentials(credentials)
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(Arc::new(store.clone()))
+        .renewal_timeout(Duration::from_secs(6))
+        .build()
+        .expect("valid")
+}
+
+/// Another process's renewal is under way, holding the lease, and takes
+/// 4.5 s: inside its `renewal_timeout` (6 s). `logout()` elsewhere waits
+/// for it and takes (and revokes) the session it stores. (With the lease
+/// wait once cut to half the renewal timeout, the take gave up at 3 s and
+/// that session outlived the logout, for the whole fleet to adopt.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_takes_the_session_a_slow_renewal_elsewhere_stores() {
+    let dir = TempDir::new("logout-slow-holder");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let renewing =
+        client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
+    let leaving =
+        client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
+    sandbox.inject(
+        Operation::Login,
+        Fault::Delay(Duration::from_millis(4_500)),
+        1,
+    );
+    let renewal = tokio::spawn({
+        let client = renewing.clone();
+        async move { client.access_token().await }
+    });
+    while !store.lease_path(&key).exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    leaving.logout().await.expect("logged out");
+    renewal.await.expect("joined").expect("renewed");
+    let left = store.load(&key).await.expect("answers");
+    assert!(
+        left.is_none() && sandbox.count(Operation::Logout) == 1,
+        "(session left in the store, revocations sent) = ({}, {}): the session \
+         a renewal under way stored outlived the logout",
+        left.is_some(),
+        sandbox.count(Operation::Logout)
+    );
+}
+
+/// A client without a password waits while another process renews under
+/// the lease, for 4.5 s, inside both clients' 6 s `renewal_timeout`, and
+/// adopts what the holder stores: it cannot log in on its own, so it never
+/// stops waiting early. (With the lease wait once cut to half the renewal
+/// timeout, it failed with `LoginRequired` at 3 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passwordless_waiter_adopts_a_slow_renewal_under_way() {
+    let dir = TempDir::new("passwordless-waiter");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let holder =
+        client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
+    let waiter = client_with_a_short_renewal_timeout(
+        &sandbox,
+        &store,
+        Credentials::without_password("alice"),
+    );
+    sandbox.inject(
+        Operation::Login,
+        Fault::Delay(Duration::from_millis(4_500)),
+        1,
+    );
+    let renewal = tokio::spawn({
+        let client = holder.clone();
+        async move { client.access_token().await }
+    });
+    while !store.lease_path(&key).exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waited = waiter.access_token().await;
+    let renewed = renewal.await.expect("joined").expect("renewed");
+    let adopted = waited.expect("adopts the session the live holder stores");
+    assert_eq!(adopted.secret(), renewed.secret());
+    assert_eq!(sandbox.count(Operation::Login), 1);
+}
+
+/// A logout on a sync façade's runtime (nobody drives it after its caller
+/// gave up) is stranded in `take()`, waiting for a lease another process
+/// holds. Callers on another runtime go on once the logout has taken as
+/// long as it could: one logs in and stores a new session. When the
+/// façade's runtime runs again, the stranded take must leave that session
+/// alone: a logout ends the session of the moment it is called.
+#[test]
+fn a_stranded_logout_does_not_end_a_session_obtained_after_it() {
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let current_thread = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let (idle, busy) = (current_thread(), current_thread());
+    let sandbox = server.block_on(sandbox());
+    let dir = TempDir::new("stranded-take");
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let clock = ManualClock::new();
+    let client = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let foreign = LeaseOwner::new("another-process-renewing");
+    let day = Duration::from_secs(24 * 60 * 60);
+    busy.block_on(async {
+        assert!(
+            store
+                .try_acquire_lease(&key, &foreign, day, SystemTime::now())
+                .await
+                .expect("answers")
+        );
+    });
+    idle.block_on(async {
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), client.logout()).await;
+        assert!(gave_up.is_err(), "the logout waits for the lease");
+    });
+    busy.block_on(async {
+        assert!(store.release_lease(&key, &foreign).await.expect("answers"));
+        let caller = tokio::spawn({
+            let client = client.clone();
+            async move { client.access_token().await }
+        });
+        let mut caller = std::pin::pin!(caller);
+        let mut advanced = Duration::ZERO;
+        let token = loop {
+            tokio::select! {
+                done = &mut caller => break done.expect("joined").expect("a new session"),
+                () = tokio::time::sleep(Duration::from_millis(10)) => {
+                    assert!(advanced < Duration::from_secs(300), "the caller is still held");
+                    clock.advance(Duration::from_secs(1));
+                    advanced += Duration::from_secs(1);
+                }
+            }
+        };
+        assert_eq!(sandbox.count(Operation::Login), 1);
+        assert_eq!(
+            store
+                .load(&key)
+                .await
+                .expect("answers")
+                .map(|s| s.access_token),
+            Some(Secret::new(token.secret().to_string()))
+        );
+    });
+    // The façade's next `block_on`: the stranded logout runs again.
+    // (`busy` is driven meanwhile too: the HTTP connections live there.)
+    let until_revoked = || async {
+        for _ in 0..300 {
+            if sandbox.count(Operation::Logout) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| idle.block_on(until_revoked()));
+        busy.block_on(until_revoked());
+    });
+    let stored = busy
+        .block_on(async { store.load(&key).await })
+        .expect("answers");
+    assert!(
+        stored.is_some() && sandbox.count(Operation::Logout) == 0,
+        "(new session still stored, revocations sent) = ({}, {}): the stranded logout \
+         ended the session obtained after it",
+        stored.is_some(),
+        sandbox.count(Operation::Logout)
     );
 }
