@@ -683,42 +683,24 @@ fn gate_serialize_of_answer_types(types: &mut [syn::Item], requests: &BTreeSet<S
     }
 }
 /// Dynata's server is written in Go, which encodes an empty (nil) slice as
-/// `null`: a project from UAT had `"exclusions": {"list": null}`. An optional
-/// list (a `Vec` the generated type defaults when absent) reads `null` as
-/// empty too, through the crate's `null_as_empty`; without it the whole
-/// answer failed to decode. Required lists are left as they are.
+/// `null`: a project from UAT had `"exclusions": {"list": null}`, and an
+/// empty page may well be `"data": null`. Every list (a `Vec` field of a
+/// generated type) reads `null` as empty, through the crate's
+/// `null_as_empty`; without it the whole answer failed to decode. A
+/// required list is still required: only its value may be `null`.
 fn read_null_lists_as_empty(types: &mut [syn::Item]) {
-    use syn::punctuated::Punctuated;
-    let optional_list = |meta: &syn::Meta| match meta {
-        syn::Meta::NameValue(pair) => {
-            pair.path.is_ident("skip_serializing_if")
-                && matches!(&pair.value, syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(text),
-                    ..
-                }) if text.value() == "::std::vec::Vec::is_empty")
-        }
-        _ => false,
+    let is_list = |ty: &syn::Type| {
+        matches!(ty, syn::Type::Path(ty)
+            if ty.path.segments.last().is_some_and(|segment| segment.ident == "Vec"))
     };
     for item in types {
         let syn::Item::Struct(item) = item else {
             continue;
         };
-        for field in item.fields.iter_mut() {
-            for attr in field
-                .attrs
-                .iter_mut()
-                .filter(|attr| attr.path().is_ident("serde"))
-            {
-                let Ok(mut metas) =
-                    attr.parse_args_with(Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
-                else {
-                    continue;
-                };
-                if metas.iter().any(optional_list) {
-                    metas.push(syn::parse_quote!(deserialize_with = "crate::null_as_empty"));
-                    *attr = syn::parse_quote!(#[serde(#metas)]);
-                }
-            }
+        for field in item.fields.iter_mut().filter(|field| is_list(&field.ty)) {
+            field.attrs.push(syn::parse_quote!(
+                #[serde(deserialize_with = "crate::null_as_empty")]
+            ));
         }
     }
 }
@@ -957,17 +939,26 @@ mod tests {
     }
 
     #[test]
-    fn every_optional_list_reads_null_as_empty() {
+    fn every_list_reads_null_as_empty() {
         let generated = generated(sample());
-        let optional_lists = generated
-            .matches("skip_serializing_if = \"::std::vec::Vec::is_empty\"")
+        // The types, before their builders.
+        let types = &generated[..generated.find("pub mod builder {").expect("builders")];
+        let lists = types
+            .lines()
+            .map(str::trim_start)
+            // Named fields (`pub list: ::std::vec::Vec<…>`) and newtypes
+            // (`pub ::std::vec::Vec<…>`).
+            .filter(|line| {
+                line.starts_with("pub ::std::vec::Vec<")
+                    || line.starts_with("pub ") && line.contains(": ::std::vec::Vec<")
+            })
             .count();
-        assert!(optional_lists > 50, "{optional_lists}");
+        assert!(lists > 80, "{lists}");
         assert_eq!(
-            generated
-                .matches("deserialize_with = \"crate::null_as_empty\"")
+            types
+                .matches("#[serde(deserialize_with = \"crate::null_as_empty\")]")
                 .count(),
-            optional_lists
+            lists
         );
     }
 

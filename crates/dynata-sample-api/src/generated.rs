@@ -199,11 +199,8 @@ document requires it, its Go client does not.
     pub struct Attribute {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<AttributeCategory>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub exclusions: ::std::vec::Vec<::std::string::String>,
         ///Not documented; free-form.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -236,11 +233,8 @@ document requires it, its Go client does not.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         ///The answers of a `LIST` attribute.
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub options: ::std::vec::Vec<AttributeOption>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::AttributeState>,
@@ -273,6 +267,7 @@ document requires it, its Go client does not.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct AttributeListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<Attribute>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -335,9 +330,9 @@ document requires it, its Go client does not.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -350,9 +345,9 @@ document requires it, its Go client does not.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
     }
     impl BuyItem {
@@ -364,7 +359,10 @@ document requires it, its Go client does not.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(transparent)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
-    pub struct BuyRequest(pub ::std::vec::Vec<BuyItem>);
+    pub struct BuyRequest(
+        #[serde(deserialize_with = "crate::null_as_empty")]
+        pub ::std::vec::Vec<BuyItem>,
+    );
     impl ::std::ops::Deref for BuyRequest {
         type Target = ::std::vec::Vec<BuyItem>;
         fn deref(&self) -> &::std::vec::Vec<BuyItem> {
@@ -386,6 +384,7 @@ document requires it, its Go client does not.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct BuyResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<BuyResult>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -451,9 +450,9 @@ document requires it, its Go client does not.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<LineItemHeader>,
         pub state: crate::types::ProjectState,
         #[serde(
@@ -505,6 +504,7 @@ document requires it, its Go client does not.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CompanyUserListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<CompanyUser>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -559,9 +559,9 @@ document requires it, its Go client does not.
         #[serde(
             rename = "supportedLanguages",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub supported_languages: ::std::vec::Vec<Language>,
     }
     ///One page of `list_countries`.
@@ -569,6 +569,7 @@ document requires it, its Go client does not.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CountryListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<Country>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -633,11 +634,8 @@ exactly two letters.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -647,9 +645,9 @@ exactly two letters.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -665,10 +663,11 @@ exactly two letters.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         pub title: ::std::string::String,
     }
@@ -686,11 +685,8 @@ newest), so the body suits every version.
     pub struct CreateProject {
         pub category: ProjectCategory,
         ///All three when absent.
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -705,16 +701,18 @@ newest), so the body suits every version.
         pub job_number: ::std::option::Option<::std::string::String>,
         ///At least one; each `extLineItemId` unique.
         #[serde(rename = "lineItems")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<CreateLineItem>,
         #[serde(rename = "notificationEmails")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         ///Free-form; the shape depends on the API version (see `Project`).
         #[serde(
             rename = "respondentFilters",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub respondent_filters: ::std::vec::Vec<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         >,
@@ -736,11 +734,8 @@ newest), so the body suits every version.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct CurrentUserPermissions {
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub roles: ::std::vec::Vec<::std::string::String>,
     }
     ///The answer to `delete_template`; `data` is not documented and may be of any type, or absent.
@@ -779,15 +774,12 @@ line item's own detailed report.
         #[serde(
             rename = "quotaGroups",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_groups: ::std::vec::Vec<QuotaGroupReport>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::LineItemState>,
@@ -829,9 +821,9 @@ line item's own detailed report.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<DetailedLineItemReport>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::ProjectState>,
@@ -1048,11 +1040,8 @@ and `reject_event`, which reach the same call on the configured host.
     pub struct EventDetails {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub comments: ::std::option::Option<::std::string::String>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub reasons: ::std::vec::Vec<EventReason>,
     }
     ///One page of `list_events`.
@@ -1060,6 +1049,7 @@ and `reject_event`, which reach the same call on the configured host.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct EventListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<Event>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -1133,11 +1123,8 @@ Swagger clients (the Python client's schema says objects).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct Exclusions {
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub list: ::std::vec::Vec<::std::string::String>,
         #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
         pub type_: ::std::option::Option<crate::types::ExclusionType>,
@@ -1199,6 +1186,7 @@ answers hold `null`), so nothing else is required.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct FeasibilityResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<FeasibilityItem>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -1223,9 +1211,9 @@ answers hold `null`), so nothing else is required.
         #[serde(
             rename = "quotaNodes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_nodes: ::std::vec::Vec<TargetingAttribute>,
     }
     /**When the line item is in field, instead of `daysInField`. The format
@@ -1354,11 +1342,8 @@ are plain strings, not `format: uri`.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         pub state: crate::types::LineItemState,
         #[serde(
@@ -1380,9 +1365,9 @@ are plain strings, not `format: uri`.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -1397,15 +1382,12 @@ are plain strings, not `format: uri`.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -1430,9 +1412,9 @@ are plain strings, not `format: uri`.
         #[serde(
             rename = "detailedCost",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub detailed_cost: ::std::vec::Vec<CostLine>,
         #[serde(
             rename = "estimatedCost",
@@ -1501,6 +1483,7 @@ are plain strings, not `format: uri`.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct LineItemListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<LineItemHeader>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -1719,11 +1702,8 @@ field), so its items are free-form objects.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub created_at: ::std::option::Option<crate::Timestamp>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -1744,16 +1724,16 @@ field), so its items are free-form objects.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<LineItem>,
         #[serde(
             rename = "notificationEmails",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "respondentFilters",
@@ -1792,19 +1772,20 @@ the Python client's `surveyRequirements` is the odd one out.
         #[serde(
             rename = "studyRequirements",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub study_requirements: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "studyType",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub study_type: ::std::vec::Vec<::std::string::String>,
         ///At least one topic from `list_survey_topics`.
         #[serde(rename = "surveyTopic")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_topic: ::std::vec::Vec<::std::string::String>,
     }
     impl ProjectCategory {
@@ -1885,6 +1866,7 @@ handle unevenly). Timestamps are never required: they are `null` or
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<ProjectHeader>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -1906,17 +1888,11 @@ handle unevenly). Timestamps are never required: they are `null` or
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub ext_project_id: ::std::option::Option<::std::string::String>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub teams: ::std::vec::Vec<PermittedTeam>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub users: ::std::vec::Vec<PermittedUser>,
     }
     ///The answer to `get_project_permissions` and `upsert_project_permissions`.
@@ -1977,9 +1953,9 @@ handle unevenly). Timestamps are never required: they are `null` or
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<LineItemReport>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub overquotas: ::std::option::Option<i64>,
@@ -2000,6 +1976,7 @@ handle unevenly). Timestamps are never required: they are `null` or
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ProjectReportListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<ProjectReport>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -2103,6 +2080,7 @@ integer or float, and a number holds both).
         )]
         pub quota_cell_id: ::std::option::Option<::std::string::String>,
         #[serde(rename = "quotaNodes")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_nodes: ::std::vec::Vec<TargetingAttribute>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<crate::types::QuotaCellStatus>,
@@ -2181,9 +2159,9 @@ integer or float, and a number holds both).
         #[serde(
             rename = "quotaNodes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_nodes: ::std::vec::Vec<TargetingAttribute>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub stats: ::std::option::Option<DetailedStats>,
@@ -2206,6 +2184,7 @@ integer or float, and a number holds both).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         #[serde(rename = "quotaCells")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_cells: ::std::vec::Vec<QuotaCell>,
         #[serde(
             rename = "quotaGroupId",
@@ -2226,9 +2205,9 @@ integer or float, and a number holds both).
         #[serde(
             rename = "quotaCells",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_cells: ::std::vec::Vec<QuotaCellReport>,
         #[serde(
             rename = "quotaGroupId",
@@ -2245,18 +2224,15 @@ uses `perc`; templates use `perc` only.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct QuotaPlan {
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub filters: ::std::vec::Vec<TargetingAttribute>,
         #[serde(
             rename = "quotaGroups",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_groups: ::std::vec::Vec<QuotaGroup>,
     }
     impl QuotaPlan {
@@ -2279,9 +2255,9 @@ uses `perc`; templates use `perc` only.
         #[serde(
             rename = "detailedQuote",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub detailed_quote: ::std::vec::Vec<QuoteLine>,
         #[serde(
             rename = "estimatedCost",
@@ -2344,17 +2320,17 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "allowedActions",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub allowed_actions: ::std::vec::Vec<RoleAction>,
         ///The roles someone with this role may give others.
         #[serde(
             rename = "assignableRoles",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub assignable_roles: ::std::vec::Vec<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
@@ -2380,6 +2356,7 @@ and Go encodes an empty (nil) slice as `null`.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct RoleListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<Role>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -2412,9 +2389,9 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "surveyTopics",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_topics: ::std::vec::Vec<::std::string::String>,
     }
     ///The sources available for one country and language.
@@ -2432,18 +2409,15 @@ and Go encodes an empty (nil) slice as `null`.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub language_iso_code: ::std::option::Option<::std::string::String>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<SampleSource>,
         #[serde(
             rename = "supportedLanguages",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub supported_languages: ::std::vec::Vec<Language>,
     }
     ///One page of `list_sources`.
@@ -2451,6 +2425,7 @@ and Go encodes an empty (nil) slice as `null`.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SourceListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<SampleSourceGroup>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -2483,9 +2458,9 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "deliveryTypes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub delivery_types: ::std::vec::Vec<MetadataItem>,
     }
     ///The values of a project's `category` fields.
@@ -2496,23 +2471,23 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(
             rename = "studyRequirements",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub study_requirements: ::std::vec::Vec<MetadataItem>,
         #[serde(
             rename = "studyTypes",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub study_types: ::std::vec::Vec<MetadataItem>,
         #[serde(
             rename = "surveyTopics",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_topics: ::std::vec::Vec<MetadataItem>,
     }
     ///The answer to `get_study_metadata`.
@@ -2551,6 +2526,7 @@ and Go encodes an empty (nil) slice as `null`.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct SurveyTopicListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<SurveyTopic>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -2588,6 +2564,7 @@ and Go encodes an empty (nil) slice as `null`.
         pub attribute_id: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub operator: ::std::option::Option<crate::types::TargetingOperator>,
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub options: ::std::vec::Vec<::std::string::String>,
     }
     impl TargetingAttribute {
@@ -2639,6 +2616,7 @@ and Go encodes an empty (nil) slice as `null`.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct TeamListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<Team>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -2679,11 +2657,8 @@ and Go encodes an empty (nil) slice as `null`.
         pub quota_plan: ::std::option::Option<QuotaPlan>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::TemplateState>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "updatedAt",
@@ -2706,11 +2681,8 @@ it is required here, so the body suits both.
         pub name: ::std::string::String,
         #[serde(rename = "quotaPlan")]
         pub quota_plan: QuotaPlan,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
     }
     impl TemplateCriteria {
@@ -2723,6 +2695,7 @@ it is required here, so the body suits both.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct TemplateListResponse {
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub data: ::std::vec::Vec<Template>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
@@ -2807,11 +2780,8 @@ update schemas says object, a bug).
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -2821,9 +2791,9 @@ update schemas says object, a bug).
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -2838,15 +2808,12 @@ update schemas says object, a bug).
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -2865,11 +2832,8 @@ project, so this document leaves it out.
     pub struct UpdateProject {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<ProjectCategory>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -2881,23 +2845,23 @@ project, so this document leaves it out.
         #[serde(
             rename = "lineItems",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<UpdateProjectLineItem>,
         #[serde(
             rename = "notificationEmails",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "respondentFilters",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub respondent_filters: ::std::vec::Vec<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         >,
@@ -2975,11 +2939,8 @@ project, so this document leaves it out.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub required_completes: ::std::option::Option<i64>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -2989,9 +2950,9 @@ project, so this document leaves it out.
         #[serde(
             rename = "surveyTestURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -3006,15 +2967,12 @@ project, so this document leaves it out.
         #[serde(
             rename = "surveyURLParams",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -3028,17 +2986,11 @@ project, so this document leaves it out.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct UpsertPermissions {
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub teams: ::std::vec::Vec<TeamGrant>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub users: ::std::vec::Vec<UserGrant>,
     }
     impl UpsertPermissions {
@@ -3053,11 +3005,8 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct UrlParameter {
         pub key: ::std::string::String,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub values: ::std::vec::Vec<::std::string::String>,
     }
     impl UrlParameter {
@@ -3095,11 +3044,8 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
         pub id: i64,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub teams: ::std::vec::Vec<UserTeam>,
     }
     ///The caller, from the newer `/user`.
@@ -3107,11 +3053,8 @@ since 2020 (Dynata's Swagger document of 2019 had a single `value`).
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserDetails {
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub companies: ::std::vec::Vec<UserCompany>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,
@@ -3159,11 +3102,8 @@ endpoints agree with.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct UserInfo {
-        #[serde(
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
-        )]
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub applications: ::std::vec::Vec<UserApplication>,
         #[serde(
             rename = "companyId",
@@ -3223,9 +3163,9 @@ endpoints agree with.
         #[serde(
             rename = "quotaCells",
             default,
-            skip_serializing_if = "::std::vec::Vec::is_empty",
-            deserialize_with = "crate::null_as_empty"
+            skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
         pub quota_cells: ::std::vec::Vec<FeasibleQuotaCell>,
     }
     /// Types for composing complex structures.
@@ -6333,11 +6273,11 @@ operations answer `application/pdf`.
 
 **Nulls and absent fields.** A response field is `required` only where
 every source agrees it is always sent; everything else may be absent or
-`null`. That includes optional arrays, which are not marked `nullable`
-so that they stay plain lists in generated code: Dynata's server is
-written in Go, which sends an empty list as `null` (a project from UAT
-had `"exclusions": {"list": null}`), and the generated Rust client reads
-it as empty. A request body's `required` set is the union of what
+`null`. That includes arrays, which are not marked `nullable` so that
+they stay plain lists in generated code: Dynata's server is written in
+Go, which sends an empty list as `null` (a project from UAT had
+`"exclusions": {"list": null}`), and the generated Rust client reads it
+as empty, a required one too. A request body's `required` set is the union of what
 Dynata's clients require, so a body that satisfies this document
 satisfies each.
 

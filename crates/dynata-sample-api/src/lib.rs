@@ -28,7 +28,7 @@
 //!   [`Error::InvalidRequest`], as the URL would otherwise resolve it away
 //!   and reach another resource (`/projects/p1/lineItems/../close` is
 //!   `/projects/p1/close`).
-//! - `null_as_empty`, through which every optional list is read (the xtask
+//! - `null_as_empty`, through which every list is read (the xtask
 //!   puts it there too): Dynata's server, written in Go, sends an empty list
 //!   as `null`, which a plain `Vec` refuses, failing the whole answer.
 //! - A cap on response bodies ([`MAX_RESPONSE_BYTES`]), and a rule for error
@@ -252,9 +252,9 @@ pub fn path_segment(value: &str) -> Result<String, String> {
     }
 }
 
-/// An optional list as Dynata sends it: absent (the field's default), `[]`,
-/// or `null`, which its Go server sends for an empty list. The generated
-/// types read every optional list through it (the xtask puts it there).
+/// A list as Dynata sends it: `[…]`, or `null`, which its Go server sends
+/// for an empty one. The generated types read every list through it (the
+/// xtask puts it there); an optional one may also be absent.
 pub(crate) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,

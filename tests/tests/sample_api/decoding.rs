@@ -828,3 +828,16 @@ async fn a_project_as_uat_answered_it_is_no_error() {
         .await;
     assert!(answer.is_ok(), "{answer:?}");
 }
+
+/// An empty page as a Go server may send it: `data` is `null`, not `[]`.
+#[test]
+fn an_empty_page_sent_as_null_reads_as_empty() {
+    let page: types::ProjectListResponse = serde_json::from_str(
+        r#"{"data": null, "meta": {"total": 0}, "status": {"message": "success", "errors": null}}"#,
+    )
+    .expect("an empty page decodes");
+    assert!(page.data.is_empty());
+    let missing: Result<types::ProjectListResponse, _> =
+        serde_json::from_str(r#"{"status": {"message": "success"}}"#);
+    assert!(missing.is_err(), "`data` is still required");
+}
