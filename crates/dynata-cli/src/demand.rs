@@ -121,7 +121,7 @@ pub(crate) async fn projects(
             let mut unknown = Vec::new();
             let body: types::CreateProject = serde_ignored::deserialize(
                 &mut serde_json::Deserializer::from_slice(&bytes),
-                |path| unknown.push(path.to_string()),
+                |path| unknown.push(json_path(&path)),
             )
             .map_err(|e| not_accepted(e.to_string()))?;
             if !unknown.is_empty() {
@@ -438,6 +438,28 @@ fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     temporary.as_file().sync_all()?;
     temporary.persist(file).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Where `path` is in the JSON document, as `lineItems.0.quotaplan`: the
+/// fields and indexes only. serde_ignored's own text also shows each
+/// `Option` or newtype the value went through as `?`, which the document
+/// does not have.
+fn json_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    let (parent, segment) = match path {
+        Path::Root => return String::new(),
+        Path::Seq { parent, index } => (parent, index.to_string()),
+        Path::Map { parent, key } => (parent, key.clone()),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => {
+            return json_path(parent);
+        }
+    };
+    match json_path(parent) {
+        above if above.is_empty() => segment,
+        above => format!("{above}.{segment}"),
+    }
 }
 
 #[cfg(test)]
