@@ -550,11 +550,16 @@ impl Lifecycle {
         // own: a lease that never ends (a store's fault) must not time out
         // every renewal. Without a password it waits to the end: what the
         // holder stores is all it can have.
+        // Counted forwards: a deadline too far for the clock is capped,
+        // and a quarter before the cap would be in the past. No such point
+        // (a timeout too long for the clock): no early stop.
+        let timeout = self.settings.renewal_timeout;
         let stop_waiting_at = self
             .credentials
             .password
             .as_ref()
-            .and_then(|_| deadline.checked_sub(self.settings.renewal_timeout / 4));
+            .and_then(|_| self.clock.now().checked_add(timeout - timeout / 4))
+            .filter(|at| *at < deadline);
         let outcome = shared
             .renew_by(local, stop_waiting_at, |what| {
                 self.renew_for_store(shared, what, deadline)

@@ -205,8 +205,9 @@ impl fmt::Debug for WallClock {
 ///    The lease is extended while the renewal runs, so a slow one keeps it.
 /// 3. If another process holds the lease, wait for a change (bounded), adopt
 ///    what it writes; if it died, its lease expires and a waiter takes over.
-///    A waiter that stops waiting (the store failed, or the lease outlived
-///    [`SharingPolicy::lease_wait`]) logs in on its own: the refresh token
+///    A waiter that stops waiting (the store failed, the lease outlived
+///    [`SharingPolicy::lease_wait`], or the caller's time to stop waiting
+///    came: see [`SharedSession::renew_by`]) logs in on its own: the refresh token
 ///    is the holder's to use. A client without a password then fails with
 ///    its login's error, and tries the store again next time.
 ///
@@ -334,7 +335,9 @@ impl SharedSession {
     /// [`Self::take`], but nothing at all once the client's clock has
     /// reached `until`: a take that resumes after its caller's time is up
     /// (a logout stranded on a runtime nobody drove meanwhile) would remove
-    /// and revoke a session obtained after it.
+    /// and revoke a session obtained after it. The time is looked at after
+    /// the wait for the lease and after the load; a removal already sent
+    /// when it passes goes through.
     pub async fn take_until(&self, until: Option<Instant>) -> Option<StoredSession> {
         let _one_at_a_time = self.taking.lock().await;
         let lease = match self
@@ -348,11 +351,7 @@ impl SharedSession {
                 None
             }
         };
-        if until.is_some_and(|until| self.wall.now_instant() >= until) {
-            tracing::warn!(
-                key = %self.key,
-                "a logout took longer than it could (was its runtime not driven?); it leaves the stored session as it is"
-            );
+        if self.too_late(until) {
             if let Some(lease) = lease {
                 lease.release().await;
             }
@@ -365,11 +364,30 @@ impl SharedSession {
                 None
             }
         };
+        // Again: the load itself may have outlasted `until`.
+        if self.too_late(until) {
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return None;
+        }
         self.remove().await;
         if let Some(lease) = lease {
             lease.release().await;
         }
         stored
+    }
+
+    /// Whether the client's clock has reached `until`, with a warning if so.
+    fn too_late(&self, until: Option<Instant>) -> bool {
+        let late = until.is_some_and(|until| self.wall.now_instant() >= until);
+        if late {
+            tracing::warn!(
+                key = %self.key,
+                "a logout took longer than it could (was its runtime not driven?); it leaves the stored session as it is"
+            );
+        }
+        late
     }
 
     /// Removes the stored session (logout). A failing store is a warning: the

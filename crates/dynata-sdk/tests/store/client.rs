@@ -1474,3 +1474,152 @@ fn a_stranded_logout_does_not_end_a_session_obtained_after_it() {
         sandbox.count(Operation::Logout)
     );
 }
+
+/// A client whose `renewal_timeout` is `Duration::MAX` ("no limit") can log
+/// in, and meets another process's live renewal under the lease (a login
+/// that takes 1 s). It waits for it and adopts what it stores. (Its time to
+/// stop waiting was once counted back from a deadline the clock had capped,
+/// an instant long past: it gave up at once and logged in a second time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbounded_renewal_timeout_still_waits_for_a_live_holder() {
+    let dir = TempDir::new("max-renewal-timeout");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let holder =
+        client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
+    let waiter = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(Arc::new(store.clone()))
+        .renewal_timeout(Duration::MAX)
+        .build()
+        .expect("valid");
+    sandbox.inject(Operation::Login, Fault::Delay(Duration::from_secs(1)), 1);
+    let renewal = tokio::spawn({
+        let client = holder.clone();
+        async move { client.access_token().await }
+    });
+    while !store.lease_path(&key).exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waited = waiter.access_token().await.expect("a token");
+    let renewed = renewal.await.expect("joined").expect("renewed");
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        1,
+        "the waiter gave up on a live holder at once and logged in on its own"
+    );
+    assert_eq!(waited.secret(), renewed.secret());
+}
+
+/// A `FileStore` whose first `load` stands for a logout's runtime that
+/// stops being driven in the middle of that load (a sync façade gave up on
+/// it while the store was slow): meanwhile the client's clock passes the
+/// take's `until`, and callers, who went on without the logout, store a
+/// new session. The load then reads what the store holds.
+#[derive(Debug)]
+struct StrandedDuringLoad {
+    inner: FileStore,
+    clock: ManualClock,
+    after: StoredSession,
+    stranded: AtomicBool,
+}
+
+impl TokenStore for StrandedDuringLoad {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        Box::pin(async move {
+            if !self.stranded.swap(true, Ordering::SeqCst) {
+                self.clock.advance(Duration::from_secs(120));
+                self.inner.save(key, &self.after, SystemTime::now()).await?;
+            }
+            self.inner.load(key).await
+        })
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        self.inner.wait_for_change(key, at_most)
+    }
+}
+
+/// `take_until` takes nothing once the client's clock has reached `until`,
+/// so that a stranded logout cannot revoke a session obtained after callers
+/// stopped waiting for it; a take stranded in its load (a hung store) too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_stranded_in_its_load_takes_nothing_after_its_time() {
+    let dir = TempDir::new("take-stranded-load");
+    let key = StoreKey::for_account("http://127.0.0.1:1", "api", "alice");
+    let clock = ManualClock::new();
+    let inner = FileStore::new(dir.path());
+    let session = |serial: u32| {
+        StoredSession::from_lifetimes(
+            Secret::new(format!("access-{serial}")),
+            Duration::from_secs(1800),
+            Secret::new(format!("refresh-{serial}")),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+        )
+        .expect("in range")
+    };
+    inner
+        .save(&key, &session(1), SystemTime::now())
+        .await
+        .expect("saved");
+    let store = StrandedDuringLoad {
+        inner: inner.clone(),
+        clock: clock.clone(),
+        after: session(2),
+        stranded: AtomicBool::new(false),
+    };
+    let shared = SharedSession::new(
+        Arc::new(store),
+        key.clone(),
+        SharingPolicy::default(),
+        Arc::new(clock.clone()),
+    );
+    let until = dynata_sdk::clock::Clock::now(&clock) + Duration::from_secs(60);
+    let taken = shared.take_until(Some(until)).await;
+    let left = inner.load(&key).await.expect("answers");
+    assert!(
+        taken.is_none() && left.is_some(),
+        "(taken for revocation, left in the store) = ({:?}, {:?}): a take past its \
+         time took the session obtained after it",
+        taken.map(|s| s.access_token.expose_secret().to_string()),
+        left.map(|s| s.access_token.expose_secret().to_string()),
+    );
+}
