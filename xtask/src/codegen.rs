@@ -259,13 +259,16 @@ pub(crate) fn generate(spec_text: &str, target: &Target) -> Result<String, Codeg
     })?;
     gate_json_schema_derives(&mut file.items);
     if let Some(requests) = request_types(&mut file.items)
+        && let Some(answers) = answer_types(&mut file.items)
         && let Some(types) = module(&mut file.items, "types")
     {
         keep_builders_of_request_types_only(types, &requests);
         gate_serialize_of_answer_types(types, &requests);
-    }
-    if let Some(types) = module(&mut file.items, "types") {
-        read_null_lists_as_empty(types);
+        // What only a request carries stays strict: a caller's `null` list
+        // there is a mistake to report (a project file for the command line).
+        read_null_lists_as_empty(types, |name| {
+            !requests.contains(name) || answers.contains(name)
+        });
     }
     let code = with_open_enums(prettyplease::unparse(&file), &open_enums)?;
     Ok(format!(
@@ -565,7 +568,36 @@ fn request_types(items: &mut [syn::Item]) -> Option<BTreeSet<String>> {
             }
         }
     }
-    let types = module(items, "types")?;
+    Some(reached_types(module(items, "types")?, carried))
+}
+
+/// The names of the generated types Dynata answers with: those the `send`
+/// of each operation builder returns (its success and its error), and every
+/// `types` item they name, directly or through others. `None` for a
+/// positional client.
+fn answer_types(items: &mut [syn::Item]) -> Option<BTreeSet<String>> {
+    let mut answered = BTreeSet::new();
+    for item in module(items, "builder")?.iter() {
+        let syn::Item::Impl(block) = item else {
+            continue;
+        };
+        for function in &block.items {
+            if let syn::ImplItem::Fn(function) = function
+                && function.sig.ident == "send"
+            {
+                let output = &function.sig.output;
+                answered.extend(names_in(|n| {
+                    syn::visit::Visit::visit_return_type(n, output)
+                }));
+            }
+        }
+    }
+    Some(reached_types(module(items, "types")?, answered))
+}
+
+/// The `types` items named in `roots`, and every one their definitions
+/// name, directly or through others.
+fn reached_types(types: &[syn::Item], roots: BTreeSet<String>) -> BTreeSet<String> {
     // Each type's name, and the names its definition mentions.
     let mut mentions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for item in types.iter() {
@@ -587,7 +619,7 @@ fn request_types(items: &mut [syn::Item]) -> Option<BTreeSet<String>> {
         mentions.insert(name.to_string(), named);
     }
     let mut reached = BTreeSet::new();
-    let mut to_visit: Vec<String> = carried
+    let mut to_visit: Vec<String> = roots
         .into_iter()
         .filter(|name| mentions.contains_key(name))
         .collect();
@@ -601,7 +633,7 @@ fn request_types(items: &mut [syn::Item]) -> Option<BTreeSet<String>> {
             );
         }
     }
-    Some(reached)
+    reached
 }
 
 fn names_in(node: impl FnOnce(&mut Names)) -> BTreeSet<String> {
@@ -687,8 +719,9 @@ fn gate_serialize_of_answer_types(types: &mut [syn::Item], requests: &BTreeSet<S
 /// empty page may well be `"data": null`. Every list (a `Vec` field of a
 /// generated type) reads `null` as empty, through the crate's
 /// `null_as_empty`; without it the whole answer failed to decode. A
-/// required list is still required: only its value may be `null`.
-fn read_null_lists_as_empty(types: &mut [syn::Item]) {
+/// required list is still required: only its value may be `null`. Only the
+/// types `lenient` names are read so: those Dynata may answer with.
+fn read_null_lists_as_empty(types: &mut [syn::Item], lenient: impl Fn(&str) -> bool) {
     let is_list = |ty: &syn::Type| {
         matches!(ty, syn::Type::Path(ty)
             if ty.path.segments.last().is_some_and(|segment| segment.ident == "Vec"))
@@ -697,6 +730,9 @@ fn read_null_lists_as_empty(types: &mut [syn::Item]) {
         let syn::Item::Struct(item) = item else {
             continue;
         };
+        if !lenient(&item.ident.to_string()) {
+            continue;
+        }
         for field in item.fields.iter_mut().filter(|field| is_list(&field.ty)) {
             field.attrs.push(syn::parse_quote!(
                 #[serde(deserialize_with = "crate::null_as_empty")]
@@ -939,27 +975,30 @@ mod tests {
     }
 
     #[test]
-    fn every_list_reads_null_as_empty() {
+    fn every_list_dynata_may_answer_with_reads_null_as_empty() {
         let generated = generated(sample());
-        // The types, before their builders.
-        let types = &generated[..generated.find("pub mod builder {").expect("builders")];
-        let lists = types
-            .lines()
-            .map(str::trim_start)
-            // Named fields (`pub list: ::std::vec::Vec<…>`) and newtypes
-            // (`pub ::std::vec::Vec<…>`).
-            .filter(|line| {
-                line.starts_with("pub ::std::vec::Vec<")
-                    || line.starts_with("pub ") && line.contains(": ::std::vec::Vec<")
-            })
-            .count();
-        assert!(lists > 80, "{lists}");
-        assert_eq!(
-            types
-                .matches("#[serde(deserialize_with = \"crate::null_as_empty\")]")
-                .count(),
-            lists
-        );
+        let definition = |name: &str| {
+            let start = generated
+                .find(&format!("pub struct {name} {{"))
+                .unwrap_or_else(|| panic!("{name}"));
+            let end = start + generated[start..].find("\n    }\n").expect("its end");
+            generated[start..end].to_string()
+        };
+        let lenient = "#[serde(deserialize_with = \"crate::null_as_empty\")]";
+        // An answer, a type answers and requests share, an answer's
+        // required list: each list reads `null` as empty.
+        for (name, lists) in [
+            ("Project", 3),
+            ("Exclusions", 1),
+            ("ProjectListResponse", 1),
+        ] {
+            assert_eq!(definition(name).matches(lenient).count(), lists, "{name}");
+        }
+        // Only a request carries these: a `null` list there is the
+        // caller's mistake, and stays an error.
+        for name in ["CreateProject", "UpdateProject", "UpdateLineItem"] {
+            assert!(!definition(name).contains(lenient), "{name}");
+        }
     }
 
     #[test]

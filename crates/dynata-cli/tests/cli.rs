@@ -1978,3 +1978,28 @@ async fn a_408_is_the_same_exit_code_from_whoami_as_from_projects_get() {
         text(&whoami.stderr)
     );
 }
+
+/// A project file whose `lineItems` is `null` is not a `CreateProject` (the
+/// spec: a required array, "at least one"): refused with exit 2 before
+/// anything is sent. (For a while every generated `Vec` read `null` as `[]`,
+/// request bodies too, and the file was sent with `"lineItems": []`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_file_with_null_line_items_is_refused() {
+    let world = World::start().await;
+    world.login().await;
+    let mut body = project("p-1");
+    body["lineItems"] = serde_json::Value::Null;
+    let file = json_file(&world, "p-1.json", &body);
+    let out = world
+        .run(&["projects", "create", "--file", &file, "-o", "json"], &[])
+        .await;
+    assert_eq!(
+        world.sandbox.count(Operation::CreateProject),
+        0,
+        "sent with `lineItems: null` read as [] (exit {:?}): {}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

@@ -332,7 +332,6 @@ document requires it, its Go client does not.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -347,7 +346,6 @@ document requires it, its Go client does not.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
     }
     impl BuyItem {
@@ -359,10 +357,7 @@ document requires it, its Go client does not.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(transparent)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
-    pub struct BuyRequest(
-        #[serde(deserialize_with = "crate::null_as_empty")]
-        pub ::std::vec::Vec<BuyItem>,
-    );
+    pub struct BuyRequest(pub ::std::vec::Vec<BuyItem>);
     impl ::std::ops::Deref for BuyRequest {
         type Target = ::std::vec::Vec<BuyItem>;
         fn deref(&self) -> &::std::vec::Vec<BuyItem> {
@@ -635,7 +630,6 @@ exactly two letters.
         )]
         pub required_completes: ::std::option::Option<i64>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -647,7 +641,6 @@ exactly two letters.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -665,9 +658,7 @@ exactly two letters.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         pub title: ::std::string::String,
     }
@@ -686,7 +677,6 @@ newest), so the body suits every version.
         pub category: ProjectCategory,
         ///All three when absent.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -701,10 +691,8 @@ newest), so the body suits every version.
         pub job_number: ::std::option::Option<::std::string::String>,
         ///At least one; each `extLineItemId` unique.
         #[serde(rename = "lineItems")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<CreateLineItem>,
         #[serde(rename = "notificationEmails")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         ///Free-form; the shape depends on the API version (see `Project`).
         #[serde(
@@ -712,7 +700,6 @@ newest), so the body suits every version.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub respondent_filters: ::std::vec::Vec<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         >,
@@ -2682,7 +2669,6 @@ it is required here, so the body suits both.
         #[serde(rename = "quotaPlan")]
         pub quota_plan: QuotaPlan,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
     }
     impl TemplateCriteria {
@@ -2781,7 +2767,6 @@ update schemas says object, a bug).
         )]
         pub required_completes: ::std::option::Option<i64>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -2793,7 +2778,6 @@ update schemas says object, a bug).
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -2810,10 +2794,8 @@ update schemas says object, a bug).
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -2833,7 +2815,6 @@ project, so this document leaves it out.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub category: ::std::option::Option<ProjectCategory>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub devices: ::std::vec::Vec<crate::types::Device>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub exclusions: ::std::option::Option<Exclusions>,
@@ -2847,21 +2828,18 @@ project, so this document leaves it out.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub line_items: ::std::vec::Vec<UpdateProjectLineItem>,
         #[serde(
             rename = "notificationEmails",
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub notification_emails: ::std::vec::Vec<::std::string::String>,
         #[serde(
             rename = "respondentFilters",
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub respondent_filters: ::std::vec::Vec<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         >,
@@ -2940,7 +2918,6 @@ project, so this document leaves it out.
         )]
         pub required_completes: ::std::option::Option<i64>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub sources: ::std::vec::Vec<LineItemSource>,
         #[serde(
             rename = "surveyTestURL",
@@ -2952,7 +2929,6 @@ project, so this document leaves it out.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_test_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(
             rename = "surveyTestingNotes",
@@ -2969,10 +2945,8 @@ project, so this document leaves it out.
             default,
             skip_serializing_if = "::std::vec::Vec::is_empty"
         )]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub survey_url_params: ::std::vec::Vec<UrlParameter>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub targets: ::std::vec::Vec<Target>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -2987,10 +2961,8 @@ project, so this document leaves it out.
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct UpsertPermissions {
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub teams: ::std::vec::Vec<TeamGrant>,
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        #[serde(deserialize_with = "crate::null_as_empty")]
         pub users: ::std::vec::Vec<UserGrant>,
     }
     impl UpsertPermissions {
@@ -6277,7 +6249,7 @@ every source agrees it is always sent; everything else may be absent or
 they stay plain lists in generated code: Dynata's server is written in
 Go, which sends an empty list as `null` (a project from UAT had
 `"exclusions": {"list": null}`), and the generated Rust client reads it
-as empty, a required one too. A request body's `required` set is the union of what
+as empty, a required one too, in what Dynata answers. A request body's `required` set is the union of what
 Dynata's clients require, so a body that satisfies this document
 satisfies each.
 

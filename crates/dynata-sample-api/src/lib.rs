@@ -28,9 +28,11 @@
 //!   [`Error::InvalidRequest`], as the URL would otherwise resolve it away
 //!   and reach another resource (`/projects/p1/lineItems/../close` is
 //!   `/projects/p1/close`).
-//! - `null_as_empty`, through which every list is read (the xtask
-//!   puts it there too): Dynata's server, written in Go, sends an empty list
-//!   as `null`, which a plain `Vec` refuses, failing the whole answer.
+//! - `null_as_empty`, through which every `Vec` field of a type Dynata
+//!   answers with is read (the xtask puts it there too): Dynata's server,
+//!   written in Go, sends an empty list as `null`, which a plain `Vec`
+//!   refuses, failing the whole answer. (The few lists the spec marks
+//!   `nullable` are `Option<Vec<_>>`, and read `null` as `None`.)
 //! - A cap on response bodies ([`MAX_RESPONSE_BYTES`]), and a rule for error
 //!   bodies: a 4xx or 5xx whose body is not Dynata's JSON envelope (a
 //!   gateway's HTML page) is [`Error::UnexpectedResponse`], which keeps the
@@ -253,8 +255,9 @@ pub fn path_segment(value: &str) -> Result<String, String> {
 }
 
 /// A list as Dynata sends it: `[…]`, or `null`, which its Go server sends
-/// for an empty one. The generated types read every list through it (the
-/// xtask puts it there); an optional one may also be absent.
+/// for an empty one. The generated types Dynata answers with read every
+/// `Vec` field through it (the xtask puts it there); an optional one may
+/// also be absent.
 pub(crate) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
