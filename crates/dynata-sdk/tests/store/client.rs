@@ -14,7 +14,7 @@ use dynata_sdk::store::{LoginRejection, SharedSession, SharingPolicy};
 use dynata_sdk::{Client, Credentials, Environment, Error};
 use tokio::sync::Notify;
 
-use crate::TempDir;
+use crate::{Changed, FileStoreChange, TempDir};
 
 async fn sandbox() -> Sandbox {
     Sandbox::builder()
@@ -336,10 +336,10 @@ async fn renewal_beside_a_lease_that_never_ends(
     let dir = TempDir::new("client-stuck-lease");
     let sandbox = sandbox().await;
     let clock = ManualClock::new();
-    let store = WaitsOnTheClientsClock {
+    let store = Changed(WaitsOnTheClientsClock {
         inner: FileStore::new(dir.path()),
         clock: clock.clone(),
-    };
+    });
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     let day = Duration::from_secs(24 * 60 * 60);
     let stuck = LeaseOwner::new("a-holder-that-never-lets-go");
@@ -383,46 +383,11 @@ struct WaitsOnTheClientsClock {
     clock: ManualClock,
 }
 
-impl TokenStore for WaitsOnTheClientsClock {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
-        self.inner.load(key)
+impl FileStoreChange for WaitsOnTheClientsClock {
+    fn inner(&self) -> &FileStore {
+        &self.inner
     }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
-        self.inner.remove(key)
-    }
-    fn try_acquire_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_acquire_lease(key, owner, ttl, now)
-    }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
+
     fn wait_for_change<'a>(&'a self, _: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
         self.clock.advance(at_most);
         Box::pin(async { Ok(()) })
@@ -440,21 +405,18 @@ struct HeldRemove {
     release: Notify,
 }
 
-impl TokenStore for HeldRemove {
+impl FileStoreChange for HeldRemove {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         if self.removing.load(Ordering::SeqCst) {
             self.loaded_while_removing.notify_one();
         }
         self.inner.load(key)
     }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
+
     fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.removing.store(true, Ordering::SeqCst);
@@ -465,31 +427,6 @@ impl TokenStore for HeldRemove {
             removed
         })
     }
-    fn try_acquire_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_acquire_lease(key, owner, ttl, now)
-    }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
 }
 
 /// A call made while `logout()` removes the stored session must not adopt
@@ -498,13 +435,13 @@ impl TokenStore for HeldRemove {
 async fn a_call_during_logout_waits_for_it_and_never_gets_the_revoked_token() {
     let dir = TempDir::new("client-logout-race");
     let sandbox = sandbox().await;
-    let store = Arc::new(HeldRemove {
+    let store = Arc::new(Changed(HeldRemove {
         inner: FileStore::new(dir.path()),
         removing: AtomicBool::new(false),
         remove_started: Notify::new(),
         loaded_while_removing: Notify::new(),
         release: Notify::new(),
-    });
+    }));
     let client = client(&sandbox, store.clone());
     let before = client.access_token().await.expect("logs in");
 
@@ -616,46 +553,11 @@ struct RecordsAfterRead {
     fresh: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
-impl TokenStore for RecordsAfterRead {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
-        self.inner.load(key)
+impl FileStoreChange for RecordsAfterRead {
+    fn inner(&self) -> &FileStore {
+        &self.inner
     }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
-        self.inner.remove(key)
-    }
-    fn try_acquire_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_acquire_lease(key, owner, ttl, now)
-    }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
+
     fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let read = self.inner.load_rejected_login(key).await;
@@ -669,16 +571,6 @@ impl TokenStore for RecordsAfterRead {
             }
             read
         })
-    }
-    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
-        self.inner.remove_rejected_login(key)
-    }
-    fn remove_expired_rejected_login<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        seen: &'a [u8],
-    ) -> StoreFuture<'a, ()> {
-        self.inner.remove_expired_rejected_login(key, seen)
     }
 }
 
@@ -698,10 +590,10 @@ async fn an_expired_record_is_removed_but_never_a_fresh_one_written_meanwhile() 
             Arc::new(clock.clone()),
         )
     };
-    let racing = Arc::new(RecordsAfterRead {
+    let racing = Arc::new(Changed(RecordsAfterRead {
         inner: FileStore::new(dir.path()),
         fresh: std::sync::Mutex::new(None),
-    });
+    }));
     let (reader, checker) = (
         session(racing.clone()),
         session(Arc::new(FileStore::new(dir.path()))),
@@ -874,7 +766,11 @@ impl Drop for UnderWay {
     }
 }
 
-impl TokenStore for HeldLoad {
+impl FileStoreChange for HeldLoad {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         Box::pin(async move {
             if self.hold.load(Ordering::SeqCst) {
@@ -886,42 +782,6 @@ impl TokenStore for HeldLoad {
             self.inner.load(key).await
         })
     }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
-        self.inner.remove(key)
-    }
-    fn try_acquire_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_acquire_lease(key, owner, ttl, now)
-    }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
 }
 
 /// During a refused password's cooldown, calls fail at once without sending
@@ -931,13 +791,13 @@ impl TokenStore for HeldLoad {
 async fn a_paused_call_fails_at_once_while_the_store_is_slow() {
     let dir = TempDir::new("client-paused-slow-store");
     let sandbox = sandbox().await;
-    let store = Arc::new(HeldLoad {
+    let store = Arc::new(Changed(HeldLoad {
         inner: FileStore::new(dir.path()),
         hold: AtomicBool::new(false),
         release: Notify::new(),
         started: AtomicUsize::new(0),
         under_way: Arc::default(),
-    });
+    }));
     let client = Client::builder()
         .credentials(Credentials::new("alice", "outdated"))
         .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
@@ -1120,13 +980,13 @@ async fn a_revocation_dynata_refuses_is_not_sent_again() {
 #[tokio::test]
 async fn two_takes_at_once_read_the_stored_session_once() {
     let dir = TempDir::new("two-takes");
-    let store = Arc::new(HeldLoad {
+    let store = Arc::new(Changed(HeldLoad {
         inner: FileStore::new(dir.path()),
         hold: AtomicBool::new(false),
         release: Notify::new(),
         started: AtomicUsize::new(0),
         under_way: Arc::default(),
-    });
+    }));
     let shared = SharedSession::new(
         store.clone(),
         crate::key(),
@@ -1176,18 +1036,11 @@ struct Watched {
     progressed: Notify,
 }
 
-impl TokenStore for Watched {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
-        self.inner.load(key)
+impl FileStoreChange for Watched {
+    fn inner(&self) -> &FileStore {
+        &self.inner
     }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
+
     fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let removed = self.inner.remove(key).await;
@@ -1195,6 +1048,7 @@ impl TokenStore for Watched {
             removed
         })
     }
+
     fn try_acquire_lease<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -1210,22 +1064,6 @@ impl TokenStore for Watched {
             acquired
         })
     }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
 }
 
 /// A take while another process of the fleet renews (holding the renewal
@@ -1236,10 +1074,10 @@ impl TokenStore for Watched {
 #[tokio::test]
 async fn a_take_during_another_process_renewal_takes_the_session_it_stores() {
     let dir = TempDir::new("take-during-renewal");
-    let store = Arc::new(Watched {
+    let store = Arc::new(Changed(Watched {
         inner: FileStore::new(dir.path()),
         progressed: Notify::new(),
-    });
+    }));
     let renewing = crate::client(store.clone());
     let logging_out = crate::client(store.clone());
     let login_started = Arc::new(Notify::new());
@@ -1285,6 +1123,26 @@ async fn a_take_during_another_process_renewal_takes_the_session_it_stores() {
     );
 }
 
+/// `holder`'s renewal, which Dynata answers after `delay`, once it holds
+/// the lease of `store`.
+async fn renewing_slowly(
+    sandbox: &Sandbox,
+    store: &FileStore,
+    holder: &Client,
+    delay: Duration,
+) -> tokio::task::JoinHandle<Result<dynata_sdk::AccessToken, Error>> {
+    sandbox.inject(Operation::Login, Fault::Delay(delay), 1);
+    let renewal = tokio::spawn({
+        let client = holder.clone();
+        async move { client.access_token().await }
+    });
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    while !store.lease_path(&key).exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    renewal
+}
+
 /// A client of `store` with the defaults but a 6 s `renewal_timeout`.
 fn client_with_a_short_renewal_timeout(
     sandbox: &Sandbox,
@@ -1315,18 +1173,7 @@ async fn a_logout_takes_the_session_a_slow_renewal_elsewhere_stores() {
         client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
     let leaving =
         client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
-    sandbox.inject(
-        Operation::Login,
-        Fault::Delay(Duration::from_millis(4_500)),
-        1,
-    );
-    let renewal = tokio::spawn({
-        let client = renewing.clone();
-        async move { client.access_token().await }
-    });
-    while !store.lease_path(&key).exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let renewal = renewing_slowly(&sandbox, &store, &renewing, Duration::from_millis(4_500)).await;
     leaving.logout().await.expect("logged out");
     renewal.await.expect("joined").expect("renewed");
     let left = store.load(&key).await.expect("answers");
@@ -1349,7 +1196,6 @@ async fn a_passwordless_waiter_adopts_a_slow_renewal_under_way() {
     let dir = TempDir::new("passwordless-waiter");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
-    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     let holder =
         client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
     let waiter = client_with_a_short_renewal_timeout(
@@ -1357,18 +1203,7 @@ async fn a_passwordless_waiter_adopts_a_slow_renewal_under_way() {
         &store,
         Credentials::without_password("alice"),
     );
-    sandbox.inject(
-        Operation::Login,
-        Fault::Delay(Duration::from_millis(4_500)),
-        1,
-    );
-    let renewal = tokio::spawn({
-        let client = holder.clone();
-        async move { client.access_token().await }
-    });
-    while !store.lease_path(&key).exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let renewal = renewing_slowly(&sandbox, &store, &holder, Duration::from_millis(4_500)).await;
     let waited = waiter.access_token().await;
     let renewed = renewal.await.expect("joined").expect("renewed");
     let adopted = waited.expect("adopts the session the live holder stores");
@@ -1485,7 +1320,6 @@ async fn an_unbounded_renewal_timeout_still_waits_for_a_live_holder() {
     let dir = TempDir::new("max-renewal-timeout");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
-    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     let holder =
         client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
     let waiter = Client::builder()
@@ -1495,14 +1329,7 @@ async fn an_unbounded_renewal_timeout_still_waits_for_a_live_holder() {
         .renewal_timeout(Duration::MAX)
         .build()
         .expect("valid");
-    sandbox.inject(Operation::Login, Fault::Delay(Duration::from_secs(1)), 1);
-    let renewal = tokio::spawn({
-        let client = holder.clone();
-        async move { client.access_token().await }
-    });
-    while !store.lease_path(&key).exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let renewal = renewing_slowly(&sandbox, &store, &holder, Duration::from_secs(1)).await;
     let waited = waiter.access_token().await.expect("a token");
     let renewed = renewal.await.expect("joined").expect("renewed");
     assert_eq!(
@@ -1526,7 +1353,11 @@ struct StrandedDuringLoad {
     stranded: AtomicBool,
 }
 
-impl TokenStore for StrandedDuringLoad {
+impl FileStoreChange for StrandedDuringLoad {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         Box::pin(async move {
             if !self.stranded.swap(true, Ordering::SeqCst) {
@@ -1535,45 +1366,6 @@ impl TokenStore for StrandedDuringLoad {
             }
             self.inner.load(key).await
         })
-    }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
-        self.inner.remove(key)
-    }
-    fn try_acquire_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_acquire_lease(key, owner, ttl, now)
-    }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
-    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
-        self.inner.wait_for_change(key, at_most)
     }
 }
 
@@ -1600,12 +1392,12 @@ async fn a_take_stranded_in_its_load_takes_nothing_after_its_time() {
         .save(&key, &session(1), SystemTime::now())
         .await
         .expect("saved");
-    let store = StrandedDuringLoad {
+    let store = Changed(StrandedDuringLoad {
         inner: inner.clone(),
         clock: clock.clone(),
         after: session(2),
         stranded: AtomicBool::new(false),
-    };
+    });
     let shared = SharedSession::new(
         Arc::new(store),
         key.clone(),

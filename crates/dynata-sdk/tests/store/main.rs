@@ -18,12 +18,13 @@ mod redis_store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dynata_sdk::auth_api::Secret;
 use dynata_sdk::clock::TokioClock;
 use dynata_sdk::store::{
-    Renew, RenewError, SharedSession, SharingPolicy, StoreKey, StoredSession, TokenStore,
+    FileStore, LeaseOwner, Renew, RenewError, SharedSession, SharingPolicy, StoreFuture, StoreKey,
+    StoredSession, TokenStore,
 };
 
 /// The account every test shares a session for.
@@ -120,5 +121,156 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test store: a `FileStore` (`inner`) with some operations changed. Each
+/// operation is the inner store's unless the implementation says otherwise;
+/// [`Changed`] makes it a `TokenStore` (a trait of another crate cannot be
+/// implemented for every implementation of one of this crate's).
+pub(crate) trait FileStoreChange: std::fmt::Debug + Send + Sync {
+    fn inner(&self) -> &FileStore;
+
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        self.inner().load(key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner().save(key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner().remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner().try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        self.inner().extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        self.inner().release_lease(key, owner)
+    }
+    fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.inner().load_rejected_login(key)
+    }
+    fn save_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a [u8],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        self.inner().save_rejected_login(key, record, ttl, now)
+    }
+    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner().remove_rejected_login(key)
+    }
+    fn remove_expired_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        seen: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        self.inner().remove_expired_rejected_login(key, seen)
+    }
+    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        self.inner().wait_for_change(key, at_most)
+    }
+}
+
+/// A [`FileStoreChange`] as a `TokenStore`; derefs to it, for its fields.
+#[derive(Debug)]
+pub(crate) struct Changed<S>(pub(crate) S);
+
+impl<S> std::ops::Deref for Changed<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.0
+    }
+}
+
+impl<S: FileStoreChange> TokenStore for Changed<S> {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        FileStoreChange::load(&self.0, key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        FileStoreChange::save(&self.0, key, session, now)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        FileStoreChange::remove(&self.0, key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        FileStoreChange::try_acquire_lease(&self.0, key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        FileStoreChange::extend_lease(&self.0, key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> StoreFuture<'a, bool> {
+        FileStoreChange::release_lease(&self.0, key, owner)
+    }
+    fn load_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Vec<u8>>> {
+        FileStoreChange::load_rejected_login(&self.0, key)
+    }
+    fn save_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a [u8],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        FileStoreChange::save_rejected_login(&self.0, key, record, ttl, now)
+    }
+    fn remove_rejected_login<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        FileStoreChange::remove_rejected_login(&self.0, key)
+    }
+    fn remove_expired_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        seen: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        FileStoreChange::remove_expired_rejected_login(&self.0, key, seen)
+    }
+    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
+        FileStoreChange::wait_for_change(&self.0, key, at_most)
     }
 }

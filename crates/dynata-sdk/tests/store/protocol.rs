@@ -10,7 +10,7 @@ use dynata_sdk::store::{
     StoreKey, StoredSession, TokenStore,
 };
 
-use crate::{Renewals, TempDir, client, key, session_at};
+use crate::{Changed, FileStoreChange, Renewals, TempDir, client, key, session_at};
 
 /// `clients` simulated clients on `store` renew at once; the sessions they end with.
 pub(crate) async fn fleet_renews(
@@ -251,11 +251,11 @@ async fn a_store_failing_while_a_holder_refreshes_makes_the_other_log_in_not_ref
     for fails in [1, 2] {
         let dir = TempDir::new("blip");
         let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
-        let other: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+        let other: Arc<dyn TokenStore> = Arc::new(Changed(FailingLoad {
             inner: FileStore::new(dir.path()),
             loads: AtomicUsize::new(0),
             fails,
-        });
+        }));
         let (sources, renewals) =
             two_clients_renew_slowly_on(holder, other, Duration::from_secs(2)).await;
         assert_eq!(
@@ -276,11 +276,11 @@ async fn a_client_without_a_password_never_refreshes_a_shared_session_without_th
     for fails in [1, 2] {
         let dir = TempDir::new("no-password-blip");
         let holder: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
-        let other: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+        let other: Arc<dyn TokenStore> = Arc::new(Changed(FailingLoad {
             inner: FileStore::new(dir.path()),
             loads: AtomicUsize::new(0),
             fails,
-        });
+        }));
         let (first, second) = (client(holder.clone()), client(other));
         let expiring = session_at(&first, 100);
         holder
@@ -365,7 +365,11 @@ struct FailingLoad {
     fails: usize,
 }
 
-impl TokenStore for FailingLoad {
+impl FileStoreChange for FailingLoad {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
         if self.loads.fetch_add(1, Ordering::SeqCst) + 1 == self.fails {
             return Box::pin(async {
@@ -375,45 +379,6 @@ impl TokenStore for FailingLoad {
             });
         }
         self.inner.load(key)
-    }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        session: &'a StoredSession,
-        now: std::time::SystemTime,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.save(key, session, now)
-    }
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
-        self.inner.remove(key)
-    }
-    fn try_acquire_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: std::time::SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_acquire_lease(key, owner, ttl, now)
-    }
-    fn extend_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-        ttl: Duration,
-        now: std::time::SystemTime,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.extend_lease(key, owner, ttl, now)
-    }
-    fn release_lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        owner: &'a LeaseOwner,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, owner)
-    }
-    fn wait_for_change<'a>(&'a self, key: &'a StoreKey, at_most: Duration) -> StoreFuture<'a, ()> {
-        self.inner.wait_for_change(key, at_most)
     }
 }
 
@@ -759,11 +724,11 @@ async fn a_load_failing_under_the_lease_does_not_resend_a_spent_refresh_token() 
     let dir = TempDir::new("load-under-lease");
     let plain: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.path()));
     // Load 1: the look before the lease (succeeds); load 2: under the lease.
-    let failing: Arc<dyn TokenStore> = Arc::new(FailingLoad {
+    let failing: Arc<dyn TokenStore> = Arc::new(Changed(FailingLoad {
         inner: FileStore::new(dir.path()),
         loads: AtomicUsize::new(0),
         fails: 2,
-    });
+    }));
     let shared = client(failing);
     let local = session_at(&shared, 100);
     tokio::time::advance(Duration::from_secs(30)).await;
