@@ -448,7 +448,7 @@ impl Lifecycle {
         runtime.spawn(async move {
             let superseded = || this.lock_slow().flights_started != id;
             let renewed = flight_outcome(
-                this.renew(deadline),
+                this.renew(now, deadline),
                 this.clock.sleep_until(deadline),
                 superseded,
             )
@@ -539,7 +539,9 @@ impl Lifecycle {
     /// flight's: a server's `Retry-After` beyond it ends the renewal at once,
     /// with that `Retry-After` for the pause that follows (slept into, the
     /// renewal would time out, and the server's pause would be lost).
-    async fn renew(&self, deadline: Instant) -> Result<Arc<Session>, Refused> {
+    /// The renewal of a flight that started at `started` and gives up at
+    /// `deadline`.
+    async fn renew(&self, started: Instant, deadline: Instant) -> Result<Arc<Session>, Refused> {
         let Some(shared) = &self.shared else {
             return self.renew_alone(deadline).await;
         };
@@ -550,15 +552,16 @@ impl Lifecycle {
         // own: a lease that never ends (a store's fault) must not time out
         // every renewal. Without a password it waits to the end: what the
         // holder stores is all it can have.
-        // Counted forwards: a deadline too far for the clock is capped,
-        // and a quarter before the cap would be in the past. No such point
-        // (a timeout too long for the clock): no early stop.
+        // Counted forwards from the flight's start (its task may have run
+        // late): a deadline too far for the clock is capped, and a quarter
+        // before the cap would be in the past. No such point (a timeout too
+        // long for the clock): no early stop.
         let timeout = self.settings.renewal_timeout;
         let stop_waiting_at = self
             .credentials
             .password
             .as_ref()
-            .and_then(|_| self.clock.now().checked_add(timeout - timeout / 4))
+            .and_then(|_| started.checked_add(timeout - timeout / 4))
             .filter(|at| *at < deadline);
         let outcome = shared
             .renew_by(local, stop_waiting_at, |what| {

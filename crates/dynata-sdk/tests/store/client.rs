@@ -1415,3 +1415,57 @@ async fn a_take_stranded_in_its_load_takes_nothing_after_its_time() {
         left.map(|s| s.access_token.expose_secret().to_string()),
     );
 }
+
+/// A background refresh whose task first runs a while after its flight
+/// started (a current-thread runtime that a sync caller drives only inside
+/// its calls) meets a lease that never ends. It still stops waiting with a
+/// quarter of its 60 s left, counted from the flight's start, and logs in.
+/// (Counted from when its task first ran, 30 s late, the point fell past
+/// the flight's deadline, and the renewal timed out without a login.)
+#[tokio::test]
+async fn a_late_started_flight_still_stops_waiting_for_a_stuck_lease() {
+    let dir = TempDir::new("late-flight");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let store = Changed(WaitsOnTheClientsClock {
+        inner: FileStore::new(dir.path()),
+        clock: clock.clone(),
+    });
+    let inner = store.inner.clone();
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(Arc::new(store))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("valid");
+    client.access_token().await.expect("logged in");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+    let stuck = LeaseOwner::new("a-holder-that-never-lets-go");
+    let day = Duration::from_secs(24 * 60 * 60);
+    assert!(
+        inner
+            .try_acquire_lease(&key, &stuck, day, SystemTime::now())
+            .await
+            .expect("acquired")
+    );
+    // Into the soft window (the token lives 1800 s, the window is 300 s):
+    // the fast path serves the token and starts a flight, whose task does
+    // not run before this test yields.
+    clock.advance(Duration::from_secs(1510));
+    client.access_token().await.expect("still served");
+    // The runtime is not driven for 30 s of the flight's 60.
+    clock.advance(Duration::from_secs(30));
+    for _ in 0..500 {
+        if sandbox.count(Operation::Login) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        2,
+        "the renewal never stopped waiting for a lease that never ends, and timed out"
+    );
+}
