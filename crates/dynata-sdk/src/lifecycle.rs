@@ -1018,6 +1018,9 @@ impl Lifecycle {
         // a new one (bounded by the store's time limit and the renewal's,
         // not by however long Dynata takes to answer the revocation).
         drop(running);
+        if self.clock.now() >= hold_until {
+            self.keep_what_was_taken_up_again(&mut sessions).await;
+        }
         if sessions.is_empty() {
             tracing::debug!("logout without a session: nothing to revoke");
         }
@@ -1034,6 +1037,35 @@ impl Lifecycle {
             let _ = previous.changed().await;
         }
         revoked
+    }
+
+    /// A logout that ran past the time callers waited for it (stranded on a
+    /// runtime nobody drove) may find its session taken up again by the
+    /// calls that went on without it: adopted from the store, which it did
+    /// not empty. Revoking it now would pull it from under them (and every
+    /// process that adopted it), so it stays; the logout's caller had given
+    /// up on it, and a later `logout()` ends it.
+    async fn keep_what_was_taken_up_again(&self, sessions: &mut Vec<Revocable>) {
+        let current = self
+            .current
+            .load_full()
+            .map(|session| Revocable::of(&session));
+        let stored = match &self.shared {
+            Some(shared) => shared.load_adoptable(None).await.map(|stored| Revocable {
+                access_token: stored.access_token,
+                refresh_token: stored.refresh_token,
+            }),
+            None => None,
+        };
+        let before = sessions.len();
+        sessions.retain(|session| {
+            Some(session) != current.as_ref() && Some(session) != stored.as_ref()
+        });
+        if sessions.len() < before {
+            tracing::warn!(
+                "a logout finished after calls had gone on without it (was its runtime not driven?); the session they took up again stays live"
+            );
+        }
     }
 
     /// Keeps a session whose revocation failed for the next logout, if

@@ -448,8 +448,12 @@ fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> i
                     // Under the guard, and only while it holds no one
                     // else's record: a write that stalled past the lease's
                     // life may have seen it taken over meanwhile.
+                    let created = file.metadata().ok();
                     let _ = with_guard(path, || match read_lease(path) {
-                        Ok(record) if lease_owner(&record).is_none_or(|o| o == owner.as_str()) => {
+                        Ok(record)
+                            if is_still(path, created.as_ref())
+                                && lease_owner(&record).is_none_or(|o| o == owner.as_str()) =>
+                        {
                             remove_if_present(path)
                         }
                         _ => Ok(()),
@@ -570,6 +574,25 @@ fn read_lease(path: &Path) -> io::Result<Vec<u8>> {
         .take(MAX_LEASE_BYTES)
         .read_to_end(&mut record)?;
     Ok(record)
+}
+
+/// Whether `path` is still the file whose metadata is `created`: not one
+/// another process created there since (the same device and inode). Where
+/// that cannot be told (not Unix), whether the file is there at all.
+fn is_still(path: &Path, created: Option<&fs::Metadata>) -> bool {
+    let Ok(now) = fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        created.is_some_and(|created| (created.dev(), created.ino()) == (now.dev(), now.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (created, now);
+        true
+    }
 }
 
 /// Far more than an owner id and a time.

@@ -209,7 +209,9 @@ impl fmt::Debug for WallClock {
 ///    [`SharingPolicy::lease_wait`], or the caller's time to stop waiting
 ///    came: see [`SharedSession::renew_by`]) logs in on its own: the refresh token
 ///    is the holder's to use. A client without a password then fails with
-///    its login's error, and tries the store again next time.
+///    its login's error (through a `Client`, which lets it wait to its
+///    renewal's end: that renewal's timeout), and tries the store again
+///    next time.
 ///
 /// A store that fails or is slow (every operation has
 /// [`SharingPolicy::operation_timeout`]) makes this renewal happen without

@@ -1469,3 +1469,92 @@ async fn a_late_started_flight_still_stops_waiting_for_a_stuck_lease() {
         "the renewal never stopped waiting for a lease that never ends, and timed out"
     );
 }
+
+/// As `a_stranded_logout_does_not_end_a_session_obtained_after_it`, but the
+/// client had a session S (stored) when it called the stranded logout.
+/// Callers go on once the logout has taken as long as it could, and adopt
+/// S from the store (nobody took it out). When the façade's runtime runs
+/// again, the stranded logout leaves S alone: it is the token those callers
+/// are served. (It used to revoke it from under them.)
+#[test]
+fn a_stranded_logout_does_not_revoke_the_session_callers_adopted() {
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let current_thread = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let (idle, busy) = (current_thread(), current_thread());
+    let sandbox = server.block_on(sandbox());
+    let dir = TempDir::new("stranded-adopt");
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let clock = ManualClock::new();
+    let client = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let before = busy.block_on(async { client.access_token().await.expect("logs in") });
+    let foreign = LeaseOwner::new("another-process-renewing");
+    let day = Duration::from_secs(24 * 60 * 60);
+    busy.block_on(async {
+        assert!(
+            store
+                .try_acquire_lease(&key, &foreign, day, SystemTime::now())
+                .await
+                .expect("answers")
+        );
+    });
+    idle.block_on(async {
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), client.logout()).await;
+        assert!(gave_up.is_err(), "the logout waits for the lease");
+    });
+    let after = busy.block_on(async {
+        assert!(store.release_lease(&key, &foreign).await.expect("answers"));
+        let caller = tokio::spawn({
+            let client = client.clone();
+            async move { client.access_token().await }
+        });
+        let mut caller = std::pin::pin!(caller);
+        let mut advanced = Duration::ZERO;
+        loop {
+            tokio::select! {
+                done = &mut caller => break done.expect("joined").expect("a session"),
+                () = tokio::time::sleep(Duration::from_millis(10)) => {
+                    assert!(advanced < Duration::from_secs(300), "the caller is still held");
+                    clock.advance(Duration::from_secs(1));
+                    advanced += Duration::from_secs(1);
+                }
+            }
+        }
+    });
+    // The façade's next `block_on`: the stranded logout runs again.
+    let until_revoked = || async {
+        for _ in 0..300 {
+            if sandbox.count(Operation::Logout) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| idle.block_on(until_revoked()));
+        busy.block_on(until_revoked());
+    });
+    let served = busy.block_on(async { client.access_token().await.expect("a token") });
+    assert!(
+        !(after.secret() == before.secret() && sandbox.count(Operation::Logout) > 0),
+        "callers went on past the stranded logout and adopted the session it then revoked \
+         (logins {}, revocations {}, still served: {})",
+        sandbox.count(Operation::Login),
+        sandbox.count(Operation::Logout),
+        served.secret() == before.secret(),
+    );
+}
