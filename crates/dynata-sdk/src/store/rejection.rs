@@ -25,9 +25,9 @@ const ALGORITHM: pbkdf2::Algorithm = pbkdf2::PBKDF2_HMAC_SHA256;
 /// optimized build, paid only by a login while a rejection is on record.
 const ITERATIONS: u32 = 600_000;
 /// Fewer are refused when read: a record must not make the check cheap.
-const MIN_ITERATIONS: u32 = 100_000;
+pub(crate) const MIN_ITERATIONS: u32 = 100_000;
 /// More are refused when read: a record must not make the check hang.
-const MAX_ITERATIONS: u32 = 10_000_000;
+pub(crate) const MAX_ITERATIONS: u32 = 10_000_000;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 
