@@ -695,6 +695,27 @@ mod tests {
         assert!(error.to_string().contains("disk on fire"), "{error}");
     }
 
+    /// A failed lease write removes the file only if it is still the one
+    /// this process created, not one another process created there since.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_replaced_since_is_not_the_one_created() {
+        let dir = std::env::temp_dir().join(format!("dynata-sdk-is-still-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("lease");
+        let _ = fs::remove_file(&path);
+        let created = create_private(&path).expect("created");
+        let ours = created.metadata().expect("metadata");
+        assert!(is_still(&path, Some(&ours)));
+        // Another process judged it stale, removed it and created its own
+        // (kept open, so that its inode is not reused for ours).
+        fs::remove_file(&path).expect("removed");
+        let _theirs = create_private(&path).expect("created again");
+        assert!(!is_still(&path, Some(&ours)));
+        assert!(!is_still(&path, None));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_lease_record_round_trips_and_garbage_does_not_parse() {
         let owner = LeaseOwner::new("42-abc");
