@@ -1211,103 +1211,181 @@ async fn a_passwordless_waiter_adopts_a_slow_renewal_under_way() {
     assert_eq!(sandbox.count(Operation::Login), 1);
 }
 
-/// A logout on a sync façade's runtime (nobody drives it after its caller
-/// gave up) is stranded in `take()`, waiting for a lease another process
-/// holds. Callers on another runtime go on once the logout has taken as
-/// long as it could: one logs in and stores a new session. When the
-/// façade's runtime runs again, the stranded take must leave that session
-/// alone: a logout ends the session of the moment it is called.
-#[test]
-fn a_stranded_logout_does_not_end_a_session_obtained_after_it() {
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
-    let current_thread = || {
-        tokio::runtime::Builder::new_current_thread()
+/// A logout stranded on a sync façade's runtime (`idle`: nobody drives it
+/// after its caller gave up), waiting for a lease another process holds;
+/// calls go on from another runtime (`busy`).
+struct StrandedLogout {
+    idle: tokio::runtime::Runtime,
+    busy: tokio::runtime::Runtime,
+    sandbox: Sandbox,
+    store: FileStore,
+    key: StoreKey,
+    clock: ManualClock,
+    client: Client,
+    _dir: TempDir,
+    // Last: the sandbox's connections live on it.
+    _server: tokio::runtime::Runtime,
+}
+
+impl StrandedLogout {
+    /// The client logs in first when `with_a_session`; the token it had.
+    fn new(name: &str, with_a_session: bool) -> (Self, Option<dynata_sdk::AccessToken>) {
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
-            .expect("rt")
-    };
-    let (idle, busy) = (current_thread(), current_thread());
-    let sandbox = server.block_on(sandbox());
-    let dir = TempDir::new("stranded-take");
-    let store = FileStore::new(dir.path());
-    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
-    let clock = ManualClock::new();
-    let client = client_on(
-        &sandbox,
-        &store,
-        &clock,
-        Credentials::new("alice", "secret"),
-    );
-    let foreign = LeaseOwner::new("another-process-renewing");
-    let day = Duration::from_secs(24 * 60 * 60);
-    busy.block_on(async {
-        assert!(
-            store
-                .try_acquire_lease(&key, &foreign, day, SystemTime::now())
-                .await
-                .expect("answers")
+            .expect("rt");
+        let current_thread = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt")
+        };
+        let (idle, busy) = (current_thread(), current_thread());
+        let sandbox = server.block_on(sandbox());
+        let dir = TempDir::new(name);
+        let store = FileStore::new(dir.path());
+        let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+        let clock = ManualClock::new();
+        let client = client_on(
+            &sandbox,
+            &store,
+            &clock,
+            Credentials::new("alice", "secret"),
         );
-    });
-    idle.block_on(async {
-        let gave_up = tokio::time::timeout(Duration::from_millis(100), client.logout()).await;
-        assert!(gave_up.is_err(), "the logout waits for the lease");
-    });
-    busy.block_on(async {
-        assert!(store.release_lease(&key, &foreign).await.expect("answers"));
-        let caller = tokio::spawn({
-            let client = client.clone();
-            async move { client.access_token().await }
+        let before = with_a_session
+            .then(|| busy.block_on(async { client.access_token().await.expect("logs in") }));
+        busy.block_on(async {
+            let day = Duration::from_secs(24 * 60 * 60);
+            assert!(
+                store
+                    .try_acquire_lease(&key, &Self::foreign(), day, SystemTime::now())
+                    .await
+                    .expect("answers")
+            );
         });
-        let mut caller = std::pin::pin!(caller);
-        let mut advanced = Duration::ZERO;
-        let token = loop {
-            tokio::select! {
-                done = &mut caller => break done.expect("joined").expect("a new session"),
-                () = tokio::time::sleep(Duration::from_millis(10)) => {
-                    assert!(advanced < Duration::from_secs(300), "the caller is still held");
-                    clock.advance(Duration::from_secs(1));
-                    advanced += Duration::from_secs(1);
+        idle.block_on(async {
+            let gave_up = tokio::time::timeout(Duration::from_millis(100), client.logout()).await;
+            assert!(gave_up.is_err(), "the logout waits for the lease");
+        });
+        let stranded = StrandedLogout {
+            idle,
+            busy,
+            sandbox,
+            store,
+            key,
+            clock,
+            client,
+            _dir: dir,
+            _server: server,
+        };
+        (stranded, before)
+    }
+
+    fn foreign() -> LeaseOwner {
+        LeaseOwner::new("another-process-renewing")
+    }
+
+    /// The other process lets the lease go; a call on `busy` goes on once
+    /// the logout has taken as long as it could (the client's clock runs a
+    /// second at a time), and gets a token.
+    fn a_call_goes_on(&self) -> dynata_sdk::AccessToken {
+        self.busy.block_on(async {
+            assert!(
+                self.store
+                    .release_lease(&self.key, &Self::foreign())
+                    .await
+                    .expect("answers")
+            );
+            let caller = tokio::spawn({
+                let client = self.client.clone();
+                async move { client.access_token().await }
+            });
+            let mut caller = std::pin::pin!(caller);
+            let mut advanced = Duration::ZERO;
+            loop {
+                tokio::select! {
+                    done = &mut caller => break done.expect("joined").expect("a session"),
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {
+                        assert!(advanced < Duration::from_secs(300), "the caller is still held");
+                        self.clock.advance(Duration::from_secs(1));
+                        advanced += Duration::from_secs(1);
+                    }
                 }
             }
-        };
-        assert_eq!(sandbox.count(Operation::Login), 1);
-        assert_eq!(
-            store
-                .load(&key)
-                .await
-                .expect("answers")
-                .map(|s| s.access_token),
-            Some(Secret::new(token.secret().to_string()))
-        );
-    });
-    // The façade's next `block_on`: the stranded logout runs again.
-    // (`busy` is driven meanwhile too: the HTTP connections live there.)
-    let until_revoked = || async {
-        for _ in 0..300 {
-            if sandbox.count(Operation::Logout) > 0 {
-                break;
+        })
+    }
+
+    /// The façade's next `block_on`: the stranded logout runs again, for up
+    /// to 3 s or until it revokes something (`busy` is driven meanwhile
+    /// too: the HTTP connections live there).
+    fn the_logout_runs_again(&self) {
+        let until_revoked = || async {
+            for _ in 0..300 {
+                if self.sandbox.count(Operation::Logout) > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.idle.block_on(until_revoked()));
+            self.busy.block_on(until_revoked());
+        });
+    }
+}
+
+/// A logout stranded in `take()` by a lease another process holds: calls
+/// on another runtime go on once the logout has taken as long as it could,
+/// and one logs in and stores a new session. When the façade's runtime runs
+/// again, the stranded take leaves that session alone: a logout ends the
+/// session of the moment it is called.
+#[test]
+fn a_stranded_logout_does_not_end_a_session_obtained_after_it() {
+    let (stranded, _) = StrandedLogout::new("stranded-take", false);
+    let token = stranded.a_call_goes_on();
+    assert_eq!(stranded.sandbox.count(Operation::Login), 1);
+    let stored = |stranded: &StrandedLogout| {
+        stranded
+            .busy
+            .block_on(stranded.store.load(&stranded.key))
+            .expect("answers")
+            .map(|s| s.access_token)
     };
-    std::thread::scope(|scope| {
-        scope.spawn(|| idle.block_on(until_revoked()));
-        busy.block_on(until_revoked());
-    });
-    let stored = busy
-        .block_on(async { store.load(&key).await })
-        .expect("answers");
-    assert!(
-        stored.is_some() && sandbox.count(Operation::Logout) == 0,
-        "(new session still stored, revocations sent) = ({}, {}): the stranded logout \
-         ended the session obtained after it",
-        stored.is_some(),
-        sandbox.count(Operation::Logout)
+    assert_eq!(
+        stored(&stranded),
+        Some(Secret::new(token.secret().to_string()))
     );
+    stranded.the_logout_runs_again();
+    assert!(
+        stored(&stranded).is_some() && stranded.sandbox.count(Operation::Logout) == 0,
+        "the stranded logout ended the session obtained after it (revocations {})",
+        stranded.sandbox.count(Operation::Logout)
+    );
+}
+
+/// The same, but the client had a session S (stored) when it called the
+/// stranded logout: the calls that go on adopt S from the store (nobody
+/// took it out). When the façade's runtime runs again, the stranded logout
+/// leaves S alone: it is the token those calls are served. (It used to
+/// revoke it from under them.)
+#[test]
+fn a_stranded_logout_does_not_revoke_the_session_callers_adopted() {
+    let (stranded, before) = StrandedLogout::new("stranded-adopt", true);
+    let before = before.expect("a session");
+    let after = stranded.a_call_goes_on();
+    assert_eq!(after.secret(), before.secret(), "adopted from the store");
+    stranded.the_logout_runs_again();
+    assert_eq!(
+        stranded.sandbox.count(Operation::Logout),
+        0,
+        "the stranded logout revoked the session the calls that went on took up again"
+    );
+    let served = stranded
+        .busy
+        .block_on(stranded.client.access_token())
+        .expect("a token");
+    assert_eq!(served.secret(), before.secret());
 }
 
 /// A client whose `renewal_timeout` is `Duration::MAX` ("no limit") can log
@@ -1467,94 +1545,5 @@ async fn a_late_started_flight_still_stops_waiting_for_a_stuck_lease() {
         sandbox.count(Operation::Login),
         2,
         "the renewal never stopped waiting for a lease that never ends, and timed out"
-    );
-}
-
-/// As `a_stranded_logout_does_not_end_a_session_obtained_after_it`, but the
-/// client had a session S (stored) when it called the stranded logout.
-/// Callers go on once the logout has taken as long as it could, and adopt
-/// S from the store (nobody took it out). When the façade's runtime runs
-/// again, the stranded logout leaves S alone: it is the token those callers
-/// are served. (It used to revoke it from under them.)
-#[test]
-fn a_stranded_logout_does_not_revoke_the_session_callers_adopted() {
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
-    let current_thread = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt")
-    };
-    let (idle, busy) = (current_thread(), current_thread());
-    let sandbox = server.block_on(sandbox());
-    let dir = TempDir::new("stranded-adopt");
-    let store = FileStore::new(dir.path());
-    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
-    let clock = ManualClock::new();
-    let client = client_on(
-        &sandbox,
-        &store,
-        &clock,
-        Credentials::new("alice", "secret"),
-    );
-    let before = busy.block_on(async { client.access_token().await.expect("logs in") });
-    let foreign = LeaseOwner::new("another-process-renewing");
-    let day = Duration::from_secs(24 * 60 * 60);
-    busy.block_on(async {
-        assert!(
-            store
-                .try_acquire_lease(&key, &foreign, day, SystemTime::now())
-                .await
-                .expect("answers")
-        );
-    });
-    idle.block_on(async {
-        let gave_up = tokio::time::timeout(Duration::from_millis(100), client.logout()).await;
-        assert!(gave_up.is_err(), "the logout waits for the lease");
-    });
-    let after = busy.block_on(async {
-        assert!(store.release_lease(&key, &foreign).await.expect("answers"));
-        let caller = tokio::spawn({
-            let client = client.clone();
-            async move { client.access_token().await }
-        });
-        let mut caller = std::pin::pin!(caller);
-        let mut advanced = Duration::ZERO;
-        loop {
-            tokio::select! {
-                done = &mut caller => break done.expect("joined").expect("a session"),
-                () = tokio::time::sleep(Duration::from_millis(10)) => {
-                    assert!(advanced < Duration::from_secs(300), "the caller is still held");
-                    clock.advance(Duration::from_secs(1));
-                    advanced += Duration::from_secs(1);
-                }
-            }
-        }
-    });
-    // The façade's next `block_on`: the stranded logout runs again.
-    let until_revoked = || async {
-        for _ in 0..300 {
-            if sandbox.count(Operation::Logout) > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    std::thread::scope(|scope| {
-        scope.spawn(|| idle.block_on(until_revoked()));
-        busy.block_on(until_revoked());
-    });
-    let served = busy.block_on(async { client.access_token().await.expect("a token") });
-    assert!(
-        !(after.secret() == before.secret() && sandbox.count(Operation::Logout) > 0),
-        "callers went on past the stranded logout and adopted the session it then revoked \
-         (logins {}, revocations {}, still served: {})",
-        sandbox.count(Operation::Login),
-        sandbox.count(Operation::Logout),
-        served.secret() == before.secret(),
     );
 }
