@@ -532,15 +532,14 @@ impl Lifecycle {
         }
     }
 
-    /// A new token pair: from the token store if another process has just
-    /// renewed it, else by refresh while the refresh token lives, else (or if
-    /// Dynata rejects it) by password.
+    /// A new token pair, for the flight that started at `started`: from the
+    /// token store if another process has just renewed it, else by refresh
+    /// while the refresh token lives, else (or if Dynata rejects it) by
+    /// password.
     /// Its retries wait only while they can end before `deadline`, the
     /// flight's: a server's `Retry-After` beyond it ends the renewal at once,
     /// with that `Retry-After` for the pause that follows (slept into, the
     /// renewal would time out, and the server's pause would be lost).
-    /// The renewal of a flight that started at `started` and gives up at
-    /// `deadline`.
     async fn renew(&self, started: Instant, deadline: Instant) -> Result<Arc<Session>, Refused> {
         let Some(shared) = &self.shared else {
             return self.renew_alone(deadline).await;

@@ -445,9 +445,10 @@ fn acquire(path: &Path, owner: &LeaseOwner, ttl: Duration, now: SystemTime) -> i
                     // Ours, and held by nobody: this caller hears of the
                     // failure and renews alone. Left behind (a full disk),
                     // it would hold every other process for a lease's life.
-                    // Under the guard, and only while it holds no one
-                    // else's record: a write that stalled past the lease's
-                    // life may have seen it taken over meanwhile.
+                    // Under the guard, and only while it is still the file
+                    // created here and holds no one else's record: a write
+                    // that stalled past the lease's life may have seen it
+                    // taken over meanwhile.
                     let created = file.metadata().ok();
                     let _ = with_guard(path, || match read_lease(path) {
                         Ok(record)

@@ -207,8 +207,8 @@ impl fmt::Debug for WallClock {
 ///    what it writes; if it died, its lease expires and a waiter takes over.
 ///    A waiter that stops waiting (the store failed, the lease outlived
 ///    [`SharingPolicy::lease_wait`], or the caller's time to stop waiting
-///    came: see [`SharedSession::renew_by`]) logs in on its own: the refresh token
-///    is the holder's to use. A client without a password then fails with
+///    came: see [`SharedSession::renew_by`]) logs in on its own: the
+///    refresh token is the holder's to use. A client without a password then fails with
 ///    its login's error (through a `Client`, which lets it wait to its
 ///    renewal's end: that renewal's timeout), and tries the store again
 ///    next time.
@@ -353,31 +353,28 @@ impl SharedSession {
                 None
             }
         };
-        if self.too_late(until) {
-            if let Some(lease) = lease {
-                lease.release().await;
-            }
-            return None;
-        }
-        let stored = match self.load().await {
-            Ok(stored) => stored,
-            Err(error) => {
-                self.warnings.warn("load", &error);
+        let taken = if self.too_late(until) {
+            None
+        } else {
+            let stored = match self.load().await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    self.warnings.warn("load", &error);
+                    None
+                }
+            };
+            // Again: the load itself may have outlasted `until`.
+            if self.too_late(until) {
                 None
+            } else {
+                self.remove().await;
+                stored
             }
         };
-        // Again: the load itself may have outlasted `until`.
-        if self.too_late(until) {
-            if let Some(lease) = lease {
-                lease.release().await;
-            }
-            return None;
-        }
-        self.remove().await;
         if let Some(lease) = lease {
             lease.release().await;
         }
-        stored
+        taken
     }
 
     /// Whether the client's clock has reached `until`, with a warning if so.
