@@ -26,12 +26,21 @@ async fn sandbox() -> Sandbox {
 }
 
 fn client(sandbox: &Sandbox, store: Arc<dyn TokenStore>) -> Client {
-    Client::builder()
-        .credentials(Credentials::new("alice", "secret"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(store)
+    builder_on(sandbox, store, Credentials::new("alice", "secret"))
         .build()
         .expect("valid")
+}
+
+/// A client builder for `sandbox`'s account `credentials`, sharing `store`.
+fn builder_on(
+    sandbox: &Sandbox,
+    store: Arc<dyn TokenStore>,
+    credentials: Credentials,
+) -> dynata_sdk::ClientBuilder {
+    Client::builder()
+        .credentials(credentials)
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(store)
 }
 
 /// The token of `client`, once the look at the store that a paused call
@@ -53,10 +62,7 @@ fn client_on(
     clock: &ManualClock,
     credentials: Credentials,
 ) -> Client {
-    Client::builder()
-        .credentials(credentials)
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(Arc::new(store.clone()))
+    builder_on(sandbox, Arc::new(store.clone()), credentials)
         .clock(Arc::new(clock.clone()))
         .build()
         .expect("valid")
@@ -90,10 +96,7 @@ pub(crate) async fn an_outdated_password_is_sent_once_per_fleet(
 ) {
     let sandbox = sandbox().await;
     let with_password = |password: &str| {
-        Client::builder()
-            .credentials(Credentials::new("alice", password))
-            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-            .token_store(store())
+        builder_on(&sandbox, store(), Credentials::new("alice", password))
             .build()
             .expect("valid")
     };
@@ -352,11 +355,12 @@ async fn renewal_beside_a_lease_that_never_ends(
     );
     let inner = store.inner.clone();
     let client = configure(
-        Client::builder()
-            .credentials(Credentials::new("alice", "secret"))
-            .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-            .token_store(Arc::new(store))
-            .clock(Arc::new(clock.clone())),
+        builder_on(
+            &sandbox,
+            Arc::new(store),
+            Credentials::new("alice", "secret"),
+        )
+        .clock(Arc::new(clock.clone())),
     )
     .build()
     .expect("valid");
@@ -520,10 +524,7 @@ async fn a_recorded_refusal_holds_back_no_longer_than_the_record_lives() {
             None,
         )
         .await;
-    let client = Client::builder()
-        .credentials(Credentials::new("alice", "secret"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(store)
+    let client = builder_on(&sandbox, store, Credentials::new("alice", "secret"))
         .clock(Arc::new(clock.clone()))
         .rejected_login_cooldown(None)
         .build()
@@ -655,14 +656,15 @@ async fn adopting_while_paused_does_not_lift_a_refused_password() {
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
     let clock = ManualClock::new();
-    let stale = Client::builder()
-        .credentials(Credentials::new("alice", "outdated"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(Arc::new(store.clone()))
-        .clock(Arc::new(clock.clone()))
-        .rejected_login_cooldown(None)
-        .build()
-        .expect("valid");
+    let stale = builder_on(
+        &sandbox,
+        Arc::new(store.clone()),
+        Credentials::new("alice", "outdated"),
+    )
+    .clock(Arc::new(clock.clone()))
+    .rejected_login_cooldown(None)
+    .build()
+    .expect("valid");
     let good = client_on(
         &sandbox,
         &store,
@@ -798,12 +800,13 @@ async fn a_paused_call_fails_at_once_while_the_store_is_slow() {
         started: AtomicUsize::new(0),
         under_way: Arc::default(),
     }));
-    let client = Client::builder()
-        .credentials(Credentials::new("alice", "outdated"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(store.clone())
-        .build()
-        .expect("valid");
+    let client = builder_on(
+        &sandbox,
+        store.clone(),
+        Credentials::new("alice", "outdated"),
+    )
+    .build()
+    .expect("valid");
     let refused = client.access_token().await.expect_err("refused");
     assert!(
         matches!(refused, Error::CredentialsRejected { .. }),
@@ -1149,10 +1152,7 @@ fn client_with_a_short_renewal_timeout(
     store: &FileStore,
     credentials: Credentials,
 ) -> Client {
-    Client::builder()
-        .credentials(credentials)
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(Arc::new(store.clone()))
+    builder_on(sandbox, Arc::new(store.clone()), credentials)
         .renewal_timeout(Duration::from_secs(6))
         .build()
         .expect("valid")
@@ -1400,13 +1400,14 @@ async fn an_unbounded_renewal_timeout_still_waits_for_a_live_holder() {
     let store = FileStore::new(dir.path());
     let holder =
         client_with_a_short_renewal_timeout(&sandbox, &store, Credentials::new("alice", "secret"));
-    let waiter = Client::builder()
-        .credentials(Credentials::new("alice", "secret"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(Arc::new(store.clone()))
-        .renewal_timeout(Duration::MAX)
-        .build()
-        .expect("valid");
+    let waiter = builder_on(
+        &sandbox,
+        Arc::new(store.clone()),
+        Credentials::new("alice", "secret"),
+    )
+    .renewal_timeout(Duration::MAX)
+    .build()
+    .expect("valid");
     let renewal = renewing_slowly(&sandbox, &store, &holder, Duration::from_secs(1)).await;
     let waited = waiter.access_token().await.expect("a token");
     let renewed = renewal.await.expect("joined").expect("renewed");
@@ -1511,13 +1512,14 @@ async fn a_late_started_flight_still_stops_waiting_for_a_stuck_lease() {
     });
     let inner = store.inner.clone();
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
-    let client = Client::builder()
-        .credentials(Credentials::new("alice", "secret"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-        .token_store(Arc::new(store))
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .expect("valid");
+    let client = builder_on(
+        &sandbox,
+        Arc::new(store),
+        Credentials::new("alice", "secret"),
+    )
+    .clock(Arc::new(clock.clone()))
+    .build()
+    .expect("valid");
     client.access_token().await.expect("logged in");
     assert_eq!(sandbox.count(Operation::Login), 1);
     let stuck = LeaseOwner::new("a-holder-that-never-lets-go");
