@@ -104,8 +104,13 @@ impl Session {
 struct Flight {
     id: u64,
     outcome: watch::Receiver<Option<Result<AccessToken, Error>>>,
-    /// It gives up then: [`Settings::renewal_timeout`] after it started.
+    /// It gives up then, [`Settings::renewal_timeout`] after it started,
+    /// unless Dynata's answer is in hand (see [`flight_outcome`]).
     deadline: Instant,
+    /// Callers stop waiting for it then, and a new flight may replace it:
+    /// past its deadline by [`Lifecycle::flight_grace`]. Only a flight whose
+    /// runtime nobody drives is still running.
+    given_up_at: Instant,
 }
 
 /// The last renewal failed; until `until`, nobody starts another.
@@ -325,19 +330,15 @@ impl Lifecycle {
     /// caller's, between two `block_on`s): a new one is started instead.
     fn live_flight(&self, slow: &SlowPath) -> Option<Flight> {
         let now = self.clock.now();
-        slow.flight.clone().filter(|f| {
-            f.outcome.has_changed().is_ok()
-                && now < crate::clock::saturating_add(f.deadline, MIN_RENEWAL_INTERVAL)
-        })
+        slow.flight
+            .clone()
+            .filter(|f| f.outcome.has_changed().is_ok() && now < f.given_up_at)
     }
 
     /// The flight's outcome, or a timeout if it has none by its deadline (its
     /// runtime is stuck: it would have timed out by itself otherwise).
     async fn wait_for(&self, mut flight: Flight) -> Result<AccessToken, Error> {
-        let grace = self.clock.sleep_until(crate::clock::saturating_add(
-            flight.deadline,
-            MIN_RENEWAL_INTERVAL,
-        ));
+        let grace = self.clock.sleep_until(flight.given_up_at);
         let outcome = flight.outcome.wait_for(Option::is_some);
         match first_of(outcome, grace).await {
             Some(Ok(outcome)) => outcome.clone().unwrap_or_else(|| Err(flight_lost())),
@@ -437,20 +438,24 @@ impl Lifecycle {
         let (sender, receiver) = watch::channel(None);
         slow.flights_started += 1;
         let now = self.clock.now();
+        let deadline = crate::clock::saturating_add(now, self.settings.renewal_timeout);
         let flight = Flight {
             id: slow.flights_started,
             outcome: receiver,
-            deadline: crate::clock::saturating_add(now, self.settings.renewal_timeout),
+            deadline,
+            given_up_at: crate::clock::saturating_add(deadline, self.flight_grace()),
         };
         slow.flight = Some(flight.clone());
         let (id, deadline, generation) = (flight.id, flight.deadline, slow.generation);
         let this = Arc::clone(self);
         runtime.spawn(async move {
             let superseded = || this.lock_slow().flights_started != id;
+            let answered = AtomicBool::new(false);
             let renewed = flight_outcome(
-                this.renew(now, deadline),
+                this.renew(now, deadline, &answered),
                 this.clock.sleep_until(deadline),
                 superseded,
+                || answered.load(Ordering::Acquire),
             )
             .await
             .unwrap_or_else(|| Err(renewal_timed_out().into()));
@@ -540,7 +545,14 @@ impl Lifecycle {
     /// flight's: a server's `Retry-After` beyond it ends the renewal at once,
     /// with that `Retry-After` for the pause that follows (slept into, the
     /// renewal would time out, and the server's pause would be lost).
-    async fn renew(&self, started: Instant, deadline: Instant) -> Result<Arc<Session>, Refused> {
+    /// It sets `answered` once Dynata's answer is in hand and only the token
+    /// store's bookkeeping is left (see [`flight_outcome`]).
+    async fn renew(
+        &self,
+        started: Instant,
+        deadline: Instant,
+        answered: &AtomicBool,
+    ) -> Result<Arc<Session>, Refused> {
         let Some(shared) = &self.shared else {
             return self.renew_alone(deadline).await;
         };
@@ -564,7 +576,7 @@ impl Lifecycle {
             .filter(|at| *at < deadline);
         let outcome = shared
             .renew_by(local, stop_waiting_at, |what| {
-                self.renew_for_store(shared, what, deadline)
+                self.renew_for_store(shared, what, deadline, answered)
             })
             .await?;
         tracing::debug!(source = ?outcome.source, "renewed through the token store");
@@ -578,6 +590,7 @@ impl Lifecycle {
         shared: &SharedSession,
         what: Renew,
         deadline: Instant,
+        answered: &AtomicBool,
     ) -> Result<StoredSession, RenewError<Refused>> {
         // How an answer that cannot be used fails the renewal: after a
         // refresh, Dynata took the refresh token, so it is spent (refused)
@@ -598,7 +611,7 @@ impl Lifecycle {
             }
             Renew::Login => {
                 let (pair, sent_at) = self
-                    .login_sharing_rejections(shared, deadline)
+                    .login_sharing_rejections(shared, deadline, answered)
                     .await
                     .map_err(|refused| match refused.error {
                         Error::LoginRequired => RenewError::CannotLogIn(refused),
@@ -607,6 +620,9 @@ impl Lifecycle {
                 (pair, sent_at, RenewError::Failed)
             }
         };
+        // A new pair (the refresh token it replaces is spent): what is left
+        // is to store it, which must not be cut short.
+        answered.store(true, Ordering::Release);
         let (access, refresh) = lifetimes(&pair).map_err(|error| unusable(error.into()))?;
         StoredSession::from_lifetimes(
             pair.access_token,
@@ -670,6 +686,7 @@ impl Lifecycle {
         &self,
         shared: &SharedSession,
         deadline: Instant,
+        answered: &AtomicBool,
     ) -> Result<Sent<types::TokenPair>, Refused> {
         let credentials = &self.credentials;
         let client_secret = credentials.client_secret.as_ref();
@@ -712,6 +729,9 @@ impl Lifecycle {
                 .rejected_login_cooldown
                 .unwrap_or(DEFAULT_REJECTED_LOGIN_COOLDOWN)
                 .min(LONGEST_KEPT);
+            // Refused: what is left is to record it, which must not be cut
+            // short (cut, the password would be sent again a second later).
+            answered.store(true, Ordering::Release);
             if let Some(until) = shared.wall_clock().now().checked_add(keep_for) {
                 let rejection = LoginRejection {
                     status: *status,
@@ -937,8 +957,19 @@ impl Lifecycle {
         });
         self.settings
             .renewal_timeout
-            .saturating_add(MIN_RENEWAL_INTERVAL)
+            .saturating_add(self.flight_grace())
             .saturating_add(store)
+    }
+
+    /// How long past its deadline a flight is still waited for: a second,
+    /// and with a token store the bookkeeping after Dynata's answer that
+    /// the deadline does not cut short (a save, or a refused password's
+    /// hash and its record), counted as three store operations.
+    fn flight_grace(&self) -> Duration {
+        let store = self.shared.as_ref().map_or(Duration::ZERO, |shared| {
+            shared.policy().operation_timeout.saturating_mul(3)
+        });
+        MIN_RENEWAL_INTERVAL.saturating_add(store)
     }
 
     /// Takes the session and the renewal under way out of the client, and
@@ -1171,11 +1202,16 @@ impl Drop for Lifecycle {
 /// polled, so a flight whose runtime was not driven (a sync caller's,
 /// between two `block_on`s) sends nothing more when it runs again. Or its
 /// deadline passed: checked after the renewal, so an answer that had come
-/// meanwhile (the new pair of a refresh token now spent) is kept.
+/// meanwhile (the new pair of a refresh token now spent) is kept; and not
+/// at all once the renewal has Dynata's answer (`answered`) and is only
+/// storing it, under the store's own time limits: cut short there, a new
+/// pair would be lost with the refresh token it replaced, or a refused
+/// password sent again a second later.
 async fn flight_outcome<T>(
     renewal: impl Future<Output = T>,
     deadline: impl Future<Output = ()>,
     superseded: impl Fn() -> bool,
+    answered: impl Fn() -> bool,
 ) -> Option<T> {
     let mut renewal = std::pin::pin!(renewal);
     let mut deadline = std::pin::pin!(deadline);
@@ -1185,6 +1221,9 @@ async fn flight_outcome<T>(
         }
         if let Poll::Ready(outcome) = renewal.as_mut().poll(cx) {
             return Poll::Ready(Some(outcome));
+        }
+        if answered() {
+            return Poll::Pending;
         }
         deadline.as_mut().poll(cx).map(|()| None)
     })
@@ -1287,15 +1326,39 @@ mod tests {
 
     #[test]
     fn a_flight_keeps_an_answer_that_came_before_it_was_looked_at_past_its_deadline() {
-        let answered = std::future::ready("the new pair");
+        let came = std::future::ready("the new pair");
         let past = std::future::ready(());
         assert_eq!(
-            outcome(flight_outcome(answered, past, || false)),
+            outcome(flight_outcome(came, past, || false, || false)),
             Some("the new pair")
         );
         let waiting = std::future::pending::<&str>();
         let past = std::future::ready(());
-        assert_eq!(outcome(flight_outcome(waiting, past, || false)), None);
+        assert_eq!(
+            outcome(flight_outcome(waiting, past, || false, || false)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_flight_with_its_answer_in_hand_is_not_cut_short_by_its_deadline() {
+        // Answered, and still storing the pair when the deadline has passed:
+        // its third poll finishes.
+        let mut polls = 0;
+        let storing = std::future::poll_fn(|cx| {
+            polls += 1;
+            if polls < 3 {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready("stored")
+            }
+        });
+        let past = std::future::ready(());
+        assert_eq!(
+            outcome(flight_outcome(storing, past, || false, || true)),
+            Some("stored")
+        );
     }
 
     #[test]
@@ -1304,6 +1367,9 @@ mod tests {
             panic!("a superseded flight's renewal was polled")
         });
         let later = std::future::pending::<()>();
-        assert_eq!(outcome(flight_outcome(sends, later, || true)), None);
+        assert_eq!(
+            outcome(flight_outcome(sends, later, || true, || false)),
+            None
+        );
     }
 }

@@ -1549,3 +1549,202 @@ async fn a_late_started_flight_still_stops_waiting_for_a_stuck_lease() {
         "the renewal never stopped waiting for a lease that never ends, and timed out"
     );
 }
+
+/// A `FileStore` whose `save` (the session save the test picked) or first
+/// `save_rejected_login` is slow: it says when it starts (`holding`), and
+/// goes on when the test says so (`release`).
+#[derive(Debug)]
+struct HeldSave {
+    inner: FileStore,
+    /// Which session save holds (1 = the first); 0: none.
+    hold_session_save: usize,
+    /// Holds the first `save_rejected_login` if set.
+    hold_rejection_save: AtomicBool,
+    session_saves: AtomicUsize,
+    holding: Notify,
+    release: Notify,
+}
+
+impl FileStoreChange for HeldSave {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        let number = self.session_saves.fetch_add(1, Ordering::SeqCst) + 1;
+        if number != self.hold_session_save {
+            return self.inner.save(key, session, now);
+        }
+        Box::pin(async move {
+            self.holding.notify_one();
+            self.release.notified().await;
+            self.inner.save(key, session, now).await
+        })
+    }
+
+    fn save_rejected_login<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a [u8],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        if !self.hold_rejection_save.swap(false, Ordering::SeqCst) {
+            return self.inner.save_rejected_login(key, record, ttl, now);
+        }
+        Box::pin(async move {
+            self.holding.notify_one();
+            self.release.notified().await;
+            self.inner.save_rejected_login(key, record, ttl, now).await
+        })
+    }
+}
+
+/// A client of `store` on `clock` with a 10 s renewal timeout, and store
+/// operations allowed 30 s of real time (a held one ends when the test
+/// releases it, not by its own time limit).
+fn client_with_held_saves(
+    sandbox: &Sandbox,
+    store: HeldSave,
+    clock: &ManualClock,
+    credentials: Credentials,
+) -> (Client, Arc<Changed<HeldSave>>) {
+    let store = Arc::new(Changed(store));
+    let mut policy = SharingPolicy::default();
+    policy.fresh_for = Duration::from_secs(300);
+    policy.lease_wait = Duration::from_secs(10);
+    policy.operation_timeout = Duration::from_secs(30);
+    let client = builder_on(sandbox, store.clone(), credentials)
+        .clock(Arc::new(clock.clone()))
+        .renewal_timeout(Duration::from_secs(10))
+        .sharing_policy(policy)
+        .build()
+        .expect("valid");
+    (client, store)
+}
+
+/// Waits (real time, at most 5 s) until the renewal given up has let go of
+/// the lease: its flight has ended, and set whatever pause it sets.
+async fn lease_let_go(sandbox: &Sandbox, store: &Changed<HeldSave>) {
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    for _ in 0..500 {
+        if !store.inner.lease_path(&key).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the renewal given up never let go of the lease");
+}
+
+/// A refresh that Dynata answered just before its renewal's deadline, the
+/// new pair still being saved when the deadline passes: the save is not cut
+/// short (it used to be, and the new pair with it: Dynata had spent the old
+/// refresh token, so the next renewal sent it again, refused, then logged
+/// in with the password). The caller gets the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answered_at_its_deadline_keeps_the_new_pair() {
+    let dir = TempDir::new("review-refresh-at-deadline");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let (client, store) = client_with_held_saves(
+        &sandbox,
+        HeldSave {
+            inner: FileStore::new(dir.path()),
+            // The login's save goes through; the refresh's holds.
+            hold_session_save: 2,
+            hold_rejection_save: AtomicBool::new(false),
+            session_saves: AtomicUsize::new(0),
+            holding: Notify::new(),
+            release: Notify::new(),
+        },
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let first = client.access_token().await.expect("logs in");
+    assert!(client.invalidate(&first), "a 401 for it");
+    let renewal = tokio::spawn({
+        let client = client.clone();
+        async move { client.access_token().await }
+    });
+    // Dynata has answered the refresh; the store is saving the new pair.
+    tokio::time::timeout(Duration::from_secs(20), store.holding.notified())
+        .await
+        .expect("the refresh's save started");
+    assert_eq!(sandbox.count(Operation::Refresh), 1);
+    // The renewal's deadline passes before the save ends.
+    clock.advance(Duration::from_secs(11));
+    store.release.notify_one();
+    let renewed = renewal.await.expect("joined").expect("the new token");
+    assert_ne!(renewed.secret(), first.secret());
+    lease_let_go(&sandbox, &store).await;
+    clock.advance(Duration::from_secs(2));
+    let next = client.access_token().await.expect("the same token");
+    assert_eq!(next.secret(), renewed.secret());
+    assert_eq!(
+        (
+            sandbox.count(Operation::Refresh),
+            sandbox.count(Operation::Login)
+        ),
+        (1, 1),
+        "(refreshes, logins) sent: the pair Dynata issued for the first refresh \
+         token was dropped, and that spent refresh token was sent again"
+    );
+}
+
+/// A password Dynata refused just before its renewal's deadline, the refusal
+/// still being recorded in the store when the deadline passes: the record is
+/// not cut short. (It used to be: callers got `Timeout` instead of
+/// `CredentialsRejected`, renewals paused for one second instead of the
+/// cooldown, and the refused password was sent again a second later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_refused_at_its_deadline_is_not_sent_again_a_second_later() {
+    let dir = TempDir::new("review-refused-at-deadline");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let (client, store) = client_with_held_saves(
+        &sandbox,
+        HeldSave {
+            inner: FileStore::new(dir.path()),
+            hold_session_save: 0,
+            hold_rejection_save: AtomicBool::new(true),
+            session_saves: AtomicUsize::new(0),
+            holding: Notify::new(),
+            release: Notify::new(),
+        },
+        &clock,
+        Credentials::new("alice", "Winter2025!"),
+    );
+    let renewal = tokio::spawn({
+        let client = client.clone();
+        async move { client.access_token().await }
+    });
+    // Dynata has refused the password; the store is recording the refusal.
+    tokio::time::timeout(Duration::from_secs(20), store.holding.notified())
+        .await
+        .expect("the refusal's record started");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+    clock.advance(Duration::from_secs(11));
+    store.release.notify_one();
+    let refused = renewal.await.expect("joined").expect_err("refused");
+    assert!(
+        matches!(refused, Error::CredentialsRejected { .. }),
+        "{refused:?}"
+    );
+    lease_let_go(&sandbox, &store).await;
+    clock.advance(Duration::from_secs(2));
+    let next = client.access_token().await.expect_err("still refused");
+    assert!(
+        matches!(next, Error::CredentialsRejected { .. }),
+        "{next:?}"
+    );
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        1,
+        "the refused password was sent again two seconds after Dynata refused it"
+    );
+}
