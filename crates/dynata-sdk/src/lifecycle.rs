@@ -515,12 +515,20 @@ impl Lifecycle {
     }
 
     /// How long renewals pause after `refused`: the cooldown for rejected
-    /// credentials, the server's `Retry-After` (at most
+    /// credentials (and for a bare `401` or `403`), the server's `Retry-After` (at most
     /// [`MAX_SERVER_PAUSE`]), and never less than [`MIN_RENEWAL_INTERVAL`].
     fn pause_after(&self, refused: &Refused) -> Pause {
         let length = match &refused.error {
             _ if refused.pause.is_some() => refused.pause,
-            Error::CredentialsRejected { .. } => self.settings.rejected_login_cooldown,
+            // A 401 or 403 without Dynata's error body (a gateway's, a web
+            // firewall's, often empty) too: it may be the credentials
+            // refused all the same, and sending them again every second
+            // could lock the account. (Not recorded in a token store as a
+            // refusal, which it is not known to be.)
+            Error::CredentialsRejected { .. }
+            | Error::Api {
+                status: 401 | 403, ..
+            } => self.settings.rejected_login_cooldown,
             _ => Some(
                 refused
                     .retry_after

@@ -263,3 +263,33 @@ async fn an_access_token_a_header_cannot_carry_is_not_taken() {
     assert_eq!(unsendable.calls_async().await, 1);
     assert_eq!(good.calls_async().await, 1);
 }
+
+/// A login answered `401` with an empty body (how many gateways refuse
+/// credentials), or `403` with a firewall's page: not Dynata's refusal, but
+/// it may be the password refused all the same, so renewals pause for the
+/// rejected-login cooldown. (They paused one second, and every call a
+/// second apart sent the password again.)
+#[tokio::test]
+async fn a_bare_401_or_403_on_login_does_not_send_the_password_every_second() {
+    for (status, body) in [(401, ""), (403, "<html><title>Forbidden</title></html>")] {
+        let harness = Harness::new().await;
+        let login = harness.answer(LOGIN, status, body, 0).await;
+        for _ in 0..5 {
+            let error = harness.client.access_token().await.expect_err("refused");
+            assert!(
+                matches!(error, Error::Api { status: s, .. } if s == status),
+                "{status}: {error:?}"
+            );
+            harness.advance(2).await;
+        }
+        assert_eq!(
+            login.calls_async().await,
+            1,
+            "{status}: the password was sent again every two seconds"
+        );
+        // The cooldown over, one call tries again.
+        harness.advance(300).await;
+        let _ = harness.client.access_token().await;
+        assert_eq!(login.calls_async().await, 2, "{status}");
+    }
+}
