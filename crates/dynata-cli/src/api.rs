@@ -197,12 +197,18 @@ pub(crate) async fn call(
 /// Every page of a list: the `data` of each, in order. The next page is
 /// `meta.links.next` (its query laid over ours, so filters and `limit`
 /// stay), else `offset` + the page's length while it is below `meta.total`.
+/// `"data": null` is an empty page (Dynata's server sends an empty list so),
+/// and a page that begins with the item the page before began with, under
+/// the same total, is the same page served again (a server that ignores
+/// `offset`): an error, as in the SDK's `sample_items`, not the first page
+/// printed over and over.
 pub(crate) async fn all_pages(
     session: &SessionClient,
     target: &Target,
 ) -> Result<Vec<Value>, Failure> {
     let mut target = target.clone();
     let mut items = Vec::new();
+    let mut last_page: Option<(Value, Option<u64>)> = None;
     for _ in 0..MAX_PAGES {
         let answer = call(session, Method::GET, &target, None).await?;
         if !answer.ok() {
@@ -216,9 +222,20 @@ pub(crate) async fn all_pages(
         })?;
         let got = match page.get("data") {
             Some(Value::Array(data)) => {
+                let total = page.pointer("/meta/total").and_then(Value::as_u64);
+                let this_page = data.first().map(|first| (first.clone(), total));
+                if this_page.is_some() && this_page == last_page {
+                    return Err(Failure::refused(format!(
+                        "the page of {} after {} items begins with the item the page before it began with: the server ignores `offset` for this list, so the items after its first page cannot be listed",
+                        target.path,
+                        items.len()
+                    )));
+                }
+                last_page = this_page;
                 items.extend(data.iter().cloned());
                 data.len()
             }
+            Some(Value::Null) => return Ok(items),
             Some(other) => {
                 items.push(other.clone());
                 return Ok(items);

@@ -2003,3 +2003,86 @@ async fn a_project_file_with_null_line_items_is_refused() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+// ---- Paging and printing what Dynata sends -------------------------------------
+
+/// Dynata's Go server sends an empty list as `"data": null` (the SDK reads
+/// it as `[]`). `dynata api --paginate` prints "the `data` of every page as
+/// one JSON array": an empty list is `[]`, not `[null]`.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_paginate_reads_null_data_as_an_empty_list() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let empty = json!({"data": null, "meta": {"total": 0, "pageSize": 10},
+        "status": {"message": "success", "errors": []}});
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(empty.to_string());
+        })
+        .await;
+    let out = world
+        .run(&["api", "projects", "--paginate"], &pairs(&env))
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all, json!([]), "an empty list printed as {all}");
+    // The typed shortcut, on the same answer, lists nothing.
+    let typed = world
+        .run(&["projects", "list", "-o", "json"], &pairs(&env))
+        .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&typed.stdout).unwrap(),
+        json!([])
+    );
+}
+
+/// A server that ignores `offset` answers every page with the first. The
+/// typed shortcuts (the SDK's `sample_items`) stop with an error saying so,
+/// and so does `dynata api --paginate` (it printed the first page again and
+/// again up to `meta.total`, exit 0).
+#[tokio::test(flavor = "multi_thread")]
+async fn api_paginate_does_not_print_a_page_served_again() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let page = json!({
+        "data": [
+            {"extProjectId": "p0", "title": "t", "state": "LAUNCHED"},
+            {"extProjectId": "p1", "title": "t", "state": "LAUNCHED"},
+        ],
+        "meta": {"total": 6, "pageSize": 2},
+        "status": {"message": "success", "errors": []},
+    });
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(page.to_string());
+        })
+        .await;
+    let typed = world
+        .run(&["projects", "list", "-o", "json"], &pairs(&env))
+        .await;
+    assert_eq!(typed.status.code(), Some(1), "{}", text(&typed.stderr));
+    let out = world
+        .run(&["api", "projects?limit=2", "--paginate"], &pairs(&env))
+        .await;
+    let ids: Vec<String> = serde_json::from_slice::<Vec<Value>>(&out.stdout)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["extProjectId"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "printed the one page as the whole list: {ids:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("ignores `offset`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
