@@ -319,7 +319,10 @@ pub(crate) async fn feasibility(
             // On a terminal the line is rewritten in place; in a log, each
             // change is a line of its own.
             if terminal {
-                output::note!("\r\x1b[2K{line}");
+                // Back to the line's start and clear it: written as it is,
+                // where `note!` would show the escape.
+                let _ = std::io::stderr().lock().write_all(b"\r\x1b[2K");
+                output::note!("{line}");
             } else {
                 output::noteln!("{line}");
             }

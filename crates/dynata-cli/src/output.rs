@@ -9,12 +9,17 @@ use serde_json::Value;
 use crate::failure::Failure;
 
 /// Writes to stderr what is for people (progress, confirmations, failures),
-/// like `eprint!`, but a reader that has gone away (`… 2>&1 | head -1`) is
-/// no reason to panic: the command's result and exit code stand.
+/// like `eprint!`, with control characters other than line breaks shown
+/// escaped ([`printable`]): these lines quote Dynata's texts. A reader that
+/// has gone away (`… 2>&1 | head -1`) is no reason to panic: the command's
+/// result and exit code stand.
 macro_rules! note {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr().lock(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = std::io::stderr()
+            .lock()
+            .write_all($crate::output::printable(&text, &['\n']).as_bytes());
     }};
 }
 pub(crate) use note;
@@ -23,11 +28,33 @@ pub(crate) use note;
 macro_rules! noteln {
     () => { $crate::output::note!("\n") };
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+        $crate::output::note!($($arg)*);
+        $crate::output::note!("\n");
     }};
 }
 pub(crate) use noteln;
+
+/// `text` with its control characters, but those in `keep`, written as
+/// Rust escapes (`\u{1b}`): Dynata's texts (a project's title, set by anyone
+/// in the company; a state this version does not know) must not reach a
+/// terminal as escape sequences, which can clear it, retitle its window or
+/// rewrite what it shows. JSON output escapes them already.
+pub(crate) fn printable<'a>(text: &'a str, keep: &[char]) -> std::borrow::Cow<'a, str> {
+    let escaped = |c: char| c.is_control() && !keep.contains(&c);
+    if !text.chars().any(escaped) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if escaped(c) {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
 
 /// Whether stdout gets colours: a terminal, and `NO_COLOR` unset.
 pub(crate) fn colour_stdout() -> bool {
@@ -109,10 +136,19 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
-/// Rows under a header, columns padded to their widest cell.
+/// Rows under a header, columns padded to their widest cell; a cell's
+/// control characters (a line break too) are shown escaped.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| printable(cell, &[]).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -130,7 +166,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         text.trim_end().to_owned() + "\n"
     };
     let mut out = line(header.to_vec());
-    for row in rows {
+    for row in &rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
@@ -139,6 +175,21 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped_and_the_rest_kept() {
+        assert_eq!(printable("Café é ✓", &[]), "Café é ✓");
+        assert_eq!(
+            printable("a\x1b[2Jb\x07\u{9b}c\td\ne", &['\n']),
+            "a\\u{1b}[2Jb\\u{7}\\u{9b}c\\td\ne"
+        );
+        assert_eq!(printable("two\nlines", &[]), "two\\nlines");
+        let table = table(
+            &["ID", "TITLE"],
+            &[vec!["p0".into(), "x\x1b]0;t\x07".into()]],
+        );
+        assert_eq!(table, "ID  TITLE\np0  x\\u{1b}]0;t\\u{7}\n");
+    }
 
     #[test]
     fn plain_json_has_no_escape_codes_and_coloured_json_parses_once_stripped() {

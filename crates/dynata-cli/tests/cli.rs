@@ -2086,3 +2086,38 @@ async fn api_paginate_does_not_print_a_page_served_again() {
         text(&out.stderr)
     );
 }
+
+/// Dynata's texts in a table (a project's title, set by anyone in the
+/// company) go to a terminal: an escape sequence in them must not reach it
+/// raw (`\x1b]0;…` retitles the window, `\x1b[2J` clears it). JSON output
+/// escapes them, and so does the table now.
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_table_does_not_pass_on_terminal_escapes() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let page = json!({
+        "data": [{"extProjectId": "p0", "title": "Cats\u{1b}[2J\u{1b}]0;pwned\u{7}", "state": "LAUNCHED"}],
+        "meta": {"total": 1, "pageSize": 100},
+        "status": {"message": "success", "errors": []},
+    });
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(page.to_string());
+        })
+        .await;
+    let out = world.run(&["projects", "list"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "an escape sequence from Dynata reached the terminal: {:?}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains(r"Cats\u{1b}[2J\u{1b}]0;pwned\u{7}"),
+        "{}",
+        text(&out.stdout)
+    );
+}
