@@ -263,10 +263,15 @@ impl TokenStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let record = zeroize::Zeroizing::new(self.codec.encode(key, session)?);
-            // The entry lives as long as its refresh token: past that it is
-            // no use to anyone.
+            // The entry lives as long as one of its tokens: past that it is
+            // no use to anyone. Most often the refresh token outlives the
+            // access token, but not always (Keycloak, behind Dynata's auth
+            // API, shortens the refresh token's life as the login session
+            // nears its end), and the access token is worth sharing while
+            // it lives.
             let keep = session
                 .refresh_expires_at
+                .max(session.access_expires_at)
                 .duration_since(now)
                 .unwrap_or_default()
                 .max(Duration::from_millis(1));

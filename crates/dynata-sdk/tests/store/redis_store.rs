@@ -49,12 +49,40 @@ async fn twenty_clients_sharing_redis_renew_once() {
         "0",
         "released"
     );
-    // The entry lives as long as the refresh token (600 s), no longer.
+    // The entry lives as long as its longer-lived token (the refresh
+    // token, 600 s), no longer.
     let ttl: u64 = server
         .cli(&["PTTL", key().name()])
         .parse()
         .expect("a number");
     assert!((590_000..=600_000).contains(&ttl), "PTTL {ttl}");
+}
+
+/// A refresh token that ends before its access token (Keycloak shortens it
+/// as the login session nears its end): the entry lives as long as the
+/// access token, which the other processes can still use. (It lived as long
+/// as the refresh token, and the fleet logged in one by one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_lives_as_long_as_the_longer_lived_token() {
+    let Some(server) = RedisServer::start("redis: the longer-lived token") else {
+        return;
+    };
+    let store = store(&server);
+    let now = SystemTime::now();
+    let session = StoredSession::from_lifetimes(
+        Secret::new("access"),
+        Duration::from_secs(1800),
+        Secret::new("refresh"),
+        Duration::from_secs(5),
+        now,
+    )
+    .expect("in range");
+    store.save(&key(), &session, now).await.expect("saved");
+    let ttl: u64 = server
+        .cli(&["PTTL", key().name()])
+        .parse()
+        .expect("a number");
+    assert!((1_790_000..=1_800_000).contains(&ttl), "PTTL {ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
