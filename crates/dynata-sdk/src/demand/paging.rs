@@ -103,7 +103,9 @@ impl Client {
                 let more = received > 0
                     && match (meta.total, meta.links) {
                         (Some(total), _) => next < total,
-                        (None, Some(links)) => links.next.is_some(),
+                        // An empty link (a Go server's string with no
+                        // value) is none.
+                        (None, Some(links)) => links.next.is_some_and(|next| !next.is_empty()),
                         (None, None) => received >= full_page,
                     };
                 Ok(Fetched {
