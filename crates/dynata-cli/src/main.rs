@@ -120,15 +120,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     if output.output == cli::Format::Json {
                         return output::print_json(&data);
                     }
-                    let name = data
-                        .get("userName")
-                        .or_else(|| data.get("username"))
-                        .and_then(serde_json::Value::as_str)
+                    // Either spelling, as the SDK's `UserInfo` reads it.
+                    let name = ["userName", "username"]
+                        .into_iter()
+                        .find_map(|field| data.get(field).and_then(serde_json::Value::as_str))
                         .unwrap_or("(unknown)");
                     output::write_stdout(
                         format!(
-                            "{name} at {} (profile {})\n",
-                            context.base_url, context.profile_name
+                            "{} at {} (profile {})\n",
+                            output::printable(name, &[]),
+                            context.base_url,
+                            context.profile_name
                         )
                         .as_bytes(),
                     )

@@ -1167,6 +1167,37 @@ async fn whoami_does_not_succeed_on_an_answer_that_is_not_dynatas() {
     );
 }
 
+/// The user's name is `userName` (Dynata's Swagger) or `username` (what its
+/// Go client reads), as in the SDK's `UserInfo`: `"userName": null` beside
+/// a `username` is that name, not "(unknown)"; and it reaches the terminal
+/// with its control characters escaped.
+#[tokio::test(flavor = "multi_thread")]
+async fn whoami_reads_either_spelling_of_the_name() {
+    for (info, shown) in [
+        (json!({"userName": null, "username": "bob"}), "bob at "),
+        (json!({"userName": "al\u{1b}[2Jice"}), "al\\u{1b}[2Jice at "),
+    ] {
+        let world = World::start().await;
+        let (server, env) = stub(&world).await;
+        let body = json!({"data": info, "status": {"message": "success", "errors": []}});
+        server
+            .mock_async(|when, then| {
+                when.path("/sample/v1/users/info");
+                then.status(200)
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+            })
+            .await;
+        let out = world.run(&["whoami"], &pairs(&env)).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with(shown),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_revokes_and_removes_a_session_file_others_could_read() {
