@@ -490,8 +490,8 @@ impl Lifecycle {
                     Err(refused) => {
                         // A refused password stays refused across a logout
                         // (see `end_session`), even one that came meanwhile.
-                        let still_ours = slow.generation == generation
-                            || matches!(refused.error, Error::CredentialsRejected { .. });
+                        let still_ours =
+                            slow.generation == generation || may_refuse_credentials(&refused.error);
                         if still_ours && !superseded {
                             slow.pause = Some(this.pause_after(&refused));
                         }
@@ -514,21 +514,14 @@ impl Lifecycle {
         Ok(flight)
     }
 
-    /// How long renewals pause after `refused`: the cooldown for rejected
-    /// credentials (and for a bare `401` or `403`), the server's `Retry-After` (at most
-    /// [`MAX_SERVER_PAUSE`]), and never less than [`MIN_RENEWAL_INTERVAL`].
+    /// How long renewals pause after `refused`: the cooldown for credentials
+    /// that may have been refused ([`may_refuse_credentials`]), the server's
+    /// `Retry-After` (at most [`MAX_SERVER_PAUSE`]), and never less than
+    /// [`MIN_RENEWAL_INTERVAL`].
     fn pause_after(&self, refused: &Refused) -> Pause {
         let length = match &refused.error {
             _ if refused.pause.is_some() => refused.pause,
-            // A 401 or 403 without Dynata's error body (a gateway's, a web
-            // firewall's, often empty) too: it may be the credentials
-            // refused all the same, and sending them again every second
-            // could lock the account. (Not recorded in a token store as a
-            // refusal, which it is not known to be.)
-            Error::CredentialsRejected { .. }
-            | Error::Api {
-                status: 401 | 403, ..
-            } => self.settings.rejected_login_cooldown,
+            error if may_refuse_credentials(error) => self.settings.rejected_login_cooldown,
             _ => Some(
                 refused
                     .retry_after
@@ -996,7 +989,7 @@ impl Lifecycle {
         slow.pause = slow
             .pause
             .take()
-            .filter(|pause| matches!(pause.error, Error::CredentialsRejected { .. }));
+            .filter(|pause| may_refuse_credentials(&pause.error));
         if let Some(timer) = slow.expiry_timer.take() {
             timer.abort();
         }
@@ -1236,6 +1229,23 @@ async fn flight_outcome<T>(
         deadline.as_mut().poll(cx).map(|()| None)
     })
     .await
+}
+
+/// Whether a renewal's failure may be the credentials refused, so that they
+/// are not sent again before the rejected-login cooldown: Dynata's refusal,
+/// and a `401` or `403` without its error body (a gateway's, a web
+/// firewall's, often empty), which may be the same refusal passed on;
+/// sending the password again every second could lock the account. (Only
+/// Dynata's own refusal is recorded in a token store for the others.)
+fn may_refuse_credentials(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::CredentialsRejected { .. }
+            | Error::Api {
+                status: 401 | 403,
+                ..
+            }
+    )
 }
 
 /// Whether a failed refresh used up its refresh token: Dynata refused it,

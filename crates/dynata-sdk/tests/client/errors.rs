@@ -287,6 +287,14 @@ async fn a_bare_401_or_403_on_login_does_not_send_the_password_every_second() {
             1,
             "{status}: the password was sent again every two seconds"
         );
+        // A logout does not lift the cooldown, as for Dynata's refusal.
+        harness.client.logout().await.expect("nothing to revoke");
+        let _ = harness.client.access_token().await;
+        assert_eq!(
+            login.calls_async().await,
+            1,
+            "{status}: sent after a logout"
+        );
         // The cooldown over, one call tries again.
         harness.advance(300).await;
         let _ = harness.client.access_token().await;
