@@ -1,7 +1,7 @@
 //! `RedisStore`: one session for a fleet of processes, through Redis.
 //!
-//! The session is a string under the account's key that expires with its
-//! refresh token (`SET ... PX`). The renewal lease is `<key>:lease`, taken
+//! The session is a string under the account's key that expires with the
+//! longer-lived of its two tokens (`SET ... PX`). The renewal lease is `<key>:lease`, taken
 //! with `SET NX PX` and a random owner, released by a compare-and-delete
 //! script, so only its holder releases it and a holder that dies frees it
 //! after its time to live: the single-instance lock Redis documents. A holder
