@@ -621,18 +621,20 @@ impl Lifecycle {
                 (pair, sent_at, RenewError::Failed)
             }
         };
-        // A new pair (the refresh token it replaces is spent): what is left
-        // is to store it, which must not be cut short.
-        answered.store(true, Ordering::Release);
         let (access, refresh) = lifetimes(&pair).map_err(|error| unusable(error.into()))?;
-        StoredSession::from_lifetimes(
+        let session = StoredSession::from_lifetimes(
             pair.access_token,
             access,
             pair.refresh_token,
             refresh,
             shared.wall_clock().at(sent_at),
         )
-        .ok_or_else(|| unusable(Error::decode("a token lifetime is out of range").into()))
+        .ok_or_else(|| unusable(Error::decode("a token lifetime is out of range").into()))?;
+        // A new pair that can be used (the refresh token it replaces is
+        // spent): what is left is to store it, which must not be cut short.
+        // (An unusable one is followed by a login, which the deadline ends.)
+        answered.store(true, Ordering::Release);
+        Ok(session)
     }
 
     /// A stored session (adopted or renewed) on this process's clocks: its

@@ -439,3 +439,57 @@ async fn a_password_refused_during_a_logout_is_not_sent_again() {
         "the password Dynata had just refused was sent again right after the logout"
     );
 }
+
+/// The cooldown starts for a bare `401` that lands while a logout runs, as
+/// it does for a refused password (see
+/// `a_password_refused_during_a_logout_is_not_sent_again`). (Only
+/// `CredentialsRejected` counted across a logout: the bare `401` of the old
+/// generation set no pause, and the next call sent the password again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_401_that_lands_during_a_logout_starts_the_cooldown() {
+    let harness = Harness::new().await;
+    let unavailable = harness
+        .answer(LOGIN, 503, "<html><title>503</title></html>", 1)
+        .await;
+    let refused = harness.answer(LOGIN, 401, "", 0).await;
+    let client = harness.client.clone();
+    let first = tokio::spawn(async move { client.access_token().await });
+    // The login got its 503 and sleeps its backoff on the clock.
+    until_sleeping(
+        &harness.clock,
+        Duration::from_millis(125)..=Duration::from_millis(250),
+    )
+    .await;
+    let client = harness.client.clone();
+    let logout = tokio::spawn(async move { client.logout().await });
+    // The logout waits for the flight: a second sleeper at its given-up time.
+    let now = dynata_sdk::clock::Clock::now(&harness.clock);
+    eventually("the logout waits for the renewal", || {
+        let at_give_up = harness
+            .clock
+            .sleeping_until()
+            .iter()
+            .filter(|d| **d >= now + Duration::from_secs(60))
+            .count();
+        async move { at_give_up >= 2 }
+    })
+    .await;
+    // The retry is answered with a bare 401, during the logout.
+    advance(&harness.clock, Duration::from_millis(250)).await;
+    let error = first.await.expect("task").expect_err("refused");
+    assert!(
+        matches!(error, Error::Api { status: 401, .. } | Error::LoggedOut),
+        "{error:?}"
+    );
+    logout.await.expect("task").expect("nothing to revoke");
+    assert_eq!(
+        (unavailable.calls_async().await, refused.calls_async().await),
+        (1, 1)
+    );
+    let _ = harness.client.access_token().await;
+    assert_eq!(
+        refused.calls_async().await,
+        1,
+        "the password answered with a bare 401 during the logout was sent again at once"
+    );
+}

@@ -1648,7 +1648,7 @@ async fn lease_let_go(sandbox: &Sandbox, store: &Changed<HeldSave>) {
 /// in with the password). The caller gets the new token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_answered_at_its_deadline_keeps_the_new_pair() {
-    let dir = TempDir::new("review-refresh-at-deadline");
+    let dir = TempDir::new("refresh-at-deadline");
     let sandbox = sandbox().await;
     let clock = ManualClock::new();
     let (client, store) = client_with_held_saves(
@@ -1703,7 +1703,7 @@ async fn a_refresh_answered_at_its_deadline_keeps_the_new_pair() {
 /// cooldown, and the refused password was sent again a second later.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_refused_at_its_deadline_is_not_sent_again_a_second_later() {
-    let dir = TempDir::new("review-refused-at-deadline");
+    let dir = TempDir::new("refused-at-deadline");
     let sandbox = sandbox().await;
     let clock = ManualClock::new();
     let (client, store) = client_with_held_saves(
@@ -1747,4 +1747,89 @@ async fn a_password_refused_at_its_deadline_is_not_sent_again_a_second_later() {
         1,
         "the refused password was sent again two seconds after Dynata refused it"
     );
+}
+
+/// A refresh answered with a pair that cannot be used (`expiresIn: 0`)
+/// spends the refresh token, and the protocol logs in with the password: a
+/// request to Dynata, which the renewal's deadline still ends. (The flight
+/// counted as answered once the refresh had its pair, usable or not, so a
+/// login that hung ran on past the deadline, and its caller was held.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_after_an_unusable_refresh_still_ends_at_the_deadline() {
+    use httpmock::{Method::POST, MockServer};
+    let dir = TempDir::new("unusable-refresh-then-login");
+    let server = MockServer::start_async().await;
+    let pair = |access: &str, refresh: &str, expires_in: i64| {
+        serde_json::json!({
+            "accessToken": access,
+            "expiresIn": expires_in,
+            "refreshExpiresIn": 3600,
+            "refreshToken": refresh,
+        })
+        .to_string()
+    };
+    let first_login = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/auth/v1/token/password");
+            then.status(200).body(pair("a1", "r1", 1800));
+        })
+        .await;
+    first_login.up_to_n_times_async(1).await;
+    let refresh = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/auth/v1/token/refresh");
+            then.status(200).body(pair("a2", "r2", 0));
+        })
+        .await;
+    // The login after it does not answer (for the test's lifetime).
+    let hung_login = server
+        .mock_async(|when, then| {
+            when.method(POST).path("/auth/v1/token/password");
+            then.status(200)
+                .body(pair("a3", "r3", 1800))
+                .delay(Duration::from_secs(600));
+        })
+        .await;
+    let clock = ManualClock::new();
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&server.base_url()).expect("loopback"))
+        .token_store(Arc::new(FileStore::new(dir.path())))
+        .clock(Arc::new(clock.clone()))
+        .renewal_timeout(Duration::from_secs(10))
+        .retry_policy(dynata_sdk::RetryPolicy::none())
+        .build()
+        .expect("valid");
+    let first = client.access_token().await.expect("logs in");
+    assert!(client.invalidate(&first), "a 401 for it");
+    let caller = tokio::spawn({
+        let client = client.clone();
+        async move { client.access_token().await }
+    });
+    for _ in 0..500 {
+        if hung_login.calls_async().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        (refresh.calls_async().await, hung_login.calls_async().await),
+        (1, 1)
+    );
+    // Past the renewal's deadline (10 s), before the grace callers give
+    // an answered flight (1 s and three store operations of 1 s).
+    clock.advance(Duration::from_secs(11));
+    for _ in 0..300 {
+        if caller.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        caller.is_finished(),
+        "the login after an unusable refresh ran on past the renewal's deadline, \
+         and its caller was still held"
+    );
+    let error = caller.await.expect("joined").expect_err("timed out");
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
 }
