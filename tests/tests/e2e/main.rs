@@ -1,11 +1,13 @@
 //! The SDK against `dynata-sandbox` over real loopback HTTP: the
 //! getting-started request, every kind of injected fault, the middleware, a
-//! soak test, and the Demand API's operations and project lifecycle.
+//! soak test, the Demand API's operations and project lifecycle, and the
+//! SDK README's Demand API sample.
 
 mod demand;
 mod faults;
 mod getting_started;
 mod middleware;
+mod readme_sample;
 mod soak;
 
 use std::sync::Arc;
