@@ -290,6 +290,8 @@ pub(crate) async fn feasibility(
     let timeout = seconds(timeout, "--timeout")?;
     // A timeout too long for the clock is no timeout.
     let deadline = tokio::time::Instant::now().checked_add(timeout);
+    // The last poll is made when --timeout runs out, and may take this long.
+    let polls_end = deadline.and_then(|deadline| deadline.checked_add(LAST_POLL_GRACE));
     let terminal = std::io::stderr().is_terminal();
     let timed_out = || {
         if terminal {
@@ -306,8 +308,9 @@ pub(crate) async fn feasibility(
             let id = project.clone();
             async move { api.get_feasibility().ext_project_id(id).send().await }
         });
-        // A poll (with its retries) must not outlast --timeout either.
-        let items: Vec<FeasibilityItem> = match deadline {
+        // A poll (with its retries) must not outlast --timeout either, but
+        // for the last one's grace.
+        let items: Vec<FeasibilityItem> = match polls_end {
             Some(deadline) => tokio::time::timeout_at(deadline, poll)
                 .await
                 .map_err(|_| timed_out())?,
@@ -380,19 +383,26 @@ pub(crate) async fn feasibility(
                 failed.join(", ")
             )));
         }
-        let next_poll = tokio::time::Instant::now().checked_add(interval);
-        let too_late = match (deadline, next_poll) {
-            (Some(deadline), Some(next_poll)) => next_poll > deadline,
-            // An interval too long for the clock ends after any deadline.
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if too_late {
-            return Err(timed_out());
+        // The next poll after --interval, or when --timeout runs out if
+        // that comes first: the answer is looked at once more then, not
+        // given up on an interval early.
+        let now = tokio::time::Instant::now();
+        match deadline {
+            Some(deadline) if now >= deadline => return Err(timed_out()),
+            Some(deadline) => {
+                let next = now
+                    .checked_add(interval)
+                    .map_or(deadline, |next| next.min(deadline));
+                tokio::time::sleep_until(next).await;
+            }
+            None => tokio::time::sleep(interval).await,
         }
-        tokio::time::sleep(interval).await;
     }
 }
+
+/// How long the poll made when `--timeout` runs out may take: the last look
+/// at the answer, not cut off as it starts.
+const LAST_POLL_GRACE: Duration = Duration::from_secs(5);
 
 /// `dynata invoice PROJECT -o FILE`.
 pub(crate) async fn invoice(

@@ -778,7 +778,7 @@ async fn feasibility_wait_takes_times_too_long_for_the_clock() {
                 "--interval",
                 "1e19",
                 "--timeout",
-                "5",
+                "0.5",
             ],
             &[],
         )
@@ -2151,4 +2151,33 @@ async fn projects_table_does_not_pass_on_terminal_escapes() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `feasibility wait` looks once more when `--timeout` runs out, even
+/// between two `--interval`s: here the line item is priced at 0.5 s, and a
+/// 1.5 s timeout with a 5 s interval still sees it. (It gave up after the
+/// first look, as the next would have come after the timeout.)
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_looks_once_more_when_its_timeout_runs_out() {
+    let world = World::with(Sandbox::builder().feasibility_delay(Duration::from_millis(500))).await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let started = std::time::Instant::now();
+    let out = world
+        .run(
+            &[
+                "feasibility",
+                "wait",
+                "p-1",
+                "--interval",
+                "5",
+                "--timeout",
+                "1.5",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("READY"), "{}", text(&out.stdout));
+    assert!(started.elapsed() >= Duration::from_millis(1500));
 }
