@@ -41,6 +41,35 @@ impl Target {
         })
     }
 
+    /// [`Target::parse`], and also an absolute URL of the environment's own
+    /// origin (`base_url`'s), as Dynata sends in `actions.acceptURL` and
+    /// `links.next`. An absolute URL of any other origin is a usage error:
+    /// the session's token goes only to its environment's host.
+    pub(crate) fn parse_at(path: &str, base_url: &str) -> Result<Target, Failure> {
+        let absolute = ["http://", "https://"].iter().any(|scheme| {
+            path.get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        });
+        if !absolute {
+            return Target::parse(path);
+        }
+        let url = reqwest::Url::parse(path)
+            .map_err(|e| Failure::usage(format!("invalid URL {path:?}: {e}")))?;
+        let base = reqwest::Url::parse(base_url)
+            .map_err(|e| Failure::usage(format!("invalid base URL {base_url:?}: {e}")))?;
+        if url.origin() != base.origin() {
+            return Err(Failure::usage(format!(
+                "{} is not at {}: dynata api sends the session's token only to its environment's host",
+                url.origin().ascii_serialization(),
+                base.origin().ascii_serialization()
+            )));
+        }
+        Ok(Target {
+            path: url.path().to_owned(),
+            query: url.query_pairs().into_owned().collect(),
+        })
+    }
+
     /// The same path and parameters, in any order.
     fn same_request_as(&self, other: &Target) -> bool {
         let sorted = |t: &Target| {
@@ -336,7 +365,7 @@ fn parse_fields(fields: &[String]) -> Result<Vec<(String, String)>, Failure> {
 
 /// `dynata api`.
 pub(crate) async fn run(session: &SessionClient, args: ApiArgs) -> Result<(), Failure> {
-    let mut target = Target::parse(&args.path)?;
+    let mut target = Target::parse_at(&args.path, session.client.base_url())?;
     let fields = parse_fields(&args.fields)?;
     let has_body = args.input.is_some() || !fields.is_empty();
     let method = match &args.method {
@@ -407,6 +436,29 @@ mod tests {
             ]
         );
         assert_eq!(Target::parse("/auth/x").unwrap().path, "/auth/x");
+        let base = "https://api.uat.pe.dynata.com";
+        let accept =
+            Target::parse_at(&format!("{base}/sample/v1/events/7/accept?a=1"), base).unwrap();
+        assert_eq!(accept.path, "/sample/v1/events/7/accept");
+        assert_eq!(accept.query, [("a".to_owned(), "1".to_owned())]);
+        assert_eq!(
+            Target::parse_at("HTTPS://API.UAT.PE.DYNATA.COM/sample/v1/projects", base)
+                .unwrap()
+                .path,
+            "/sample/v1/projects"
+        );
+        for elsewhere in [
+            "https://evil.example/sample/v1/projects",
+            "http://api.uat.pe.dynata.com/sample/v1/projects",
+            "https://api.uat.pe.dynata.com:8443/sample/v1/projects",
+        ] {
+            let refused = Target::parse_at(elsewhere, base).expect_err(elsewhere);
+            assert_eq!(refused.code, crate::failure::USAGE, "{elsewhere}");
+        }
+        assert_eq!(
+            Target::parse_at("projects", base).unwrap().path,
+            "/sample/v1/projects"
+        );
     }
 
     #[test]

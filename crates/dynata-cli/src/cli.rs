@@ -111,7 +111,8 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
-    /// The path, such as /sample/v1/projects; a path without a leading slash is under /sample/v1/.
+    /// The path, such as /sample/v1/projects; a path without a leading slash is under /sample/v1/;
+    /// or a URL of the environment's own host (an event's acceptURL).
     pub(crate) path: String,
     /// HTTP method (default GET, or POST with fields or --input).
     #[arg(short = 'X', long = "method", value_name = "METHOD")]

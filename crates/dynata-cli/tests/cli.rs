@@ -2217,3 +2217,32 @@ async fn token_after_a_revoked_session_is_not_printed_as_valid() {
         text(&token.stderr)
     );
 }
+
+/// An event's `actions.acceptURL` is an absolute URL (Dynata's Go client
+/// posts to it): `dynata api` takes one of the environment's own host as
+/// its path (it became `/sample/v1/http://…`, and a bare 404), and refuses
+/// one of another host (exit 2), as the token goes only to Dynata.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_takes_an_absolute_url_of_its_own_host_only() {
+    let world = World::start().await;
+    world.login().await;
+    let url = format!("{}/sample/v1/users/info", world.sandbox.base_url());
+    let out = world.run(&["api", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(answer.get("data").is_some(), "{answer}");
+    let elsewhere = world
+        .run(&["api", "http://localhost:1/sample/v1/users/info"], &[])
+        .await;
+    assert_eq!(
+        elsewhere.status.code(),
+        Some(2),
+        "{}",
+        text(&elsewhere.stderr)
+    );
+    assert!(
+        text(&elsewhere.stderr).contains("only to its environment's host"),
+        "{}",
+        text(&elsewhere.stderr)
+    );
+}
