@@ -183,18 +183,16 @@ impl Answer {
         } else {
             format!(": {}", details.join("; "))
         };
-        let message = format!(
-            "Dynata refused the request (status {}{request_id}){details}",
-            self.status
-        );
+        // As the SDK's errors go: a `408` did not answer in time either.
+        let unanswered = self.status >= 500 || self.status == 408;
+        let what = if unanswered {
+            "Dynata could not answer the request"
+        } else {
+            "Dynata refused the request"
+        };
         Failure {
-            // As the SDK's errors go: a `408` did not answer in time either.
-            code: if self.status >= 500 || self.status == 408 {
-                UNREACHABLE
-            } else {
-                REFUSED
-            },
-            message,
+            code: if unanswered { UNREACHABLE } else { REFUSED },
+            message: format!("{what} (status {}{request_id}){details}", self.status),
         }
     }
 }

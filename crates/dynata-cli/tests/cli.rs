@@ -2008,6 +2008,12 @@ async fn a_408_is_the_same_exit_code_from_whoami_as_from_projects_get() {
         "the same answer, another exit code: {}",
         text(&whoami.stderr)
     );
+    // Not answered in time is not a refusal, and is not called one.
+    assert!(
+        text(&whoami.stderr).contains("Dynata could not answer the request (status 408"),
+        "{}",
+        text(&whoami.stderr)
+    );
 }
 
 /// A project file whose `lineItems` is `null` is not a `CreateProject` (the
