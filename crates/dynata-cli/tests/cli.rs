@@ -843,6 +843,18 @@ async fn stub_with(
     (server, env)
 }
 
+/// Has `server` answer every request for `path` with `body`, `200`.
+async fn answer_json(server: &httpmock::MockServer, path: &str, body: &Value) {
+    server
+        .mock_async(|when, then| {
+            when.path(path);
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        })
+        .await;
+}
+
 fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
@@ -1848,14 +1860,7 @@ async fn feasibility_wait_does_not_succeed_on_no_line_items() {
     let world = World::start().await;
     let (server, env) = stub(&world).await;
     let empty = json!({"data": [], "meta": {}, "status": {"message": "success", "errors": []}});
-    server
-        .mock_async(|when, then| {
-            when.path("/sample/v1/projects/p-1/feasibility");
-            then.status(200)
-                .header("content-type", "application/json")
-                .body(empty.to_string());
-        })
-        .await;
+    answer_json(&server, "/sample/v1/projects/p-1/feasibility", &empty).await;
     let out = world
         .run(
             &[
@@ -2052,14 +2057,7 @@ async fn api_paginate_reads_null_data_as_an_empty_list() {
     let (server, env) = stub(&world).await;
     let empty = json!({"data": null, "meta": {"total": 0, "pageSize": 10},
         "status": {"message": "success", "errors": []}});
-    server
-        .mock_async(|when, then| {
-            when.path("/sample/v1/projects");
-            then.status(200)
-                .header("content-type", "application/json")
-                .body(empty.to_string());
-        })
-        .await;
+    answer_json(&server, "/sample/v1/projects", &empty).await;
     let out = world
         .run(&["api", "projects", "--paginate"], &pairs(&env))
         .await;
@@ -2092,14 +2090,7 @@ async fn api_paginate_does_not_print_a_page_served_again() {
         "meta": {"total": 6, "pageSize": 2},
         "status": {"message": "success", "errors": []},
     });
-    server
-        .mock_async(|when, then| {
-            when.path("/sample/v1/projects");
-            then.status(200)
-                .header("content-type", "application/json")
-                .body(page.to_string());
-        })
-        .await;
+    answer_json(&server, "/sample/v1/projects", &page).await;
     let typed = world
         .run(&["projects", "list", "-o", "json"], &pairs(&env))
         .await;
@@ -2137,14 +2128,7 @@ async fn projects_table_does_not_pass_on_terminal_escapes() {
         "meta": {"total": 1, "pageSize": 100},
         "status": {"message": "success", "errors": []},
     });
-    server
-        .mock_async(|when, then| {
-            when.path("/sample/v1/projects");
-            then.status(200)
-                .header("content-type", "application/json")
-                .body(page.to_string());
-        })
-        .await;
+    answer_json(&server, "/sample/v1/projects", &page).await;
     let out = world.run(&["projects", "list"], &pairs(&env)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
