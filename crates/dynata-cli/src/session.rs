@@ -7,10 +7,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dynata_sdk::auth_api::Secret;
 use dynata_sdk::store::{
     FileStore, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
 };
@@ -160,31 +158,23 @@ impl Context {
                 client: self.build(Credentials::new(username, password))?,
                 has_password: true,
                 context_hint: self.not_logged_in().message,
-                started_from: None,
-                ended: AtomicBool::new(false),
             });
         }
-        let stored = self
+        let usable = self
             .stored(&username)
             .await?
-            .filter(|session| refresh_usable(session, SystemTime::now()));
-        let Some(stored) = stored else {
+            .is_some_and(|session| refresh_usable(&session, SystemTime::now()));
+        if !usable {
             return Err(Failure::refused(format!(
                 "no valid session for {username} at {} (profile {}): it expired or was removed; \
                  run `dynata login`",
                 self.base_url, self.profile_name
             )));
-        };
+        }
         Ok(SessionClient {
-            client: self.build(Credentials::without_password(&username))?,
+            client: self.build(Credentials::without_password(username))?,
             has_password: false,
             context_hint: self.not_logged_in().message,
-            started_from: Some(StartedFrom {
-                store: self.store.clone(),
-                key: self.key(&username),
-                refresh_token: stored.refresh_token,
-            }),
-            ended: AtomicBool::new(false),
         })
     }
 
@@ -504,19 +494,6 @@ pub(crate) struct SessionClient {
     pub(crate) client: Client,
     has_password: bool,
     context_hint: String,
-    /// Without a password: the stored session the command started from.
-    started_from: Option<StartedFrom>,
-    /// Set once the command learnt that the session cannot go on.
-    ended: AtomicBool,
-}
-
-/// Where a passwordless command's session is stored, and its refresh token
-/// then.
-#[derive(Debug)]
-struct StartedFrom {
-    store: FileStore,
-    key: StoreKey,
-    refresh_token: Secret,
 }
 
 impl SessionClient {
@@ -524,41 +501,17 @@ impl SessionClient {
     /// password (expired or revoked at Dynata) means "run dynata login".
     pub(crate) fn failure(&self, error: dynata_sdk::Error) -> Failure {
         match error {
-            dynata_sdk::Error::LoginRequired => {
-                self.ended.store(true, Ordering::Relaxed);
-                Failure::refused(format!(
-                    "the stored session has ended: {}",
-                    self.context_hint
-                ))
-            }
+            dynata_sdk::Error::LoginRequired => Failure::refused(format!(
+                "the stored session has ended: {}",
+                self.context_hint
+            )),
             dynata_sdk::Error::CredentialsRejected { .. } if !self.has_password => {
-                self.ended.store(true, Ordering::Relaxed);
                 Failure::refused(format!(
                     "the stored session is no longer valid ({}): {}",
                     "Dynata refused it", self.context_hint
                 ))
             }
             other => other.into(),
-        }
-    }
-
-    /// Removes the stored session if this command found it ended and it is
-    /// still the one the command started from (not one `dynata login` has
-    /// stored since): kept, its access token, refused or revoked at Dynata
-    /// but not yet expired, is what `dynata token` would print next.
-    pub(crate) async fn forget_if_ended(&self) {
-        let Some(started) = &self.started_from else {
-            return;
-        };
-        if !self.ended.load(Ordering::Relaxed) {
-            return;
-        }
-        let still = matches!(
-            started.store.load(&started.key).await,
-            Ok(Some(session)) if session.refresh_token == started.refresh_token
-        );
-        if still {
-            let _ = started.store.remove(&started.key).await;
         }
     }
 }
