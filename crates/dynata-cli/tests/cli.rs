@@ -2199,3 +2199,41 @@ async fn api_takes_an_absolute_url_of_its_own_host_only() {
         text(&elsewhere.stderr)
     );
 }
+
+/// A passwordless command whose renewal fails in the token store (here the
+/// lease cannot be taken: `<digest>.lease` is a directory, a stand-in for
+/// EIO, a full disk or a store operation slower than its 1 s limit) gets
+/// `LoginRequired` from the SDK, though nothing was sent to Dynata and the
+/// session is live there: the session stays stored. (For a while the CLI
+/// removed a session a command found "ended", and this one with it.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_fault_does_not_delete_a_live_session() {
+    let world = World::start().await;
+    world.login().await;
+    age_the_stored_access_token(&world).await;
+    let (store, key) = world.store();
+    let stored = store.load(&key).await.unwrap().expect("stored");
+    // A lease path the store cannot use, aged past the lease's time to live.
+    let lease = store.lease_path(&key);
+    std::fs::create_dir(&lease).unwrap();
+    std::fs::File::open(&lease)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let whoami = world.run(&["whoami"], &[]).await;
+    eprintln!(
+        "whoami: exit {:?}: {}",
+        whoami.status.code(),
+        text(&whoami.stderr)
+    );
+    assert_eq!(
+        world.sandbox.count(Operation::Refresh),
+        0,
+        "Dynata was never asked"
+    );
+    let after = store.load(&key).await.unwrap();
+    assert!(
+        after.is_some_and(|s| s.refresh_token == stored.refresh_token),
+        "a store fault made `whoami` delete a session Dynata never said had ended"
+    );
+}
