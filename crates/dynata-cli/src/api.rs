@@ -42,9 +42,11 @@ impl Target {
     }
 
     /// [`Target::parse`], and also an absolute URL of the environment's own
-    /// origin (`base_url`'s), as Dynata sends in `actions.acceptURL` and
-    /// `links.next`. An absolute URL of any other origin is a usage error:
-    /// the session's token goes only to its environment's host.
+    /// origin (`base_url`'s), as Dynata sends in an event's
+    /// `actions.acceptURL`: sent as it is (the SDK's `Client::request` takes
+    /// one), not under the base URL's path again. An absolute URL of any
+    /// other origin is a usage error: the session's token goes only to its
+    /// environment's host.
     pub(crate) fn parse_at(path: &str, base_url: &str) -> Result<Target, Failure> {
         let absolute = ["http://", "https://"].iter().any(|scheme| {
             path.get(..scheme.len())
@@ -64,9 +66,16 @@ impl Target {
                 base.origin().ascii_serialization()
             )));
         }
+        let query = url.query_pairs().into_owned().collect();
+        let mut bare = url;
+        bare.set_query(None);
+        bare.set_fragment(None);
+        // Never sent: the token is the credential.
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
         Ok(Target {
-            path: url.path().to_owned(),
-            query: url.query_pairs().into_owned().collect(),
+            path: bare.to_string(),
+            query,
         })
     }
 
@@ -437,13 +446,16 @@ mod tests {
         let base = "https://api.uat.pe.dynata.com";
         let accept =
             Target::parse_at(&format!("{base}/sample/v1/events/7/accept?a=1"), base).unwrap();
-        assert_eq!(accept.path, "/sample/v1/events/7/accept");
+        assert_eq!(accept.path, format!("{base}/sample/v1/events/7/accept"));
         assert_eq!(accept.query, [("a".to_owned(), "1".to_owned())]);
         assert_eq!(
-            Target::parse_at("HTTPS://API.UAT.PE.DYNATA.COM/sample/v1/projects", base)
-                .unwrap()
-                .path,
-            "/sample/v1/projects"
+            Target::parse_at(
+                "HTTPS://u:p@API.UAT.PE.DYNATA.COM/sample/v1/projects#x",
+                base
+            )
+            .unwrap()
+            .path,
+            format!("{base}/sample/v1/projects")
         );
         for elsewhere in [
             "https://evil.example/sample/v1/projects",

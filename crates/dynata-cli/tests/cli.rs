@@ -2237,3 +2237,50 @@ async fn a_store_fault_does_not_delete_a_live_session() {
         "a store fault made `whoami` delete a session Dynata never said had ended"
     );
 }
+
+/// With a base URL that has a path prefix (a gateway,
+/// `https://gw.example/dynata`, which `Environment::custom` accepts), an
+/// absolute URL of the environment under that prefix is sent as it is, as
+/// the relative path is. (It was taken as a path, and the SDK put the base
+/// URL in front again: `/gw/gw/sample/v1/...`, a 404.)
+#[tokio::test(flavor = "multi_thread")]
+async fn api_takes_an_absolute_url_under_a_base_path_prefix() {
+    let world = World::start().await;
+    let server = httpmock::MockServer::start_async().await;
+    let base = format!("{}/gw", server.base_url());
+    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
+    let key = StoreKey::for_account(&base, "api", USER);
+    let session = StoredSession::from_lifetimes(
+        Secret::new("stub-access"),
+        Duration::from_secs(1800),
+        Secret::new("stub-refresh"),
+        Duration::from_secs(3600),
+        SystemTime::now(),
+    )
+    .unwrap();
+    store.save(&key, &session, SystemTime::now()).await.unwrap();
+    server
+        .mock_async(|when, then| {
+            when.path("/gw/sample/v1/events/e-1");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(r#"{"data": {"eventId": "e-1"}}"#);
+        })
+        .await;
+    let env = [("DYNATA_ENV", base.as_str()), ("DYNATA_USERNAME", USER)];
+    let relative = world.run(&["api", "events/e-1"], &env).await;
+    assert_eq!(
+        relative.status.code(),
+        Some(0),
+        "{}",
+        text(&relative.stderr)
+    );
+    let absolute_url = format!("{base}/sample/v1/events/e-1");
+    let absolute = world.run(&["api", &absolute_url], &env).await;
+    assert_eq!(
+        absolute.status.code(),
+        Some(0),
+        "the environment's own URL {absolute_url}: {}",
+        text(&absolute.stderr)
+    );
+}
