@@ -290,8 +290,6 @@ pub(crate) async fn feasibility(
     let timeout = seconds(timeout, "--timeout")?;
     // A timeout too long for the clock is no timeout.
     let deadline = tokio::time::Instant::now().checked_add(timeout);
-    // The last poll is made when --timeout runs out, and may take this long.
-    let polls_end = deadline.and_then(|deadline| deadline.checked_add(LAST_POLL_GRACE));
     let terminal = std::io::stderr().is_terminal();
     let timed_out = || {
         if terminal {
@@ -308,10 +306,18 @@ pub(crate) async fn feasibility(
             let id = project.clone();
             async move { api.get_feasibility().ext_project_id(id).send().await }
         });
-        // A poll (with its retries) must not outlast --timeout either, but
-        // for the last one's grace.
-        let items: Vec<FeasibilityItem> = match polls_end {
-            Some(deadline) => tokio::time::timeout_at(deadline, poll)
+        // A poll (with its retries) must not outlast --timeout either; the
+        // one made when it runs out has a grace of its own.
+        let poll_ends = deadline.map(|deadline| {
+            let now = tokio::time::Instant::now();
+            if now < deadline {
+                deadline
+            } else {
+                now.checked_add(LAST_POLL_GRACE).unwrap_or(now)
+            }
+        });
+        let items: Vec<FeasibilityItem> = match poll_ends {
+            Some(poll_ends) => tokio::time::timeout_at(poll_ends, poll)
                 .await
                 .map_err(|_| timed_out())?,
             None => poll.await,

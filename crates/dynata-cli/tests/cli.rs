@@ -2284,3 +2284,40 @@ async fn api_takes_an_absolute_url_under_a_base_path_prefix() {
         text(&absolute.stderr)
     );
 }
+
+/// The 5 s grace is for the look made when `--timeout` runs out: a first
+/// poll that hangs ends at `--timeout`. (Every poll had the grace, so a
+/// hung first poll held `--timeout 1` for 6 s.)
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_a_hung_first_poll_ends_at_the_timeout() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    world.sandbox.inject(
+        Operation::GetFeasibility,
+        dynata_sandbox::Fault::Delay(Duration::from_secs(60)),
+        1,
+    );
+    let started = std::time::Instant::now();
+    let out = world
+        .run(
+            &[
+                "feasibility",
+                "wait",
+                "p-1",
+                "--interval",
+                "5",
+                "--timeout",
+                "1",
+            ],
+            &[],
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        took < Duration::from_secs(3),
+        "--timeout 1 with a hung first poll took {took:?}: {}",
+        text(&out.stderr)
+    );
+}
