@@ -825,17 +825,7 @@ async fn stub_with(
     access: &str,
 ) -> (httpmock::MockServer, Vec<(&'static str, String)>) {
     let server = httpmock::MockServer::start_async().await;
-    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
-    let key = StoreKey::for_account(&server.base_url(), "api", USER);
-    let session = StoredSession::from_lifetimes(
-        Secret::new(access),
-        Duration::from_secs(1800),
-        Secret::new("stub-refresh"),
-        Duration::from_secs(3600),
-        SystemTime::now(),
-    )
-    .unwrap();
-    store.save(&key, &session, SystemTime::now()).await.unwrap();
+    store_session(world, &server.base_url(), access).await;
     let env = vec![
         ("DYNATA_ENV", server.base_url()),
         ("DYNATA_USERNAME", USER.to_owned()),
@@ -853,6 +843,22 @@ async fn answer_json(server: &httpmock::MockServer, path: &str, body: &Value) {
                 .body(body.to_string());
         })
         .await;
+}
+
+/// Stores a session of `USER` at `base_url` with the access token `access`,
+/// for half an hour.
+async fn store_session(world: &World, base_url: &str, access: &str) {
+    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
+    let key = StoreKey::for_account(base_url, "api", USER);
+    let session = StoredSession::from_lifetimes(
+        Secret::new(access),
+        Duration::from_secs(1800),
+        Secret::new("stub-refresh"),
+        Duration::from_secs(3600),
+        SystemTime::now(),
+    )
+    .unwrap();
+    store.save(&key, &session, SystemTime::now()).await.unwrap();
 }
 
 fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
@@ -2248,25 +2254,13 @@ async fn api_takes_an_absolute_url_under_a_base_path_prefix() {
     let world = World::start().await;
     let server = httpmock::MockServer::start_async().await;
     let base = format!("{}/gw", server.base_url());
-    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
-    let key = StoreKey::for_account(&base, "api", USER);
-    let session = StoredSession::from_lifetimes(
-        Secret::new("stub-access"),
-        Duration::from_secs(1800),
-        Secret::new("stub-refresh"),
-        Duration::from_secs(3600),
-        SystemTime::now(),
+    store_session(&world, &base, "stub-access").await;
+    answer_json(
+        &server,
+        "/gw/sample/v1/events/e-1",
+        &json!({"data": {"eventId": "e-1"}}),
     )
-    .unwrap();
-    store.save(&key, &session, SystemTime::now()).await.unwrap();
-    server
-        .mock_async(|when, then| {
-            when.path("/gw/sample/v1/events/e-1");
-            then.status(200)
-                .header("content-type", "application/json")
-                .body(r#"{"data": {"eventId": "e-1"}}"#);
-        })
-        .await;
+    .await;
     let env = [("DYNATA_ENV", base.as_str()), ("DYNATA_USERNAME", USER)];
     let relative = world.run(&["api", "events/e-1"], &env).await;
     assert_eq!(

@@ -105,7 +105,7 @@ struct Flight {
     id: u64,
     outcome: watch::Receiver<Option<Result<AccessToken, Error>>>,
     /// It gives up then, [`Settings::renewal_timeout`] after it started,
-    /// unless Dynata's answer is in hand (see [`flight_outcome`]).
+    /// unless Dynata's final answer is in hand (see [`flight_outcome`]).
     deadline: Instant,
     /// Callers stop waiting for it then, and a new flight may replace it:
     /// past its deadline by [`Lifecycle::flight_grace`]. Only a flight whose
@@ -546,8 +546,9 @@ impl Lifecycle {
     /// flight's: a server's `Retry-After` beyond it ends the renewal at once,
     /// with that `Retry-After` for the pause that follows (slept into, the
     /// renewal would time out, and the server's pause would be lost).
-    /// It sets `answered` once Dynata's answer is in hand and only the token
-    /// store's bookkeeping is left (see [`flight_outcome`]).
+    /// It sets `answered` once Dynata's final answer is in hand (a usable
+    /// pair, or the password refused) and only the token store's
+    /// bookkeeping is left (see [`flight_outcome`]).
     async fn renew(
         &self,
         started: Instant,

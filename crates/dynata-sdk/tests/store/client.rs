@@ -1565,6 +1565,27 @@ struct HeldSave {
     release: Notify,
 }
 
+impl HeldSave {
+    /// Holds the session save numbered `session_save` (0: none), or the first
+    /// rejection record if `rejection_save`.
+    fn new(dir: &TempDir, session_save: usize, rejection_save: bool) -> Self {
+        HeldSave {
+            inner: FileStore::new(dir.path()),
+            hold_session_save: session_save,
+            hold_rejection_save: AtomicBool::new(rejection_save),
+            session_saves: AtomicUsize::new(0),
+            holding: Notify::new(),
+            release: Notify::new(),
+        }
+    }
+
+    /// Says that a save is held, and waits for the test to release it.
+    async fn hold(&self) {
+        self.holding.notify_one();
+        self.release.notified().await;
+    }
+}
+
 impl FileStoreChange for HeldSave {
     fn inner(&self) -> &FileStore {
         &self.inner
@@ -1581,8 +1602,7 @@ impl FileStoreChange for HeldSave {
             return self.inner.save(key, session, now);
         }
         Box::pin(async move {
-            self.holding.notify_one();
-            self.release.notified().await;
+            self.hold().await;
             self.inner.save(key, session, now).await
         })
     }
@@ -1598,8 +1618,7 @@ impl FileStoreChange for HeldSave {
             return self.inner.save_rejected_login(key, record, ttl, now);
         }
         Box::pin(async move {
-            self.holding.notify_one();
-            self.release.notified().await;
+            self.hold().await;
             self.inner.save_rejected_login(key, record, ttl, now).await
         })
     }
@@ -1628,8 +1647,8 @@ fn client_with_held_saves(
     (client, store)
 }
 
-/// Waits (real time, at most 5 s) until the renewal given up has let go of
-/// the lease: its flight has ended, and set whatever pause it sets.
+/// Waits (real time, at most 5 s) until the renewal has let go of the lease:
+/// its flight has ended, and set whatever pause it sets.
 async fn lease_let_go(sandbox: &Sandbox, store: &Changed<HeldSave>) {
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     for _ in 0..500 {
@@ -1638,7 +1657,7 @@ async fn lease_let_go(sandbox: &Sandbox, store: &Changed<HeldSave>) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the renewal given up never let go of the lease");
+    panic!("the renewal never let go of the lease");
 }
 
 /// A refresh that Dynata answered just before its renewal's deadline, the
@@ -1653,15 +1672,8 @@ async fn a_refresh_answered_at_its_deadline_keeps_the_new_pair() {
     let clock = ManualClock::new();
     let (client, store) = client_with_held_saves(
         &sandbox,
-        HeldSave {
-            inner: FileStore::new(dir.path()),
-            // The login's save goes through; the refresh's holds.
-            hold_session_save: 2,
-            hold_rejection_save: AtomicBool::new(false),
-            session_saves: AtomicUsize::new(0),
-            holding: Notify::new(),
-            release: Notify::new(),
-        },
+        // The login's save goes through; the refresh's holds.
+        HeldSave::new(&dir, 2, false),
         &clock,
         Credentials::new("alice", "secret"),
     );
@@ -1708,14 +1720,7 @@ async fn a_password_refused_at_its_deadline_is_not_sent_again_a_second_later() {
     let clock = ManualClock::new();
     let (client, store) = client_with_held_saves(
         &sandbox,
-        HeldSave {
-            inner: FileStore::new(dir.path()),
-            hold_session_save: 0,
-            hold_rejection_save: AtomicBool::new(true),
-            session_saves: AtomicUsize::new(0),
-            holding: Notify::new(),
-            release: Notify::new(),
-        },
+        HeldSave::new(&dir, 0, true),
         &clock,
         Credentials::new("alice", "Winter2025!"),
     );
