@@ -603,7 +603,7 @@ impl Lifecycle {
                     self.refresh(&refresh_token, deadline)
                         .await
                         .map_err(|failure| {
-                            if spends_refresh_token(&failure) {
+                            if refresh_token_is_dead(&failure) {
                                 RenewError::RefreshRejected(failure.into())
                             } else {
                                 RenewError::Failed(failure.into())
@@ -820,7 +820,7 @@ impl Lifecycle {
                     Ok(session) => return Ok(session),
                     Err(unusable) => unusable.error,
                 },
-                Err(failure) if spends_refresh_token(&failure) => failure.error,
+                Err(failure) if refresh_token_is_dead(&failure) => failure.error,
                 Err(failure) => return Err(failure.into()),
             };
             // Should the login fail too, the next renewal goes straight to
@@ -831,6 +831,10 @@ impl Lifecycle {
                     status,
                     error = error.as_deref().unwrap_or(""),
                     "the refresh token was rejected; logging in with the password"
+                ),
+                Error::Api { status, .. } => tracing::info!(
+                    status,
+                    "the refresh was refused without Dynata's error body; logging in with the password"
                 ),
                 unusable => tracing::warn!(
                     error = %unusable,
@@ -1251,15 +1255,18 @@ fn may_refuse_credentials(error: &Error) -> bool {
     )
 }
 
-/// Whether a failed refresh used up its refresh token: Dynata refused it,
-/// or answered with JSON that is not a token pair (it took the token, and
-/// whatever it issued instead is lost). A proxy's page (transient) never
-/// reached Dynata, and a connection failure is not known to have.
-fn spends_refresh_token<T>(failure: &Failure<T>) -> bool {
-    match failure.error {
-        Error::CredentialsRejected { .. } => true,
+/// Whether a failed refresh leaves its refresh token dead, so that the
+/// password is next: Dynata refused it, or a gateway's bare `401` or `403`
+/// may be that refusal passed on ([`may_refuse_credentials`]; taken for one,
+/// it costs at most one login, where a pause would stop renewals for the
+/// rejected-login cooldown with no password sent); or Dynata answered with
+/// JSON that is not a token pair (it took the token, and whatever it issued
+/// instead is lost). A proxy's page (transient) never reached Dynata, and a
+/// connection failure is not known to have.
+fn refresh_token_is_dead<T>(failure: &Failure<T>) -> bool {
+    match &failure.error {
         Error::Decode { .. } => !failure.transient,
-        _ => false,
+        refused => may_refuse_credentials(refused),
     }
 }
 

@@ -99,6 +99,40 @@ async fn a_rejected_refresh_token_falls_back_to_the_password() {
     );
 }
 
+/// A refresh answered `401` with an empty body (a gateway passing Dynata's
+/// refusal on without it), or `403` with a firewall's page, may be the
+/// refresh token refused: the client logs in with the password at once, as
+/// for Dynata's own refusal. (It paused renewals for the five-minute
+/// rejected-login cooldown, a password it never sent.)
+#[tokio::test]
+async fn a_bare_401_or_403_to_a_refresh_falls_back_to_the_password() {
+    for (status, body) in [(401, ""), (403, "<html><title>Forbidden</title></html>")] {
+        let harness = Harness::new().await;
+        let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+        let refresh = harness.answer(REFRESH, status, body, 0).await;
+        let relogin = harness.pair_on(LOGIN, Pair::new("a2", "r2"), 0).await;
+        harness.token().await;
+        harness.advance(30 * 60).await;
+        let token = harness.client.access_token().await;
+        assert_eq!(
+            token
+                .map(|t| t.secret().to_string())
+                .map_err(|e| e.to_string()),
+            Ok("a2".to_string()),
+            "{status}"
+        );
+        assert_eq!(
+            (
+                login.calls_async().await,
+                refresh.calls_async().await,
+                relogin.calls_async().await
+            ),
+            (1, 1, 1),
+            "{status}"
+        );
+    }
+}
+
 /// A refresh token Dynata refused is dead: when the login that follows
 /// fails too (a `503`), the next renewal goes straight to the password
 /// instead of sending the dead token again.

@@ -250,6 +250,57 @@ async fn a_refused_refresh_token_is_not_sent_again_by_a_client_without_password(
     assert_eq!(adopted.secret(), renewed.secret());
 }
 
+/// With a token store too, a refresh answered `401` with an empty body (a
+/// gateway's) may be the refresh token refused: the renewal logs in with
+/// the password at once and stores that session. (It paused renewals for
+/// the five-minute rejected-login cooldown, a password it never sent.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_401_to_a_refresh_falls_back_to_the_password() {
+    let dir = TempDir::new("client-bare-401-refresh");
+    let server = httpmock::MockServer::start_async().await;
+    let pair = |access: &str, refresh: &str| {
+        format!(
+            r#"{{"accessToken":"{access}","expiresIn":1800,"refreshToken":"{refresh}","refreshExpiresIn":3600,"tokenType":"bearer"}}"#
+        )
+    };
+    let answer = |path: &'static str, status: u16, body: String| {
+        server.mock_async(move |when, then| {
+            when.method(httpmock::Method::POST).path(path);
+            then.status(status)
+                .header("content-type", "application/vnd.token+json")
+                .body(body);
+        })
+    };
+    let login = answer("/auth/v1/token/password", 200, pair("a1", "r1")).await;
+    login.up_to_n_times_async(1).await;
+    let refresh = answer("/auth/v1/token/refresh", 401, String::new()).await;
+    let relogin = answer("/auth/v1/token/password", 200, pair("a2", "r2")).await;
+    let clock = ManualClock::new();
+    let store = FileStore::new(dir.path());
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&server.base_url()).expect("loopback"))
+        .token_store(Arc::new(store.clone()))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("valid");
+    assert_eq!(client.access_token().await.expect("logs in").secret(), "a1");
+    clock.advance(Duration::from_secs(30 * 60));
+    let renewed = client.access_token().await.map(|t| t.secret().to_string());
+    assert_eq!(renewed.map_err(|e| e.to_string()), Ok("a2".to_string()));
+    assert_eq!(
+        (
+            login.calls_async().await,
+            refresh.calls_async().await,
+            relogin.calls_async().await
+        ),
+        (1, 1, 1)
+    );
+    let key = StoreKey::for_account(&server.base_url(), "api", "alice");
+    let stored = store.load(&key).await.expect("readable").expect("stored");
+    assert_eq!(stored.access_token.expose_secret(), "a2");
+}
+
 /// Dynata told this client to wait ten minutes before renewing again; another
 /// process has renewed since and stored a fresh session. Taking it from the
 /// store sends nothing to Dynata: the pause must not hold that back.
