@@ -2315,3 +2315,38 @@ async fn feasibility_wait_a_hung_first_poll_ends_at_the_timeout() {
         text(&out.stderr)
     );
 }
+/// `whoami` learns that Dynata revoked the session ("the stored session has
+/// ended ... run `dynata login`", exit 1); `dynata token` then does not print
+/// that session's dead access token with exit 0 (it did, and
+/// `curl -H "Authorization: Bearer $(dynata token)"` got 401s until it
+/// expired): the SDK takes the dead session out of the store.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_after_a_revoked_session_is_not_printed_as_valid() {
+    let world = World::start().await;
+    world.login().await;
+    world.sandbox.revoke_all();
+    let whoami = world.run(&["whoami"], &[]).await;
+    assert_eq!(whoami.status.code(), Some(1), "{}", text(&whoami.stderr));
+    assert!(text(&whoami.stderr).contains("run `dynata login`"));
+    let token = world.run(&["token"], &[]).await;
+    let printed = text(&token.stdout);
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let works = reqwest::Client::new()
+        .get(format!("{}/sample/v1/users/info", world.sandbox.base_url()))
+        .bearer_auth(printed.trim())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(
+        token.status.code() != Some(0) || works.is_success(),
+        "`dynata token` exited 0 with a token Dynata answers {works} to, right after \
+         `whoami` said the session had ended"
+    );
+    assert_eq!(token.status.code(), Some(1), "{}", text(&token.stderr));
+    assert!(
+        text(&token.stderr).contains("dynata login"),
+        "{}",
+        text(&token.stderr)
+    );
+}

@@ -389,8 +389,9 @@ impl SharedSession {
         late
     }
 
-    /// Removes the stored session (logout). A failing store is a warning: the
-    /// logout itself has revoked the tokens at Dynata.
+    /// Removes the stored session (a logout, or a session Dynata refused to
+    /// refresh). A failing store is a warning: the logout itself has revoked
+    /// the tokens at Dynata.
     pub async fn remove(&self) {
         let removed = self.bounded("remove", self.store.remove(&self.key)).await;
         if let Err(error) = removed {
@@ -669,13 +670,19 @@ impl SharedSession {
                 }
                 Err(RenewError::RefreshRejected(_)) => {
                     self.refused_refresh_tokens.remember(&basis.refresh_token);
-                    // Another process may have used that refresh token and
-                    // stored what it got: take that before the password.
                     match self.load().await {
-                        Ok(Some(session))
-                            if self.adoptable(&session, local)
-                                && session.refresh_token != basis.refresh_token =>
-                        {
+                        // Still stored, the session is dead: out of the
+                        // store, no other process adopts its access token
+                        // (revoked, or ending) nor sends its refresh token,
+                        // even if this client cannot log in.
+                        Ok(Some(session)) if session.refresh_token == basis.refresh_token => {
+                            self.remove().await;
+                            login(&mut renew).await?
+                        }
+                        // Another process may have used that refresh token
+                        // and stored what it got: take that before the
+                        // password.
+                        Ok(Some(session)) if self.adoptable(&session, local) => {
                             return Ok(self.adopted(session));
                         }
                         _ => login(&mut renew).await?,

@@ -301,6 +301,55 @@ async fn a_bare_401_to_a_refresh_falls_back_to_the_password() {
     assert_eq!(stored.access_token.expose_secret(), "a2");
 }
 
+/// A session whose refresh token Dynata refused is dead: a client that
+/// cannot log in takes it out of the store, so that another process is not
+/// handed its access token (the command line's `dynata token` printed a
+/// revoked token until it expired) and nobody sends its refresh token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dynata_refused_to_refresh_is_taken_out_of_the_store() {
+    let dir = TempDir::new("client-dead-session");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let passwordless = || {
+        builder_on(
+            &sandbox,
+            Arc::new(store.clone()),
+            Credentials::without_password("alice"),
+        )
+        .build()
+        .expect("valid")
+    };
+    client(&sandbox, Arc::new(store.clone()))
+        .access_token()
+        .await
+        .expect("logs in");
+    let worker = passwordless();
+    let token = worker.access_token().await.expect("adopts");
+    // Revoked at Dynata: a call got a 401, and the refresh is refused.
+    sandbox.inject(Operation::Refresh, Fault::InvalidGrant, 1);
+    assert!(worker.invalidate(&token));
+    let ended = worker.access_token().await.expect_err("cannot log in");
+    assert!(matches!(ended, Error::LoginRequired), "{ended:?}");
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    assert!(
+        store.load(&key).await.expect("readable").is_none(),
+        "the dead session is still stored"
+    );
+    let reader = passwordless().access_token().await;
+    assert!(
+        matches!(reader, Err(Error::LoginRequired)),
+        "another process got {reader:?}"
+    );
+    assert_eq!(sandbox.count(Operation::Refresh), 1);
+    // A new login is shared as before.
+    let renewed = client(&sandbox, Arc::new(store.clone()))
+        .access_token()
+        .await
+        .expect("logs in again");
+    let adopted = passwordless().access_token().await.expect("adopts");
+    assert_eq!(adopted.secret(), renewed.secret());
+}
+
 /// Dynata told this client to wait ten minutes before renewing again; another
 /// process has renewed since and stored a fresh session. Taking it from the
 /// store sends nothing to Dynata: the pause must not hold that back.
