@@ -597,28 +597,39 @@ impl Lifecycle {
         // How an answer that cannot be used fails the renewal: after a
         // refresh, Dynata took the refresh token, so it is spent (refused)
         // and never sent again.
+        let login_failed = |refused: Refused| match refused.error {
+            Error::LoginRequired => RenewError::CannotLogIn(refused),
+            _ => RenewError::Failed(refused),
+        };
         let (pair, sent_at, unusable): (_, _, fn(Refused) -> RenewError<Refused>) = match what {
-            Renew::Refresh(refresh_token) => {
-                let (pair, sent_at) =
-                    self.refresh(&refresh_token, deadline)
+            Renew::Refresh(refresh_token) => match self.refresh(&refresh_token, deadline).await {
+                Ok((pair, sent_at)) => (pair, sent_at, RenewError::RefreshRejected),
+                Err(failure) if spends_refresh_token(&failure) => {
+                    return Err(RenewError::RefreshRejected(failure.into()));
+                }
+                // Not known to be Dynata's refusal: the protocol is not told
+                // of one (it would take the session out of the store), and
+                // the password's session is stored as this renewal's.
+                Err(failure)
+                    if gateway_refused_refresh(&failure) && self.credentials.password.is_some() =>
+                {
+                    tracing::info!(
+                        status = failure.error.status(),
+                        "the refresh was refused without Dynata's error body; logging in with the password"
+                    );
+                    let (pair, sent_at) = self
+                        .login_sharing_rejections(shared, deadline, answered)
                         .await
-                        .map_err(|failure| {
-                            if refresh_token_is_dead(&failure) {
-                                RenewError::RefreshRejected(failure.into())
-                            } else {
-                                RenewError::Failed(failure.into())
-                            }
-                        })?;
-                (pair, sent_at, RenewError::RefreshRejected)
-            }
+                        .map_err(login_failed)?;
+                    (pair, sent_at, RenewError::Failed)
+                }
+                Err(failure) => return Err(RenewError::Failed(failure.into())),
+            },
             Renew::Login => {
                 let (pair, sent_at) = self
                     .login_sharing_rejections(shared, deadline, answered)
                     .await
-                    .map_err(|refused| match refused.error {
-                        Error::LoginRequired => RenewError::CannotLogIn(refused),
-                        _ => RenewError::Failed(refused),
-                    })?;
+                    .map_err(login_failed)?;
                 (pair, sent_at, RenewError::Failed)
             }
         };
@@ -820,7 +831,12 @@ impl Lifecycle {
                     Ok(session) => return Ok(session),
                     Err(unusable) => unusable.error,
                 },
-                Err(failure) if refresh_token_is_dead(&failure) => failure.error,
+                Err(failure) if spends_refresh_token(&failure) => failure.error,
+                Err(failure)
+                    if gateway_refused_refresh(&failure) && self.credentials.password.is_some() =>
+                {
+                    failure.error
+                }
                 Err(failure) => return Err(failure.into()),
             };
             // Should the login fail too, the next renewal goes straight to
@@ -1255,19 +1271,32 @@ fn may_refuse_credentials(error: &Error) -> bool {
     )
 }
 
-/// Whether a failed refresh leaves its refresh token dead, so that the
-/// password is next: Dynata refused it, or a gateway's bare `401` or `403`
-/// may be that refusal passed on ([`may_refuse_credentials`]; taken for one,
-/// it costs at most one login, where a pause would stop renewals for the
-/// rejected-login cooldown with no password sent); or Dynata answered with
-/// JSON that is not a token pair (it took the token, and whatever it issued
-/// instead is lost). A proxy's page (transient) never reached Dynata, and a
-/// connection failure is not known to have.
-fn refresh_token_is_dead<T>(failure: &Failure<T>) -> bool {
-    match &failure.error {
+/// Whether a failed refresh used up its refresh token: Dynata refused it,
+/// or answered with JSON that is not a token pair (it took the token, and
+/// whatever it issued instead is lost). A proxy's page (transient) never
+/// reached Dynata, and a connection failure is not known to have.
+fn spends_refresh_token<T>(failure: &Failure<T>) -> bool {
+    match failure.error {
+        Error::CredentialsRejected { .. } => true,
         Error::Decode { .. } => !failure.transient,
-        refused => may_refuse_credentials(refused),
+        _ => false,
     }
+}
+
+/// Whether a refresh's failure is a gateway's bare `401` or `403`: it may be
+/// Dynata's refusal passed on, or the gateway's own (a firewall that never
+/// let it through). A client with a password logs in rather than pause for
+/// the rejected-login cooldown, having sent no password; the refresh token
+/// is not known to be spent, so nothing else is done with it (the session
+/// stays in a token store for those without a password).
+fn gateway_refused_refresh<T>(failure: &Failure<T>) -> bool {
+    matches!(
+        failure.error,
+        Error::Api {
+            status: 401 | 403,
+            ..
+        }
+    )
 }
 
 /// A token pair's lifetimes, checked with the pair: a negative one is out

@@ -100,7 +100,8 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         now: SystemTime,
     ) -> StoreFuture<'a, ()>;
 
-    /// Removes the session stored under `key` (after a logout).
+    /// Removes the session stored under `key`: after a logout, and by the
+    /// lease holder when Dynata refused that session's refresh token.
     fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()>;
 
     /// Takes the renewal lease of `key` for `owner` until `ttl` after `now`,

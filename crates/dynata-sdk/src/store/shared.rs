@@ -82,7 +82,9 @@ pub enum Renew {
 #[non_exhaustive]
 pub enum RenewError<E> {
     /// Dynata refused the refresh token (expired, revoked, or already used by
-    /// another process). The protocol looks at the store again, then logs in.
+    /// another process). The protocol looks at the store again, then logs in;
+    /// if the store still holds the session with that refresh token, it is
+    /// dead, and removed first, even when the login cannot be made.
     RefreshRejected(E),
     /// Any other failure; given back to the caller as is.
     Failed(E),
@@ -201,7 +203,8 @@ impl fmt::Debug for WallClock {
 ///    refresh with the newest refresh token (stored or local), save, release.
 ///    A refused refresh (another process used that single-use token) looks at
 ///    the store once more before falling back to the password; that refresh
-///    token is never sent again.
+///    token is never sent again, and a stored session that still holds it is
+///    removed.
 ///    The lease is extended while the renewal runs, so a slow one keeps it.
 /// 3. If another process holds the lease, wait for a change (bounded), adopt
 ///    what it writes; if it died, its lease expires and a waiter takes over.
@@ -672,9 +675,11 @@ impl SharedSession {
                     self.refused_refresh_tokens.remember(&basis.refresh_token);
                     match self.load().await {
                         // Still stored, the session is dead: out of the
-                        // store, no other process adopts its access token
-                        // (revoked, or ending) nor sends its refresh token,
-                        // even if this client cannot log in.
+                        // store, no process adopts its access token (revoked,
+                        // or ending) any more, even if this client cannot log
+                        // in. (Only a saver that skips the lease, which every
+                        // save of the protocol and the command line's login
+                        // take, could land between the load and the removal.)
                         Ok(Some(session)) if session.refresh_token == basis.refresh_token => {
                             self.remove().await;
                             login(&mut renew).await?

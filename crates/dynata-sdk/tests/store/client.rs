@@ -304,7 +304,7 @@ async fn a_bare_401_to_a_refresh_falls_back_to_the_password() {
 /// A session whose refresh token Dynata refused is dead: a client that
 /// cannot log in takes it out of the store, so that another process is not
 /// handed its access token (the command line's `dynata token` printed a
-/// revoked token until it expired) and nobody sends its refresh token again.
+/// revoked token until it expired) nor sends its refresh token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_dynata_refused_to_refresh_is_taken_out_of_the_store() {
     let dir = TempDir::new("client-dead-session");
@@ -348,6 +348,46 @@ async fn a_session_dynata_refused_to_refresh_is_taken_out_of_the_store() {
         .expect("logs in again");
     let adopted = passwordless().access_token().await.expect("adopts");
     assert_eq!(adopted.secret(), renewed.secret());
+}
+
+/// A web firewall's bare `403` to a refresh may never have reached Dynata:
+/// the fleet's session (its access token and its refresh token) may be
+/// live. A client without a password leaves it stored (taken for a refusal,
+/// it was removed, and one gateway hiccup logged the whole fleet out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateways_bare_403_to_a_refresh_leaves_the_live_session_stored() {
+    let dir = TempDir::new("client-bare-403-kept");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let passwordless = || {
+        builder_on(
+            &sandbox,
+            Arc::new(store.clone()),
+            Credentials::without_password("alice"),
+        )
+        .build()
+        .expect("valid")
+    };
+    client(&sandbox, Arc::new(store.clone()))
+        .access_token()
+        .await
+        .expect("logs in");
+    let worker = passwordless();
+    let token = worker.access_token().await.expect("adopts");
+    // A web firewall answers the refresh 403 once; Dynata never sees it.
+    sandbox.inject(Operation::Refresh, Fault::Status(403), 1);
+    assert!(worker.invalidate(&token));
+    let renewal = worker.access_token().await.map(|t| t.secret().to_string());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let stored = store.load(&key).await.expect("readable");
+    assert!(
+        stored.is_some(),
+        "a firewall's 403 took the fleet's live session out of the store (the renewal: {renewal:?})"
+    );
+    passwordless()
+        .access_token()
+        .await
+        .expect("another process still has the live session");
 }
 
 /// Dynata told this client to wait ten minutes before renewing again; another
