@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dynata_sdk::store::{
-    FileStore, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
+    FileStore, LeaseOwner, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
 };
 use dynata_sdk::{Client, Credentials, Environment};
 
@@ -216,8 +216,16 @@ impl Context {
         };
         // Read just before it is replaced: another `dynata login` may have
         // stored a session since this one started.
-        let replaced = self.stored_making_private(&key).await.ok().flatten();
-        if let Err(e) = self.store.save(&key, &new, SystemTime::now()).await {
+        let (replaced, saved) = self
+            .holding_lease(&key, async {
+                let replaced = self.stored_making_private(&key).await.ok().flatten();
+                (
+                    replaced,
+                    self.store.save(&key, &new, SystemTime::now()).await,
+                )
+            })
+            .await;
+        if let Err(e) = saved {
             // Held by nobody otherwise.
             let _ = client.logout().await;
             return Err(Failure::refused(format!(
@@ -237,6 +245,37 @@ impl Context {
         self.profile.username = Some(username);
         self.profile.environment = Some(self.environment_name.clone());
         profile::save(&self.profile_name, &self.profile)
+    }
+
+    /// Runs `work` holding the store's renewal lease of `key`, as every save
+    /// of the SDK's protocol does: a renewal that found the stored session
+    /// refused takes it out under that lease, and must not take out a login
+    /// saved between its look and its removal. Another process's lease is
+    /// waited for as the SDK waits (at most [`SharingPolicy::lease_wait`]; a
+    /// dead holder's runs out within its time to live); a store that fails,
+    /// or a lease that outlives that wait, leaves `work` to run without it.
+    async fn holding_lease<T>(&self, key: &StoreKey, work: impl Future<Output = T>) -> T {
+        let policy = SharingPolicy::default();
+        let owner = LeaseOwner::random();
+        let give_up = std::time::Instant::now() + policy.lease_wait;
+        let held = loop {
+            let acquired = self
+                .store
+                .try_acquire_lease(key, &owner, policy.lease_ttl, SystemTime::now())
+                .await;
+            match acquired {
+                Ok(true) => break true,
+                Ok(false) if std::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(false) | Err(_) => break false,
+            }
+        };
+        let outcome = work.await;
+        if held {
+            let _ = self.store.release_lease(key, &owner).await;
+        }
+        outcome
     }
 
     /// A token store of its own, in a 0700 directory beside the sessions

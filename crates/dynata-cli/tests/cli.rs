@@ -2403,3 +2403,55 @@ async fn a_gateways_403_to_a_refresh_does_not_drop_a_live_session() {
         text(&second.stderr)
     );
 }
+
+/// `dynata login` saves its new session under the store's renewal lease, as
+/// every save of the SDK's protocol does: a renewal that found the stored
+/// session refused takes it out of the store under that lease, and a login
+/// saved between its look and its removal was removed instead (live at
+/// Dynata, never revoked, the user logged out right after logging in).
+/// While another process holds the lease, the login waits, then saves.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_saves_its_session_under_the_renewal_lease() {
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let before = store.load(&key).await.unwrap().expect("stored");
+    let holder = dynata_sdk::store::LeaseOwner::random();
+    let ttl = Duration::from_secs(30);
+    assert!(
+        store
+            .try_acquire_lease(&key, &holder, ttl, SystemTime::now())
+            .await
+            .unwrap()
+    );
+    let child = world
+        .command(
+            env!("CARGO_BIN_EXE_dynata"),
+            &[("DYNATA_PASSWORD", PASSWORD)],
+        )
+        .args(["login", "--username", USER])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Login) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no login sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Logged in: for a while, the stored session stays the holder's.
+    let watching = std::time::Instant::now();
+    while watching.elapsed() < Duration::from_millis(500) {
+        let stored = store.load(&key).await.unwrap().expect("stored");
+        assert_eq!(
+            stored.refresh_token, before.refresh_token,
+            "dynata login saved while another process held the renewal lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.release_lease(&key, &holder).await.unwrap());
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stored = store.load(&key).await.unwrap().expect("stored");
+    assert_ne!(stored.refresh_token, before.refresh_token);
+}
