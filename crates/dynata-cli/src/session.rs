@@ -364,6 +364,7 @@ impl Context {
     async fn revoke_stored(&self, username: &str, store: &FileStore) -> Result<(), Failure> {
         let key = self.key(username);
         let client = self.build_on(Credentials::without_password(username), store.clone())?;
+        let before = store.load(&key).await;
         // Adopts the stored session, or refreshes it (and stores the new
         // pair), so that its logout revokes what is stored now.
         match client.access_token().await {
@@ -371,7 +372,30 @@ impl Context {
             Err(
                 dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
             ) => {
-                let _ = store.remove(&key).await;
+                // Dynata refused the session's refresh token: the SDK took
+                // it out of the store. Still there, it was not renewed for
+                // another reason (the token store failed, another `dynata`
+                // held its lease too long), and may be live: kept, to try
+                // again, never reported revoked.
+                // (What no session can be read from has nothing to revoke.)
+                let ended = match (&before, store.load(&key).await) {
+                    (_, Ok(None)) => true,
+                    (Ok(Some(before)), Ok(Some(after))) => {
+                        after.refresh_token != before.refresh_token
+                    }
+                    (_, Err(e)) if e.is_unusable_content() => {
+                        let _ = store.remove(&key).await;
+                        true
+                    }
+                    _ => false,
+                };
+                if !ended {
+                    return Err(Failure::refused(format!(
+                        "could not renew the stored session to revoke it (the token store in {} \
+                         failed, or another `dynata` held it); it is kept: try again",
+                        store.dir().display()
+                    )));
+                }
                 return Ok(());
             }
             Err(e) => return Err(e.into()),

@@ -2455,3 +2455,37 @@ async fn login_saves_its_session_under_the_renewal_lease() {
     let stored = store.load(&key).await.unwrap().expect("stored");
     assert_ne!(stored.refresh_token, before.refresh_token);
 }
+
+/// `dynata logout` whose renewal fails in the token store (the lease cannot
+/// be taken: `<digest>.lease` is a directory, a stand-in for EIO, a full
+/// disk, or another `dynata` holding the lease longer than the wait) gets
+/// `LoginRequired` from the SDK, with nothing sent to Dynata, as for a
+/// session Dynata refused. It deleted the stored session and said "Logged
+/// out" (exit 0), though the session was live at Dynata and nothing on this
+/// machine could revoke it any more. It now fails, and keeps the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_after_a_store_fault_keeps_the_session_and_says_so() {
+    let world = World::start().await;
+    world.login().await;
+    let token = age_the_stored_access_token(&world).await;
+    let (store, key) = world.store();
+    let lease = store.lease_path(&key);
+    std::fs::create_dir(&lease).unwrap();
+    std::fs::File::open(&lease)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let out = world.run(&["logout"], &[]).await;
+    let stderr = text(&out.stderr);
+    let live = status_with(&world, &token).await == 200;
+    let still_stored = store.load(&key).await.unwrap().is_some();
+    assert_eq!(world.sandbox.count(Operation::Logout), 0, "nothing revoked");
+    assert!(
+        !(out.status.code() == Some(0) && live),
+        "logout exit 0 ({stderr:?}) but the session is live at Dynata; still stored: {still_stored}"
+    );
+    assert!(
+        !live || still_stored,
+        "the live session was deleted from the store, unrevoked ({stderr:?})"
+    );
+}
