@@ -27,6 +27,8 @@ pub(crate) struct Context {
     pub(crate) environment_name: String,
     pub(crate) environment: Environment,
     pub(crate) base_url: String,
+    /// Whether the environment is the profile's (the shell named none).
+    environment_from_profile: bool,
     store: FileStore,
 }
 
@@ -79,9 +81,11 @@ impl Context {
         profile: Profile,
         env_flag: Option<&str>,
     ) -> Result<Self, Failure> {
-        let environment_name = env_flag
+        let from_shell = env_flag
             .map(str::to_owned)
-            .or_else(|| env_var("DYNATA_BASE_URL"))
+            .or_else(|| env_var("DYNATA_BASE_URL"));
+        let environment_from_profile = from_shell.is_none() && profile.environment.is_some();
+        let environment_name = from_shell
             .or_else(|| profile.environment.clone())
             .unwrap_or_else(|| "production".to_owned());
         let environment = parse_environment(&environment_name)?;
@@ -95,6 +99,7 @@ impl Context {
             environment_name,
             environment,
             base_url,
+            environment_from_profile,
             // The SDK's FileStore::in_cache_dir() directory, found with the
             // same lookup: programs using the SDK share the session.
             store: FileStore::new(cache.join("dynata").join("sessions")),
@@ -110,6 +115,23 @@ impl Context {
         env_var("DYNATA_USERNAME")
             .or_else(|| self.profile.username.clone())
             .ok_or_else(|| self.not_logged_in())
+    }
+
+    /// `DYNATA_PASSWORD` goes to the profile's environment only for the
+    /// profile's own account. A shell that names another account
+    /// (`DYNATA_USERNAME`) but no environment is set up for the SDK's
+    /// default, production: its password must not go to wherever this
+    /// profile logged in (UAT, a gateway's URL).
+    fn check_shell_password_goes_here(&self, username: &str) -> Result<(), Failure> {
+        if !self.environment_from_profile || self.profile.username.as_deref() == Some(username) {
+            return Ok(());
+        }
+        Err(Failure::usage(format!(
+            "DYNATA_PASSWORD is set for {username} (DYNATA_USERNAME), but the environment, {}, \
+             is profile {}'s, which logged in as someone else: set DYNATA_ENV or \
+             DYNATA_BASE_URL to say where the password goes (nothing was sent)",
+            self.base_url, self.profile_name
+        )))
     }
 
     fn not_logged_in(&self) -> Failure {
@@ -154,6 +176,7 @@ impl Context {
     pub(crate) async fn client(&self) -> Result<SessionClient, Failure> {
         let username = self.username()?;
         if let Some(password) = password_from_env() {
+            self.check_shell_password_goes_here(&username)?;
             return Ok(SessionClient {
                 client: self.build(Credentials::new(username, password))?,
                 has_password: true,

@@ -2489,3 +2489,52 @@ async fn logout_after_a_store_fault_keeps_the_session_and_says_so() {
         "the live session was deleted from the store, unrevoked ({stderr:?})"
     );
 }
+
+/// A shell set up for the SDK's default environment, production
+/// (`DYNATA_USERNAME` and `DYNATA_PASSWORD`, no environment named) runs
+/// `dynata whoami` with a profile logged in elsewhere (here alice's
+/// sandbox; as well UAT or any custom URL): the shell's password for
+/// another account does not go to the profile's host (it did). A usage
+/// error says how to name the environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shell_password_for_another_account_does_not_go_to_the_profiles_host() {
+    let world = World::start().await;
+    world.login().await;
+    let logins = world.sandbox.count(Operation::Login);
+    let out = world
+        .run(
+            &["whoami"],
+            &[
+                ("DYNATA_ENV", ""),
+                ("DYNATA_USERNAME", "bob"),
+                ("DYNATA_PASSWORD", "bobs-production-password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        logins,
+        "bob's password went to the profile's host {}: exit {:?}, {}",
+        world.sandbox.base_url(),
+        out.status.code(),
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("DYNATA_BASE_URL"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The profile's own account may use a password from the shell.
+    let own = world
+        .run(
+            &["whoami"],
+            &[
+                ("DYNATA_ENV", ""),
+                ("DYNATA_USERNAME", USER),
+                ("DYNATA_PASSWORD", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(own.status.code(), Some(0), "{}", text(&own.stderr));
+}
