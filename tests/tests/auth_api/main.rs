@@ -52,3 +52,36 @@ fn code_body() -> types::CodeExchangeRequest {
 /// The token pair of Dynata's getting-started page, with placeholder tokens.
 const TOKEN_PAIR: &str =
     r#"{"accessToken":"<JWT>","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"<JWT>"}"#;
+
+/// `Client::new`, the generated client's own constructor, built its
+/// `reqwest::Client` with reqwest's default redirect policy, which follows a
+/// `307`/`308` to any host and sends the body again: a login answered with
+/// a redirect elsewhere handed that host the password. It follows none now.
+/// (The SDK's own client follows redirects within the origin only.)
+#[tokio::test]
+async fn client_new_does_not_send_a_redirected_login_to_another_host() {
+    dynata_auth_api::ensure_crypto_provider();
+    let home = httpmock::MockServer::start_async().await;
+    let elsewhere = httpmock::MockServer::start_async().await;
+    let stolen = elsewhere
+        .mock_async(|when, then| {
+            when.body_includes("<Your Password>");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(TOKEN_PAIR);
+        })
+        .await;
+    let target = elsewhere.url("/auth/v1/token/password");
+    home.mock_async(move |when, then| {
+        when.path("/auth/v1/token/password");
+        then.status(307).header("location", target);
+    })
+    .await;
+    let client = Client::new(&home.base_url());
+    let _ = client.login(&login_body()).await;
+    assert_eq!(
+        stolen.calls_async().await,
+        0,
+        "the password was sent to another host"
+    );
+}
