@@ -80,7 +80,9 @@ where
     sent
 }
 
-/// `error`, with any text that contains one of `secrets` withheld.
+/// `error`, with any text that contains one of `secrets` withheld: its
+/// messages, and its request id (a password of letters, digits and `-`
+/// looks like any id, and a gateway may echo it there).
 fn without_secrets(error: Error, secrets: &[&Secret]) -> Error {
     let leaks = |text: &str| {
         secrets
@@ -89,7 +91,7 @@ fn without_secrets(error: Error, secrets: &[&Secret]) -> Error {
             .any(|secret| !secret.is_empty() && text.contains(secret))
     };
     let scrub = |text: Option<String>| text.filter(|t| !leaks(t));
-    match error {
+    match error.without_request_id_if(leaks) {
         Error::CredentialsRejected {
             status,
             error,

@@ -361,6 +361,22 @@ impl Error {
         }
     }
 
+    /// The error without its request id if `leaks` says the id quotes
+    /// something secret (a server or gateway that echoed it).
+    pub(crate) fn without_request_id_if(mut self, leaks: impl Fn(&str) -> bool) -> Self {
+        if let Error::CredentialsRejected { request_id, .. }
+        | Error::Api { request_id, .. }
+        | Error::Rejected { request_id, .. }
+        | Error::RateLimited { request_id, .. }
+        | Error::Timeout { request_id, .. }
+        | Error::Decode { request_id, .. } = &mut self
+            && request_id.as_deref().is_some_and(&leaks)
+        {
+            *request_id = None;
+        }
+        self
+    }
+
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config {
             message: message.into(),

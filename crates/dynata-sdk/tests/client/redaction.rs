@@ -252,3 +252,39 @@ async fn a_loopback_login_never_goes_through_an_http_proxy() {
         "the password went to the HTTP proxy, in clear"
     );
 }
+
+/// A gateway that echoes the login's password back in `x-request-id` (a
+/// password of letters, digits and `-` looks like any request id): the
+/// error and the logs do not quote it, as for an echoed error description.
+/// (The request id was kept whole.)
+#[tokio::test]
+async fn a_password_echoed_in_the_request_id_stays_out_of_the_error() {
+    const ID_SHAPED_PASSWORD: &str = "Summer-2024-rocks";
+    let captured = captured_logs();
+    let harness = Harness::with(|b| {
+        b.credentials(Credentials::new("alice", ID_SHAPED_PASSWORD))
+            .retry_policy(RetryPolicy::none())
+    })
+    .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(401)
+                .header("content-type", "application/vnd.auth.error+json")
+                .header("x-request-id", ID_SHAPED_PASSWORD)
+                .body(r#"{"error":"invalid_grant"}"#);
+        })
+        .await;
+    let error = harness.client.access_token().await.expect_err("rejected");
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(ID_SHAPED_PASSWORD),
+        "the error quotes the password: {text}"
+    );
+    let logs = String::from_utf8(captured.0.lock().expect("log lock").clone()).expect("utf-8");
+    assert!(
+        !logs.contains(ID_SHAPED_PASSWORD),
+        "the logs quote the password: {logs}"
+    );
+}
