@@ -108,11 +108,8 @@ pub(crate) struct Answer {
 impl Answer {
     async fn read(response: Response) -> Result<Answer, Failure> {
         let status = response.status();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        // Only what looks like an id: a proxy may echo the bearer token there.
+        let request_id = dynata_sdk::request_id(response.headers());
         let mut head = format!("{:?} {}\n", response.version(), status);
         for (name, value) in response.headers() {
             head.push_str(&format!(

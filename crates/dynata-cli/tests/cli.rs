@@ -2538,3 +2538,39 @@ async fn a_shell_password_for_another_account_does_not_go_to_the_profiles_host()
         .await;
     assert_eq!(own.status.code(), Some(0), "{}", text(&own.stderr));
 }
+
+/// A gateway that echoes the request's bearer token in `x-request-id`: the
+/// SDK's errors keep a request id only if it cannot be a token, and so does
+/// the refusal `dynata api` and `whoami` print on stderr (it printed the
+/// header whole).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_id_echoing_the_token_is_not_printed() {
+    let world = World::start().await;
+    let access = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXN0dWI";
+    let (server, env) = stub_with(&world, access).await;
+    let refusal = json!({"data": null, "status": {"message": "fail", "errors": [
+        {"code": "FORBIDDEN", "message": "no access"},
+    ]}});
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(403)
+                .header("content-type", "application/json")
+                .header("x-request-id", format!("Bearer {access}"))
+                .body(refusal.to_string());
+        })
+        .await;
+    for args in [
+        &["whoami"][..],
+        &["api", "projects"],
+        &["api", "projects", "--paginate"],
+    ] {
+        let out = world.run(args, &pairs(&env)).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains(access),
+            "{args:?} printed the token: {stderr}"
+        );
+    }
+}
