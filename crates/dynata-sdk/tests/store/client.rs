@@ -301,6 +301,37 @@ async fn a_bare_401_to_a_refresh_falls_back_to_the_password() {
     assert_eq!(stored.access_token.expose_secret(), "a2");
 }
 
+/// A client of `store` on `sandbox` without a password, as every `dynata`
+/// command but `login` is.
+fn passwordless(sandbox: &Sandbox, store: &FileStore) -> Client {
+    builder_on(
+        sandbox,
+        Arc::new(store.clone()),
+        Credentials::without_password("alice"),
+    )
+    .build()
+    .expect("valid")
+}
+
+/// A session logged in and stored, then adopted by a client without a
+/// password; a call of that client gets a `401`, and Dynata's refresh
+/// endpoint answers with `fault`: what renewing gives it.
+async fn renewal_of_a_passwordless_client_whose_refresh_gets(
+    sandbox: &Sandbox,
+    store: &FileStore,
+    fault: Fault,
+) -> Result<dynata_sdk::AccessToken, Error> {
+    client(sandbox, Arc::new(store.clone()))
+        .access_token()
+        .await
+        .expect("logs in");
+    let worker = passwordless(sandbox, store);
+    let token = worker.access_token().await.expect("adopts");
+    sandbox.inject(Operation::Refresh, fault, 1);
+    assert!(worker.invalidate(&token));
+    worker.access_token().await
+}
+
 /// A session whose refresh token Dynata refused is dead: a client that
 /// cannot log in takes it out of the store, so that another process is not
 /// handed its access token (the command line's `dynata token` printed a
@@ -310,32 +341,17 @@ async fn a_session_dynata_refused_to_refresh_is_taken_out_of_the_store() {
     let dir = TempDir::new("client-dead-session");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
-    let passwordless = || {
-        builder_on(
-            &sandbox,
-            Arc::new(store.clone()),
-            Credentials::without_password("alice"),
-        )
-        .build()
-        .expect("valid")
-    };
-    client(&sandbox, Arc::new(store.clone()))
-        .access_token()
-        .await
-        .expect("logs in");
-    let worker = passwordless();
-    let token = worker.access_token().await.expect("adopts");
-    // Revoked at Dynata: a call got a 401, and the refresh is refused.
-    sandbox.inject(Operation::Refresh, Fault::InvalidGrant, 1);
-    assert!(worker.invalidate(&token));
-    let ended = worker.access_token().await.expect_err("cannot log in");
-    assert!(matches!(ended, Error::LoginRequired), "{ended:?}");
+    // Revoked at Dynata: the refresh is refused.
+    let ended =
+        renewal_of_a_passwordless_client_whose_refresh_gets(&sandbox, &store, Fault::InvalidGrant)
+            .await;
+    assert!(matches!(ended, Err(Error::LoginRequired)), "{ended:?}");
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     assert!(
         store.load(&key).await.expect("readable").is_none(),
         "the dead session is still stored"
     );
-    let reader = passwordless().access_token().await;
+    let reader = passwordless(&sandbox, &store).access_token().await;
     assert!(
         matches!(reader, Err(Error::LoginRequired)),
         "another process got {reader:?}"
@@ -346,7 +362,10 @@ async fn a_session_dynata_refused_to_refresh_is_taken_out_of_the_store() {
         .access_token()
         .await
         .expect("logs in again");
-    let adopted = passwordless().access_token().await.expect("adopts");
+    let adopted = passwordless(&sandbox, &store)
+        .access_token()
+        .await
+        .expect("adopts");
     assert_eq!(adopted.secret(), renewed.secret());
 }
 
@@ -359,32 +378,16 @@ async fn a_gateways_bare_403_to_a_refresh_leaves_the_live_session_stored() {
     let dir = TempDir::new("client-bare-403-kept");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
-    let passwordless = || {
-        builder_on(
-            &sandbox,
-            Arc::new(store.clone()),
-            Credentials::without_password("alice"),
-        )
-        .build()
-        .expect("valid")
-    };
-    client(&sandbox, Arc::new(store.clone()))
-        .access_token()
-        .await
-        .expect("logs in");
-    let worker = passwordless();
-    let token = worker.access_token().await.expect("adopts");
-    // A web firewall answers the refresh 403 once; Dynata never sees it.
-    sandbox.inject(Operation::Refresh, Fault::Status(403), 1);
-    assert!(worker.invalidate(&token));
-    let renewal = worker.access_token().await.map(|t| t.secret().to_string());
+    let renewal =
+        renewal_of_a_passwordless_client_whose_refresh_gets(&sandbox, &store, Fault::Status(403))
+            .await;
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
     let stored = store.load(&key).await.expect("readable");
     assert!(
         stored.is_some(),
         "a firewall's 403 took the fleet's live session out of the store (the renewal: {renewal:?})"
     );
-    passwordless()
+    passwordless(&sandbox, &store)
         .access_token()
         .await
         .expect("another process still has the live session");
