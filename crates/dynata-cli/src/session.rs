@@ -280,7 +280,9 @@ impl Context {
     async fn holding_lease<T>(&self, key: &StoreKey, work: impl Future<Output = T>) -> T {
         let policy = SharingPolicy::default();
         let owner = LeaseOwner::random();
-        let give_up = std::time::Instant::now() + policy.lease_wait;
+        let started = std::time::Instant::now();
+        let give_up = started + policy.lease_wait;
+        let mut said = false;
         let held = loop {
             let acquired = self
                 .store
@@ -289,6 +291,13 @@ impl Context {
             match acquired {
                 Ok(true) => break true,
                 Ok(false) if std::time::Instant::now() < give_up => {
+                    // Said once, if the wait is more than a moment.
+                    if started.elapsed() > Duration::from_millis(250) && !said {
+                        said = true;
+                        crate::output::noteln!(
+                            "Waiting for another `dynata` that is renewing this session…"
+                        );
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Ok(false) | Err(_) => break false,

@@ -2430,6 +2430,11 @@ async fn login_saves_its_session_under_the_renewal_lease() {
     assert!(store.release_lease(&key, &holder).await.unwrap());
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Waiting for another `dynata`"),
+        "{}",
+        text(&out.stderr)
+    );
     let stored = store.load(&key).await.unwrap().expect("stored");
     assert_ne!(stored.refresh_token, before.refresh_token);
 }
