@@ -2351,35 +2351,44 @@ async fn token_after_a_revoked_session_is_not_printed_as_valid() {
     );
 }
 
-/// A gateway's or web firewall's bare `403` to the refresh (which may never
-/// have reached Dynata) does not end the session: `dynata logout` does not
-/// say "Logged out" while the session lives on at Dynata, and once the
-/// firewall lets requests through again `dynata token` works: no `dynata
-/// login` needed, and no session left live at Dynata, held by nobody (the
-/// 403 was taken for a refusal, and the session removed from the store).
+/// A gateway's or web firewall's `401` or `403` to the refresh, bare or with
+/// its own `{"message": …}` (which may never have reached Dynata), does not
+/// end the session: `dynata logout` does not say "Logged out" while the
+/// session lives on at Dynata, and once the gateway lets requests through
+/// again `dynata token` works: no `dynata login` needed, and no session left
+/// live at Dynata, held by nobody (taken for a refusal, the session was
+/// removed from the store: the 403 at first, the JSON 401, found by review,
+/// after).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_gateways_403_to_a_refresh_neither_ends_nor_drops_the_session() {
-    let world = World::start().await;
-    world.login().await;
-    let token = age_the_stored_access_token(&world).await;
-    world
-        .sandbox
-        .inject(Operation::Refresh, dynata_sandbox::Fault::Status(403), 1);
-    let logout = world.run(&["logout"], &[]).await;
-    assert_ne!(logout.status.code(), Some(0), "{}", text(&logout.stderr));
-    assert_eq!(world.sandbox.count(Operation::Logout), 0);
-    let token_now = world.run(&["token"], &[]).await;
-    assert_eq!(
-        status_with(&world, &token).await,
-        200,
-        "the session lives at Dynata"
-    );
-    assert_eq!(
-        token_now.status.code(),
-        Some(0),
-        "after one firewall 403, the live session was dropped: {}",
-        text(&token_now.stderr)
-    );
+async fn a_gateways_401_or_403_to_a_refresh_neither_ends_nor_drops_the_session() {
+    for status in [401, 403] {
+        let world = World::start().await;
+        world.login().await;
+        let token = age_the_stored_access_token(&world).await;
+        world
+            .sandbox
+            .inject(Operation::Refresh, dynata_sandbox::Fault::Status(status), 1);
+        let logout = world.run(&["logout"], &[]).await;
+        assert_ne!(
+            logout.status.code(),
+            Some(0),
+            "{status}: {}",
+            text(&logout.stderr)
+        );
+        assert_eq!(world.sandbox.count(Operation::Logout), 0, "{status}");
+        let token_now = world.run(&["token"], &[]).await;
+        assert_eq!(
+            status_with(&world, &token).await,
+            200,
+            "{status}: the session lives at Dynata"
+        );
+        assert_eq!(
+            token_now.status.code(),
+            Some(0),
+            "after one gateway {status}, the live session was dropped: {}",
+            text(&token_now.stderr)
+        );
+    }
 }
 
 /// `dynata login` saves its new session under the store's renewal lease, as

@@ -611,11 +611,11 @@ impl Lifecycle {
                 // of one (it would take the session out of the store), and
                 // the password's session is stored as this renewal's.
                 Err(failure)
-                    if gateway_refused_refresh(&failure) && self.credentials.password.is_some() =>
+                    if may_refuse_refresh(&failure) && self.credentials.password.is_some() =>
                 {
                     tracing::info!(
                         status = failure.error.status(),
-                        "the refresh was refused without Dynata's error body; logging in with the password"
+                        "the refresh was refused without Dynata's invalid_grant; logging in with the password"
                     );
                     let (pair, sent_at) = self
                         .login_sharing_rejections(shared, deadline, answered)
@@ -833,9 +833,16 @@ impl Lifecycle {
                 },
                 Err(failure) if spends_refresh_token(&failure) => failure.error,
                 Err(failure)
-                    if gateway_refused_refresh(&failure) && self.credentials.password.is_some() =>
+                    if may_refuse_refresh(&failure) && self.credentials.password.is_some() =>
                 {
-                    failure.error
+                    // Kept: should the login fail, the next renewal sends
+                    // the refresh token again.
+                    tracing::info!(
+                        status = failure.error.status(),
+                        "the refresh was refused without Dynata's invalid_grant; logging in with the password"
+                    );
+                    let (pair, sent_at) = self.login(deadline).await?;
+                    return self.session_from(pair, sent_at);
                 }
                 Err(failure) => return Err(failure.into()),
             };
@@ -843,14 +850,9 @@ impl Lifecycle {
             // the password: the refresh token is not sent again.
             previous.refresh_refused.store(true, Ordering::Release);
             match &spent {
-                Error::CredentialsRejected { status, error, .. } => tracing::info!(
+                Error::CredentialsRejected { status, .. } => tracing::info!(
                     status,
-                    error = error.as_deref().unwrap_or(""),
-                    "the refresh token was rejected; logging in with the password"
-                ),
-                Error::Api { status, .. } => tracing::info!(
-                    status,
-                    "the refresh was refused without Dynata's error body; logging in with the password"
+                    "the refresh token was rejected (invalid_grant); logging in with the password"
                 ),
                 unusable => tracing::warn!(
                     error = %unusable,
@@ -1271,32 +1273,31 @@ fn may_refuse_credentials(error: &Error) -> bool {
     )
 }
 
-/// Whether a failed refresh used up its refresh token: Dynata refused it,
-/// or answered with JSON that is not a token pair (it took the token, and
-/// whatever it issued instead is lost). A proxy's page (transient) never
-/// reached Dynata, and a connection failure is not known to have.
+/// Whether a failed refresh certainly used up its refresh token: Dynata
+/// refused it (`invalid_grant`, Keycloak's code for a token expired,
+/// revoked or already used), or answered with JSON that is not a token pair
+/// (it took the token, and whatever it issued instead is lost). A proxy's
+/// page (transient) never reached Dynata, and a connection failure is not
+/// known to have.
 fn spends_refresh_token<T>(failure: &Failure<T>) -> bool {
-    match failure.error {
-        Error::CredentialsRejected { .. } => true,
+    match &failure.error {
+        Error::CredentialsRejected { error, .. } => error.as_deref() == Some("invalid_grant"),
         Error::Decode { .. } => !failure.transient,
         _ => false,
     }
 }
 
-/// Whether a refresh's failure is a gateway's bare `401` or `403`: it may be
-/// Dynata's refusal passed on, or the gateway's own (a firewall that never
-/// let it through). A client with a password logs in rather than pause for
-/// the rejected-login cooldown, having sent no password; the refresh token
-/// is not known to be spent, so nothing else is done with it (the session
-/// stays in a token store for those without a password).
-fn gateway_refused_refresh<T>(failure: &Failure<T>) -> bool {
-    matches!(
-        failure.error,
-        Error::Api {
-            status: 401 | 403,
-            ..
-        }
-    )
+/// Whether a refresh's failure may be its refusal without saying so: a
+/// `401` or `403` without Dynata's `invalid_grant` (a gateway's page, or
+/// its `{"message": …}`, which reads as an auth error), or another code
+/// (`invalid_client`). It may be Dynata's refusal passed on, or the
+/// gateway's own (a firewall that never let it through). A client with a
+/// password logs in rather than pause for the rejected-login cooldown,
+/// having sent no password; the refresh token is not known to be spent, so
+/// it is kept (and a token store keeps the session, for those without a
+/// password).
+fn may_refuse_refresh<T>(failure: &Failure<T>) -> bool {
+    may_refuse_credentials(&failure.error) && !spends_refresh_token(failure)
 }
 
 /// A token pair's lifetimes, checked with the pair: a negative one is out

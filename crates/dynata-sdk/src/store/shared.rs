@@ -84,7 +84,9 @@ pub enum RenewError<E> {
     /// Dynata refused the refresh token (expired, revoked, or already used by
     /// another process). The protocol looks at the store again, then logs in;
     /// if the store still holds the session with that refresh token, it is
-    /// dead, and removed first, even when the login cannot be made.
+    /// dead, and removed first, even when the login cannot be made. So only
+    /// a certain refusal is this (Dynata's `invalid_grant`), never a
+    /// gateway's `401` that may not have reached Dynata.
     RefreshRejected(E),
     /// Any other failure; given back to the caller as is.
     Failed(E),

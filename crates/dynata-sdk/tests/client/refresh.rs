@@ -406,3 +406,43 @@ async fn a_gateway_page_at_the_hard_margin_still_serves_the_valid_token() {
         "the caller that waited for the refresh: {waited:?}"
     );
 }
+
+/// Without a token store, a firewall's bare `403` to a refresh does not
+/// mark the refresh token refused: it is not known to be spent. A client
+/// whose password has changed since it logged in (it lives on its refresh
+/// tokens) sends its live refresh token again after the cooldown, and is
+/// back. (It marked it, then sent the wrong password again and stayed
+/// down; found by review.)
+#[tokio::test]
+async fn a_firewalls_403_to_a_refresh_does_not_abandon_a_live_refresh_token() {
+    let harness = Harness::new().await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let firewall = harness
+        .answer(REFRESH, 403, "<html>Forbidden</html>", 1)
+        .await;
+    let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let wrong_password = harness
+        .answer(LOGIN, 400, r#"{"error":"invalid_grant"}"#, 0)
+        .await;
+    harness.token().await;
+    harness.advance(30 * 60).await;
+    let first = harness.client.access_token().await;
+    assert!(first.is_err(), "{first:?}");
+    // Past the rejected-login cooldown, well within the refresh token's life.
+    harness.advance(6 * 60).await;
+    let second = harness
+        .client
+        .access_token()
+        .await
+        .map(|t| t.secret().to_string())
+        .map_err(|e| e.to_string());
+    assert_eq!(
+        second,
+        Ok("a2".to_string()),
+        "login {}, firewall {}, refresh {}, wrong password {}",
+        login.calls_async().await,
+        firewall.calls_async().await,
+        refresh.calls_async().await,
+        wrong_password.calls_async().await
+    );
+}

@@ -369,28 +369,35 @@ async fn a_session_dynata_refused_to_refresh_is_taken_out_of_the_store() {
     assert_eq!(adopted.secret(), renewed.secret());
 }
 
-/// A web firewall's bare `403` to a refresh may never have reached Dynata:
-/// the fleet's session (its access token and its refresh token) may be
-/// live. A client without a password leaves it stored (taken for a refusal,
-/// it was removed, and one gateway hiccup logged the whole fleet out).
+/// A gateway's `401` or `403` to a refresh, bare or with its own `{"message":
+/// …}` (which reads as an auth error), may never have reached Dynata: the
+/// fleet's session (its access token and its refresh token) may be live. A
+/// client without a password leaves it stored. (Taken for a refusal, it was
+/// removed, and one gateway hiccup logged the whole fleet out: the 403 at
+/// first, the JSON 401, found by review, after.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateways_bare_403_to_a_refresh_leaves_the_live_session_stored() {
-    let dir = TempDir::new("client-bare-403-kept");
-    let sandbox = sandbox().await;
-    let store = FileStore::new(dir.path());
-    let renewal =
-        renewal_of_a_passwordless_client_whose_refresh_gets(&sandbox, &store, Fault::Status(403))
-            .await;
-    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
-    let stored = store.load(&key).await.expect("readable");
-    assert!(
-        stored.is_some(),
-        "a firewall's 403 took the fleet's live session out of the store (the renewal: {renewal:?})"
-    );
-    passwordless(&sandbox, &store)
-        .access_token()
-        .await
-        .expect("another process still has the live session");
+async fn a_gateways_401_or_403_to_a_refresh_leaves_the_live_session_stored() {
+    for status in [401, 403] {
+        let dir = TempDir::new("client-gateway-refusal-kept");
+        let sandbox = sandbox().await;
+        let store = FileStore::new(dir.path());
+        let renewal = renewal_of_a_passwordless_client_whose_refresh_gets(
+            &sandbox,
+            &store,
+            Fault::Status(status),
+        )
+        .await;
+        let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+        let stored = store.load(&key).await.expect("readable");
+        assert!(
+            stored.is_some(),
+            "a gateway's {status} took the fleet's live session out of the store (the renewal: {renewal:?})"
+        );
+        passwordless(&sandbox, &store)
+            .access_token()
+            .await
+            .expect("another process still has the live session");
+    }
 }
 
 /// Dynata told this client to wait ten minutes before renewing again; another
