@@ -410,8 +410,15 @@ impl Context {
                 // held its lease too long), and may be live: kept, to try
                 // again, never reported revoked.
                 // (What no session can be read from has nothing to revoke.)
+                // An expired one has ended too (nothing left to revoke).
                 let ended = match (&before, store.load(&key).await) {
                     (_, Ok(None)) => true,
+                    (Ok(Some(_)), Ok(Some(after)))
+                        if !refresh_usable(&after, SystemTime::now()) =>
+                    {
+                        let _ = store.remove(&key).await;
+                        true
+                    }
                     (Ok(Some(before)), Ok(Some(after))) => {
                         after.refresh_token != before.refresh_token
                     }

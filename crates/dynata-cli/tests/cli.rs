@@ -2566,3 +2566,38 @@ async fn a_request_id_echoing_the_token_is_not_printed() {
         );
     }
 }
+
+/// A scratch store left behind whose session's refresh token has since
+/// expired (a `dynata login` killed, and the account's next login or logout
+/// more than a refresh lifetime later) is removed by the sweep: an expired
+/// session has ended. (For a while the logout's check that a session it
+/// could not renew is gone counted it as live, and the sweep kept it for
+/// ever; found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swept_scratch_store_whose_session_expired_is_removed() {
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let scratch = store.dir().join(".login-killed");
+    let issued = SystemTime::now() - Duration::from_secs(3600);
+    let expired = StoredSession::from_lifetimes(
+        Secret::new("expired-access"),
+        Duration::from_secs(1800),
+        Secret::new("expired-refresh"),
+        Duration::from_secs(3540),
+        issued,
+    )
+    .unwrap();
+    FileStore::new(&scratch)
+        .save(&key, &expired, SystemTime::now())
+        .await
+        .unwrap();
+    age_by_an_hour(&scratch);
+    let out = world.run(&["logout"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !scratch.exists(),
+        "the left-behind scratch store (its session expired) was kept: {:?}",
+        listing(&scratch)
+    );
+}
