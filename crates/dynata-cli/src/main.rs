@@ -66,7 +66,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Login { username } => {
             let mut context = Context::for_login(&cli.profile, env)?;
             let username = session::login_username(username)?;
-            let password = session::login_password(&username, &context.base_url)?;
+            let password = session::login_password(&context, &username)?;
             context.login(username.clone(), password).await?;
             output::noteln!(
                 "Logged in to {} as {username} (profile {}). The session is kept; the password is not.",

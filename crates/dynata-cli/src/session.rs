@@ -127,9 +127,9 @@ impl Context {
             return Ok(());
         }
         Err(Failure::usage(format!(
-            "DYNATA_PASSWORD is set for {username} (DYNATA_USERNAME), but the environment, {}, \
-             is profile {}'s, which logged in as someone else: set DYNATA_ENV or \
-             DYNATA_BASE_URL to say where the password goes (nothing was sent)",
+            "DYNATA_PASSWORD is set, for {username}, but the environment, {}, is profile {}'s, \
+             which is not logged in as {username}: set DYNATA_ENV or DYNATA_BASE_URL to say \
+             where the password goes (nothing was sent)",
             self.base_url, self.profile_name
         )))
     }
@@ -645,11 +645,14 @@ pub(crate) fn login_username(flag: Option<String>) -> Result<String, Failure> {
     Ok(username)
 }
 
-/// The password for `dynata login`: `DYNATA_PASSWORD`, or a prompt that
-/// does not echo and names where the password goes (a `DYNATA_BASE_URL`
-/// left in the shell may point somewhere unexpected).
-pub(crate) fn login_password(username: &str, base_url: &str) -> Result<String, Failure> {
+/// The password for `dynata login`: `DYNATA_PASSWORD` (for the profile's
+/// environment, only for the profile's own account, as for every command),
+/// or a prompt that does not echo and names where the password goes (a
+/// `DYNATA_BASE_URL` left in the shell may point somewhere unexpected).
+pub(crate) fn login_password(context: &Context, username: &str) -> Result<String, Failure> {
+    let base_url = &context.base_url;
     if let Some(password) = password_from_env() {
+        context.check_shell_password_goes_here(username)?;
         return Ok(password);
     }
     if !std::io::stdin().is_terminal() {

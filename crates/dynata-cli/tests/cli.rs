@@ -2601,3 +2601,33 @@ async fn a_swept_scratch_store_whose_session_expired_is_removed() {
         listing(&scratch)
     );
 }
+
+/// `dynata login` too: in a shell set up for production (`DYNATA_USERNAME`,
+/// `DYNATA_PASSWORD`, no environment) with a profile logged in elsewhere, it
+/// does not send bob's password to the profile's host (it did: the check
+/// was only in the other commands; found by review).
+#[tokio::test(flavor = "multi_thread")]
+async fn login_with_a_shell_password_for_another_account_does_not_go_to_the_profiles_host() {
+    let world = World::start().await;
+    world.login().await;
+    let logins = world.sandbox.count(Operation::Login);
+    let out = world
+        .run(
+            &["login"],
+            &[
+                ("DYNATA_ENV", ""),
+                ("DYNATA_USERNAME", "bob"),
+                ("DYNATA_PASSWORD", "bobs-production-password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        logins,
+        "bob's password went to the profile's host {}: exit {:?}, {}",
+        world.sandbox.base_url(),
+        out.status.code(),
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
