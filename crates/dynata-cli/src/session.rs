@@ -239,15 +239,14 @@ impl Context {
         };
         // Read just before it is replaced: another `dynata login` may have
         // stored a session since this one started.
-        let (replaced, saved) = self
-            .holding_lease(&key, async {
-                let replaced = self.stored_making_private(&key).await.ok().flatten();
-                (
-                    replaced,
-                    self.store.save(&key, &new, SystemTime::now()).await,
-                )
-            })
-            .await;
+        let (replaced, saved) = Self::holding_lease(&self.store, &key, async {
+            let replaced = self.stored_making_private(&key).await.ok().flatten();
+            (
+                replaced,
+                self.store.save(&key, &new, SystemTime::now()).await,
+            )
+        })
+        .await;
         if let Err(e) = saved {
             // Held by nobody otherwise.
             let _ = client.logout().await;
@@ -270,22 +269,27 @@ impl Context {
         profile::save(&self.profile_name, &self.profile)
     }
 
-    /// Runs `work` holding the store's renewal lease of `key`, as every save
-    /// of the SDK's protocol does: a renewal that found the stored session
-    /// refused takes it out under that lease, and must not take out a login
-    /// saved between its look and its removal. Another process's lease is
+    /// Runs `work` holding `store`'s renewal lease of `key`, as every save of
+    /// the SDK's protocol does, for the command line's own look-then-write
+    /// steps (a login's save, a failed logout's put-back): a renewal that
+    /// found the stored session refused takes it out under that lease, and
+    /// must not take out a login saved between its look and its removal, nor
+    /// a logout put an old session back over a login's. Another process's lease is
     /// waited for as the SDK waits (at most [`SharingPolicy::lease_wait`]; a
     /// dead holder's runs out within its time to live); a store that fails,
     /// or a lease that outlives that wait, leaves `work` to run without it.
-    async fn holding_lease<T>(&self, key: &StoreKey, work: impl Future<Output = T>) -> T {
+    async fn holding_lease<T>(
+        store: &FileStore,
+        key: &StoreKey,
+        work: impl Future<Output = T>,
+    ) -> T {
         let policy = SharingPolicy::default();
         let owner = LeaseOwner::random();
         let started = std::time::Instant::now();
         let give_up = started + policy.lease_wait;
         let mut said = false;
         let held = loop {
-            let acquired = self
-                .store
+            let acquired = store
                 .try_acquire_lease(key, &owner, policy.lease_ttl, SystemTime::now())
                 .await;
             match acquired {
@@ -305,7 +309,7 @@ impl Context {
         };
         let outcome = work.await;
         if held {
-            let _ = self.store.release_lease(key, &owner).await;
+            let _ = store.release_lease(key, &owner).await;
         }
         outcome
     }
@@ -448,25 +452,30 @@ impl Context {
             None => None,
         };
         let outcome = client.logout().await;
-        let now_stored = store.load(&key).await.ok().flatten();
         let same = |a: &StoredSession, b: &StoredSession| a.refresh_token == b.refresh_token;
-        let (result, keep_aside) = match (outcome, revoking, now_stored) {
-            (Ok(()), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
-                let _ = store.remove(&key).await;
-                (Ok(()), false)
+        // Under the lease, as a login saves: what is stored now is looked at
+        // and then removed or put back, with no login landing in between.
+        let (result, keep_aside) = Self::holding_lease(store, &key, async {
+            let now_stored = store.load(&key).await.ok().flatten();
+            match (outcome, revoking, now_stored) {
+                (Ok(()), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
+                    let _ = store.remove(&key).await;
+                    (Ok(()), false)
+                }
+                (Ok(()), _, _) => (Ok(()), false),
+                (Err(e), Some(revoking), None) => {
+                    let put_back = store.save(&key, &revoking, SystemTime::now()).await;
+                    (Err(e.into()), put_back.is_err())
+                }
+                // Another login took its place: the copy aside is for the sweep
+                // of a later run to revoke.
+                (Err(e), Some(revoking), Some(stored)) if !same(&revoking, &stored) => {
+                    (Err(e.into()), true)
+                }
+                (Err(e), _, _) => (Err(e.into()), false),
             }
-            (Ok(()), _, _) => (Ok(()), false),
-            (Err(e), Some(revoking), None) => {
-                let put_back = store.save(&key, &revoking, SystemTime::now()).await;
-                (Err(e.into()), put_back.is_err())
-            }
-            // Another login took its place: the copy aside is for the sweep
-            // of a later run to revoke.
-            (Err(e), Some(revoking), Some(stored)) if !same(&revoking, &stored) => {
-                (Err(e.into()), true)
-            }
-            (Err(e), _, _) => (Err(e.into()), false),
-        };
+        })
+        .await;
         if let Some(aside) = aside
             && !keep_aside
         {

@@ -2631,3 +2631,67 @@ async fn login_with_a_shell_password_for_another_account_does_not_go_to_the_prof
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// A `dynata logout` whose revocation fails puts the session back in the
+/// store, under the renewal lease as a login saves: while another process
+/// holds the lease (a `dynata login` saving), the logout waits, and so never
+/// writes the old session over the new one. (It put it back at once.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_logout_puts_the_session_back_under_the_renewal_lease() {
+    use tokio::io::AsyncBufReadExt as _;
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let before = store.load(&key).await.unwrap().expect("stored");
+    world
+        .sandbox
+        .inject(Operation::Logout, dynata_sandbox::Fault::Status(503), 1000);
+    let mut child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &[])
+        .arg("logout")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_logout_request(&world).await;
+    // The SDK took the session out before revoking; another process takes
+    // the lease meanwhile.
+    let holder = dynata_sdk::store::LeaseOwner::random();
+    let mut held = false;
+    for _ in 0..500 {
+        let ttl = Duration::from_secs(30);
+        if store
+            .try_acquire_lease(&key, &holder, ttl, SystemTime::now())
+            .await
+            .unwrap()
+        {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(held, "the logout kept the lease");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = Vec::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        let waiting = line.contains("Waiting for another `dynata`");
+        said.push(line);
+        if waiting {
+            break;
+        }
+    }
+    assert!(
+        said.iter()
+            .any(|l| l.contains("Waiting for another `dynata`")),
+        "the logout did not wait for the lease: {said:?}; stored meanwhile: {}",
+        store.load(&key).await.unwrap().is_some()
+    );
+    assert!(
+        store.load(&key).await.unwrap().is_none(),
+        "put back while the lease was held"
+    );
+    assert!(store.release_lease(&key, &holder).await.unwrap());
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(3));
+    let stored = store.load(&key).await.unwrap().expect("put back");
+    assert_eq!(stored.refresh_token, before.refresh_token);
+}
