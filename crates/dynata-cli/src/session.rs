@@ -299,7 +299,7 @@ impl Context {
                     if started.elapsed() > Duration::from_millis(250) && !said {
                         said = true;
                         crate::output::noteln!(
-                            "Waiting for another `dynata` that is renewing this session…"
+                            "Waiting for another `dynata` (or program) using this session's lease…"
                         );
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -405,16 +405,18 @@ impl Context {
         // pair), so that its logout revokes what is stored now.
         match client.access_token().await {
             Ok(_) => {}
-            Err(
-                dynata_sdk::Error::CredentialsRejected { .. } | dynata_sdk::Error::LoginRequired,
-            ) => {
-                // Dynata refused the session's refresh token: the SDK took
-                // it out of the store. Still there, it was not renewed for
-                // another reason (the token store failed, another `dynata`
-                // held its lease too long), and may be live: kept, to try
-                // again, never reported revoked.
-                // (What no session can be read from has nothing to revoke.)
-                // An expired one has ended too (nothing left to revoke).
+            // Refused without Dynata's `invalid_grant` (a gateway's 401):
+            // not known to have ended, and left in the store.
+            Err(error @ dynata_sdk::Error::CredentialsRejected { .. }) => {
+                return Err(refresh_refused(&error));
+            }
+            Err(dynata_sdk::Error::LoginRequired) => {
+                // Dynata refused the session's refresh token (`invalid_grant`):
+                // the SDK took it out of the store. Still there, it was not
+                // renewed for another reason (the token store failed, another
+                // `dynata` held its lease too long), and may be live: kept, to
+                // try again, never reported revoked. (What no session can be
+                // read from, or an expired one, has nothing left to revoke.)
                 let ended = match (&before, store.load(&key).await) {
                     (_, Ok(None)) => true,
                     (Ok(Some(_)), Ok(Some(after)))
@@ -599,6 +601,37 @@ fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
     !session.refresh_remaining(now, skew).is_zero()
 }
 
+/// A refresh of the stored session refused without Dynata's `invalid_grant`
+/// (a gateway's `401` or `403`, another code such as `invalid_client`): the
+/// session is not known to have ended, and the SDK keeps it stored.
+fn refresh_refused(error: &dynata_sdk::Error) -> Failure {
+    let why = match error {
+        dynata_sdk::Error::CredentialsRejected {
+            status,
+            error,
+            description,
+            ..
+        } => [
+            Some(format!("status {status}")),
+            error.clone(),
+            description.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
+        other => other.to_string(),
+    };
+    let request_id = error
+        .request_id()
+        .map(|id| format!(", request id {id}"))
+        .unwrap_or_default();
+    Failure::refused(format!(
+        "the refresh of the stored session was refused ({why}{request_id}), by Dynata or a \
+         gateway in front of it; the session is kept: try again, and if it persists, log in again"
+    ))
+}
+
 /// An SDK client, and whether it has a real password to fall back on.
 #[derive(Debug)]
 pub(crate) struct SessionClient {
@@ -616,11 +649,10 @@ impl SessionClient {
                 "the stored session has ended: {}",
                 self.context_hint
             )),
-            dynata_sdk::Error::CredentialsRejected { .. } if !self.has_password => {
-                Failure::refused(format!(
-                    "the stored session is no longer valid ({}): {}",
-                    "Dynata refused it", self.context_hint
-                ))
+            // Without a password, a refresh refused without `invalid_grant`
+            // (which the SDK answers with `LoginRequired`, above).
+            ref error @ dynata_sdk::Error::CredentialsRejected { .. } if !self.has_password => {
+                refresh_refused(error)
             }
             other => other.into(),
         }

@@ -2695,3 +2695,48 @@ async fn a_failed_logout_puts_the_session_back_under_the_renewal_lease() {
     let stored = store.load(&key).await.unwrap().expect("put back");
     assert_eq!(stored.refresh_token, before.refresh_token);
 }
+
+/// A gateway's JSON `401` to the refresh (`{"message": "Unauthorized"}`,
+/// which reads as a refusal without Dynata's `invalid_grant`) leaves the
+/// session stored and live: `dynata logout` fails without blaming the token
+/// store or another `dynata`, neither of which failed or held anything (it
+/// did; found by review).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateways_401_to_the_refresh_of_a_logout_is_not_blamed_on_the_store() {
+    let world = World::start().await;
+    world.login().await;
+    age_the_stored_access_token(&world).await;
+    world
+        .sandbox
+        .inject(Operation::Refresh, dynata_sandbox::Fault::Status(401), 1);
+    let logout = world.run(&["logout"], &[]).await;
+    let stderr = text(&logout.stderr);
+    assert_ne!(logout.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("token store") && !stderr.contains("another `dynata` held it"),
+        "the gateway's 401 is reported as a store failure or a held lease: {stderr}"
+    );
+}
+
+/// The same gateway `401` to the refresh of `dynata token` (no password)
+/// leaves the session stored and live (the next `dynata token` works without
+/// a login): the command does not say the session is no longer valid, nor
+/// to run `dynata login` (it did; found by review).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateways_401_to_the_refresh_of_token_is_not_reported_as_an_ended_session() {
+    let world = World::start().await;
+    world.login().await;
+    age_the_stored_access_token(&world).await;
+    world
+        .sandbox
+        .inject(Operation::Refresh, dynata_sandbox::Fault::Status(401), 1);
+    let first = world.run(&["token"], &[]).await;
+    let stderr = text(&first.stderr);
+    assert_ne!(first.status.code(), Some(0), "{stderr}");
+    let second = world.run(&["token"], &[]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(
+        !stderr.contains("no longer valid") && !stderr.contains("run `dynata login`"),
+        "the session stayed live (the next `dynata token` works), yet: {stderr}"
+    );
+}
