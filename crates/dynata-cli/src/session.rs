@@ -123,13 +123,19 @@ impl Context {
     /// default, production: its password must not go to wherever this
     /// profile logged in (UAT, a gateway's URL).
     fn check_shell_password_goes_here(&self, username: &str) -> Result<(), Failure> {
-        if !self.environment_from_profile || self.profile.username.as_deref() == Some(username) {
+        // The shell's password is its account's: `DYNATA_USERNAME`'s if set
+        // (`dynata login -u` may name another).
+        let shell_account = env_var("DYNATA_USERNAME").unwrap_or_else(|| username.to_owned());
+        let profiles = self.profile.username.as_deref();
+        if !self.environment_from_profile
+            || (profiles == Some(username) && profiles == Some(shell_account.as_str()))
+        {
             return Ok(());
         }
         Err(Failure::usage(format!(
-            "DYNATA_PASSWORD is set, for {username}, but the environment, {}, is profile {}'s, \
-             which is not logged in as {username}: set DYNATA_ENV or DYNATA_BASE_URL to say \
-             where the password goes (nothing was sent)",
+            "DYNATA_PASSWORD is set, for {shell_account}, but the environment, {}, is profile \
+             {}'s, which is not logged in as {shell_account}: set DYNATA_ENV or DYNATA_BASE_URL \
+             to say where the password goes (nothing was sent)",
             self.base_url, self.profile_name
         )))
     }

@@ -2740,3 +2740,32 @@ async fn a_gateways_401_to_the_refresh_of_token_is_not_reported_as_an_ended_sess
         "the session stayed live (the next `dynata token` works), yet: {stderr}"
     );
 }
+
+/// In a shell set up for production for bob (`DYNATA_USERNAME=bob`, bob's
+/// `DYNATA_PASSWORD`, no environment), `dynata login -u <the profile's
+/// account>` does not send bob's password to the profile's host: the check
+/// compared only `-u` with the profile's account (found by review).
+#[tokio::test(flavor = "multi_thread")]
+async fn login_dash_u_does_not_send_a_shell_password_for_another_account_to_the_profiles_host() {
+    let world = World::start().await;
+    world.login().await;
+    let logins = world.sandbox.count(Operation::Login);
+    let out = world
+        .run(
+            &["login", "-u", USER],
+            &[
+                ("DYNATA_ENV", ""),
+                ("DYNATA_USERNAME", "bob"),
+                ("DYNATA_PASSWORD", "bobs-production-password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        world.sandbox.count(Operation::Login),
+        logins,
+        "bob's shell password went to the profile's host {}: exit {:?}, {}",
+        world.sandbox.base_url(),
+        out.status.code(),
+        text(&out.stderr)
+    );
+}
