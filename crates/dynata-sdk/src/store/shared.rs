@@ -84,9 +84,10 @@ pub enum RenewError<E> {
     /// Dynata refused the refresh token (expired, revoked, or already used by
     /// another process). The protocol looks at the store again, then logs in;
     /// if the store still holds the session with that refresh token, it is
-    /// dead, and removed first, even when the login cannot be made. So only
-    /// a certain refusal is this (Dynata's `invalid_grant`), never a
-    /// gateway's `401` that may not have reached Dynata.
+    /// dead, and removed first, even when the login cannot be made. So it is
+    /// only what certainly spent the refresh token (Dynata's `invalid_grant`,
+    /// or an answer that cannot be used), never a gateway's `401` that may
+    /// not have reached Dynata.
     RefreshRejected(E),
     /// Any other failure; given back to the caller as is.
     Failed(E),
@@ -679,9 +680,9 @@ impl SharedSession {
                         // Still stored, the session is dead: out of the
                         // store, no process adopts its access token (revoked,
                         // or ending) any more, even if this client cannot log
-                        // in. (Only a saver that skips the lease, which every
-                        // save of the protocol and the command line's login
-                        // take, could land between the load and the removal.)
+                        // in. (Only a writer that skips the lease, which every
+                        // save of the protocol and of the command line takes,
+                        // could land between the load and the removal.)
                         Ok(Some(session)) if session.refresh_token == basis.refresh_token => {
                             self.remove().await;
                             login(&mut renew).await?
