@@ -123,21 +123,28 @@ impl Context {
     /// default, production: its password must not go to wherever this
     /// profile logged in (UAT, a gateway's URL).
     fn check_shell_password_goes_here(&self, username: &str) -> Result<(), Failure> {
-        // The shell's password is its account's: `DYNATA_USERNAME`'s if set
-        // (`dynata login -u` may name another).
-        let shell_account = env_var("DYNATA_USERNAME").unwrap_or_else(|| username.to_owned());
-        let profiles = self.profile.username.as_deref();
-        if !self.environment_from_profile
-            || (profiles == Some(username) && profiles == Some(shell_account.as_str()))
-        {
+        if !self.environment_from_profile {
             return Ok(());
         }
-        Err(Failure::usage(format!(
-            "DYNATA_PASSWORD is set, for {shell_account}, but the environment, {}, is profile \
-             {}'s, which is not logged in as {shell_account}: set DYNATA_ENV or DYNATA_BASE_URL \
-             to say where the password goes (nothing was sent)",
+        let profiles = self.profile.username.as_deref();
+        let where_to = format!(
+            "the environment, {}, is profile {}'s: set DYNATA_ENV or DYNATA_BASE_URL (or give \
+             --env) to say where the password goes (nothing was sent)",
             self.base_url, self.profile_name
-        )))
+        );
+        // The shell's password is its account's: `DYNATA_USERNAME`'s if set
+        // (`dynata login -u` may name another).
+        match env_var("DYNATA_USERNAME") {
+            Some(shell) if shell != username => Err(Failure::usage(format!(
+                "DYNATA_PASSWORD is set for {shell} (DYNATA_USERNAME), not for {username}; {where_to}"
+            ))),
+            _ if profiles != Some(username) => Err(Failure::usage(format!(
+                "DYNATA_PASSWORD is set for {username}, but profile {} is not logged in as \
+                 {username}; {where_to}",
+                self.profile_name
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn not_logged_in(&self) -> Failure {
@@ -276,11 +283,14 @@ impl Context {
     }
 
     /// Runs `work` holding `store`'s renewal lease of `key`, as every save of
-    /// the SDK's protocol does, for the command line's own look-then-write
-    /// steps (a login's save, a failed logout's put-back): a renewal that
-    /// found the stored session refused takes it out under that lease, and
-    /// must not take out a login saved between its look and its removal, nor
-    /// a logout put an old session back over a login's. Another process's lease is
+    /// the SDK's protocol does, for each of the command line's own steps
+    /// that looks at the stored session and then writes or removes it (a
+    /// login's save, a logout's put-back or removal, an expired session's
+    /// removal): a renewal that found the stored session refused takes it
+    /// out under that lease, and must not take out a login saved between its
+    /// look and its removal; nor may a logout put an old session back over a
+    /// login's, or remove the login's for the expired one it looked at.
+    /// Another process's lease is
     /// waited for as the SDK waits (at most [`SharingPolicy::lease_wait`]; a
     /// dead holder's runs out within its time to live); a store that fails,
     /// or a lease that outlives that wait, leaves `work` to run without it.
@@ -411,9 +421,16 @@ impl Context {
         // pair), so that its logout revokes what is stored now.
         match client.access_token().await {
             Ok(_) => {}
-            // Refused without Dynata's `invalid_grant` (a gateway's 401):
-            // not known to have ended, and left in the store.
-            Err(error @ dynata_sdk::Error::CredentialsRejected { .. }) => {
+            // The refresh refused without Dynata's `invalid_grant` (a
+            // gateway's `401` or `403`, bare or with its `{"message": …}`;
+            // `invalid_client`): not known to have ended, and left in the
+            // store. (Without a password nothing else is sent here.)
+            Err(
+                error @ (dynata_sdk::Error::CredentialsRejected { .. }
+                | dynata_sdk::Error::Api {
+                    status: 401 | 403, ..
+                }),
+            ) => {
                 return Err(refresh_refused(&error));
             }
             Err(dynata_sdk::Error::LoginRequired) => {
@@ -423,23 +440,26 @@ impl Context {
                 // `dynata` held its lease too long), and may be live: kept, to
                 // try again, never reported revoked. (What no session can be
                 // read from, or an expired one, has nothing left to revoke.)
-                let ended = match (&before, store.load(&key).await) {
-                    (_, Ok(None)) => true,
-                    (Ok(Some(_)), Ok(Some(after)))
-                        if !refresh_usable(&after, SystemTime::now()) =>
-                    {
-                        let _ = store.remove(&key).await;
-                        true
+                let ended = Self::holding_lease(store, &key, async {
+                    match (&before, store.load(&key).await) {
+                        (_, Ok(None)) => true,
+                        (Ok(Some(_)), Ok(Some(after)))
+                            if !refresh_usable(&after, SystemTime::now()) =>
+                        {
+                            let _ = store.remove(&key).await;
+                            true
+                        }
+                        (Ok(Some(before)), Ok(Some(after))) => {
+                            after.refresh_token != before.refresh_token
+                        }
+                        (_, Err(e)) if e.is_unusable_content() => {
+                            let _ = store.remove(&key).await;
+                            true
+                        }
+                        _ => false,
                     }
-                    (Ok(Some(before)), Ok(Some(after))) => {
-                        after.refresh_token != before.refresh_token
-                    }
-                    (_, Err(e)) if e.is_unusable_content() => {
-                        let _ = store.remove(&key).await;
-                        true
-                    }
-                    _ => false,
-                };
+                })
+                .await;
                 if !ended {
                     return Err(Failure::refused(format!(
                         "could not renew the stored session to revoke it (the token store in {} \
@@ -519,12 +539,19 @@ impl Context {
         self.sweep_scratch_stores(&username).await;
         // Nothing of the account is left on this machine, not even a refusal.
         let _ = self.store.remove_rejected_login(&key).await;
-        let Some(session) = self.stored_making_private(&key).await? else {
-            return Ok(false);
-        };
-        if !refresh_usable(&session, SystemTime::now()) {
-            // Expired at Dynata already: nothing to revoke.
-            let _ = self.store.remove(&key).await;
+        let live = Self::holding_lease(&self.store, &key, async {
+            let session = self.stored_making_private(&key).await?;
+            match session {
+                // Expired at Dynata already: nothing to revoke.
+                Some(session) if !refresh_usable(&session, SystemTime::now()) => {
+                    let _ = self.store.remove(&key).await;
+                    Ok(false)
+                }
+                session => Ok::<_, Failure>(session.is_some()),
+            }
+        })
+        .await?;
+        if !live {
             return Ok(false);
         }
         self.revoke_stored(&username, &self.store).await?;
@@ -607,11 +634,16 @@ fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
     !session.refresh_remaining(now, skew).is_zero()
 }
 
-/// A refresh of the stored session refused without Dynata's `invalid_grant`
-/// (a gateway's `401` or `403`, another code such as `invalid_client`): the
-/// session is not known to have ended, and the SDK keeps it stored.
+/// A refresh of the stored session refused without Dynata's `invalid_grant`:
+/// a `400` or `401` whose JSON has another code (`invalid_client`) or none
+/// (a gateway's `{"message": …}`), or a gateway's bare `401` or `403`
+/// ([`dynata_sdk::Error::Api`]). The session is not known to have ended,
+/// and the SDK keeps it stored.
 fn refresh_refused(error: &dynata_sdk::Error) -> Failure {
     let why = match error {
+        dynata_sdk::Error::Api {
+            status, summary, ..
+        } => format!("status {status}, {summary}"),
         dynata_sdk::Error::CredentialsRejected {
             status,
             error,
@@ -655,8 +687,9 @@ impl SessionClient {
                 "the stored session has ended: {}",
                 self.context_hint
             )),
-            // Without a password, a refresh refused without `invalid_grant`
-            // (which the SDK answers with `LoginRequired`, above).
+            // Without a password this can only be the refresh refused
+            // without `invalid_grant` (with it, the SDK answers
+            // `LoginRequired`, above): the session is kept.
             ref error @ dynata_sdk::Error::CredentialsRejected { .. } if !self.has_password => {
                 refresh_refused(error)
             }

@@ -2375,6 +2375,11 @@ async fn a_gateways_401_or_403_to_a_refresh_neither_ends_nor_drops_the_session()
             "{status}: {}",
             text(&logout.stderr)
         );
+        assert!(
+            text(&logout.stderr).contains("the session is kept"),
+            "{status}: {}",
+            text(&logout.stderr)
+        );
         assert_eq!(world.sandbox.count(Operation::Logout), 0, "{status}");
         let token_now = world.run(&["token"], &[]).await;
         assert_eq!(
@@ -2768,4 +2773,83 @@ async fn login_dash_u_does_not_send_a_shell_password_for_another_account_to_the_
         out.status.code(),
         text(&out.stderr)
     );
+}
+
+/// In a shell set up for the profile's own account (`DYNATA_USERNAME=alice`,
+/// no environment), `dynata login -u bob` is refused (alice's password must
+/// not go as bob's), and the message names the mismatch: it claimed the
+/// profile "is not logged in as alice" (found by review).
+#[tokio::test(flavor = "multi_thread")]
+async fn login_dash_u_refusal_names_the_right_account() {
+    let world = World::start().await;
+    world.login().await;
+    let out = world
+        .run(
+            &["login", "-u", "bob"],
+            &[
+                ("DYNATA_ENV", ""),
+                ("DYNATA_USERNAME", USER),
+                ("DYNATA_PASSWORD", PASSWORD),
+            ],
+        )
+        .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains(&format!("not logged in as {USER}")),
+        "the profile is logged in as {USER}, yet: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("set for {USER} (DYNATA_USERNAME), not for bob")),
+        "{stderr}"
+    );
+}
+
+/// `dynata logout` of an expired session removes it under the renewal lease,
+/// as every look-then-write step of the command line does: while another
+/// process holds the lease (a `dynata login` saving a new session), it
+/// waits, and so never removes that new session for the expired one it
+/// looked at. (It removed it at once.)
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_of_an_expired_session_removes_it_under_the_renewal_lease() {
+    use tokio::io::AsyncBufReadExt as _;
+    let world = World::start().await;
+    let (store, key) = world.store();
+    world.login().await;
+    let expired = StoredSession::from_lifetimes(
+        Secret::new("expired-access"),
+        Duration::from_secs(1800),
+        Secret::new("expired-refresh"),
+        Duration::from_secs(3540),
+        SystemTime::now() - Duration::from_secs(3600),
+    )
+    .unwrap();
+    store.save(&key, &expired, SystemTime::now()).await.unwrap();
+    let holder = dynata_sdk::store::LeaseOwner::random();
+    let ttl = Duration::from_secs(30);
+    assert!(
+        store
+            .try_acquire_lease(&key, &holder, ttl, SystemTime::now())
+            .await
+            .unwrap()
+    );
+    let mut child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &[])
+        .arg("logout")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = stderr.next_line().await.unwrap().unwrap_or_default();
+    assert!(
+        first.contains("Waiting for another `dynata`"),
+        "the logout did not wait for the lease: {first:?}"
+    );
+    assert!(
+        store.load(&key).await.unwrap().is_some(),
+        "removed while the lease was held"
+    );
+    assert!(store.release_lease(&key, &holder).await.unwrap());
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert!(store.load(&key).await.unwrap().is_none());
 }
