@@ -118,8 +118,9 @@ impl Context {
     }
 
     /// `DYNATA_PASSWORD` goes to the profile's environment only for the
-    /// profile's own account. A shell that names another account
-    /// (`DYNATA_USERNAME`) but no environment is set up for the SDK's
+    /// profile's own account, and only as its own account's (the shell's
+    /// `DYNATA_USERNAME`, when set, is whose password it is). A shell that
+    /// names another account but no environment is set up for the SDK's
     /// default, production: its password must not go to wherever this
     /// profile logged in (UAT, a gateway's URL).
     fn check_shell_password_goes_here(&self, username: &str) -> Result<(), Failure> {
@@ -290,10 +291,10 @@ impl Context {
     /// out under that lease, and must not take out a login saved between its
     /// look and its removal; nor may a logout put an old session back over a
     /// login's, or remove the login's for the expired one it looked at.
-    /// Another process's lease is
-    /// waited for as the SDK waits (at most [`SharingPolicy::lease_wait`]; a
-    /// dead holder's runs out within its time to live); a store that fails,
-    /// or a lease that outlives that wait, leaves `work` to run without it.
+    /// Another process's lease is waited for as the SDK waits (at most
+    /// [`SharingPolicy::lease_wait`]; a dead holder's runs out within its
+    /// time to live); a store that fails, or a lease that outlives that
+    /// wait, leaves `work` to run without it.
     async fn holding_lease<T>(
         store: &FileStore,
         key: &StoreKey,

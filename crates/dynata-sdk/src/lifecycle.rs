@@ -594,13 +594,13 @@ impl Lifecycle {
         deadline: Instant,
         answered: &AtomicBool,
     ) -> Result<StoredSession, RenewError<Refused>> {
-        // How an answer that cannot be used fails the renewal: after a
-        // refresh, Dynata took the refresh token, so it is spent (refused)
-        // and never sent again.
         let login_failed = |refused: Refused| match refused.error {
             Error::LoginRequired => RenewError::CannotLogIn(refused),
             _ => RenewError::Failed(refused),
         };
+        // How an answer that cannot be used fails the renewal: after a
+        // refresh, Dynata took the refresh token, so it is spent (refused)
+        // and never sent again.
         let (pair, sent_at, unusable): (_, _, fn(Refused) -> RenewError<Refused>) = match what {
             Renew::Refresh(refresh_token) => match self.refresh(&refresh_token, deadline).await {
                 Ok((pair, sent_at)) => (pair, sent_at, RenewError::RefreshRejected),
@@ -610,13 +610,7 @@ impl Lifecycle {
                 // Not known to be Dynata's refusal: the protocol is not told
                 // of one (it would take the session out of the store), and
                 // the password's session is stored as this renewal's.
-                Err(failure)
-                    if may_refuse_refresh(&failure) && self.credentials.password.is_some() =>
-                {
-                    tracing::info!(
-                        status = failure.error.status(),
-                        "the refresh was refused without Dynata's invalid_grant; logging in with the password"
-                    );
+                Err(failure) if self.logs_in_after(&failure) => {
                     let (pair, sent_at) = self
                         .login_sharing_rejections(shared, deadline, answered)
                         .await
@@ -832,15 +826,9 @@ impl Lifecycle {
                     Err(unusable) => unusable.error,
                 },
                 Err(failure) if spends_refresh_token(&failure) => failure.error,
-                Err(failure)
-                    if may_refuse_refresh(&failure) && self.credentials.password.is_some() =>
-                {
-                    // Kept: should the login fail, the next renewal sends
-                    // the refresh token again.
-                    tracing::info!(
-                        status = failure.error.status(),
-                        "the refresh was refused without Dynata's invalid_grant; logging in with the password"
-                    );
+                // The refresh token is kept: should the login fail, the next
+                // renewal sends it again.
+                Err(failure) if self.logs_in_after(&failure) => {
                     let (pair, sent_at) = self.login(deadline).await?;
                     return self.session_from(pair, sent_at);
                 }
@@ -862,6 +850,20 @@ impl Lifecycle {
         }
         let (pair, sent_at) = self.login(deadline).await?;
         self.session_from(pair, sent_at)
+    }
+
+    /// Whether a refresh that failed without spending its token
+    /// ([`may_refuse_refresh`]) is followed by a login: only with a
+    /// password. It logs that it is.
+    fn logs_in_after<T>(&self, failure: &Failure<T>) -> bool {
+        let logs_in = may_refuse_refresh(failure) && self.credentials.password.is_some();
+        if logs_in {
+            tracing::info!(
+                status = failure.error.status(),
+                "the refresh was refused without Dynata's invalid_grant; logging in with the password"
+            );
+        }
+        logs_in
     }
 
     /// Turns a token pair into a session. Lifetimes count from `sent_at`, just
