@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         .client
                         .access_token()
                         .await
-                        .map_err(|e| session.failure(e))?;
+                        .map_err(|e| session.renewal_failure(e))?;
                     output::write_stdout(format!("{}\n", token.secret()).as_bytes())
                 }
                 Command::Whoami { output } => {

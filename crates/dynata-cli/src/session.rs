@@ -637,9 +637,9 @@ fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
 
 /// A refresh of the stored session refused without Dynata's `invalid_grant`:
 /// a `400` or `401` whose JSON has another code (`invalid_client`) or none
-/// (a gateway's `{"message": …}`), or a gateway's bare `401` or `403`
-/// ([`dynata_sdk::Error::Api`]). The session is not known to have ended,
-/// and the SDK keeps it stored.
+/// (a gateway's `{"message": …}`), or a gateway's `401` or `403` without
+/// Dynata's JSON error ([`dynata_sdk::Error::Api`]). The session is not
+/// known to have ended, and the SDK keeps it stored.
 fn refresh_refused(error: &dynata_sdk::Error) -> Failure {
     let why = match error {
         dynata_sdk::Error::Api {
@@ -695,6 +695,18 @@ impl SessionClient {
                 refresh_refused(error)
             }
             other => other.into(),
+        }
+    }
+
+    /// [`Self::failure`], for an error of `access_token()` alone, which sends
+    /// nothing but a login or a refresh: without a password, a `401` or `403`
+    /// there can only be the refresh's (elsewhere it may be an API call's).
+    pub(crate) fn renewal_failure(&self, error: dynata_sdk::Error) -> Failure {
+        match error {
+            ref refused @ dynata_sdk::Error::Api {
+                status: 401 | 403, ..
+            } if !self.has_password => refresh_refused(refused),
+            other => self.failure(other),
         }
     }
 }

@@ -2358,14 +2358,15 @@ async fn token_after_a_revoked_session_is_not_printed_as_valid() {
 ///   Dynata, nor blame the token store or another `dynata`: the session is
 ///   kept;
 /// - `dynata token` does not call the session ended, nor say to run `dynata
-///   login`;
+///   login`: the session is kept;
 /// - once the gateway lets requests through again, `dynata token` works: no
 ///   `dynata login` needed, and no session left live at Dynata, held by
 ///   nobody.
 ///
 /// (Taken for a refusal, the session was removed from the store: the 403
-/// at first, the JSON 401 after; then the messages blamed the store, or
-/// said the session had ended. Found by review.)
+/// at first, the JSON 401 after; then the messages blamed the store, said
+/// the session had ended, or, for `token`'s 403, only "Dynata answered
+/// 403". Found by review.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateways_401_or_403_to_a_refresh_neither_ends_nor_drops_the_session() {
     for status in [401, 403] {
@@ -2392,6 +2393,7 @@ async fn a_gateways_401_or_403_to_a_refresh_neither_ends_nor_drops_the_session()
             !said.contains("no longer valid") && !said.contains("run `dynata login`"),
             "{status}: the session stayed live, yet: {said}"
         );
+        assert!(said.contains("the session is kept"), "{status}: {said}");
         let token_now = world.run(&["token"], &[]).await;
         assert_eq!(
             status_with(&world, &token).await,
