@@ -43,9 +43,14 @@ pub async fn read_at_most(
     Ok(rebuilt)
 }
 
-/// For `ClientHooks::post`: an oversized body is [`Error::Custom`], naming the
-/// operation and the `limit`; an error status whose body does not decode as
-/// `Documented` is [`Error::UnexpectedResponse`].
+/// For `ClientHooks::post`: an error status whose body does not decode as
+/// `Documented`, or is over the `limit`, is [`Error::UnexpectedResponse`]
+/// (with what fit of the body); a success over the `limit` is
+/// [`Error::Custom`], naming the operation and the `limit`.
+///
+/// An error status is read by its status whatever its size: a gateway's
+/// `502` page is still a `502` (transient, and no sign that Dynata saw the
+/// request), not an answer that could not be used.
 // The error type is the one progenitor's `post` hook returns.
 #[allow(clippy::result_large_err)]
 pub fn check_response<Documented: DeserializeOwned, E>(
@@ -56,15 +61,11 @@ pub fn check_response<Documented: DeserializeOwned, E>(
     let Ok(response) = result else {
         return Ok(());
     };
-    if response.extensions().get::<BodyTooLarge>().is_some() {
-        return Err(Error::Custom(format!(
-            "the response to `{}` (status {}) has a body over the {limit}-byte limit",
-            info.operation_id,
-            response.status()
-        )));
-    }
+    let too_large = response.extensions().get::<BodyTooLarge>().is_some();
     match response.extensions().get::<ErrorBody>() {
-        Some(ErrorBody(body)) if serde_json::from_slice::<Documented>(body).is_err() => {
+        Some(ErrorBody(body))
+            if too_large || serde_json::from_slice::<Documented>(body).is_err() =>
+        {
             Err(Error::UnexpectedResponse(rebuild(
                 response.status(),
                 response.version(),
@@ -72,6 +73,11 @@ pub fn check_response<Documented: DeserializeOwned, E>(
                 body.clone(),
             )))
         }
+        _ if too_large => Err(Error::Custom(format!(
+            "the response to `{}` (status {}) has a body over the {limit}-byte limit",
+            info.operation_id,
+            response.status()
+        ))),
         _ => Ok(()),
     }
 }

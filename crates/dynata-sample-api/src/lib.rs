@@ -35,8 +35,9 @@
 //!   `nullable` are `Option<Vec<_>>`, and read `null` as `None`.)
 //! - A cap on response bodies ([`MAX_RESPONSE_BYTES`]), and a rule for error
 //!   bodies: a 4xx or 5xx whose body is not Dynata's JSON envelope (a
-//!   gateway's HTML page) is [`Error::UnexpectedResponse`], which keeps the
-//!   status, instead of a decode error that would lose it.
+//!   gateway's HTML page), or is over the cap, is
+//!   [`Error::UnexpectedResponse`], which keeps the status (and what fit of
+//!   the body), instead of a decode error that would lose it.
 //!
 //! Every operation returns `Result<ResponseValue<T>, Error<types::ApiError>>`
 //! and can be sent again by building it again: nothing is consumed but the

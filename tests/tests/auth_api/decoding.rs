@@ -141,6 +141,26 @@ async fn a_body_over_the_limit_is_an_error_not_read_whole() {
     }
 }
 
+/// A gateway's page over the limit is still its status: a `502` that the
+/// SDK retries, not an answer from Dynata that could not be used (which
+/// would count the refresh token as spent).
+#[tokio::test]
+async fn an_error_status_over_the_limit_keeps_its_status() {
+    let page = format!(
+        "<html><title>Bad Gateway</title>{}</html>",
+        "x".repeat(MAX_RESPONSE_BYTES)
+    );
+    let server = answering("/auth/v1/token/refresh", 502, "text/html", &page).await;
+    match client_for(&server).refresh(&refresh_body()).await {
+        Err(Error::UnexpectedResponse(response)) => {
+            assert_eq!(response.status(), 502);
+            let kept = response.bytes().await.expect("in memory");
+            assert!(kept.len() <= MAX_RESPONSE_BYTES && kept.starts_with(b"<html>"));
+        }
+        other => panic!("expected the 502, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn truncated_json_is_an_invalid_payload() {
     let server = answering(

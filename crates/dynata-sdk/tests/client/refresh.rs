@@ -446,3 +446,49 @@ async fn a_firewalls_403_to_a_refresh_does_not_abandon_a_live_refresh_token() {
         wrong_password.calls_async().await
     );
 }
+
+/// A gateway's `502` page over the auth client's 256 KiB cap is still a
+/// gateway's `502`: retried, and no sign that Dynata saw the refresh token.
+/// (It was read as an unusable answer, taken for a spent refresh token: the
+/// live one was abandoned and the password sent, with no retry; found by
+/// review.)
+#[tokio::test]
+async fn an_oversized_gateway_page_to_a_refresh_is_retried_and_spends_nothing() {
+    let harness = Harness::new().await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let page = format!(
+        "<html><head><title>Bad Gateway</title></head><body>{}</body></html>",
+        "x".repeat(300 * 1024)
+    );
+    let gateway = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(REFRESH);
+            then.status(502)
+                .header("content-type", "text/html")
+                .body(&page);
+        })
+        .await;
+    gateway.up_to_n_times_async(1).await;
+    let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let relogin = harness.pair_on(LOGIN, Pair::new("a3", "r3"), 0).await;
+    harness.token().await;
+    harness.advance(29 * 60 + 30).await;
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    // The 502 is retried after its backoff (250 ms at most).
+    until_sleeping(&harness.clock, Duration::ZERO..=Duration::from_millis(250)).await;
+    harness.advance_millis(250).await;
+    let token = caller.await.expect("task").map(|t| t.secret().to_string());
+    assert_eq!(
+        (
+            token.map_err(|e| e.to_string()),
+            gateway.calls_async().await,
+            refresh.calls_async().await,
+            relogin.calls_async().await,
+            login.calls_async().await,
+        ),
+        (Ok("a2".to_string()), 1, 1, 0, 1),
+        "(token, 502s, refreshes, logins after the 502, first login)"
+    );
+}

@@ -400,6 +400,63 @@ async fn a_gateways_401_or_403_to_a_refresh_leaves_the_live_session_stored() {
     }
 }
 
+/// A gateway's `503` page over the auth client's 256 KiB cap never reached
+/// Dynata: the fleet's session stays stored. (It was read as an unusable
+/// answer that spent the refresh token, and a client without a password
+/// took the live session out of the store; found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_gateway_page_to_a_refresh_leaves_the_live_session_stored() {
+    let dir = TempDir::new("client-oversized-page");
+    let server = httpmock::MockServer::start_async().await;
+    let login = server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::POST).path("/auth/v1/token/password");
+            then.status(200)
+                .header("content-type", "application/vnd.token+json")
+                .body(r#"{"accessToken":"a1","expiresIn":1800,"refreshToken":"r1","refreshExpiresIn":3600}"#);
+        })
+        .await;
+    let page = format!(
+        "<html><head><title>Service Unavailable</title></head><body>{}</body></html>",
+        "x".repeat(300 * 1024)
+    );
+    let refresh = server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::POST)
+                .path("/auth/v1/token/refresh");
+            then.status(503)
+                .header("content-type", "text/html")
+                .body(&page);
+        })
+        .await;
+    let store = FileStore::new(dir.path());
+    let build = |credentials| {
+        Client::builder()
+            .credentials(credentials)
+            .environment(Environment::custom(&server.base_url()).expect("loopback"))
+            .token_store(Arc::new(store.clone()))
+            .retry_policy(dynata_sdk::RetryPolicy::none())
+            .build()
+            .expect("valid")
+    };
+    build(Credentials::new("alice", "secret"))
+        .access_token()
+        .await
+        .expect("logs in");
+    let worker = build(Credentials::without_password("alice"));
+    let token = worker.access_token().await.expect("adopts");
+    assert!(worker.invalidate(&token));
+    let renewal = worker.access_token().await;
+    let key = StoreKey::for_account(&server.base_url(), "api", "alice");
+    let stored = store.load(&key).await.expect("readable");
+    assert!(
+        stored.is_some(),
+        "a gateway's oversized 503 took the fleet's live session out of the store (the renewal: {renewal:?}; logins {}, refreshes {})",
+        login.calls_async().await,
+        refresh.calls_async().await,
+    );
+}
+
 /// Dynata told this client to wait ten minutes before renewing again; another
 /// process has renewed since and stored a fresh session. Taking it from the
 /// store sends nothing to Dynata: the pause must not hold that back.
