@@ -13,6 +13,7 @@ use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
 use crate::error::is_transient_status;
 use crate::response::{read_at_most, request_id, retry_after, summarize};
 use crate::retry::{Failure, TokenRefused, with_retries};
+use crate::token::bearer_header;
 use crate::{AccessToken, Client, Error};
 
 impl Client {
@@ -167,9 +168,9 @@ impl Client {
         request: &mut Request,
         token: &AccessToken,
     ) -> Result<(), Error> {
-        let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret()))
-            .map_err(|_| Error::decode("the access token has characters a header cannot carry"))?;
-        value.set_sensitive(true);
+        let value = bearer_header(token.secret()).ok_or_else(|| {
+            Error::decode("the access token has characters a header cannot carry")
+        })?;
         request.headers_mut().insert(AUTHORIZATION, value);
         Ok(())
     }

@@ -26,6 +26,7 @@ use crate::store::{
     LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
     StoredSession, TokenStore, is_error_code, refuses_credentials,
 };
+use crate::token::bearer_header;
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
 
 /// The settings the lifecycle runs by; see [`crate::ClientBuilder`].
@@ -1309,10 +1310,7 @@ fn may_refuse_refresh<T>(failure: &Failure<T>) -> bool {
 /// call before sending it until it expired, as no `401` would come to renew
 /// it.
 fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
-    let token = pair.access_token.expose_secret();
-    if token.is_empty()
-        || reqwest::header::HeaderValue::try_from(format!("Bearer {token}")).is_err()
-    {
+    if bearer_header(pair.access_token.expose_secret()).is_none() {
         return Err(Error::decode(
             "accessToken is empty or has characters an HTTP header cannot carry",
         ));

@@ -50,6 +50,21 @@ impl AccessToken {
     }
 }
 
+/// `Authorization: Bearer <token>`, marked sensitive (kept out of HTTP/2
+/// header compression and of `Debug`), or `None` if the token is empty or
+/// has characters a header cannot carry (a control character). One rule for
+/// every token the client takes, from Dynata or from a token store: such a
+/// token would fail every call before sending it, and no `401` would come
+/// to renew it.
+pub(crate) fn bearer_header(token: &str) -> Option<reqwest::header::HeaderValue> {
+    if token.is_empty() {
+        return None;
+    }
+    let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")

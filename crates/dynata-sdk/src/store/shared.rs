@@ -16,6 +16,7 @@ use dynata_auth_api::Secret;
 use super::rejection::{LoginRejection, Record};
 use super::{LeaseOwner, StoreError, StoreKey, StoredSession, TokenStore};
 use crate::clock::{Clock, first_of};
+use crate::token::bearer_header;
 
 /// The first wait between looks at a lease someone else holds; it doubles up
 /// to [`MAX_POLL`].
@@ -831,8 +832,21 @@ impl SharedSession {
             .max_by_key(|s| s.issued_at)
     }
 
+    /// The stored session. One whose access token no `Authorization` header
+    /// can carry (another writer's bug, a hand-edited file) is
+    /// [`StoreError::Corrupt`], ignored and overwritten like any garbage:
+    /// adopted, it would fail every call until it expired.
     async fn load(&self) -> Result<Option<StoredSession>, StoreError> {
-        self.bounded("load", self.store.load(&self.key)).await
+        match self.bounded("load", self.store.load(&self.key)).await? {
+            Some(session) if bearer_header(session.access_token.expose_secret()).is_none() => {
+                Err(StoreError::Corrupt {
+                    reason:
+                        "the access token is empty or has characters an HTTP header cannot carry"
+                            .into(),
+                })
+            }
+            loaded => Ok(loaded),
+        }
     }
 
     async fn release(&self) {

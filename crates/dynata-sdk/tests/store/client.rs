@@ -457,6 +457,46 @@ async fn an_oversized_gateway_page_to_a_refresh_leaves_the_live_session_stored()
     );
 }
 
+/// "A store that holds garbage never fails a call": a stored access token
+/// no `Authorization` header can carry (a line break: another writer's bug,
+/// a hand-edited file) is garbage, overwritten by a login. (It was adopted
+/// as it was, and every call failed before sending until it expired, with
+/// no `401` to renew it; found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_token_no_header_can_carry_is_garbage_not_a_failed_call() {
+    let dir = TempDir::new("client-unsendable-token");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    let garbage = StoredSession::from_lifetimes(
+        Secret::new("line\nbreak"),
+        Duration::from_secs(1800),
+        Secret::new("refresh"),
+        Duration::from_secs(3600),
+        SystemTime::now(),
+    )
+    .expect("in range");
+    store
+        .save(&key, &garbage, SystemTime::now())
+        .await
+        .expect("saved");
+    let client = client(&sandbox, Arc::new(store.clone()));
+    let call = client.users_info().await;
+    assert!(
+        call.is_ok(),
+        "a call failed on the stored garbage: {:?} (logins {})",
+        call.err(),
+        sandbox.count(Operation::Login)
+    );
+    let stored = store.load(&key).await.expect("readable").expect("stored");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+    assert_ne!(
+        stored.access_token.expose_secret(),
+        "line\nbreak",
+        "overwritten"
+    );
+}
+
 /// Dynata told this client to wait ten minutes before renewing again; another
 /// process has renewed since and stored a fresh session. Taking it from the
 /// store sends nothing to Dynata: the pause must not hold that back.
