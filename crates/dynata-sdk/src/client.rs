@@ -74,6 +74,22 @@ impl Client {
         self.lifecycle.logout().await
     }
 
+    /// Waits for the login or refresh under way, if any, to end: its
+    /// session installed and, with a token store, stored. Returns at once
+    /// when none is under way, and waits at most until that renewal's
+    /// deadline ([`ClientBuilder::renewal_timeout`]) and a grace.
+    ///
+    /// Call it before a short-lived process (a command line, a cron job, a
+    /// function) shuts its runtime down. Inside the soft window
+    /// [`Client::access_token`] refreshes in the background; a refresh cut
+    /// off by the end of the process may have spent the refresh token at
+    /// Dynata while the new pair never reached the token store, which then
+    /// holds a session Dynata no longer honours: the next process must log
+    /// in again (or, without a password, cannot).
+    pub async fn finish_renewal(&self) {
+        self.lifecycle.finish_renewal().await;
+    }
+
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         self.lifecycle.retry_policy()
     }

@@ -336,6 +336,15 @@ impl Lifecycle {
             .filter(|f| f.outcome.has_changed().is_ok() && now < f.given_up_at)
     }
 
+    /// Waits for the flight under way, if any, to end (see
+    /// [`crate::Client::finish_renewal`]); its outcome is its callers'.
+    pub(crate) async fn finish_renewal(&self) {
+        let flight = self.live_flight(&self.lock_slow());
+        if let Some(flight) = flight {
+            let _ = self.wait_for(flight).await;
+        }
+    }
+
     /// The flight's outcome, or a timeout if it has none by its deadline (its
     /// runtime is stuck: it would have timed out by itself otherwise).
     async fn wait_for(&self, mut flight: Flight) -> Result<AccessToken, Error> {

@@ -250,6 +250,48 @@ async fn a_refused_refresh_token_is_not_sent_again_by_a_client_without_password(
     assert_eq!(adopted.secret(), renewed.secret());
 }
 
+/// A short-lived process (a command line, a cron job) waits for the
+/// refresh that its last call started in the background before it exits:
+/// once `finish_renewal` returns, the new session is in the store. Cut off,
+/// the refresh may have spent the refresh token at Dynata while the store
+/// kept the old pair, which the next process can no longer refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_renewal_returns_once_the_background_refresh_is_stored() {
+    let dir = TempDir::new("client-finish-renewal");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let client = client_on(
+        &sandbox,
+        &store,
+        &clock,
+        Credentials::new("alice", "secret"),
+    );
+    let first = client.access_token().await.expect("logs in");
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    // Nothing under way: returns at once.
+    client.finish_renewal().await;
+
+    // Into the soft window (the last five minutes): the call is served the
+    // current token and starts a refresh, whose answer takes a while.
+    sandbox.inject(
+        Operation::Refresh,
+        Fault::Delay(Duration::from_millis(300)),
+        1,
+    );
+    clock.advance(Duration::from_secs(26 * 60));
+    let served = client.access_token().await.expect("served");
+    assert!(served.same_as(&first), "served without waiting");
+    client.finish_renewal().await;
+    assert_eq!(sandbox.count(Operation::Refresh), 1);
+    let stored = store.load(&key).await.expect("readable").expect("stored");
+    assert_ne!(
+        stored.access_token.expose_secret(),
+        first.secret(),
+        "the refreshed session is stored once finish_renewal returns"
+    );
+}
+
 /// With a token store too, a refresh answered `401` with an empty body (a
 /// gateway's) may be the refresh token refused: the renewal logs in with
 /// the password at once and stores that session. (It paused renewals for
