@@ -17,7 +17,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
 use crate::failure::Failure;
-use crate::session::Context;
+use crate::session::{Context, SessionClient};
 
 fn main() -> ExitCode {
     let cli = Cli::parse().without_empty_variables();
@@ -90,66 +90,80 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         command => {
             let context = Context::new(&cli.profile, env)?;
             let session = context.client().await?;
-            match command {
-                Command::Token => {
-                    let token = session
-                        .client
-                        .access_token()
-                        .await
-                        .map_err(|e| session.renewal_failure(e))?;
-                    output::write_stdout(format!("{}\n", token.secret()).as_bytes())
-                }
-                Command::Whoami { output } => {
-                    let target = api::Target::parse("/sample/v1/users/info")?;
-                    let answer = api::call(&session, reqwest::Method::GET, &target, None).await?;
-                    if !answer.ok() {
-                        return Err(answer.refusal());
-                    }
-                    // A 2xx that is not the envelope (a proxy's or a captive
-                    // portal's page) is not a working session.
-                    let data = answer
-                        .json()
-                        .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
-                        .filter(serde_json::Value::is_object)
-                        .ok_or_else(|| {
-                            Failure::unreachable(format!(
-                                "the answer to GET /sample/v1/users/info (status {}) is not Dynata's user; is a proxy or a captive portal in the way?",
-                                answer.status
-                            ))
-                        })?;
-                    if output.output == cli::Format::Json {
-                        return output::print_json(&data);
-                    }
-                    // Either spelling, as the SDK's `UserInfo` reads it.
-                    let name = ["userName", "username"]
-                        .into_iter()
-                        .find_map(|field| data.get(field).and_then(serde_json::Value::as_str))
-                        .unwrap_or("(unknown)");
-                    output::write_stdout(
-                        format!(
-                            "{} at {} (profile {})\n",
-                            output::printable(name, &[]),
-                            context.base_url,
-                            context.profile_name
-                        )
-                        .as_bytes(),
-                    )
-                }
-                Command::Api(args) => api::run(&session, args).await,
-                Command::Projects(command) => demand::projects(&session, command).await,
-                Command::LineItems(command) => demand::line_items(&session, command).await,
-                Command::Feasibility(command) => demand::feasibility(&session, command).await,
-                Command::Invoice { project, output } => {
-                    demand::invoice(&session, &project, &output).await
-                }
-                Command::Login { .. }
-                | Command::Logout
-                | Command::Sandbox { .. }
-                | Command::Completions { .. } => {
-                    // Matched by the outer `match`, before any session.
-                    Err(Failure::usage("this command needs no session"))
-                }
+            let outcome = with_session(&context, &session, command).await;
+            // A refresh the command started (in the background, inside the
+            // soft window, or one a `--timeout` stopped waiting for) must
+            // reach the store before the runtime ends: cut off, it may have
+            // spent the stored refresh token at Dynata, and the next command
+            // would find the session ended.
+            session.client.finish_renewal().await;
+            outcome
+        }
+    }
+}
+
+/// A command that needs the stored session (or a password).
+async fn with_session(
+    context: &Context,
+    session: &SessionClient,
+    command: Command,
+) -> Result<(), Failure> {
+    match command {
+        Command::Token => {
+            let token = session
+                .client
+                .access_token()
+                .await
+                .map_err(|e| session.renewal_failure(e))?;
+            output::write_stdout(format!("{}\n", token.secret()).as_bytes())
+        }
+        Command::Whoami { output } => {
+            let target = api::Target::parse("/sample/v1/users/info")?;
+            let answer = api::call(session, reqwest::Method::GET, &target, None).await?;
+            if !answer.ok() {
+                return Err(answer.refusal());
             }
+            // A 2xx that is not the envelope (a proxy's or a captive
+            // portal's page) is not a working session.
+            let data = answer
+                .json()
+                .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+                .filter(serde_json::Value::is_object)
+                .ok_or_else(|| {
+                    Failure::unreachable(format!(
+                        "the answer to GET /sample/v1/users/info (status {}) is not Dynata's user; is a proxy or a captive portal in the way?",
+                        answer.status
+                    ))
+                })?;
+            if output.output == cli::Format::Json {
+                return output::print_json(&data);
+            }
+            // Either spelling, as the SDK's `UserInfo` reads it.
+            let name = ["userName", "username"]
+                .into_iter()
+                .find_map(|field| data.get(field).and_then(serde_json::Value::as_str))
+                .unwrap_or("(unknown)");
+            output::write_stdout(
+                format!(
+                    "{} at {} (profile {})\n",
+                    output::printable(name, &[]),
+                    context.base_url,
+                    context.profile_name
+                )
+                .as_bytes(),
+            )
+        }
+        Command::Api(args) => api::run(session, args).await,
+        Command::Projects(command) => demand::projects(session, command).await,
+        Command::LineItems(command) => demand::line_items(session, command).await,
+        Command::Feasibility(command) => demand::feasibility(session, command).await,
+        Command::Invoice { project, output } => demand::invoice(session, &project, &output).await,
+        Command::Login { .. }
+        | Command::Logout
+        | Command::Sandbox { .. }
+        | Command::Completions { .. } => {
+            // Matched by the outer `match`, before any session.
+            Err(Failure::usage("this command needs no session"))
         }
     }
 }

@@ -2738,3 +2738,119 @@ async fn logout_of_an_expired_session_removes_it_under_the_renewal_lease() {
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
     assert!(store.load(&key).await.unwrap().is_none());
 }
+
+/// A TCP proxy on loopback in front of `upstream` (`host:port`) that
+/// passes every request on at once but, on a connection that carried a
+/// refresh (`/auth/v1/token/refresh`), holds Dynata's answers for `hold`:
+/// the refresh has taken effect at Dynata (the refresh token rotated) while
+/// its answer is still on its way, as during any refresh's round trip.
+async fn slow_answers_to_refreshes(upstream: String, hold: Duration) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let refreshed = Arc::new(AtomicBool::new(false));
+                let seen = Arc::clone(&refreshed);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if contains(&buffer[..n], "/auth/v1/token/refresh") {
+                            seen.store(true, Ordering::SeqCst);
+                        }
+                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if refreshed.load(Ordering::SeqCst) {
+                        tokio::time::sleep(hold).await;
+                    }
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// A command that runs into the access token's soft window (here
+/// `feasibility wait`; `api --paginate` or any long command does too) gets
+/// the current token at once, and the SDK starts a refresh in the
+/// background. A command that ends while that refresh is under way (its
+/// answer held 3 s by a proxy) waits for it before it exits. (`main`
+/// dropped the runtime with the refresh in it: Dynata had rotated the
+/// refresh token, the store kept the spent one, and the next command said
+/// "run `dynata login`"; found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_ending_during_a_background_refresh_stores_its_session_first() {
+    let world = World::with(
+        Sandbox::builder()
+            .access_token_ttl(Duration::from_secs(12))
+            .feasibility_delay(Duration::from_secs(3600)),
+    )
+    .await;
+    let proxy =
+        slow_answers_to_refreshes(world.sandbox.addr().to_string(), Duration::from_secs(3)).await;
+    let env = [
+        ("DYNATA_ENV", proxy.as_str()),
+        ("DYNATA_PASSWORD", PASSWORD),
+    ];
+    let login = world.run(&["login", "-u", USER], &env).await;
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    let env = [("DYNATA_ENV", proxy.as_str())];
+    let file = json_file(&world, "p-1.json", &project("p-1"));
+    let created = world
+        .run(&["projects", "create", "--file", &file], &env)
+        .await;
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
+    // 12-second tokens: adopted from the store while younger than ~4.8 s;
+    // the soft window opens at 6 s, the command ends at about 7.5 s.
+    let out = world
+        .run(
+            &[
+                "feasibility",
+                "wait",
+                "p-1",
+                "--interval",
+                "0.2",
+                "--timeout",
+                "7",
+            ],
+            &env,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--timeout ran out"));
+    assert_eq!(
+        world.sandbox.count(Operation::Refresh),
+        1,
+        "the command refreshed in the background"
+    );
+    let token = world.run(&["token"], &env).await;
+    assert_eq!(
+        token.status.code(),
+        Some(0),
+        "the session was lost by a command that exited during a background refresh: {}",
+        text(&token.stderr)
+    );
+}
