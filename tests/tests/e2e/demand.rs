@@ -627,3 +627,23 @@ async fn a_faulted_post_is_returned_to_the_caller_and_not_retried() {
     launch().await.expect("sent again by the caller");
     assert_eq!(sandbox.count(Operation::LaunchLineItem), 3);
 }
+
+/// The sandbox's `Fault::MalformedBody` on an invoice is a PDF that ends
+/// after its header: a download cut short is an error, never the invoice
+/// for a caller to save over a good one. (Only `%PDF-` at the start was
+/// checked; found by review.)
+#[tokio::test(start_paused = true)]
+async fn a_truncated_invoice_pdf_is_not_handed_back_as_the_invoice() {
+    let sandbox = demand_sandbox().await;
+    let client = paused_time_client(&sandbox);
+    let created = &project("p-trunc");
+    call!(client, |api| api.create_project().body(created.clone()));
+    call!(client, |api| api.close_project().ext_project_id("p-trunc"));
+    sandbox.inject(Operation::GetInvoicePdf, Fault::MalformedBody, 1);
+    let outcome = client.invoice_pdf("p-trunc").await;
+    assert!(
+        matches!(outcome, Err(Error::Decode { .. })),
+        "a truncated PDF was handed back as the invoice: {:?}",
+        outcome.map(|pdf| String::from_utf8_lossy(&pdf).into_owned())
+    );
+}

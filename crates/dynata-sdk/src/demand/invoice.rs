@@ -36,7 +36,8 @@ impl Client {
     /// `get_invoices_summary_pdf`) and returns its bytes, with the `401`
     /// renewal and retries of [`Client::sample`].
     ///
-    /// The answer must be a PDF: `%PDF-` in its first kilobyte, labelled
+    /// The answer must be a whole PDF: `%PDF-` in its first kilobyte and
+    /// `%%EOF` in its last (a document cut short is [`Error::Decode`]), labelled
     /// `application/pdf`, `application/octet-stream` or not at all. Dynata's
     /// error envelope (labelled JSON, or mislabelled as a PDF) is its refusal:
     /// [`Error::Rejected`] with its `errors[]`, whatever the status (a `429`
@@ -54,12 +55,20 @@ impl Client {
         let headers = response.headers().clone();
         let body = read_all(response.into_inner()).await?;
         let media_type = media_type(&headers);
-        // PDF readers look for the header in the first kilobyte.
-        let is_pdf = body[..body.len().min(1024)]
-            .windows(5)
-            .any(|window| window == b"%PDF-");
+        let is_pdf = starts_as_pdf(&body);
         match media_type.as_deref() {
-            None | Some("application/pdf" | "application/octet-stream") if is_pdf => Ok(body),
+            None | Some("application/pdf" | "application/octet-stream") if is_pdf => {
+                if ends_as_pdf(&body) {
+                    Ok(body)
+                } else {
+                    Err(Error::Decode {
+                        what:
+                            "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short"
+                                .into(),
+                        request_id: request_id(&headers),
+                    })
+                }
+            }
             Some(json) if json == "application/json" || json.ends_with("+json") => {
                 Err(rejected_json(status, &headers, &body))
             }
@@ -75,6 +84,21 @@ impl Client {
             ))),
         }
     }
+}
+
+/// PDF readers look for the header (`%PDF-`) in the first kilobyte ...
+fn starts_as_pdf(body: &[u8]) -> bool {
+    body[..body.len().min(1024)]
+        .windows(5)
+        .any(|window| window == b"%PDF-")
+}
+
+/// ... and for the end-of-file marker (`%%EOF`) in the last: a document
+/// without it was cut short (a dropped connection, a proxy's limit).
+fn ends_as_pdf(body: &[u8]) -> bool {
+    body[body.len().saturating_sub(1024)..]
+        .windows(5)
+        .any(|window| window == b"%%EOF")
 }
 
 /// A body that is not the PDF expected: Dynata's error envelope (read as
