@@ -25,7 +25,9 @@ impl Client {
     /// gateway's HTML page or `{"message": …}`) is an error by its status
     /// ([`Error::Api`], [`Error::RateLimited`] with its `Retry-After`,
     /// [`Error::Timeout`]); a `2xx` one is [`Error::Decode`]. Every error
-    /// Dynata answered keeps the `x-request-id` header.
+    /// Dynata answered keeps the `x-request-id` header. A `data: null`
+    /// (Dynata's Go server's empty list) is read as `[]` when `T` refuses
+    /// `null`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, Error> {
         let response = self.send(self.request(Method::GET, path)).await?;
         decode_envelope(response).await
@@ -71,13 +73,29 @@ pub struct Links {
     pub first: Option<String>,
     /// The last page.
     pub last: Option<String>,
-    /// The next page, if there is one.
+    /// The next page, if there is one (never empty). Dynata's links carry
+    /// only `?offset=N`, not the request's filters or `limit`.
     pub next: Option<String>,
     /// The previous page, if there is one.
     pub prev: Option<String>,
     /// This page.
     #[serde(rename = "self")]
     pub this: Option<String>,
+}
+
+impl Links {
+    /// An empty link (a Go server's string with no value) is none: following
+    /// `""` would ask for the API's root.
+    fn without_empty(self) -> Self {
+        let link = |link: Option<String>| link.filter(|url| !url.is_empty());
+        Links {
+            first: link(self.first),
+            last: link(self.last),
+            next: link(self.next),
+            prev: link(self.prev),
+            this: link(self.this),
+        }
+    }
 }
 
 /// One entry of a `/sample/v1` envelope's `status.errors`. Its texts are
@@ -244,7 +262,17 @@ fn decoded<T: DeserializeOwned>(
     meta: Option<Meta>,
     request_id: Option<String>,
 ) -> Result<Page<T>, Error> {
-    let data = match serde_json::from_value(data) {
+    // Dynata's Go server sends an empty list as `null`: read as `[]` when
+    // `T` (a `Vec`) refuses `null`, as the typed lists read it.
+    let was_null = data.is_null();
+    let read = serde_json::from_value(data).or_else(|error| {
+        if was_null {
+            serde_json::from_value(serde_json::Value::Array(Vec::new())).map_err(|_| error)
+        } else {
+            Err(error)
+        }
+    });
+    let data = match read {
         Ok(data) => data,
         Err(error) => {
             return Err(Error::Decode {
@@ -258,7 +286,10 @@ fn decoded<T: DeserializeOwned>(
     };
     Ok(Page {
         data,
-        links: meta.and_then(|m| m.links).unwrap_or_default(),
+        links: meta
+            .and_then(|m| m.links)
+            .map(Links::without_empty)
+            .unwrap_or_default(),
         request_id,
     })
 }

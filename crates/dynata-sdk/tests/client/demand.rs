@@ -1390,3 +1390,56 @@ async fn a_refusal_with_a_numeric_code_is_rejected_with_its_errors() {
         assert_eq!(error.request_id(), Some("req-7"), "{what}");
     }
 }
+
+/// Dynata's Go server sends an empty list as `null`; the typed lists read it
+/// as empty, and so does `Client::get` (the README's
+/// `client.get::<Vec<Value>>("/sample/v1/projects")` was an
+/// `Error::Decode` for an account with no projects; found by review).
+#[tokio::test]
+async fn client_get_reads_a_null_list_as_empty() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let empty = json!({
+        "data": null,
+        "meta": {"total": 0, "pageSize": 10},
+        "status": {"message": "success", "errors": null},
+    })
+    .to_string();
+    harness.on(GET, PROJECTS, 200, empty, 0).await;
+    let typed = harness
+        .client
+        .sample(|api| async move { api.list_projects().send().await })
+        .await
+        .expect("the typed call reads null as an empty list");
+    assert!(typed.is_empty());
+    let page = harness.client.get::<Vec<serde_json::Value>>(PROJECTS).await;
+    assert!(
+        matches!(&page, Ok(page) if page.data.is_empty()),
+        "Client::get refused an empty list sent as null: {page:?}"
+    );
+}
+
+/// An empty `meta.links.next` (a Go server's string with no value) is no
+/// next page, for `Client::get` as for `sample_items`: the README's loop
+/// followed `""`, which asks for the API's root. (Found by review.)
+#[tokio::test]
+async fn client_get_reads_an_empty_next_link_as_no_next_page() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let last = json!({
+        "data": [project("LAUNCHED")],
+        "meta": {"links": {"next": "", "prev": "", "self": ""}, "pageSize": 10},
+        "status": {"message": "success", "errors": []},
+    })
+    .to_string();
+    harness.on(GET, PROJECTS, 200, last, 0).await;
+    let page = harness
+        .client
+        .get::<Vec<serde_json::Value>>(PROJECTS)
+        .await
+        .expect("the last page");
+    assert_eq!(
+        page.links.next, None,
+        "an empty `next` is no next page, as sample_items reads it"
+    );
+}
