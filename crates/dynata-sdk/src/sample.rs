@@ -108,7 +108,8 @@ pub struct ApiErrorDetail {
     pub code: Option<String>,
     /// What went wrong.
     pub message: Option<String>,
-    /// What it concerns.
+    /// What it concerns: its type and id ("project p1"), or whichever
+    /// Dynata sent.
     pub resource: Option<String>,
 }
 
@@ -329,10 +330,34 @@ impl ApiErrorDetail {
             serde_json::Value::Number(n) => Some(n.to_string()),
             _ => None,
         };
+        // `{"type": …, "id": …}` as Dynata sends it; a bare string or number
+        // as some of its sources do.
+        let resource = match value.get("resource") {
+            Some(serde_json::Value::Object(resource)) => {
+                let text = |name: &str| match resource.get(name)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                };
+                describe_resource(text("type").as_deref(), text("id").as_deref())
+            }
+            _ => field("resource"),
+        };
         ApiErrorDetail {
             code: field("code"),
             message: field("message"),
-            resource: field("resource"),
+            resource,
         }
     }
+}
+
+/// An error's `resource` as [`ApiErrorDetail::resource`] shows it: its type
+/// and id ("project p1"), or whichever it has, if [`server_text`] keeps it.
+pub(crate) fn describe_resource(kind: Option<&str>, id: Option<&str>) -> Option<String> {
+    let described = match (kind, id) {
+        (Some(kind), Some(id)) => format!("{kind} {id}"),
+        (Some(only), None) | (None, Some(only)) => only.to_string(),
+        (None, None) => return None,
+    };
+    server_text(&described)
 }

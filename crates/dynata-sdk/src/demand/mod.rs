@@ -23,7 +23,7 @@ use crate::authenticated::{is_idempotent, noting_redirects};
 use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
 use crate::retry::{Failure, TokenRefused};
-use crate::sample::{gateway_error, refusal_in};
+use crate::sample::{describe_resource, gateway_error, refusal_in};
 use crate::{ApiErrorDetail, Client, Error};
 
 pub use feasibility::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT};
@@ -173,12 +173,7 @@ pub(crate) fn details(status: &types::ResponseStatus) -> Vec<ApiErrorDetail> {
             code: server_text(&error.code),
             message: server_text(&error.message),
             resource: error.resource.as_ref().and_then(|resource| {
-                let described = match (&resource.type_, &resource.id) {
-                    (Some(kind), Some(id)) => format!("{kind} {id}"),
-                    (Some(only), None) | (None, Some(only)) => only.clone(),
-                    (None, None) => return None,
-                };
-                server_text(&described)
+                describe_resource(resource.type_.as_deref(), resource.id.as_deref())
             }),
         })
         .collect()

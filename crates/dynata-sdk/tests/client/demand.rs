@@ -1391,6 +1391,75 @@ async fn a_refusal_with_a_numeric_code_is_rejected_with_its_errors() {
     }
 }
 
+/// The first error's `resource`, of a refusal.
+fn first_resource(error: &Error) -> Option<String> {
+    match error {
+        Error::Rejected { errors, .. } => errors.first().and_then(|e| e.resource.clone()),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+}
+
+/// Contract §2: each of `status.errors` is `{code, message, resource: {id,
+/// type}}`. Every reader of a refusal shows it as the typed path does
+/// ("project p1"): `Client::get`, the reconciliation upload, and the
+/// fallback for a refusal the generated type cannot decode (a numeric
+/// code). (`ApiErrorDetail::from_json` kept only a string or a number;
+/// found by review.)
+#[tokio::test]
+async fn every_reader_of_a_refusal_keeps_the_errors_resource() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness
+        .on(GET, PROJECT, 404, failure("1004", "Project not found"), 0)
+        .await;
+    harness
+        .on(
+            POST,
+            RECONCILE,
+            409,
+            failure("2002", "Project is not closed"),
+            0,
+        )
+        .await;
+    let numeric = json!({
+        "data": null,
+        "status": {"message": "fail", "errors": [
+            {"code": 2001, "message": "Line items still in field",
+             "resource": {"type": "project", "id": "p1"}},
+        ]},
+    })
+    .to_string();
+    harness.on(POST, CLOSE, 409, numeric, 0).await;
+
+    let typed = harness.get_project().await.expect_err("404");
+    assert_eq!(first_resource(&typed).as_deref(), Some("project p1"));
+
+    let untyped = harness
+        .client
+        .get::<serde_json::Value>(PROJECT)
+        .await
+        .expect_err("404");
+    let reconcile = harness
+        .client
+        .reconcile_project("p1", "r.xlsx", b"PK".to_vec(), None)
+        .await
+        .expect_err("409");
+    let fallback = harness.close_project().await.expect_err("409");
+    let lost: Vec<&str> = [
+        ("Client::get", &untyped),
+        ("reconcile_project", &reconcile),
+        ("typed fallback (numeric code)", &fallback),
+    ]
+    .into_iter()
+    .filter(|(_, error)| first_resource(error).as_deref() != Some("project p1"))
+    .map(|(what, _)| what)
+    .collect();
+    assert!(
+        lost.is_empty(),
+        "the error's resource {{type: project, id: p1}} was dropped by: {lost:?}"
+    );
+}
+
 /// Dynata's Go server sends an empty list as `null`; the typed lists read it
 /// as empty, and so does `Client::get` (the README's
 /// `client.get::<Vec<Value>>("/sample/v1/projects")` was an
