@@ -219,11 +219,7 @@ pub(crate) async fn call(
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(bytes);
     }
-    let response = session
-        .client
-        .send(request)
-        .await
-        .map_err(|e| session.failure(e))?;
+    let response = session.call(session.client.send(request)).await?;
     Answer::read(response).await
 }
 

@@ -39,14 +39,14 @@ async fn every<I>(
 where
     dynata_sdk::SampleItems<I>: futures_util::Stream<Item = Result<I, dynata_sdk::Error>> + Unpin,
 {
-    at_most(MAX_ITEMS, items, |e| session.failure(e)).await
+    at_most(MAX_ITEMS, items, async |e| session.failure(e).await).await
 }
 
 /// The items of `stream`, unless it has more than `max` or fails.
 async fn at_most<I, E>(
     max: usize,
     mut stream: impl futures_util::Stream<Item = Result<I, E>> + Unpin,
-    failure: impl Fn(E) -> Failure,
+    failure: impl AsyncFn(E) -> Failure,
 ) -> Result<Vec<I>, Failure> {
     let mut all = Vec::new();
     while let Some(item) = stream.next().await {
@@ -56,7 +56,10 @@ async fn at_most<I, E>(
                  (use `dynata api --paginate` with filters for more)"
             )));
         }
-        all.push(item.map_err(&failure)?);
+        match item {
+            Ok(item) => all.push(item),
+            Err(error) => return Err(failure(error).await),
+        }
     }
     Ok(all)
 }
@@ -99,13 +102,12 @@ pub(crate) async fn projects(
             )
         }
         ProjectsCommand::Get { project } => {
-            let project = client
-                .sample(|api| {
+            let project = session
+                .call(client.sample(|api| {
                     let id = project.clone();
                     async move { api.get_project().ext_project_id(id).send().await }
-                })
-                .await
-                .map_err(|e| session.failure(e))?;
+                }))
+                .await?;
             output::print_json(&to_json(&project)?)
         }
         ProjectsCommand::Create { file, output } => {
@@ -130,13 +132,12 @@ pub(crate) async fn projects(
                     unknown.join(", ")
                 )));
             }
-            let created = client
-                .sample(|api| {
+            let created = session
+                .call(client.sample(|api| {
                     let body = body.clone();
                     async move { api.create_project().body(body).send().await }
-                })
-                .await
-                .map_err(|e| session.failure(e))?;
+                }))
+                .await?;
             if output.output == Format::Json {
                 return output::print_json(&to_json(&created)?);
             }
@@ -153,13 +154,12 @@ pub(crate) async fn projects(
             )
         }
         ProjectsCommand::Close { project } => {
-            let closed = client
-                .sample(|api| {
+            let closed = session
+                .call(client.sample(|api| {
                     let id = project.clone();
                     async move { api.close_project().ext_project_id(id).send().await }
-                })
-                .await
-                .map_err(|e| session.failure(e))?;
+                }))
+                .await?;
             output::noteln!("Project {} is {}.", closed.ext_project_id, closed.state);
             Ok(())
         }
@@ -211,8 +211,8 @@ pub(crate) async fn line_items(
         LineItemsCommand::Launch { project, line_item } => (project, line_item, true),
         LineItemsCommand::Pause { project, line_item } => (project, line_item, false),
     };
-    let changed = client
-        .sample(|api| {
+    let changed = session
+        .call(client.sample(|api| {
             let (project, line_item) = (project.clone(), line_item.clone());
             async move {
                 if launch {
@@ -229,9 +229,8 @@ pub(crate) async fn line_items(
                         .await
                 }
             }
-        })
-        .await
-        .map_err(|e| session.failure(e))?;
+        }))
+        .await?;
     output::noteln!(
         "Line item {} of {project}: {}.",
         changed.ext_line_item_id,
@@ -317,12 +316,11 @@ pub(crate) async fn feasibility(
             }
         });
         let items: Vec<FeasibilityItem> = match poll_ends {
-            Some(poll_ends) => tokio::time::timeout_at(poll_ends, poll)
+            Some(poll_ends) => tokio::time::timeout_at(poll_ends, session.call(poll))
                 .await
-                .map_err(|_| timed_out())?,
-            None => poll.await,
-        }
-        .map_err(|e| session.failure(e))?;
+                .map_err(|_| timed_out())??,
+            None => session.call(poll).await?,
+        };
         let line = progress(&items);
         if line != last {
             // On a terminal the line is rewritten in place; in a log, each
@@ -416,11 +414,7 @@ pub(crate) async fn invoice(
     project: &str,
     file: &std::path::Path,
 ) -> Result<(), Failure> {
-    let pdf = session
-        .client
-        .invoice_pdf(project)
-        .await
-        .map_err(|e| session.failure(e))?;
+    let pdf = session.call(session.client.invoice_pdf(project)).await?;
     write_whole(file, &pdf).map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
     output::noteln!(
         "Wrote the invoice of {project} to {} ({} bytes).",
@@ -488,7 +482,7 @@ mod tests {
     #[tokio::test]
     async fn a_list_that_never_ends_is_cut_off_with_a_refusal() {
         let endless = futures_util::stream::repeat_with(|| Ok::<u8, ()>(1));
-        let failure = at_most(3, endless, |()| unreachable!("no item fails"))
+        let failure = at_most(3, endless, async |()| unreachable!("no item fails"))
             .await
             .expect_err("endless");
         assert!(
@@ -497,7 +491,7 @@ mod tests {
             failure.message
         );
         let three = futures_util::stream::iter([Ok::<u8, ()>(1), Ok(2), Ok(3)]);
-        let all = at_most(3, three, |()| unreachable!("no item fails")).await;
+        let all = at_most(3, three, async |()| unreachable!("no item fails")).await;
         assert_eq!(all.expect("exactly the limit"), [1, 2, 3]);
     }
 }

@@ -110,11 +110,7 @@ async fn with_session(
 ) -> Result<(), Failure> {
     match command {
         Command::Token => {
-            let token = session
-                .client
-                .access_token()
-                .await
-                .map_err(|e| session.renewal_failure(e))?;
+            let token = session.access_token().await?;
             output::write_stdout(format!("{}\n", token.secret()).as_bytes())
         }
         Command::Whoami { output } => {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use dynata_sdk::store::{
     FileStore, LeaseOwner, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
 };
-use dynata_sdk::{Client, Credentials, Environment};
+use dynata_sdk::{AccessToken, Client, Credentials, Environment};
 
 use crate::dirs;
 use crate::failure::Failure;
@@ -189,18 +189,24 @@ impl Context {
     /// before anything is sent, so no wrong password reaches Dynata.
     pub(crate) async fn client(&self) -> Result<SessionClient, Failure> {
         let username = self.username()?;
+        let key = self.key(&username);
         if let Some(password) = password_from_env() {
             self.check_shell_password_goes_here(&username)?;
             return Ok(SessionClient {
                 client: self.build(Credentials::new(username, password))?,
                 has_password: true,
                 context_hint: self.not_logged_in().message,
+                // Not read before: a store that cannot be read is no reason
+                // to refuse a command that can log in.
+                before: self.store.load(&key).await.ok().flatten(),
+                store: self.store.clone(),
+                key,
             });
         }
-        let usable = self
-            .stored(&username)
-            .await?
-            .is_some_and(|session| refresh_usable(&session, SystemTime::now()));
+        let stored = self.stored(&username).await?;
+        let usable = stored
+            .as_ref()
+            .is_some_and(|session| refresh_usable(session, SystemTime::now()));
         if !usable {
             return Err(Failure::refused(format!(
                 "no valid session for {username} at {} (profile {}): it expired or was removed; \
@@ -212,6 +218,9 @@ impl Context {
             client: self.build(Credentials::without_password(username))?,
             has_password: false,
             context_hint: self.not_logged_in().message,
+            before: stored,
+            store: self.store.clone(),
+            key,
         })
     }
 
@@ -435,38 +444,23 @@ impl Context {
                 return Err(refresh_refused(&error));
             }
             Err(dynata_sdk::Error::LoginRequired) => {
-                // Dynata refused the session's refresh token (`invalid_grant`):
-                // the SDK took it out of the store. Still there, it was not
-                // renewed for another reason (the token store failed, another
-                // `dynata` held its lease too long), and may be live: kept, to
-                // try again, never reported revoked. (What no session can be
-                // read from, or an expired one, has nothing left to revoke.)
+                // What no session can be read from, or an expired one, has
+                // nothing left to revoke: taken out, under the lease.
                 let ended = Self::holding_lease(store, &key, async {
-                    match (&before, store.load(&key).await) {
-                        (_, Ok(None)) => true,
-                        (Ok(Some(_)), Ok(Some(after)))
-                            if !refresh_usable(&after, SystemTime::now()) =>
-                        {
+                    let after = store.load(&key).await;
+                    let before = before.ok().flatten();
+                    match renewal_refused(before.as_ref(), &after, SystemTime::now()) {
+                        Renewal::Ended => true,
+                        Renewal::EndedLeavingDead => {
                             let _ = store.remove(&key).await;
                             true
                         }
-                        (Ok(Some(before)), Ok(Some(after))) => {
-                            after.refresh_token != before.refresh_token
-                        }
-                        (_, Err(e)) if e.is_unusable_content() => {
-                            let _ = store.remove(&key).await;
-                            true
-                        }
-                        _ => false,
+                        Renewal::NotDone => false,
                     }
                 })
                 .await;
                 if !ended {
-                    return Err(Failure::refused(format!(
-                        "could not renew the stored session to revoke it (the token store in {} \
-                         failed, or another `dynata` held it); it is kept: try again",
-                        store.dir().display()
-                    )));
+                    return Err(not_renewed(store, "to revoke it"));
                 }
                 return Ok(());
             }
@@ -635,6 +629,60 @@ fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
     !session.refresh_remaining(now, skew).is_zero()
 }
 
+/// What a renewal that failed with [`dynata_sdk::Error::LoginRequired`]
+/// left: a client without a password gets it both when Dynata refused the
+/// session's refresh token (`invalid_grant`: the SDK takes the session out
+/// of the store) and when nothing was sent at all (the token store failed,
+/// or another `dynata` held the renewal lease past the wait). Only the store
+/// tells the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Renewal {
+    /// The session has ended: the store no longer holds it, or holds
+    /// another (a login, or a renewal by another process, took its place).
+    Ended,
+    /// The session has ended, and what the store holds in its place is dead
+    /// (expired, or not a session): for a caller holding the lease to take
+    /// out.
+    EndedLeavingDead,
+    /// Not renewed for another reason, and still stored: it may be live.
+    NotDone,
+}
+
+/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what `store`
+/// holds now (`after`), against what it held before the renewal
+/// (`before`), says whether the session ended. Every command reads the
+/// error by it; `dynata logout` also takes out what is dead.
+fn renewal_refused(
+    before: Option<&StoredSession>,
+    after: &Result<Option<StoredSession>, StoreError>,
+    now: SystemTime,
+) -> Renewal {
+    match (before, after) {
+        (_, Ok(None)) => Renewal::Ended,
+        (Some(_), Ok(Some(after))) if !refresh_usable(after, now) => Renewal::EndedLeavingDead,
+        (Some(before), Ok(Some(after))) if after.refresh_token != before.refresh_token => {
+            Renewal::Ended
+        }
+        (_, Err(e)) if e.is_unusable_content() => Renewal::EndedLeavingDead,
+        _ => Renewal::NotDone,
+    }
+}
+
+/// A session [`Renewal::NotDone`]: kept, and not the user's to log in
+/// again for; `purpose` says what the renewal was for.
+fn not_renewed(store: &FileStore, purpose: &str) -> Failure {
+    let purpose = if purpose.is_empty() {
+        String::new()
+    } else {
+        format!(" {purpose}")
+    };
+    Failure::refused(format!(
+        "could not renew the stored session{purpose} (the token store in {} failed, or another \
+         `dynata` held it); it is kept: try again",
+        store.dir().display()
+    ))
+}
+
 /// A refresh of the stored session refused without Dynata's `invalid_grant`:
 /// a `400` or `401` whose JSON has another code (`invalid_client`) or none
 /// (a gateway's `{"message": …}`), or a gateway's `401` or `403` without
@@ -671,23 +719,56 @@ fn refresh_refused(error: &dynata_sdk::Error) -> Failure {
     ))
 }
 
-/// An SDK client, and whether it has a real password to fall back on.
+/// An SDK client, whether it has a real password to fall back on, and the
+/// session stored when the command began.
 #[derive(Debug)]
 pub(crate) struct SessionClient {
     pub(crate) client: Client,
     has_password: bool,
     context_hint: String,
+    store: FileStore,
+    key: StoreKey,
+    before: Option<StoredSession>,
 }
 
 impl SessionClient {
+    /// The session's access token, renewed first if it must be; its failure
+    /// read by [`Self::renewal_failure`].
+    pub(crate) async fn access_token(&self) -> Result<AccessToken, Failure> {
+        match self.client.access_token().await {
+            Ok(token) => Ok(token),
+            Err(error) => Err(self.renewal_failure(error).await),
+        }
+    }
+
+    /// Runs `call`, one SDK call of the command, its error read by
+    /// [`Self::failure`].
+    pub(crate) async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, dynata_sdk::Error>>,
+    ) -> Result<T, Failure> {
+        match call.await {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.failure(error).await),
+        }
+    }
+
     /// The SDK's error, except that a session that cannot go on without a
-    /// password (expired or revoked at Dynata) means "run dynata login".
-    pub(crate) fn failure(&self, error: dynata_sdk::Error) -> Failure {
+    /// password (expired or revoked at Dynata) means "run dynata login";
+    /// one the SDK could not renew for another reason (the token store, its
+    /// lease) is kept, and said to be ([`renewal_refused`]).
+    pub(crate) async fn failure(&self, error: dynata_sdk::Error) -> Failure {
         match error {
-            dynata_sdk::Error::LoginRequired => Failure::refused(format!(
-                "the stored session has ended: {}",
-                self.context_hint
-            )),
+            dynata_sdk::Error::LoginRequired => {
+                let after = self.store.load(&self.key).await;
+                match renewal_refused(self.before.as_ref(), &after, SystemTime::now()) {
+                    Renewal::Ended | Renewal::EndedLeavingDead => Failure::refused(format!(
+                        "the stored session has ended: {}",
+                        self.context_hint
+                    )),
+                    Renewal::NotDone => not_renewed(&self.store, ""),
+                }
+            }
             // Without a password this can only be the refresh refused
             // without `invalid_grant` (with it, the SDK answers
             // `LoginRequired`, above): the session is kept.
@@ -701,12 +782,12 @@ impl SessionClient {
     /// [`Self::failure`], for an error of `access_token()` alone, which sends
     /// nothing but a login or a refresh: without a password, a `401` or `403`
     /// there can only be the refresh's (elsewhere it may be an API call's).
-    pub(crate) fn renewal_failure(&self, error: dynata_sdk::Error) -> Failure {
+    pub(crate) async fn renewal_failure(&self, error: dynata_sdk::Error) -> Failure {
         match error {
             ref refused @ dynata_sdk::Error::Api {
                 status: 401 | 403, ..
             } if !self.has_password => refresh_refused(refused),
-            other => self.failure(other),
+            other => self.failure(other).await,
         }
     }
 }

@@ -2854,3 +2854,38 @@ async fn a_command_ending_during_a_background_refresh_stores_its_session_first()
         text(&token.stderr)
     );
 }
+
+/// A token-store fault (the renewal lease cannot be taken: `<digest>.lease`
+/// is a directory here, as EIO or a full disk would do; or another `dynata`
+/// holds it past the wait) makes the SDK answer `LoginRequired` with nothing
+/// sent. Every command reads that as `dynata logout` does: the session is
+/// stored and live, so it is kept, and the store is blamed, not the session.
+///
+/// (`dynata token`, `whoami`, `api` and the shortcuts said "the stored
+/// session has ended … run `dynata login`". Found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_store_fault_is_not_reported_as_the_session_ended() {
+    let world = World::start().await;
+    world.login().await;
+    let access = age_the_stored_access_token(&world).await;
+    let (store, key) = world.store();
+    let lease = store.lease_path(&key);
+    std::fs::create_dir(&lease).unwrap();
+    std::fs::File::open(&lease)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    for args in [&["token"][..], &["whoami"], &["api", "projects"]] {
+        let out = world.run(args, &[]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("has ended") && !stderr.contains("run `dynata login`"),
+            "{args:?}: a store fault reported as the end of a live, stored session: {stderr}"
+        );
+        assert!(stderr.contains("it is kept"), "{args:?}: {stderr}");
+    }
+    assert_eq!(world.sandbox.count(Operation::Refresh), 0, "nothing sent");
+    assert!(store.load(&key).await.unwrap().is_some(), "still stored");
+    assert_eq!(status_with(&world, &access).await, 200, "live at Dynata");
+}
