@@ -39,6 +39,8 @@ async fn every<I>(
 where
     dynata_sdk::SampleItems<I>: futures_util::Stream<Item = Result<I, dynata_sdk::Error>> + Unpin,
 {
+    // As for every call (`SessionClient::call`): the token first.
+    session.access_token().await?;
     at_most(MAX_ITEMS, items, async |e| session.failure(e).await).await
 }
 

@@ -742,11 +742,19 @@ impl SessionClient {
     }
 
     /// Runs `call`, one SDK call of the command, its error read by
-    /// [`Self::failure`].
+    /// [`Self::failure`]. The token is got first, by [`Self::access_token`]:
+    /// the SDK's error does not say whether a `401` or `403` is the
+    /// endpoint's or that of the refresh it needed, and a renewal's failure
+    /// must read the same from every command (the session is kept), not as
+    /// the endpoint refusing the user. This costs nothing: the call itself
+    /// starts by getting the token, which it then finds in the client's
+    /// cache, without I/O. (A renewal the call needs after all, after a
+    /// `401` to it or inside its retries, still fails as the call's.)
     pub(crate) async fn call<T>(
         &self,
         call: impl Future<Output = Result<T, dynata_sdk::Error>>,
     ) -> Result<T, Failure> {
+        self.access_token().await?;
         match call.await {
             Ok(value) => Ok(value),
             Err(error) => Err(self.failure(error).await),

@@ -2889,3 +2889,38 @@ async fn a_token_store_fault_is_not_reported_as_the_session_ended() {
     assert!(store.load(&key).await.unwrap().is_some(), "still stored");
     assert_eq!(status_with(&world, &access).await, 200, "live at Dynata");
 }
+
+/// A gateway's `403` to the refresh reads the same from every command:
+/// `whoami`, `api` and the shortcuts say, as `dynata token` does, that the
+/// refresh of the stored session was refused and the session is kept.
+///
+/// (Only `token` read it as the refresh's; the others printed the SDK's
+/// bare "Dynata answered 403", as if the endpoint asked for had refused the
+/// user. Found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateways_403_to_the_refresh_reads_the_same_from_every_command() {
+    let world = World::start().await;
+    world.login().await;
+    age_the_stored_access_token(&world).await;
+    let mut said = Vec::new();
+    for args in [
+        &["token"][..],
+        &["whoami"],
+        &["api", "projects"],
+        &["projects", "list"],
+    ] {
+        world
+            .sandbox
+            .inject(Operation::Refresh, dynata_sandbox::Fault::Status(403), 1);
+        let out = world.run(args, &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        said.push((args, text(&out.stderr)));
+    }
+    for (args, stderr) in &said {
+        assert!(
+            stderr.contains("refresh of the stored session was refused")
+                && stderr.contains("the session is kept"),
+            "{args:?} does not say the refresh was refused: {stderr}"
+        );
+    }
+}
