@@ -77,13 +77,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Logout => {
             let context = Context::new(&cli.profile, env)?;
-            if context.logout().await? {
-                output::noteln!("Logged out of {}.", context.base_url);
-            } else {
-                output::noteln!(
+            match context.logout().await? {
+                Some(session::Revoked::Now) => {
+                    output::noteln!("Logged out of {}.", context.base_url);
+                }
+                Some(session::Revoked::AlreadyEnded) => output::noteln!(
+                    "The session at {} had already ended (Dynata no longer honours it); it is \
+                     removed from this machine.",
+                    context.base_url
+                ),
+                None => output::noteln!(
                     "No session to revoke at {}; nothing is stored.",
                     context.base_url
-                );
+                ),
             }
             Ok(())
         }

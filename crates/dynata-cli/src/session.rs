@@ -402,7 +402,11 @@ impl Context {
     /// Revokes a session `dynata login` replaced, through a scratch store.
     /// Should Dynata not take it, the scratch store is kept, for the sweep
     /// of a later run to try again.
-    async fn revoke_replaced(&self, username: &str, session: StoredSession) -> Result<(), Failure> {
+    async fn revoke_replaced(
+        &self,
+        username: &str,
+        session: StoredSession,
+    ) -> Result<Revoked, Failure> {
         let (scratch, store) = self.scratch(SCRATCH_PREFIXES[1])?;
         store
             .save(&self.key(username), &session, SystemTime::now())
@@ -417,13 +421,16 @@ impl Context {
 
     /// Revokes the session of `username` that `store` holds, and takes it
     /// out of `store`; a session Dynata no longer honours is as good as
-    /// revoked. Should Dynata not take the revocation, the session stays in
-    /// `store` (as refreshed on the way, if it was), to try again. Either
+    /// revoked, and so is one whose revocation Dynata refuses with
+    /// `invalid_grant` (it had already ended). Should Dynata not take the
+    /// revocation otherwise (a gateway's refusal, no answer, a `5xx`), the
+    /// session stays in `store` (as refreshed on the way, if it was), to try
+    /// again. Either
     /// way, these steps leave alone a session another `dynata` stored there
     /// meanwhile; the SDK's logout itself, though, takes out and revokes
     /// whatever the store holds when it runs (a `dynata login` finishing at
     /// that moment is logged out with it).
-    async fn revoke_stored(&self, username: &str, store: &FileStore) -> Result<(), Failure> {
+    async fn revoke_stored(&self, username: &str, store: &FileStore) -> Result<Revoked, Failure> {
         let key = self.key(username);
         let client = self.build_on(Credentials::without_password(username), store.clone())?;
         let before = store.load(&key).await;
@@ -462,7 +469,7 @@ impl Context {
                 if !ended {
                     return Err(not_renewed(store, "to revoke it"));
                 }
-                return Ok(());
+                return Ok(Revoked::AlreadyEnded);
             }
             Err(e) => return Err(e.into()),
         }
@@ -474,18 +481,25 @@ impl Context {
             Some(session) => self.set_aside(&key, session).await,
             None => None,
         };
-        let outcome = client.logout().await;
+        // Dynata's `invalid_grant`: the session had already ended, and the
+        // SDK, taking the refusal as final, keeps nothing to revoke again.
+        // Put back, it would be refused the same way for ever.
+        let outcome = match client.logout().await {
+            Ok(()) => Ok(Revoked::Now),
+            Err(error) if revocation_found_it_ended(&error) => Ok(Revoked::AlreadyEnded),
+            Err(error) => Err(error),
+        };
         let same = |a: &StoredSession, b: &StoredSession| a.refresh_token == b.refresh_token;
         // Under the lease, as a login saves: what is stored now is looked at
         // and then removed or put back, with no login landing in between.
         let (result, keep_aside) = Self::holding_lease(store, &key, async {
             let now_stored = store.load(&key).await.ok().flatten();
             match (outcome, revoking, now_stored) {
-                (Ok(()), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
+                (Ok(done), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
                     let _ = store.remove(&key).await;
-                    (Ok(()), false)
+                    (Ok(done), false)
                 }
-                (Ok(()), _, _) => (Ok(()), false),
+                (Ok(done), _, _) => (Ok(done), false),
                 (Err(e), Some(revoking), None) => {
                     let put_back = store.save(&key, &revoking, SystemTime::now()).await;
                     (Err(e.into()), put_back.is_err())
@@ -525,10 +539,11 @@ impl Context {
     }
 
     /// `dynata logout`: revokes the stored session at Dynata and removes it.
-    /// Returns whether there was a session to revoke. Should Dynata not
-    /// take the revocation, the session stays stored (as refreshed on the
+    /// Returns what became of it (`None`: there was no session to revoke).
+    /// Should Dynata not take the revocation, short of saying the session
+    /// had already ended, the session stays stored (as refreshed on the
     /// way, if it was), to try again.
-    pub(crate) async fn logout(&self) -> Result<bool, Failure> {
+    pub(crate) async fn logout(&self) -> Result<Option<Revoked>, Failure> {
         let username = self.username()?;
         let key = self.key(&username);
         self.sweep_scratch_stores(&username).await;
@@ -547,11 +562,32 @@ impl Context {
         })
         .await?;
         if !live {
-            return Ok(false);
+            return Ok(None);
         }
-        self.revoke_stored(&username, &self.store).await?;
-        Ok(true)
+        self.revoke_stored(&username, &self.store).await.map(Some)
     }
+}
+
+/// What a revocation did to a session, which is no longer stored either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revoked {
+    /// Dynata took the revocation.
+    Now,
+    /// Dynata no longer honoured the session: its refresh or its revocation
+    /// was refused with `invalid_grant`.
+    AlreadyEnded,
+}
+
+/// Whether Dynata refused a revocation with `invalid_grant` (`400` or `401`,
+/// "Session not active"): the session had already ended. The SDK sums up
+/// Dynata's JSON refusal of a logout as its code, then its description; a
+/// gateway's refusal has no such code, and proves nothing of the session.
+fn revocation_found_it_ended(error: &dynata_sdk::Error) -> bool {
+    matches!(
+        error,
+        dynata_sdk::Error::Api { status: 400 | 401, summary, .. }
+            if summary.split(": ").next() == Some("invalid_grant")
+    )
 }
 
 /// The session `store` holds under `key`, for a command that revokes it. A

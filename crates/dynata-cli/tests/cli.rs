@@ -2924,3 +2924,53 @@ async fn a_gateways_403_to_the_refresh_reads_the_same_from_every_command() {
         );
     }
 }
+
+/// Dynata refusing the revocation with `400 invalid_grant` ("Session not
+/// active") says the session has already ended (the SDK takes such a refusal
+/// as final): `dynata logout` removes it, says so, and exits 0. A gateway's
+/// refusal is not Dynata's word: that session is kept, to run it again.
+///
+/// (`dynata logout` put the dead session back in the store and failed, and
+/// so did every later `logout`, while `dynata token` went on printing its
+/// access token. Found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_dynata_says_is_not_active_is_removed_by_logout() {
+    let world = World::start().await;
+    let (server, env) = stub_with(&world, "dead-access").await;
+    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
+    let key = StoreKey::for_account(&server.base_url(), "api", USER);
+    let gateway = server
+        .mock_async(|when, then| {
+            when.path("/auth/v1/logout");
+            then.status(401)
+                .header("content-type", "application/json")
+                .body(r#"{"message":"Unauthorized"}"#);
+        })
+        .await;
+    let out = world.run(&["logout"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        store.load(&key).await.unwrap().is_some(),
+        "a gateway's refusal: kept, to run again"
+    );
+    gateway.delete_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/auth/v1/logout");
+            then.status(400)
+                .header("content-type", "application/vnd.auth.error+json")
+                .body(r#"{"error":"invalid_grant","errorDescription":"Session not active"}"#);
+        })
+        .await;
+    let out = world.run(&["logout"], &pairs(&env)).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("had already ended"), "{stderr}");
+    assert!(
+        store.load(&key).await.unwrap().is_none(),
+        "the dead session was put back"
+    );
+    let token = world.run(&["token"], &pairs(&env)).await;
+    assert_eq!(token.status.code(), Some(1), "{}", text(&token.stderr));
+    assert_ne!(text(&token.stdout).trim(), "dead-access");
+}
