@@ -27,8 +27,21 @@ use crate::tokens::TokenPair;
 const CLIENT_ID: &str = "api";
 /// The authorization code `POST /auth/v1/token/code` accepts.
 pub(crate) const SANDBOX_CODE: &str = "sandbox-code";
-/// Far above any real request body, far below anything that could hurt.
+/// Far above any real JSON request body, far below anything that could hurt.
 const BODY_LIMIT: usize = 64 * 1024;
+/// For the one upload, the reconciliation's `.xlsx` (multipart): a
+/// spreadsheet of a few thousand respondent ids, styles and all, as Dynata
+/// takes it.
+const UPLOAD_LIMIT: usize = 10 * 1024 * 1024;
+
+/// The largest request body `operation` takes: [`UPLOAD_LIMIT`] for the
+/// reconciliation's upload, [`BODY_LIMIT`] for every JSON body.
+pub(crate) fn body_limit(operation: Operation) -> usize {
+    match operation {
+        Operation::ReconcileProject => UPLOAD_LIMIT,
+        _ => BODY_LIMIT,
+    }
+}
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{MethodFilter, on};
@@ -38,7 +38,7 @@ pub(crate) use store::{Demand, DemandSettings};
 use self::envelope::{Answer, ApiError};
 use crate::operation::Operation;
 use crate::reply;
-use crate::routes::intercept;
+use crate::routes::{body_limit, intercept};
 use crate::server::ConnHandle;
 use crate::state::Shared;
 
@@ -143,7 +143,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
                     .await;
                     with_request_id(&shared, answer)
                 },
-            ),
+            )
+            .layer(DefaultBodyLimit::max(body_limit(operation))),
         );
     }
     router
@@ -181,17 +182,16 @@ async fn serve(
         Ok(body) => body,
         Err(rejection) => {
             let status = rejection.status();
-            return ApiError::new(
-                status,
-                "INVALID_BODY",
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "the body is larger than the 64 KiB limit"
-                } else {
-                    "the body could not be read"
-                },
-                ("body", "body"),
-            )
-            .into_response();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "the body is larger than the {} KiB limit",
+                    body_limit(operation) / 1024
+                )
+            } else {
+                "the body could not be read".to_owned()
+            };
+            return ApiError::new(status, "INVALID_BODY", message, ("body", "body"))
+                .into_response();
         }
     };
     let now = Instant::now();
