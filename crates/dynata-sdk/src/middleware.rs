@@ -1,6 +1,8 @@
 //! The authentication step on its own, for a `reqwest-middleware` stack of
 //! your own (feature `middleware`).
 
+use std::sync::PoisonError;
+
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
@@ -13,7 +15,9 @@ use crate::{Client, Error};
 /// only, renews the token once after a `401` and sends the request again, and
 /// retries idempotent requests after transient failures. Unlike `send`, it
 /// hands back a last `401` as the response it is, since middleware is
-/// transparent; a request for another origin fails with [`Error::Config`].
+/// transparent, and an error of a middleware below it (a circuit breaker of
+/// yours) as it came, neither retried nor wrapped; a request for another
+/// origin fails with [`Error::Config`].
 ///
 /// The HTTP client under the stack is yours, with its proxy settings:
 /// `reqwest::Client::new()` reads `HTTP_PROXY`. For a plain `http`
@@ -58,9 +62,14 @@ impl Middleware for AuthMiddleware {
         // Attempts take turns with the extensions; they never overlap.
         let extensions = tokio::sync::Mutex::new(extensions);
         let client = &self.client;
+        // An error of a middleware below is that middleware's to say, not a
+        // network failure: kept here, it ends the call and is handed back as
+        // it came, where the engine's error would stand in for it.
+        let passed_on = std::sync::Mutex::new(None);
         client
             .call_authenticated(idempotent && replayable, replayable, |token| {
                 let (request, next, extensions) = (requests.next(), next.clone(), &extensions);
+                let passed_on = &passed_on;
                 async move {
                     let mut request = request?;
                     client
@@ -70,29 +79,33 @@ impl Middleware for AuthMiddleware {
                     let mut extensions = extensions.lock().await;
                     // The client below is the caller's: its redirects are
                     // seen only in a changed URL.
-                    let sent = next
-                        .run(request, &mut extensions)
-                        .await
-                        .map_err(from_middleware);
+                    let sent = match next.run(request, &mut extensions).await {
+                        Ok(response) => Ok(response),
+                        Err(reqwest_middleware::Error::Reqwest(error)) => {
+                            Err(Error::transport(error))
+                        }
+                        Err(middleware @ reqwest_middleware::Error::Middleware(_)) => {
+                            let message = middleware.to_string();
+                            *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some(middleware);
+                            return Err(Failure::fatal(Error::Transport {
+                                message,
+                                source: None,
+                            }));
+                        }
+                    };
                     client
                         .classify(sent, &to, false, Unauthorized::IsAnAnswer)
                         .await
                 }
             })
             .await
-            .map_err(reqwest_middleware::Error::middleware)
-    }
-}
-
-/// An error from further down the stack, as the engine classifies it: a
-/// reqwest error by its kind; another middleware's error as a transport
-/// failure, described by its message.
-fn from_middleware(error: reqwest_middleware::Error) -> Error {
-    match error {
-        reqwest_middleware::Error::Reqwest(error) => Error::transport(error),
-        reqwest_middleware::Error::Middleware(error) => Error::Transport {
-            message: error.to_string(),
-            source: None,
-        },
+            .map_err(|error| {
+                let passed_on = passed_on
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                passed_on.unwrap_or_else(|| reqwest_middleware::Error::middleware(error))
+            })
     }
 }

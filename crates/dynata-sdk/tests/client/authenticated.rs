@@ -780,3 +780,69 @@ async fn a_host_header_naming_another_site_is_refused() {
     assert_eq!(answer.status(), 200);
     assert_eq!(own.calls_async().await, 1);
 }
+
+/// A middleware of the user's own below `AuthMiddleware` (a circuit
+/// breaker, a policy check) refuses the request with an error of its own:
+/// it comes back as it came, downcastable, and the request is not sent down
+/// the stack again. (It was flattened into `Error::Transport`, "could not
+/// reach Dynata", with no source, and a GET retried as if the network had
+/// failed; found by review.)
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn a_lower_middlewares_error_comes_back_as_it_came_and_is_not_retried() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug)]
+    struct CircuitOpen;
+    impl std::fmt::Display for CircuitOpen {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("circuit open")
+        }
+    }
+    impl std::error::Error for CircuitOpen {}
+
+    struct Breaker(Arc<AtomicUsize>);
+    #[async_trait::async_trait]
+    impl reqwest_middleware::Middleware for Breaker {
+        async fn handle(
+            &self,
+            _: reqwest::Request,
+            _: &mut http::Extensions,
+            _: reqwest_middleware::Next<'_>,
+        ) -> reqwest_middleware::Result<reqwest::Response> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(reqwest_middleware::Error::middleware(CircuitOpen))
+        }
+    }
+
+    let policy = RetryPolicy::default()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::ZERO)
+        .with_max_backoff(Duration::ZERO);
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
+        .with(Breaker(Arc::clone(&calls)))
+        .build();
+    let error = http
+        .get(harness.server.url(PROJECTS))
+        .send()
+        .await
+        .expect_err("the breaker refuses");
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        panic!("{error:?}");
+    };
+    let found = error
+        .chain()
+        .any(|cause| cause.downcast_ref::<CircuitOpen>().is_some());
+    assert!(
+        found,
+        "the middleware's own error is gone: {error:#} ({:?}); the stack below was called {} times",
+        error.downcast_ref::<Error>(),
+        calls.load(Ordering::SeqCst)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
+}
