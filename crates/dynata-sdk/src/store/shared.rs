@@ -576,18 +576,7 @@ impl SharedSession {
         };
         let mut poll = FIRST_POLL;
         loop {
-            let acquired = self
-                .bounded(
-                    "acquire",
-                    self.store.try_acquire_lease(
-                        &self.key,
-                        &self.owner,
-                        self.policy.lease_ttl,
-                        self.wall.now(),
-                    ),
-                )
-                .await;
-            match acquired {
+            match self.try_acquire().await {
                 Ok(true) => {
                     return LeaseWait::Held(HeldLease {
                         shared: self,
@@ -849,6 +838,58 @@ impl SharedSession {
         }
     }
 
+    /// One attempt at the lease, within the time limit. An attempt that
+    /// fails or runs out of time may still take the lease (Redis applies a
+    /// `SET NX` it was slow to answer; a `FileStore` job held up by `fsync`
+    /// finishes later): it runs to its end in a task of its own, and then
+    /// whatever it took is given back, or the lease, renewed under by
+    /// nobody, would hold every process of the fleet for its time to live.
+    async fn try_acquire(&self) -> Result<bool, StoreError> {
+        let (store, key, owner) = (
+            Arc::clone(&self.store),
+            self.key.clone(),
+            self.owner.clone(),
+        );
+        let (ttl, now) = (self.policy.lease_ttl, self.wall.now());
+        let mut attempt =
+            tokio::spawn(async move { store.try_acquire_lease(&key, &owner, ttl, now).await });
+        let limit = self.policy.operation_timeout;
+        let answered = match tokio::time::timeout(limit, &mut attempt).await {
+            Ok(joined) => joined.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable {
+                    message: "the token store's lease acquisition panicked".into(),
+                })
+            }),
+            Err(_) => {
+                let give_back = self.give_back();
+                tokio::spawn(async move {
+                    let _ = attempt.await;
+                    give_back.await;
+                });
+                return Err(StoreError::Timeout {
+                    operation: "acquire",
+                    after: limit,
+                });
+            }
+        };
+        if answered.is_err() {
+            tokio::spawn(self.give_back());
+        }
+        answered
+    }
+
+    /// Releases the lease if this client holds it (the store checks the
+    /// owner), within the time limit, on any task: for a lease this client
+    /// may hold without knowing it, or one dropped while held.
+    fn give_back(&self) -> impl Future<Output = ()> + Send + 'static {
+        let store = Arc::clone(&self.store);
+        let (key, owner) = (self.key.clone(), self.owner.clone());
+        let limit = self.policy.operation_timeout;
+        async move {
+            let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
+        }
+    }
+
     async fn release(&self) {
         let released = self
             .bounded("release", self.store.release_lease(&self.key, &self.owner))
@@ -956,12 +997,7 @@ impl Drop for HeldLease<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // No runtime to release on: the lease expires by itself.
         };
-        let store = Arc::clone(&self.shared.store);
-        let (key, owner) = (self.shared.key.clone(), self.shared.owner.clone());
-        let limit = self.shared.policy.operation_timeout;
-        runtime.spawn(async move {
-            let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
-        });
+        runtime.spawn(self.shared.give_back());
     }
 }
 

@@ -755,3 +755,76 @@ async fn a_load_failing_under_the_lease_does_not_resend_a_spent_refresh_token() 
     );
     assert_eq!(outcome.source, Source::RenewedAlone);
 }
+
+/// A `FileStore` whose lease acquisition takes effect at once but whose
+/// answer comes `late` (a Redis `SET NX` whose reply is slower than the
+/// time limit; a `FileStore` job that `fsync` held up, detached when the
+/// protocol stopped waiting for it).
+#[derive(Debug)]
+struct AcquireAnsweredLate {
+    inner: FileStore,
+    late: Duration,
+}
+
+impl FileStoreChange for AcquireAnsweredLate {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let acquired = self.inner.try_acquire_lease(key, owner, ttl, now).await;
+            tokio::time::sleep(self.late).await;
+            acquired
+        })
+    }
+}
+
+/// An acquisition that timed out may still have taken the lease: once it
+/// lands, it is given back, so another process takes the lease at once.
+/// (It held every other process, and this client's own next renewal, for
+/// the lease's whole time to live, with nobody renewing under it; found by
+/// review.)
+#[tokio::test(start_paused = true)]
+async fn a_lease_taken_by_a_timed_out_acquire_is_given_back() {
+    let dir = TempDir::new("late-acquire");
+    let slow = Arc::new(Changed(AcquireAnsweredLate {
+        inner: FileStore::new(dir.path()),
+        late: policy_timeout() * 2,
+    }));
+    let first = client(slow.clone());
+    let renewals = Renewals::default();
+    let outcome = first
+        .renew(None, |what| renewals.renew(&first, what, Duration::ZERO))
+        .await
+        .expect("renewed alone");
+    assert_eq!(outcome.source, Source::RenewedAlone);
+    // Let the late answer (and any release) land.
+    tokio::time::sleep(policy_timeout() * 3).await;
+
+    // Another process renews: nobody is renewing, so it should take the
+    // lease at once.
+    let other = client(Arc::new(FileStore::new(dir.path())));
+    let started = tokio::time::Instant::now();
+    let theirs = other
+        .renew(None, |what| renewals.renew(&other, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let waited = started.elapsed();
+    assert_eq!(theirs.source, Source::Renewed);
+    assert!(
+        waited < Duration::from_millis(500),
+        "another process waited {waited:?} for a lease nobody was renewing under (lease_ttl {:?})",
+        other.policy().lease_ttl
+    );
+}
+
+fn policy_timeout() -> Duration {
+    crate::policy().operation_timeout
+}

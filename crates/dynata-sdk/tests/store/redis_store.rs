@@ -612,3 +612,111 @@ async fn one_timeout_on_a_slow_redis_does_not_fail_every_later_operation() {
         failed.len()
     );
 }
+
+/// A `RedisStore` whose every lease acquisition meets a Redis that holds
+/// writes back for a moment (`CLIENT PAUSE … WRITE`, as a failover or a
+/// slow fork does): the `SET NX` is applied, but after the store's time
+/// limit.
+#[derive(Debug)]
+struct PausedAtAcquire {
+    inner: RedisStore,
+    port: u16,
+}
+
+impl TokenStore for PausedAtAcquire {
+    fn load<'a>(
+        &'a self,
+        key: &'a dynata_sdk::store::StoreKey,
+    ) -> dynata_sdk::store::StoreFuture<'a, Option<StoredSession>> {
+        self.inner.load(key)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a dynata_sdk::store::StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> dynata_sdk::store::StoreFuture<'a, ()> {
+        self.inner.save(key, session, now)
+    }
+    fn remove<'a>(
+        &'a self,
+        key: &'a dynata_sdk::store::StoreKey,
+    ) -> dynata_sdk::store::StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a dynata_sdk::store::StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> dynata_sdk::store::StoreFuture<'a, bool> {
+        let paused = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "CLIENT",
+                "PAUSE",
+                "800",
+                "WRITE",
+            ])
+            .output()
+            .expect("redis-cli runs");
+        assert!(paused.status.success());
+        self.inner.try_acquire_lease(key, owner, ttl, now)
+    }
+    fn extend_lease<'a>(
+        &'a self,
+        key: &'a dynata_sdk::store::StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> dynata_sdk::store::StoreFuture<'a, bool> {
+        self.inner.extend_lease(key, owner, ttl, now)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        key: &'a dynata_sdk::store::StoreKey,
+        owner: &'a LeaseOwner,
+    ) -> dynata_sdk::store::StoreFuture<'a, bool> {
+        self.inner.release_lease(key, owner)
+    }
+}
+
+/// The acquisition timed out (Redis held writes back), so the client
+/// renewed alone; Redis then took the lease for it, and the client gives it
+/// back: the next process does not wait the lease's time to live for a
+/// renewal nobody is doing. (Found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_redis_took_after_the_time_limit_is_given_back() {
+    let Some(server) = RedisServer::start("redis: a lease taken after the time limit") else {
+        return;
+    };
+    let first = client(Arc::new(PausedAtAcquire {
+        inner: store(&server),
+        port: server.port,
+    }));
+    let renewals = Renewals::default();
+    let outcome = first
+        .renew(None, |what| renewals.renew(&first, what, Duration::ZERO))
+        .await
+        .expect("renewed alone");
+    assert_eq!(outcome.source, Source::RenewedAlone);
+    // The pause ends; Redis applies the SET NX.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let lease = format!("{}:lease", key().name());
+    let pttl = server.cli(&["PTTL", &lease]);
+
+    let other = client(Arc::new(store(&server)));
+    let started = Instant::now();
+    let theirs = other
+        .renew(None, |what| renewals.renew(&other, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let waited = started.elapsed();
+    assert_eq!(theirs.source, Source::Renewed);
+    assert!(
+        waited < Duration::from_millis(500),
+        "waited {waited:?} for a lease nobody renews under (its PTTL was {pttl} ms)"
+    );
+}
