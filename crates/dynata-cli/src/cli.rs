@@ -16,6 +16,7 @@ Environment:
   DYNATA_USERNAME, DYNATA_PASSWORD  account (the password is never stored)
   DYNATA_ENV                        as --env
   DYNATA_BASE_URL                   used when neither --env nor DYNATA_ENV names one
+  DYNATA_CLIENT_ID                  the auth API's client id (default api)
   (these rank above the profile's account and environment)
   NO_COLOR                          no colours, even on a terminal";
 
