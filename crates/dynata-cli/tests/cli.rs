@@ -2974,3 +2974,29 @@ async fn a_session_dynata_says_is_not_active_is_removed_by_logout() {
     assert_eq!(token.status.code(), Some(1), "{}", text(&token.stderr));
     assert_ne!(text(&token.stdout).trim(), "dead-access");
 }
+
+/// `dynata logout` of a stored session whose access token no header can
+/// carry (a hand-edited file) revokes it with its refresh token, as any
+/// other. (When the SDK took such a session for garbage, the logout failed
+/// every time, blaming the token store, and the session stayed live at
+/// Dynata; found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_revokes_a_stored_session_whose_access_token_no_header_can_carry() {
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let mut session = store.load(&key).await.unwrap().expect("a stored session");
+    session.access_token = Secret::new("line\nbreak");
+    store.save(&key, &session, SystemTime::now()).await.unwrap();
+    let out = world.run(&["logout"], &[]).await;
+    let again = world.run(&["logout"], &[]).await;
+    assert_eq!(
+        (out.status.code(), again.status.code()),
+        (Some(0), Some(0)),
+        "dynata logout: {} / again: {}",
+        text(&out.stderr),
+        text(&again.stderr)
+    );
+    assert_eq!(world.sandbox.count(Operation::Logout), 1, "revoked");
+    assert!(store.load(&key).await.unwrap().is_none(), "removed");
+}

@@ -822,20 +822,19 @@ impl SharedSession {
     }
 
     /// The stored session. One whose access token no `Authorization` header
-    /// can carry (another writer's bug, a hand-edited file) is
-    /// [`StoreError::Corrupt`], ignored and overwritten like any garbage:
-    /// adopted, it would fail every call until it expired.
+    /// can carry (another writer's bug, a hand-edited file) counts as
+    /// expired: adopted, it would fail every call until it expired, while its
+    /// refresh token may still be live, to refresh it (replacing the record)
+    /// or to revoke it at a logout (the revocation carries the tokens in its
+    /// body).
     async fn load(&self) -> Result<Option<StoredSession>, StoreError> {
-        match self.bounded("load", self.store.load(&self.key)).await? {
-            Some(session) if bearer_header(session.access_token.expose_secret()).is_none() => {
-                Err(StoreError::Corrupt {
-                    reason:
-                        "the access token is empty or has characters an HTTP header cannot carry"
-                            .into(),
-                })
-            }
-            loaded => Ok(loaded),
+        let mut loaded = self.bounded("load", self.store.load(&self.key)).await?;
+        if let Some(session) = &mut loaded
+            && bearer_header(session.access_token.expose_secret()).is_none()
+        {
+            session.access_expires_at = session.issued_at;
         }
+        Ok(loaded)
     }
 
     /// One attempt at the lease, within the time limit. An attempt that

@@ -499,44 +499,81 @@ async fn an_oversized_gateway_page_to_a_refresh_leaves_the_live_session_stored()
     );
 }
 
-/// "A store that holds garbage never fails a call": a stored access token
-/// no `Authorization` header can carry (a line break: another writer's bug,
-/// a hand-edited file) is garbage, overwritten by a login. (It was adopted
-/// as it was, and every call failed before sending until it expired, with
-/// no `401` to renew it; found by review.)
+/// A stored access token no `Authorization` header can carry (a line
+/// break: another writer's bug, a hand-edited file) counts as expired: the
+/// session is refreshed with its refresh token, which may still be live,
+/// and the record replaced; no call fails on it. (It was adopted as it
+/// was, and every call failed before sending until it expired, with no
+/// `401` to renew it; found by review. Then it was treated as garbage,
+/// which threw its live refresh token away; found by the next review.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stored_token_no_header_can_carry_is_garbage_not_a_failed_call() {
+async fn a_stored_token_no_header_can_carry_is_refreshed_not_adopted() {
     let dir = TempDir::new("client-unsendable-token");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
     let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
-    let garbage = StoredSession::from_lifetimes(
-        Secret::new("line\nbreak"),
-        Duration::from_secs(1800),
-        Secret::new("refresh"),
-        Duration::from_secs(3600),
-        SystemTime::now(),
-    )
-    .expect("in range");
-    store
-        .save(&key, &garbage, SystemTime::now())
-        .await
-        .expect("saved");
+    let garbled = garble_stored_access_token(&sandbox, &store, &key).await;
     let client = client(&sandbox, Arc::new(store.clone()));
     let call = client.users_info().await;
-    assert!(
-        call.is_ok(),
-        "a call failed on the stored garbage: {:?} (logins {})",
-        call.err(),
-        sandbox.count(Operation::Login)
+    assert!(call.is_ok(), "a call failed on the garbled token: {call:?}");
+    assert_eq!(
+        (
+            sandbox.count(Operation::Login),
+            sandbox.count(Operation::Refresh)
+        ),
+        (1, 1),
+        "refreshed, not logged in again"
     );
     let stored = store.load(&key).await.expect("readable").expect("stored");
-    assert_eq!(sandbox.count(Operation::Login), 1);
-    assert_ne!(
-        stored.access_token.expose_secret(),
-        "line\nbreak",
-        "overwritten"
+    assert_ne!(stored.access_token.expose_secret(), "line\nbreak");
+    assert_ne!(stored.refresh_token, garbled.refresh_token, "replaced");
+}
+
+/// A logout revokes such a session as any other: the revocation carries
+/// the tokens in its body, where no header is needed. (Treated as garbage,
+/// it was taken out of the store unrevoked, its refresh token live at
+/// Dynata and held by nobody; found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_revokes_a_stored_session_whose_access_token_no_header_can_carry() {
+    let dir = TempDir::new("client-logout-unsendable");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let key = StoreKey::for_account(&sandbox.base_url(), "api", "alice");
+    garble_stored_access_token(&sandbox, &store, &key).await;
+    let other = builder_on(
+        &sandbox,
+        Arc::new(store.clone()),
+        Credentials::without_password("alice"),
+    )
+    .build()
+    .expect("valid");
+    let logout = other.logout().await;
+    assert!(logout.is_ok(), "{logout:?}");
+    assert!(
+        store.load(&key).await.expect("readable").is_none(),
+        "removed"
     );
+    assert_eq!(sandbox.count(Operation::Logout), 1, "revoked");
+}
+
+/// A live session at `sandbox`, logged in by a client of `store` that is
+/// then dropped, whose stored access token another writer then garbled
+/// (a line break); returns what is stored.
+async fn garble_stored_access_token(
+    sandbox: &Sandbox,
+    store: &FileStore,
+    key: &StoreKey,
+) -> StoredSession {
+    let first = client(sandbox, Arc::new(store.clone()));
+    first.access_token().await.expect("logs in");
+    drop(first);
+    let mut garbled = store.load(key).await.expect("readable").expect("stored");
+    garbled.access_token = Secret::new("line\nbreak");
+    store
+        .save(key, &garbled, SystemTime::now())
+        .await
+        .expect("saved");
+    garbled
 }
 
 /// Dynata told this client to wait ten minutes before renewing again; another
