@@ -264,11 +264,12 @@ fn decoded<T: DeserializeOwned>(
     request_id: Option<String>,
 ) -> Result<Page<T>, Error> {
     // Dynata's Go server sends an empty list as `null`: read as `[]` when
-    // `T` (a `Vec`) refuses `null`, as the typed lists read it.
+    // `T` (a `Vec`) refuses `null`, as the typed lists read it. Only a list:
+    // a record with default fields would take `[]` for an empty record.
     let was_null = data.is_null();
     let read = serde_json::from_value(data).or_else(|error| {
         if was_null {
-            serde_json::from_value(serde_json::Value::Array(Vec::new())).map_err(|_| error)
+            T::deserialize(NullAsEmptyList).map_err(|_| error)
         } else {
             Err(error)
         }
@@ -293,6 +294,37 @@ fn decoded<T: DeserializeOwned>(
             .unwrap_or_default(),
         request_id,
     })
+}
+
+/// A JSON `null` that reads as an empty list where a list is asked for, and
+/// as `null` (refused by anything that refuses `null`) where anything else
+/// is.
+struct NullAsEmptyList;
+
+impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_seq<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_seq(serde::de::value::SeqDeserializer::new(
+            std::iter::empty::<()>(),
+        ))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct tuple tuple_struct map
+        struct enum identifier ignored_any
+    }
 }
 
 /// The error for a `4xx`/`5xx` whose JSON body is not Dynata's envelope

@@ -1512,3 +1512,32 @@ async fn client_get_reads_an_empty_next_link_as_no_next_page() {
         "an empty `next` is no next page, as sample_items reads it"
     );
 }
+
+/// Only a list takes `data: null` as empty: a record with default fields
+/// sent as `null` is still `Error::Decode`, not an empty record. (Reading
+/// `null` as `[]` for any `T` that refused it made it
+/// `Record::default()`, silently; found by review.)
+#[tokio::test]
+async fn client_get_does_not_read_null_data_as_a_default_record() {
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default)]
+    #[allow(dead_code)]
+    struct Record {
+        #[serde(rename = "extProjectId")]
+        ext_project_id: String,
+        title: String,
+    }
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let nothing = json!({
+        "data": null,
+        "status": {"message": "success", "errors": null},
+    })
+    .to_string();
+    harness.on(GET, PROJECT, 200, nothing, 0).await;
+    let page = harness.client.get::<Record>(PROJECT).await;
+    assert!(
+        matches!(&page, Err(Error::Decode { .. })),
+        "a record sent as null was read as an empty record: {page:?}"
+    );
+}
