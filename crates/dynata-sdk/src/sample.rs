@@ -206,6 +206,11 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
     let body = read_at_most(response, MAX_ENVELOPE_BYTES)
         .await
         .map_err(|error| match error {
+            // An error status is read by its status whatever its size (a
+            // gateway's page), as the generated clients read it.
+            Error::Decode { what, .. } if status >= 400 => {
+                Error::from_status(status, format!("({what})"), request_id.clone(), retry_after)
+            }
             Error::Decode { what, .. } => undecodable(what, request_id.clone()),
             other => other,
         })?;

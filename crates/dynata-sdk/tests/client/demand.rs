@@ -1541,3 +1541,33 @@ async fn client_get_does_not_read_null_data_as_a_default_record() {
         "a record sent as null was read as an empty record: {page:?}"
     );
 }
+
+/// A gateway's error page over `Client::get`'s body limit keeps its status
+/// (transient for a `503`), as in the generated clients. (It was
+/// `Error::Decode`, status lost; found by review.)
+#[tokio::test]
+async fn client_get_keeps_the_status_of_an_oversized_error_page() {
+    let harness = Harness::with(|builder| builder.retry_policy(RetryPolicy::none())).await;
+    harness.logged_in().await;
+    let page = format!(
+        "<html><head><title>Service Unavailable</title></head><body>{}</body></html>",
+        "x".repeat(dynata_sdk::MAX_ENVELOPE_BYTES + 1024)
+    );
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(503)
+                .header("content-type", "text/html")
+                .body(page);
+        })
+        .await;
+    let answer = harness.client.get::<Vec<serde_json::Value>>(PROJECTS).await;
+    let error = answer.expect_err("a 503");
+    assert_eq!(
+        error.status(),
+        Some(503),
+        "an oversized 503 page lost its status: {error:?}"
+    );
+    assert!(error.is_transient(), "{error:?}");
+}
