@@ -128,10 +128,25 @@ impl Answer {
             .map_err(|e| Failure::unreachable(format!("the answer from Dynata broke off: {e}")))?
         {
             if body.len() + chunk.len() > dynata_sdk::MAX_ENVELOPE_BYTES {
-                return Err(Failure::refused(format!(
+                let too_large = format!(
                     "the answer from Dynata is over {} bytes",
                     dynata_sdk::MAX_ENVELOPE_BYTES
-                )));
+                );
+                if !(status.is_client_error() || status.is_server_error()) {
+                    return Err(Failure::refused(too_large));
+                }
+                // An error status means what its status means whatever its
+                // size (a gateway's page), as the SDK reads it: a `5xx` is
+                // exit 3.
+                let answer = Answer {
+                    status: status.as_u16(),
+                    request_id,
+                    head: String::new(),
+                    body: Vec::new(),
+                };
+                let mut refusal = answer.refusal();
+                refusal.message.push_str(&format!(" ({too_large})"));
+                return Err(refusal);
             }
             body.extend_from_slice(&chunk);
         }

@@ -3000,3 +3000,27 @@ async fn logout_revokes_a_stored_session_whose_access_token_no_header_can_carry(
     assert_eq!(world.sandbox.count(Operation::Logout), 1, "revoked");
     assert!(store.load(&key).await.unwrap().is_none(), "removed");
 }
+
+/// A gateway's `503` page over the body limit of `dynata api` is a `5xx`:
+/// exit 3, as the README says. (It was "refused", exit 1; found by
+/// review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_5xx_page_is_exit_3() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let page = format!(
+        "<html><head><title>Service Unavailable</title></head><body>{}</body></html>",
+        "x".repeat(dynata_sdk::MAX_ENVELOPE_BYTES + 1024)
+    );
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects");
+            then.status(503)
+                .header("content-type", "text/html")
+                .header("retry-after", "0")
+                .body(page);
+        })
+        .await;
+    let out = world.run(&["api", "projects"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
