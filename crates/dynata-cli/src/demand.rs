@@ -432,11 +432,12 @@ pub(crate) async fn invoice(
 /// `/dev/stdout`) is written through, as a shell's `>` does: renaming over
 /// it would replace the link or the device.
 fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let plain_or_absent = match std::fs::symlink_metadata(file) {
-        Ok(metadata) => metadata.file_type().is_file(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+    let existing = match std::fs::symlink_metadata(file) {
+        Ok(metadata) => Some(metadata),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
+    let plain_or_absent = existing.as_ref().is_none_or(|m| m.file_type().is_file());
     if !plain_or_absent {
         let mut through = std::fs::OpenOptions::new()
             .write(true)
@@ -448,11 +449,34 @@ fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
     };
-    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
+    // Not the temporary file's private 0600: the file's own mode, as an
+    // editor saving it keeps it, or for a new file the mode of any other
+    // the user creates.
+    let mut temporary = new_file_in(dir)?;
+    if let Some(metadata) = existing {
+        temporary
+            .as_file()
+            .set_permissions(metadata.permissions())?;
+    }
     temporary.write_all(bytes)?;
     temporary.as_file().sync_all()?;
     temporary.persist(file).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A temporary file in `dir` with the mode a new file gets: 0666 less the
+/// umask.
+#[cfg(unix)]
+fn new_file_in(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
+#[cfg(not(unix))]
+fn new_file_in(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::NamedTempFile::new_in(dir)
 }
 
 /// Where `path` is in the JSON document, as `lineItems.0.quotaplan`: the
