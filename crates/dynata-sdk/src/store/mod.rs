@@ -272,8 +272,9 @@ impl StoreError {
     }
 }
 
-/// Who holds a renewal lease: random per [`SharedSession`], so that only the
-/// holder can release it.
+/// Who holds a renewal lease: random per attempt to take it (by a
+/// [`SharedSession`]), so that only the holder can release or extend it, and
+/// a late attempt's lease is told apart from a later one's.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LeaseOwner(String);
 

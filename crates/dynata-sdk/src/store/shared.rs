@@ -196,8 +196,8 @@ impl fmt::Debug for WallClock {
     }
 }
 
-/// One client's view of a shared session: a store, the account's key, a lease
-/// owner id of its own, and the policy.
+/// One client's view of a shared session: a store, the account's key, and
+/// the policy.
 ///
 /// On the slow path only (the cached-token fast path never sees a store):
 /// 1. Load. A stored session that is fresh enough (beyond the soft window,
@@ -229,7 +229,6 @@ impl fmt::Debug for WallClock {
 pub struct SharedSession {
     store: Arc<dyn TokenStore>,
     key: StoreKey,
-    owner: LeaseOwner,
     policy: SharingPolicy,
     wall: WallClock,
     warnings: Warnings,
@@ -258,7 +257,6 @@ impl SharedSession {
         SharedSession {
             store,
             key,
-            owner: LeaseOwner::random(),
             warnings: Warnings::new(policy.warning_interval),
             policy,
             wall: WallClock::following(clock),
@@ -577,13 +575,14 @@ impl SharedSession {
         let mut poll = FIRST_POLL;
         loop {
             match self.try_acquire().await {
-                Ok(true) => {
+                Ok(Some(owner)) => {
                     return LeaseWait::Held(HeldLease {
                         shared: self,
+                        owner,
                         held: true,
                     });
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(error) => return LeaseWait::Failed("acquire", error),
             }
             if give_up_at.is_some_and(|at| self.wall.now_instant() >= at) {
@@ -627,7 +626,7 @@ impl SharedSession {
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
         let outcome = self
-            .keeping_lease(self.renew_under_lease(local, renew))
+            .keeping_lease(&lease.owner, self.renew_under_lease(local, renew))
             .await;
         lease.release().await;
         outcome
@@ -710,16 +709,16 @@ impl SharedSession {
     /// a renewal that takes longer than the lease (a server's `Retry-After`,
     /// a slow answer) must not let another process take the lease and send
     /// the same single-use refresh token.
-    async fn keeping_lease<T>(&self, work: impl Future<Output = T>) -> T {
+    async fn keeping_lease<T>(&self, owner: &LeaseOwner, work: impl Future<Output = T>) -> T {
         let mut work = pin!(work);
         // Extending never ends by itself: the work always comes first.
-        match first_of(work.as_mut(), self.extend_lease_until_lost()).await {
+        match first_of(work.as_mut(), self.extend_lease_until_lost(owner)).await {
             Some(value) => value,
             None => work.await,
         }
     }
 
-    async fn extend_lease_until_lost(&self) {
+    async fn extend_lease_until_lost(&self, owner: &LeaseOwner) {
         let ttl = self.policy.lease_ttl;
         let every = (ttl / 3).max(Duration::from_millis(10));
         loop {
@@ -728,7 +727,7 @@ impl SharedSession {
                 .bounded(
                     "extend",
                     self.store
-                        .extend_lease(&self.key, &self.owner, ttl, self.wall.now()),
+                        .extend_lease(&self.key, owner, ttl, self.wall.now()),
                 )
                 .await;
             match extended {
@@ -832,66 +831,76 @@ impl SharedSession {
         if let Some(session) = &mut loaded
             && bearer_header(session.access_token.expose_secret()).is_none()
         {
-            session.access_expires_at = session.issued_at;
+            // Long past, not its issue time, which a writer whose clock is
+            // ahead puts in this client's future.
+            session.access_expires_at = SystemTime::UNIX_EPOCH;
         }
         Ok(loaded)
     }
 
-    /// One attempt at the lease, within the time limit. An attempt that
-    /// fails or runs out of time may still take the lease (Redis applies a
-    /// `SET NX` it was slow to answer; a `FileStore` job held up by `fsync`
-    /// finishes later): it runs to its end in a task of its own, and then
-    /// whatever it took is given back, or the lease, renewed under by
-    /// nobody, would hold every process of the fleet for its time to live.
-    async fn try_acquire(&self) -> Result<bool, StoreError> {
-        let (store, key, owner) = (
-            Arc::clone(&self.store),
-            self.key.clone(),
-            self.owner.clone(),
-        );
+    /// One attempt at the lease, within the time limit, under an owner id of
+    /// its own: the lease's owner if it is taken (`Some`).
+    ///
+    /// An attempt may take the lease after its caller stopped waiting for it
+    /// (Redis applies a `SET NX` it was slow to answer; a `FileStore` job
+    /// held up by `fsync` finishes later; the caller's future was dropped),
+    /// and a lease nobody renews under would hold every process of the fleet
+    /// for its time to live. So the attempt runs to its end in a task of its
+    /// own, and one whose answer nobody took, or that failed, is released
+    /// then: only that attempt's lease, as no other uses its owner id.
+    async fn try_acquire(&self) -> Result<Option<LeaseOwner>, StoreError> {
+        let owner = LeaseOwner::random();
         let (ttl, now) = (self.policy.lease_ttl, self.wall.now());
-        let mut attempt =
-            tokio::spawn(async move { store.try_acquire_lease(&key, &owner, ttl, now).await });
-        let limit = self.policy.operation_timeout;
-        let answered = match tokio::time::timeout(limit, &mut attempt).await {
-            Ok(joined) => joined.unwrap_or_else(|_| {
-                Err(StoreError::Unavailable {
-                    message: "the token store's lease acquisition panicked".into(),
-                })
-            }),
-            Err(_) => {
-                let give_back = self.give_back();
-                tokio::spawn(async move {
-                    let _ = attempt.await;
-                    give_back.await;
-                });
-                return Err(StoreError::Timeout {
-                    operation: "acquire",
-                    after: limit,
-                });
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let attempt = {
+            let (store, key, owner) = (Arc::clone(&self.store), self.key.clone(), owner.clone());
+            async move {
+                // A store that never answers: any lease it takes by then
+                // has expired (it counts from `now`).
+                tokio::time::timeout(ttl, store.try_acquire_lease(&key, &owner, ttl, now))
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout {
+                        operation: "acquire",
+                        after: ttl,
+                    }))
             }
         };
-        if answered.is_err() {
-            tokio::spawn(self.give_back());
+        let give_back = self.give_back(owner.clone());
+        tokio::spawn(async move {
+            let acquired = attempt.await;
+            let failed = acquired.is_err();
+            if answer.send(acquired).is_err() || failed {
+                give_back.await;
+            }
+        });
+        let limit = self.policy.operation_timeout;
+        match tokio::time::timeout(limit, answered).await {
+            Ok(Ok(acquired)) => Ok(acquired?.then_some(owner)),
+            Ok(Err(_)) => Err(StoreError::Unavailable {
+                message: "the token store's lease acquisition panicked".into(),
+            }),
+            Err(_) => Err(StoreError::Timeout {
+                operation: "acquire",
+                after: limit,
+            }),
         }
-        answered
     }
 
-    /// Releases the lease if this client holds it (the store checks the
-    /// owner), within the time limit, on any task: for a lease this client
-    /// may hold without knowing it, or one dropped while held.
-    fn give_back(&self) -> impl Future<Output = ()> + Send + 'static {
+    /// Releases the lease of `owner` if it is held (the store checks the
+    /// owner), within the time limit, on any task: for a lease taken without
+    /// its taker knowing, or one dropped while held.
+    fn give_back(&self, owner: LeaseOwner) -> impl Future<Output = ()> + Send + 'static {
         let store = Arc::clone(&self.store);
-        let (key, owner) = (self.key.clone(), self.owner.clone());
+        let key = self.key.clone();
         let limit = self.policy.operation_timeout;
         async move {
             let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
         }
     }
 
-    async fn release(&self) {
+    async fn release(&self, owner: &LeaseOwner) {
         let released = self
-            .bounded("release", self.store.release_lease(&self.key, &self.owner))
+            .bounded("release", self.store.release_lease(&self.key, owner))
             .await;
         match released {
             Ok(true) => {}
@@ -978,13 +987,14 @@ enum LeaseWait<'s, T> {
 /// task of its own, so the others need not wait for the lease to expire.
 struct HeldLease<'s> {
     shared: &'s SharedSession,
+    owner: LeaseOwner,
     held: bool,
 }
 
 impl HeldLease<'_> {
     async fn release(mut self) {
         self.held = false;
-        self.shared.release().await;
+        self.shared.release(&self.owner).await;
     }
 }
 
@@ -996,7 +1006,7 @@ impl Drop for HeldLease<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // No runtime to release on: the lease expires by itself.
         };
-        runtime.spawn(self.shared.give_back());
+        runtime.spawn(self.shared.give_back(self.owner.clone()));
     }
 }
 

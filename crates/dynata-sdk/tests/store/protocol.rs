@@ -828,3 +828,114 @@ async fn a_lease_taken_by_a_timed_out_acquire_is_given_back() {
 fn policy_timeout() -> Duration {
     crate::policy().operation_timeout
 }
+
+/// A `FileStore` whose first lease acquisition is held up for `late` before
+/// it touches the lease (a job `fsync` or a slow disk held up, detached when
+/// the protocol stopped waiting for it); later ones act at once.
+#[derive(Debug)]
+struct FirstAcquireActsLate {
+    inner: FileStore,
+    late: Duration,
+    calls: AtomicUsize,
+}
+
+impl FileStoreChange for FirstAcquireActsLate {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(self.late).await;
+            }
+            self.inner.try_acquire_lease(key, owner, ttl, now).await
+        })
+    }
+}
+
+/// The lease of an acquisition that timed out is given back once it lands,
+/// but only that attempt's: when it lands after the client's next renewal
+/// took the lease, that renewal keeps it, and another process adopts what
+/// it stores instead of renewing beside it. (The give-back was checked
+/// against the client's one owner id, and released the later renewal's
+/// lease mid-renewal; found by review. Each attempt now has an owner id of
+/// its own.)
+#[tokio::test(start_paused = true)]
+async fn a_late_acquire_does_not_release_the_lease_of_a_later_renewal() {
+    let dir = TempDir::new("late-acquire-later-lease");
+    let slow = Arc::new(Changed(FirstAcquireActsLate {
+        inner: FileStore::new(dir.path()),
+        late: policy_timeout() * 4,
+        calls: AtomicUsize::new(0),
+    }));
+    let first = client(slow.clone());
+    let other = client(Arc::new(FileStore::new(dir.path())));
+    let renewals = Renewals::default();
+    // The first acquisition times out (still under way): renewed alone.
+    let alone = first
+        .renew(None, |what| renewals.renew(&first, what, Duration::ZERO))
+        .await
+        .expect("renewed alone");
+    assert_eq!(alone.source, Source::RenewedAlone);
+    // Its next renewal (a 401, say) takes the lease at once and takes its
+    // time; the late acquisition lands meanwhile, and then another process
+    // wants a session.
+    let slow_renewal = policy_timeout() * 8;
+    let (mine, theirs) = tokio::join!(
+        first.renew(Some(&alone.session), |what| {
+            renewals.renew(&first, what, slow_renewal)
+        }),
+        async {
+            tokio::time::sleep(policy_timeout() * 5).await;
+            other
+                .renew(None, |what| renewals.renew(&other, what, Duration::ZERO))
+                .await
+        },
+    );
+    assert_eq!(mine.expect("renewed").source, Source::Renewed);
+    let theirs = theirs.expect("renewed");
+    assert_eq!(
+        (theirs.source, renewals.total()),
+        (Source::Adopted, 2),
+        "another process renewed while this client held the lease and renewed under it \
+         (logins {}, refreshed with {:?})",
+        renewals.logins.load(Ordering::SeqCst),
+        renewals.refreshed_with.lock().unwrap()
+    );
+}
+
+/// A stored access token no header can carry counts as expired even when
+/// the session was issued by a clock ahead of this client's. (Its expiry
+/// was set to its issue time, still ahead, so it was adopted and every
+/// call failed before sending; found by review.)
+#[tokio::test(start_paused = true)]
+async fn a_garbled_token_issued_by_a_clock_ahead_is_not_adopted() {
+    let dir = TempDir::new("garbled-ahead");
+    let store = Arc::new(FileStore::new(dir.path()));
+    let shared = client(store.clone());
+    let ahead = shared.wall_clock().now() + Duration::from_secs(5);
+    let garbled = StoredSession::from_lifetimes(
+        dynata_sdk::auth_api::Secret::new("line\nbreak"),
+        Duration::from_secs(1800),
+        dynata_sdk::auth_api::Secret::new("refresh-live"),
+        Duration::from_secs(3600),
+        ahead,
+    )
+    .expect("in range");
+    store
+        .save(&key(), &garbled, shared.wall_clock().now())
+        .await
+        .expect("saved");
+    let adopted = shared.load_adoptable(None).await;
+    assert!(
+        adopted.is_none(),
+        "adopted a session whose access token no header can carry: {adopted:?}"
+    );
+}
