@@ -325,9 +325,18 @@ impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
         ))
     }
 
+    /// A newtype around a list (`struct Projects(Vec<Project>)`) is a list.
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-        byte_buf option unit unit_struct newtype_struct tuple tuple_struct map
+        byte_buf option unit unit_struct tuple tuple_struct map
         struct enum identifier ignored_any
     }
 }

@@ -1571,3 +1571,25 @@ async fn client_get_keeps_the_status_of_an_oversized_error_page() {
     );
     assert!(error.is_transient(), "{error:?}");
 }
+
+/// A newtype around a list, sent as `data: null`, is an empty list too.
+/// (`NullAsEmptyList` read a newtype as anything else, `null`; found by
+/// review.)
+#[tokio::test]
+async fn client_get_reads_null_data_as_an_empty_newtype_list() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Projects(Vec<serde_json::Value>);
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let nothing = json!({
+        "data": null,
+        "status": {"message": "success", "errors": null},
+    })
+    .to_string();
+    harness.on(GET, PROJECTS, 200, nothing, 0).await;
+    let page = harness.client.get::<Projects>(PROJECTS).await;
+    assert!(
+        matches!(&page, Ok(page) if page.data.0.is_empty()),
+        "an empty list in a newtype, sent as null, was refused: {page:?}"
+    );
+}
