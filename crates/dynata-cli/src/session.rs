@@ -196,9 +196,6 @@ impl Context {
                 client: self.build(Credentials::new(username, password))?,
                 has_password: true,
                 context_hint: self.not_logged_in().message,
-                // Not read before: a store that cannot be read is no reason
-                // to refuse a command that can log in.
-                before: self.store.load(&key).await.ok().flatten(),
                 store: self.store.clone(),
                 key,
             });
@@ -218,7 +215,6 @@ impl Context {
             client: self.build(Credentials::without_password(username))?,
             has_password: false,
             context_hint: self.not_logged_in().message,
-            before: stored,
             store: self.store.clone(),
             key,
         })
@@ -433,7 +429,6 @@ impl Context {
     async fn revoke_stored(&self, username: &str, store: &FileStore) -> Result<Revoked, Failure> {
         let key = self.key(username);
         let client = self.build_on(Credentials::without_password(username), store.clone())?;
-        let before = store.load(&key).await;
         // Adopts the stored session, or refreshes it (and stores the new
         // pair), so that its logout revokes what is stored now.
         match client.access_token().await {
@@ -455,8 +450,7 @@ impl Context {
                 // nothing left to revoke: taken out, under the lease.
                 let ended = Self::holding_lease(store, &key, async {
                     let after = store.load(&key).await;
-                    let before = before.ok().flatten();
-                    match renewal_refused(before.as_ref(), &after, SystemTime::now()) {
+                    match renewal_refused(&after, SystemTime::now()) {
                         Renewal::Ended => true,
                         Renewal::EndedLeavingDead => {
                             let _ = store.remove(&key).await;
@@ -673,33 +667,27 @@ fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
 /// tells the two apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Renewal {
-    /// The session has ended: the store no longer holds it, or holds
-    /// another (a login, or a renewal by another process, took its place).
+    /// The session has ended: the store no longer holds it.
     Ended,
     /// The session has ended, and what the store holds in its place is dead
     /// (expired, or not a session): for a caller holding the lease to take
     /// out.
     EndedLeavingDead,
-    /// Not renewed for another reason, and still stored: it may be live.
+    /// Not renewed for another reason, and a session is still stored: it
+    /// may be live. (It may not be the one the command began with: the
+    /// command's own renewals, or another process's, replace it; that is no
+    /// sign of its end.)
     NotDone,
 }
 
-/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what `store`
-/// holds now (`after`), against what it held before the renewal
-/// (`before`), says whether the session ended. Every command reads the
-/// error by it; `dynata logout` also takes out what is dead.
-fn renewal_refused(
-    before: Option<&StoredSession>,
-    after: &Result<Option<StoredSession>, StoreError>,
-    now: SystemTime,
-) -> Renewal {
-    match (before, after) {
-        (_, Ok(None)) => Renewal::Ended,
-        (Some(_), Ok(Some(after))) if !refresh_usable(after, now) => Renewal::EndedLeavingDead,
-        (Some(before), Ok(Some(after))) if after.refresh_token != before.refresh_token => {
-            Renewal::Ended
-        }
-        (_, Err(e)) if e.is_unusable_content() => Renewal::EndedLeavingDead,
+/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what the store
+/// holds after it (`after`) says whether the session ended. Every command
+/// reads the error by it; `dynata logout` also takes out what is dead.
+fn renewal_refused(after: &Result<Option<StoredSession>, StoreError>, now: SystemTime) -> Renewal {
+    match after {
+        Ok(None) => Renewal::Ended,
+        Ok(Some(after)) if !refresh_usable(after, now) => Renewal::EndedLeavingDead,
+        Err(e) if e.is_unusable_content() => Renewal::EndedLeavingDead,
         _ => Renewal::NotDone,
     }
 }
@@ -755,8 +743,8 @@ fn refresh_refused(error: &dynata_sdk::Error) -> Failure {
     ))
 }
 
-/// An SDK client, whether it has a real password to fall back on, and the
-/// session stored when the command began.
+/// An SDK client, whether it has a real password to fall back on, and where
+/// its session is stored.
 #[derive(Debug)]
 pub(crate) struct SessionClient {
     pub(crate) client: Client,
@@ -764,7 +752,6 @@ pub(crate) struct SessionClient {
     context_hint: String,
     store: FileStore,
     key: StoreKey,
-    before: Option<StoredSession>,
 }
 
 impl SessionClient {
@@ -805,7 +792,7 @@ impl SessionClient {
         match error {
             dynata_sdk::Error::LoginRequired => {
                 let after = self.store.load(&self.key).await;
-                match renewal_refused(self.before.as_ref(), &after, SystemTime::now()) {
+                match renewal_refused(&after, SystemTime::now()) {
                     Renewal::Ended | Renewal::EndedLeavingDead => Failure::refused(format!(
                         "the stored session has ended: {}",
                         self.context_hint

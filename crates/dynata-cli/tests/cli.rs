@@ -3058,3 +3058,65 @@ async fn an_invoice_file_gets_the_mode_of_any_new_file_or_keeps_its_own() {
         "(a new invoice, an invoice written over a 0640 file)"
     );
 }
+
+/// A token-store fault after the command's own refresh (the session the
+/// store holds is then not the one the command began with) is not the end
+/// of the session: it is kept, and the store named. (The rule compared the
+/// store with what it held when the command began, and took "another
+/// session" for the end; found by review.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_fault_after_the_commands_own_refresh_is_not_the_session_ended() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    create_project(&world, "p-2").await;
+    age_the_stored_access_token(&world).await;
+    let (store, key) = world.store();
+    let lease = store.lease_path(&key);
+    // Page 1 is answered late; page 2 is refused with a 401, which renews
+    // the token (more than 5 s after the command's first refresh).
+    world.sandbox.inject(
+        Operation::ListProjects,
+        dynata_sandbox::Fault::Delay(Duration::from_secs(7)),
+        1,
+    );
+    world.sandbox.inject(
+        Operation::ListProjects,
+        dynata_sandbox::Fault::Status(401),
+        1,
+    );
+    let refreshes = world.sandbox.count(Operation::Refresh);
+    let (out, ()) = tokio::join!(
+        world.run(&["api", "projects?limit=1", "--paginate"], &[]),
+        async {
+            // Once the command's own refresh is stored and its lease given
+            // back, the store's lease breaks (as in
+            // a_token_store_fault_is_not_reported_as_the_session_ended).
+            while world.sandbox.count(Operation::ListProjects) == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(!lease.exists(), "the refresh's lease was given back");
+            std::fs::create_dir(&lease).unwrap();
+            std::fs::File::open(&lease)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
+        },
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        world.sandbox.count(Operation::Refresh) - refreshes,
+        1,
+        "the command refreshed once, then could not renew: {stderr}"
+    );
+    let stored = store.load(&key).await.unwrap().expect("still stored");
+    let now_live = status_with(&world, stored.access_token.expose_secret()).await;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("has ended") && !stderr.contains("run `dynata login`"),
+        "a store fault reported as the end of the session the command itself stored \
+         (live at Dynata: users/info {now_live}): {stderr}"
+    );
+    assert!(stderr.contains("it is kept"), "{stderr}");
+}
