@@ -377,7 +377,7 @@ impl SharedSession {
             }
         };
         if let Some(lease) = lease {
-            lease.release().await;
+            lease.release(self).await;
         }
         taken
     }
@@ -559,7 +559,7 @@ impl SharedSession {
         &self,
         stop_at: Option<Instant>,
         mut between: B,
-    ) -> LeaseWait<'_, T>
+    ) -> LeaseWait<T>
     where
         B: FnMut() -> BetweenFut,
         BetweenFut: Future<Output = Result<Option<T>, (&'static str, StoreError)>>,
@@ -575,13 +575,7 @@ impl SharedSession {
         let mut poll = FIRST_POLL;
         loop {
             match self.try_acquire().await {
-                Ok(Some(owner)) => {
-                    return LeaseWait::Held(HeldLease {
-                        shared: self,
-                        owner,
-                        held: true,
-                    });
-                }
+                Ok(Some(lease)) => return LeaseWait::Held(lease),
                 Ok(None) => {}
                 Err(error) => return LeaseWait::Failed("acquire", error),
             }
@@ -617,7 +611,7 @@ impl SharedSession {
     /// Step 2: this client holds the lease, and keeps it until it is done.
     async fn renew_holding_lease<E, F, Fut>(
         &self,
-        lease: HeldLease<'_>,
+        lease: HeldLease,
         local: Option<&StoredSession>,
         renew: F,
     ) -> Result<Shared, E>
@@ -628,7 +622,7 @@ impl SharedSession {
         let outcome = self
             .keeping_lease(&lease.owner, self.renew_under_lease(local, renew))
             .await;
-        lease.release().await;
+        lease.release(self).await;
         outcome
     }
 
@@ -839,43 +833,50 @@ impl SharedSession {
     }
 
     /// One attempt at the lease, within the time limit, under an owner id of
-    /// its own: the lease's owner if it is taken (`Some`).
+    /// its own: the lease if it is taken.
     ///
     /// An attempt may take the lease after its caller stopped waiting for it
     /// (Redis applies a `SET NX` it was slow to answer; a `FileStore` job
     /// held up by `fsync` finishes later; the caller's future was dropped),
     /// and a lease nobody renews under would hold every process of the fleet
     /// for its time to live. So the attempt runs to its end in a task of its
-    /// own, and one whose answer nobody took, or that failed, is released
-    /// then: only that attempt's lease, as no other uses its owner id.
-    async fn try_acquire(&self) -> Result<Option<LeaseOwner>, StoreError> {
-        let owner = LeaseOwner::random();
+    /// own, and its answer is the [`HeldLease`] itself, which gives the
+    /// lease back when dropped: unread (in the channel, or not sent), or
+    /// after a failure (the store may have applied it all the same). Only
+    /// that attempt's lease, as no other uses its owner id.
+    async fn try_acquire(&self) -> Result<Option<HeldLease>, StoreError> {
+        let lease = HeldLease {
+            owner: LeaseOwner::random(),
+            store: Arc::clone(&self.store),
+            key: self.key.clone(),
+            give_back_within: self.policy.operation_timeout,
+            held: true,
+        };
         let (ttl, now) = (self.policy.lease_ttl, self.wall.now());
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let attempt = {
-            let (store, key, owner) = (Arc::clone(&self.store), self.key.clone(), owner.clone());
-            async move {
-                // A store that never answers: any lease it takes by then
-                // has expired (it counts from `now`).
-                tokio::time::timeout(ttl, store.try_acquire_lease(&key, &owner, ttl, now))
+        tokio::spawn(async move {
+            // A store that never answers is given up at the lease's time to
+            // live; what it takes later is given back on the same
+            // connection, after it.
+            let attempt = lease
+                .store
+                .try_acquire_lease(&lease.key, &lease.owner, ttl, now);
+            let acquired =
+                tokio::time::timeout(ttl, attempt)
                     .await
                     .unwrap_or(Err(StoreError::Timeout {
                         operation: "acquire",
                         after: ttl,
-                    }))
-            }
-        };
-        let give_back = self.give_back(owner.clone());
-        tokio::spawn(async move {
-            let acquired = attempt.await;
-            let failed = acquired.is_err();
-            if answer.send(acquired).is_err() || failed {
-                give_back.await;
-            }
+                    }));
+            let _ = answer.send(match acquired {
+                Ok(true) => Ok(Some(lease)),
+                Ok(false) => Ok(lease.not_taken()),
+                Err(error) => Err(error),
+            });
         });
         let limit = self.policy.operation_timeout;
         match tokio::time::timeout(limit, answered).await {
-            Ok(Ok(acquired)) => Ok(acquired?.then_some(owner)),
+            Ok(Ok(acquired)) => acquired,
             Ok(Err(_)) => Err(StoreError::Unavailable {
                 message: "the token store's lease acquisition panicked".into(),
             }),
@@ -883,18 +884,6 @@ impl SharedSession {
                 operation: "acquire",
                 after: limit,
             }),
-        }
-    }
-
-    /// Releases the lease of `owner` if it is held (the store checks the
-    /// owner), within the time limit, on any task: for a lease taken without
-    /// its taker knowing, or one dropped while held.
-    fn give_back(&self, owner: LeaseOwner) -> impl Future<Output = ()> + Send + 'static {
-        let store = Arc::clone(&self.store);
-        let key = self.key.clone();
-        let limit = self.policy.operation_timeout;
-        async move {
-            let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
         }
     }
 
@@ -973,32 +962,43 @@ impl fmt::Debug for RememberedTokens {
 }
 
 /// How a wait for the renewal lease ended.
-enum LeaseWait<'s, T> {
+enum LeaseWait<T> {
     /// This client holds it.
-    Held(HeldLease<'s>),
+    Held(HeldLease),
     /// The caller's check between polls ended the wait with this.
     Ended(T),
     /// The store failed in `operation`, or the wait ran out.
     Failed(&'static str, StoreError),
 }
 
-/// The renewal lease while this client holds it. Released explicitly; if the
-/// renewal's future is dropped first (its caller gave up), released by a
-/// task of its own, so the others need not wait for the lease to expire.
-struct HeldLease<'s> {
-    shared: &'s SharedSession,
+/// The renewal lease while this client holds it, under an owner id of its
+/// own. Released explicitly; if dropped while held (the renewal's future
+/// dropped, its caller gone; an acquisition's answer nobody read; an
+/// acquisition that failed, which the store may have applied all the
+/// same), released by a task of its own, so the others need not wait for
+/// it to expire.
+struct HeldLease {
     owner: LeaseOwner,
+    store: Arc<dyn TokenStore>,
+    key: StoreKey,
+    give_back_within: Duration,
     held: bool,
 }
 
-impl HeldLease<'_> {
-    async fn release(mut self) {
+impl HeldLease {
+    async fn release(mut self, shared: &SharedSession) {
         self.held = false;
-        self.shared.release(&self.owner).await;
+        shared.release(&self.owner).await;
+    }
+
+    /// An attempt that did not take the lease: nothing to give back.
+    fn not_taken(mut self) -> Option<HeldLease> {
+        self.held = false;
+        None
     }
 }
 
-impl Drop for HeldLease<'_> {
+impl Drop for HeldLease {
     fn drop(&mut self) {
         if !self.held {
             return;
@@ -1006,7 +1006,15 @@ impl Drop for HeldLease<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // No runtime to release on: the lease expires by itself.
         };
-        runtime.spawn(self.shared.give_back(self.owner.clone()));
+        let (store, key, owner) = (
+            Arc::clone(&self.store),
+            self.key.clone(),
+            self.owner.clone(),
+        );
+        let limit = self.give_back_within;
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(limit, store.release_lease(&key, &owner)).await;
+        });
     }
 }
 

@@ -939,3 +939,76 @@ async fn a_garbled_token_issued_by_a_clock_ahead_is_not_adopted() {
         "adopted a session whose access token no header can carry: {adopted:?}"
     );
 }
+
+/// A `FileStore` whose lease acquisition, as it lands, also ends the
+/// caller's wait for it: `stop` fires in the same poll that answers (a
+/// caller's `select!` on a cancellation, or a user's own time limit, that
+/// comes due at the instant the store answers).
+#[derive(Debug)]
+struct AcquireStopsTheCaller {
+    inner: FileStore,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl FileStoreChange for AcquireStopsTheCaller {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        owner: &'a LeaseOwner,
+        ttl: Duration,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let acquired = self.inner.try_acquire_lease(key, owner, ttl, now).await;
+            if let Some(stop) = self.stop.lock().unwrap().take() {
+                let _ = stop.send(());
+            }
+            acquired
+        })
+    }
+}
+
+/// A lease whose acquisition answered while its caller stopped waiting
+/// (the answer sent, never read) is given back. (The give-back ran only
+/// when the answer could not be sent, and the lease was left held for its
+/// time to live; found by review. The answer is now the lease itself,
+/// which gives the lease back when dropped unread.)
+#[tokio::test(start_paused = true)]
+async fn a_lease_answered_but_never_read_is_given_back() {
+    let dir = TempDir::new("answered-never-read");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let store = Arc::new(Changed(AcquireStopsTheCaller {
+        inner: FileStore::new(dir.path()),
+        stop: std::sync::Mutex::new(Some(stop_tx)),
+    }));
+    let first = client(store.clone());
+    let renewals = Renewals::default();
+    let outcome = tokio::select! {
+        biased;
+        _ = stop_rx => None,
+        renewed = first.renew(None, |what| renewals.renew(&first, what, Duration::ZERO)) => Some(renewed),
+    };
+    assert!(outcome.is_none(), "the caller stopped waiting");
+    // Any give-back has landed by now (well within the lease's 3 s).
+    tokio::time::sleep(policy_timeout() * 2).await;
+    let leaked = FileStore::new(dir.path()).lease_path(&key()).exists();
+
+    let other = client(Arc::new(FileStore::new(dir.path())));
+    let started = tokio::time::Instant::now();
+    let theirs = other
+        .renew(None, |what| renewals.renew(&other, what, Duration::ZERO))
+        .await
+        .expect("renewed");
+    let waited = started.elapsed();
+    assert_eq!(theirs.source, Source::Renewed);
+    assert!(
+        !leaked && waited < Duration::from_millis(500),
+        "a lease whose taker was gone was left held (lease file still there: {leaked}); \
+         another process waited {waited:?} (lease_ttl {:?})",
+        other.policy().lease_ttl
+    );
+}
