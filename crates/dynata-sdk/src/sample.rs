@@ -301,10 +301,24 @@ fn decoded<T: DeserializeOwned>(
     })
 }
 
-/// A JSON `null` that reads as an empty list where a list is asked for, and
-/// as `null` (refused by anything that refuses `null`) where anything else
-/// is.
+/// A JSON `null` that reads as an empty list where a list is asked for (a
+/// sequence, a newtype around one, or any value: an untagged enum with a
+/// list variant), and as `null`, refused by what refuses `null`, where
+/// anything else is (a record, a map, a tuple).
 struct NullAsEmptyList;
+
+/// The methods of [`NullAsEmptyList`] that read it as `null`.
+macro_rules! read_as_null {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<V: serde::de::Visitor<'de>>(
+            self,
+            $($arg: $ty,)*
+            visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            serde::de::value::UnitDeserializer::new().$method($($arg,)* visitor)
+        }
+    )*};
+}
 
 impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
     type Error = serde::de::value::Error;
@@ -313,7 +327,7 @@ impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
         self,
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        visitor.visit_unit()
+        self.deserialize_seq(visitor)
     }
 
     fn deserialize_seq<V: serde::de::Visitor<'de>>(
@@ -334,10 +348,19 @@ impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
         visitor.visit_newtype_struct(self)
     }
 
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-        byte_buf option unit unit_struct tuple tuple_struct map
-        struct enum identifier ignored_any
+    read_as_null! {
+        deserialize_bool(); deserialize_i8(); deserialize_i16(); deserialize_i32();
+        deserialize_i64(); deserialize_i128(); deserialize_u8(); deserialize_u16();
+        deserialize_u32(); deserialize_u64(); deserialize_u128(); deserialize_f32();
+        deserialize_f64(); deserialize_char(); deserialize_str(); deserialize_string();
+        deserialize_bytes(); deserialize_byte_buf(); deserialize_option(); deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier(); deserialize_ignored_any();
     }
 }
 

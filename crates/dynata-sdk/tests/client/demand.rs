@@ -1593,3 +1593,42 @@ async fn client_get_reads_null_data_as_an_empty_newtype_list() {
         "an empty list in a newtype, sent as null, was refused: {page:?}"
     );
 }
+
+/// An untagged enum with a list variant reads `data: null` as its empty
+/// list, as it read `[]` before `null` was offered to lists alone.
+/// (`NullAsEmptyList` answered `null` to an untagged enum, which asks for
+/// any value; found by review.)
+#[tokio::test]
+async fn client_get_reads_null_data_as_an_untagged_list_variant() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    enum Projects {
+        Many(Vec<serde_json::Value>),
+        One(std::collections::HashMap<String, serde_json::Value>),
+    }
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let empty = json!({
+        "data": [],
+        "status": {"message": "success", "errors": null},
+    })
+    .to_string();
+    harness.on(GET, PROJECTS, 200, empty, 1).await;
+    let page = harness.client.get::<Projects>(PROJECTS).await;
+    assert!(
+        matches!(&page, Ok(page) if matches!(&page.data, Projects::Many(list) if list.is_empty())),
+        "[] itself: {page:?}"
+    );
+    let nothing = json!({
+        "data": null,
+        "status": {"message": "success", "errors": null},
+    })
+    .to_string();
+    harness.on(GET, PROJECTS, 200, nothing, 0).await;
+    let page = harness.client.get::<Projects>(PROJECTS).await;
+    assert!(
+        matches!(&page, Ok(page) if matches!(&page.data, Projects::Many(list) if list.is_empty())),
+        "an empty list sent as null, asked for as the list variant of an untagged enum, was refused: {page:?}"
+    );
+}
