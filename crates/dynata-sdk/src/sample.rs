@@ -26,8 +26,9 @@ impl Client {
     /// ([`Error::Api`], [`Error::RateLimited`] with its `Retry-After`,
     /// [`Error::Timeout`]); a `2xx` one is [`Error::Decode`]. Every error
     /// Dynata answered keeps the `x-request-id` header. A `data: null`
-    /// (Dynata's Go server's empty list) is read as `[]` when `T` refuses
-    /// `null`.
+    /// (Dynata's Go server's empty list) is an empty list where `T` asks for
+    /// a list (a sequence, or a newtype around one), and otherwise read as
+    /// `serde_json` reads `null`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, Error> {
         let response = self.send(self.request(Method::GET, path)).await?;
         decode_envelope(response).await
@@ -301,13 +302,15 @@ fn decoded<T: DeserializeOwned>(
     })
 }
 
-/// A JSON `null` that reads as an empty list where a list is asked for (a
-/// sequence, a newtype around one, or any value: an untagged enum with a
-/// list variant), and as `null`, refused by what refuses `null`, where
-/// anything else is (a record, a map, a tuple).
+/// A JSON `null`, read exactly as `serde_json` reads `null`, except where
+/// a sequence is asked for (directly, or through a newtype around one):
+/// there it is an empty one. Whatever else refuses `null` still does (a
+/// record, even one with default fields; a map; a tuple; an untagged enum,
+/// which asks for any value and so cannot be told to want a list).
 struct NullAsEmptyList;
 
-/// The methods of [`NullAsEmptyList`] that read it as `null`.
+/// The methods of [`NullAsEmptyList`] that read it as `serde_json` reads
+/// `null`.
 macro_rules! read_as_null {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
         fn $method<V: serde::de::Visitor<'de>>(
@@ -315,20 +318,13 @@ macro_rules! read_as_null {
             $($arg: $ty,)*
             visitor: V,
         ) -> Result<V::Value, Self::Error> {
-            serde::de::value::UnitDeserializer::new().$method($($arg,)* visitor)
+            serde_json::Value::Null.$method($($arg,)* visitor)
         }
     )*};
 }
 
 impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
-    type Error = serde::de::value::Error;
-
-    fn deserialize_any<V: serde::de::Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_seq(visitor)
-    }
+    type Error = serde_json::Error;
 
     fn deserialize_seq<V: serde::de::Visitor<'de>>(
         self,
@@ -349,11 +345,12 @@ impl<'de> serde::Deserializer<'de> for NullAsEmptyList {
     }
 
     read_as_null! {
-        deserialize_bool(); deserialize_i8(); deserialize_i16(); deserialize_i32();
-        deserialize_i64(); deserialize_i128(); deserialize_u8(); deserialize_u16();
-        deserialize_u32(); deserialize_u64(); deserialize_u128(); deserialize_f32();
-        deserialize_f64(); deserialize_char(); deserialize_str(); deserialize_string();
-        deserialize_bytes(); deserialize_byte_buf(); deserialize_option(); deserialize_unit();
+        deserialize_any(); deserialize_bool(); deserialize_i8(); deserialize_i16();
+        deserialize_i32(); deserialize_i64(); deserialize_i128(); deserialize_u8();
+        deserialize_u16(); deserialize_u32(); deserialize_u64(); deserialize_u128();
+        deserialize_f32(); deserialize_f64(); deserialize_char(); deserialize_str();
+        deserialize_string(); deserialize_bytes(); deserialize_byte_buf(); deserialize_option();
+        deserialize_unit();
         deserialize_unit_struct(name: &'static str);
         deserialize_tuple(len: usize);
         deserialize_tuple_struct(name: &'static str, len: usize);
