@@ -269,9 +269,9 @@ fn decoded<T: DeserializeOwned>(
     meta: Option<Meta>,
     request_id: Option<String>,
 ) -> Result<Page<T>, Error> {
-    // Dynata's Go server sends an empty list as `null`: read as `[]` when
-    // `T` (a `Vec`) refuses `null`, as the typed lists read it. Only a list:
-    // a record with default fields would take `[]` for an empty record.
+    // Dynata's Go server sends an empty list as `null`: where `T` refuses
+    // `null`, it is offered `NullAsEmptyList`, an empty list only where a
+    // list is asked for (a record of default fields would take `[]`).
     let was_null = data.is_null();
     let read = serde_json::from_value(data).or_else(|error| {
         if was_null {
@@ -391,21 +391,19 @@ impl ApiErrorDetail {
     /// quoted back by a proxy): for callers that read envelopes after
     /// [`Client::send`] and show the errors.
     pub fn from_json(value: &serde_json::Value) -> Self {
-        let field = |name: &str| match value.get(name)? {
-            serde_json::Value::String(s) => server_text(s),
+        // A string, or a number (Dynata's codes are either on the wire).
+        let text = |value: &serde_json::Value| match value {
+            serde_json::Value::String(s) => Some(s.clone()),
             serde_json::Value::Number(n) => Some(n.to_string()),
             _ => None,
         };
+        let field = |name: &str| text(value.get(name)?).and_then(|t| server_text(&t));
         // `{"type": …, "id": …}` as Dynata sends it; a bare string or number
         // as some of its sources do.
         let resource = match value.get("resource") {
             Some(serde_json::Value::Object(resource)) => {
-                let text = |name: &str| match resource.get(name)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                };
-                describe_resource(text("type").as_deref(), text("id").as_deref())
+                let part = |name: &str| resource.get(name).and_then(text);
+                describe_resource(part("type").as_deref(), part("id").as_deref())
             }
             _ => field("resource"),
         };

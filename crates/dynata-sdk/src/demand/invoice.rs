@@ -88,17 +88,17 @@ impl Client {
 
 /// PDF readers look for the header (`%PDF-`) in the first kilobyte ...
 fn starts_as_pdf(body: &[u8]) -> bool {
-    body[..body.len().min(1024)]
-        .windows(5)
-        .any(|window| window == b"%PDF-")
+    has_marker(&body[..body.len().min(1024)], b"%PDF-")
 }
 
 /// ... and for the end-of-file marker (`%%EOF`) in the last: a document
 /// without it was cut short (a dropped connection, a proxy's limit).
 fn ends_as_pdf(body: &[u8]) -> bool {
-    body[body.len().saturating_sub(1024)..]
-        .windows(5)
-        .any(|window| window == b"%%EOF")
+    has_marker(&body[body.len().saturating_sub(1024)..], b"%%EOF")
+}
+
+fn has_marker(part: &[u8], marker: &[u8]) -> bool {
+    part.windows(marker.len()).any(|window| window == marker)
 }
 
 /// A body that is not the PDF expected: Dynata's error envelope (read as
