@@ -239,8 +239,9 @@ impl ClientBuilder {
 
     /// The clock expiry is measured on. Default: tokio's monotonic clock
     /// ([`crate::clock::TokioClock`]), which the token fast path reads in its
-    /// coarse, cheaper form. Tests can pass a `ManualClock` (feature
-    /// `test-util`).
+    /// coarse, cheaper form, adding the time the machine slept (which the
+    /// monotonic clock does not count). A clock passed here is taken as it
+    /// is. Tests can pass a `ManualClock` (feature `test-util`).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

@@ -1,16 +1,22 @@
 //! The monotonic clock the token lifecycle reads and sleeps on.
 //!
-//! Expiry is always counted on a monotonic clock, never the wall clock. The
-//! clock is injectable so that tests (ours and yours) control time instead of
-//! sleeping through it: `ManualClock`, behind the `test-util` feature.
+//! Expiry is counted on a monotonic clock, never on the wall clock alone: a
+//! step of the wall clock back does not keep a token alive. But the
+//! system's monotonic clock stands still while the machine sleeps (Linux's
+//! `CLOCK_MONOTONIC`, and so `Instant`), and Dynata's tokens expire all the
+//! same; so the fast path's clock adds the time the wall clock went on
+//! without it (`Missed`). The clock is injectable so that tests (ours and
+//! yours) control time instead of sleeping through it: `ManualClock`, behind
+//! the `test-util` feature.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "test-util")]
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[cfg(feature = "test-util")]
 use tokio::sync::watch;
@@ -57,15 +63,17 @@ impl Clock for TokioClock {
     }
 }
 
-/// The clock the token fast path reads on every call: ticks that are cheap
-/// to read and to compare, on the same timeline as the client's [`Clock`].
-#[derive(Debug, Clone, Copy)]
+/// The clock the lifecycle judges validity on: the fast path reads it on
+/// every call. Ticks are cheap to read and to compare, on the same timeline
+/// as the client's [`Clock`], plus, for the default clock, the time that
+/// clock missed while the machine slept.
+#[derive(Debug)]
 pub(crate) struct FastClock {
-    /// For the default clock, the system's coarse monotonic clock
-    /// (`CLOCK_MONOTONIC_COARSE` on Linux): a few nanoseconds to read where
-    /// the precise one takes about twenty, the fast path's whole budget. An
-    /// injected clock is read as it is.
-    coarse: bool,
+    /// For the default clock: the system's coarse monotonic clock
+    /// (`CLOCK_MONOTONIC_COARSE` on Linux), a few nanoseconds to read where
+    /// the precise one takes about twenty, the fast path's whole budget; and
+    /// the time it missed. `None` for an injected clock, read as it is.
+    system: Option<Missed>,
     /// Ticks of an injected clock are nanoseconds since this instant.
     origin: Instant,
 }
@@ -78,10 +86,23 @@ impl FastClock {
     /// clock's fixed-point ticks hold a few centuries at most.
     const HORIZON: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-    /// `coarse` for the default clock; `clock` is the client's.
-    pub(crate) fn new(coarse: bool, clock: &dyn Clock) -> Self {
+    /// The default clock's: the coarse clock, and the time it misses.
+    pub(crate) fn system(clock: &dyn Clock) -> Self {
+        FastClock::reading_wall(clock, SystemTime::now)
+    }
+
+    /// [`FastClock::system`], with the wall clock read by `wall`.
+    pub(crate) fn reading_wall(clock: &dyn Clock, wall: fn() -> SystemTime) -> Self {
         FastClock {
-            coarse,
+            system: Some(Missed::since_now(wall)),
+            origin: clock.now(),
+        }
+    }
+
+    /// An injected clock's: read exactly, and taken as the truth.
+    pub(crate) fn injected(clock: &dyn Clock) -> Self {
+        FastClock {
+            system: None,
             origin: clock.now(),
         }
     }
@@ -89,12 +110,14 @@ impl FastClock {
     /// The time now, in ticks.
     #[inline]
     pub(crate) fn now(&self, clock: &dyn Clock) -> u64 {
-        if self.coarse {
-            // Not `now()`, which also writes a process-wide cache: a write
-            // that every thread would contend on.
-            coarsetime::Instant::now_without_cache_update().as_ticks()
-        } else {
-            nanos(clock.now().saturating_duration_since(self.origin))
+        match &self.system {
+            Some(missed) => {
+                // Not `now()`, which also writes a process-wide cache: a
+                // write that every thread would contend on.
+                let ticks = coarsetime::Instant::now_without_cache_update().as_ticks();
+                ticks.saturating_add(missed.ticks_as_of(ticks))
+            }
+            None => nanos(clock.now().saturating_duration_since(self.origin)),
         }
     }
 
@@ -109,8 +132,10 @@ impl FastClock {
         self.ticks(moment, clock, Duration::ZERO)
     }
 
+    /// How far ahead `at` is now, counted from now in ticks: so a deadline
+    /// set before the machine slept has passed by as much as it slept.
     fn ticks(&self, at: Instant, clock: &dyn Clock, slack: Duration) -> u64 {
-        if !self.coarse {
+        if self.system.is_none() {
             return nanos(at.saturating_duration_since(self.origin));
         }
         let remaining = at
@@ -119,6 +144,76 @@ impl FastClock {
             .min(Self::HORIZON);
         self.now(clock)
             .saturating_add(coarsetime::Duration::from(remaining).as_ticks())
+    }
+}
+
+/// The time the coarse clock missed while the wall clock went on: how long
+/// the machine slept (suspended, hibernated, a virtual machine paused) since
+/// this was created, where the system's monotonic clock stands still then
+/// (Linux's does).
+///
+/// It is the most the wall clock has gained on the coarse clock, so a step
+/// of the wall clock back (NTP) changes nothing, and one forward counts as
+/// sleep: a token renewed early, the harmless side. Capped at
+/// [`Missed::AT_MOST`], which keeps every deadline computable.
+#[derive(Debug)]
+pub(crate) struct Missed {
+    /// The wall clock (replaced in tests).
+    wall: fn() -> SystemTime,
+    /// Both clocks when this was created.
+    since: (u64, SystemTime),
+    /// The coarse clock's ticks when the clocks were last compared: they
+    /// are compared at most once per tick of the coarse clock (1 to 16 ms),
+    /// so a busy fast path almost never pays for reading the wall clock.
+    looked_at: AtomicU64,
+    /// The time missed, in the coarse clock's ticks.
+    ticks: AtomicU64,
+}
+
+impl Missed {
+    /// Ten years: more than any machine sleeps, far less than the coarse
+    /// clock's ticks can add.
+    const AT_MOST: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+    fn since_now(wall: fn() -> SystemTime) -> Self {
+        let now = coarsetime::Instant::now_without_cache_update().as_ticks();
+        Missed {
+            wall,
+            since: (now, wall()),
+            looked_at: AtomicU64::new(now),
+            ticks: AtomicU64::new(0),
+        }
+    }
+
+    /// The time missed, in ticks, as of `now`, the coarse clock's reading.
+    #[inline]
+    fn ticks_as_of(&self, now: u64) -> u64 {
+        let looked_at = self.looked_at.load(Ordering::Relaxed);
+        if looked_at != now
+            && self
+                .looked_at
+                .compare_exchange(looked_at, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.look(now);
+        }
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Compares the wall clock with `now`, the coarse clock's reading, and
+    /// keeps the most the wall clock has gained. A wall clock set back
+    /// before `since` teaches nothing.
+    #[cold]
+    fn look(&self, now: u64) {
+        let Ok(wall) = (self.wall)().duration_since(self.since.1) else {
+            return;
+        };
+        let monotonic = coarsetime::Duration::from_ticks(now.saturating_sub(self.since.0));
+        let missed = wall.saturating_sub(monotonic.into()).min(Self::AT_MOST);
+        self.ticks.fetch_max(
+            coarsetime::Duration::from(missed).as_ticks(),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -250,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_coarse_deadline_passes_with_the_system_clock() {
-        let fast = FastClock::new(true, &TokioClock);
+        let fast = FastClock::system(&TokioClock);
         let now = TokioClock.now();
         assert!(fast.now(&TokioClock) >= fast.ticks_at(now, &TokioClock));
         let in_an_hour = fast.ticks_at(now + Duration::from_secs(3600), &TokioClock);
@@ -261,11 +356,55 @@ mod tests {
         }
     }
 
+    /// Where the wall clock stands, in seconds after an arbitrary start.
+    static WALL: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+    fn moved_wall_clock() -> SystemTime {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let seconds = WALL.load(Ordering::Relaxed);
+        let moved = Duration::from_secs(seconds.unsigned_abs());
+        if seconds < 0 {
+            start - moved
+        } else {
+            start + moved
+        }
+    }
+
+    #[test]
+    fn the_time_missed_is_the_most_the_wall_clock_gained() {
+        let ticks = |seconds: u64| coarsetime::Duration::from_secs(seconds).as_ticks();
+        let missed = Missed {
+            wall: moved_wall_clock,
+            since: (ticks(1_000), moved_wall_clock()),
+            looked_at: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+        };
+        let look = |wall: i64, monotonic: u64| {
+            WALL.store(wall, Ordering::Relaxed);
+            missed.look(ticks(1_000 + monotonic));
+            missed.ticks.load(Ordering::Relaxed)
+        };
+        // Both clocks went on together: nothing missed.
+        assert_eq!(look(10, 10), 0);
+        // The wall clock went on for an hour the monotonic clock missed.
+        assert_eq!(look(3_620, 20), ticks(3_600));
+        // Stepped back, before the start even: the hour stays.
+        assert_eq!(look(30, 30), ticks(3_600));
+        assert_eq!(look(-5_000, 40), ticks(3_600));
+        // Another sleep adds to it.
+        assert_eq!(look(7_250, 50), ticks(7_200));
+        // A wall clock set a century ahead counts as ten years.
+        assert_eq!(
+            look(100 * 365 * 86_400, 60),
+            ticks(Missed::AT_MOST.as_secs())
+        );
+    }
+
     #[cfg(feature = "test-util")]
     #[test]
     fn an_injected_clock_is_read_exactly() {
         let clock = ManualClock::new();
-        let fast = FastClock::new(false, &clock);
+        let fast = FastClock::injected(&clock);
         let deadline = fast.ticks_at(clock.now() + Duration::from_secs(10), &clock);
         clock.advance(Duration::from_millis(9_999));
         assert!(fast.now(&clock) < deadline);

@@ -1,6 +1,6 @@
 //! The token lifecycle: one session shared by every clone of a client.
 //!
-//! The fast path is one lock-free load, two atomic reads and one read of a
+//! The fast path is one lock-free load, four atomic reads and one read of a
 //! cheap clock, so a token is never served past its hard margin whatever the
 //! background tasks do (their runtime may be gone). Everything else (login,
 //! refresh, failures, logout) happens on a slow path behind a mutex that is
@@ -71,6 +71,11 @@ struct Session {
     /// starts a background refresh; from `hard`, callers wait for a new token.
     soft: u64,
     hard: u64,
+    /// The token's expiry and `refresh_usable_until` in ticks too: the fast
+    /// clock counts the time the machine slept, which the client's clock
+    /// may not (see [`Lifecycle::before`]).
+    expires: u64,
+    refresh_expires: u64,
     /// `hard`, as an instant of the client's clock.
     hard_at: Instant,
     state: AtomicU8,
@@ -79,7 +84,7 @@ struct Session {
     /// Dynata refused `refresh_token`: it is dead, and never sent again.
     refresh_refused: AtomicBool,
     /// The pair with wall-clock expiry times, as a token store holds it;
-    /// only with a store, so a client without one never reads the wall clock.
+    /// only with a store, which shares it with other processes.
     stored: Option<StoredSession>,
 }
 
@@ -216,7 +221,11 @@ impl Lifecycle {
             api,
             credentials,
             settings,
-            fast_clock: FastClock::new(coarse, &*clock),
+            fast_clock: if coarse {
+                FastClock::system(&*clock)
+            } else {
+                FastClock::injected(&*clock)
+            },
             clock,
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
@@ -420,8 +429,17 @@ impl Lifecycle {
     fn still_valid_token(&self) -> Option<AccessToken> {
         let session = self.current.load_full()?;
         let valid = session.state.load(Ordering::Acquire) != INVALIDATED
-            && self.clock.now() < session.token.expires_at();
+            && self.before(session.token.expires_at(), session.expires);
         valid.then(|| session.token.clone())
+    }
+
+    /// Whether `deadline`, an instant of the client's clock, and `ticks`, the
+    /// same moment on the fast clock, are both still ahead: the client's
+    /// clock is the one tests pause and move; the fast clock is the one that
+    /// counts the time the machine slept, when Dynata's tokens expire all
+    /// the same.
+    fn before(&self, deadline: Instant, ticks: u64) -> bool {
+        self.clock.now() < deadline && self.fast_clock.now(&*self.clock) < ticks
     }
 
     /// Called by the fast path once per session, inside its soft window.
@@ -485,7 +503,7 @@ impl Lifecycle {
                         // is the newest, the next renewal's to use), so like
                         // any token it is still served, while it lives, to a
                         // caller whose renewal failed.
-                        let arrived_expired = session.hard_at <= this.clock.now();
+                        let arrived_expired = !this.before(session.hard_at, session.hard);
                         this.install(&mut slow, session);
                         if arrived_expired {
                             let refused = Refused::from(expired_on_arrival());
@@ -677,17 +695,20 @@ impl Lifecycle {
             .unwrap_or(expires_at);
         let hard_at = early(expires_at, hard);
         let soft_at = early(unskewed, soft).min(hard_at);
+        let refresh_usable_until = early(
+            refresh_expires_at,
+            self.settings
+                .hard_margin
+                .min(stored.refresh_lifetime() / 10),
+        );
         Ok(Arc::new(Session {
             token: AccessToken::new(stored.access_token.clone(), expires_at),
             refresh_token: stored.refresh_token.clone(),
-            refresh_usable_until: early(
-                refresh_expires_at,
-                self.settings
-                    .hard_margin
-                    .min(stored.refresh_lifetime() / 10),
-            ),
+            refresh_usable_until,
             soft: self.fast_clock.ticks_near(soft_at, clock),
             hard: self.fast_clock.ticks_at(hard_at, clock),
+            expires: self.fast_clock.ticks_at(expires_at, clock),
+            refresh_expires: self.fast_clock.ticks_at(refresh_usable_until, clock),
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
@@ -827,7 +848,7 @@ impl Lifecycle {
     /// (or if Dynata rejects it) the password.
     async fn renew_alone(&self, deadline: Instant) -> Result<Arc<Session>, Refused> {
         if let Some(previous) = self.current.load_full()
-            && self.clock.now() < previous.refresh_usable_until
+            && self.before(previous.refresh_usable_until, previous.refresh_expires)
             && !previous.refresh_refused.load(Ordering::Acquire)
         {
             let spent = match self.refresh(&previous.refresh_token, deadline).await {
@@ -892,14 +913,17 @@ impl Lifecycle {
         };
         let (soft, hard) = self.windows(access_lifetime);
         let hard_at = expires_at - hard;
+        let refresh_usable_until =
+            refresh_expires_at - self.settings.hard_margin.min(refresh_lifetime / 10);
         let clock = &*self.clock;
         Ok(Arc::new(Session {
             token: AccessToken::new(pair.access_token, expires_at),
             refresh_token: pair.refresh_token,
-            refresh_usable_until: refresh_expires_at
-                - self.settings.hard_margin.min(refresh_lifetime / 10),
+            refresh_usable_until,
             soft: self.fast_clock.ticks_near(expires_at - soft, clock),
             hard: self.fast_clock.ticks_at(hard_at, clock),
+            expires: self.fast_clock.ticks_at(expires_at, clock),
+            refresh_expires: self.fast_clock.ticks_at(refresh_usable_until, clock),
             hard_at,
             state: AtomicU8::new(FRESH),
             refresh_started: AtomicBool::new(false),
@@ -1438,5 +1462,99 @@ mod tests {
             outcome(flight_outcome(sends, later, || true, || false)),
             None
         );
+    }
+
+    /// How long the machine has slept, for [`slept_wall_clock`]: the wall
+    /// clock goes on while the monotonic clock stands still.
+    static SLEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    fn slept_wall_clock() -> std::time::SystemTime {
+        std::time::SystemTime::now() + Duration::from_secs(SLEPT.load(Ordering::Relaxed))
+    }
+
+    /// The machine sleeps for `minutes`, then wakes: the coarse clock ticks
+    /// once (1 to 16 ms), as it would have many times meanwhile, so that the
+    /// fast path compares the clocks again.
+    fn sleep_machine(minutes: u64) {
+        SLEPT.fetch_add(minutes * 60, Ordering::Relaxed);
+        let ticks = || coarsetime::Instant::now_without_cache_update().as_ticks();
+        let before = ticks();
+        while ticks() == before {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Dynata counts a token's life in real time; the system's monotonic
+    /// clock stands still while the machine sleeps. After a suspend, the
+    /// token must not be served on the strength of the time the client did
+    /// not see pass: not from the fast path, not as "still valid" when the
+    /// renewal fails, and a refresh token past its life is not sent.
+    #[tokio::test]
+    async fn a_token_that_expired_while_the_machine_slept_is_not_served() {
+        let server = httpmock::MockServer::start_async().await;
+        let pair = |access: &str| {
+            format!(
+                r#"{{"accessToken":"{access}","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r-{access}"}}"#
+            )
+        };
+        let mut login = server.mock(|when, then| {
+            when.path("/auth/v1/token/password");
+            then.status(200).body(pair("first"));
+        });
+        let mut refresh = server.mock(|when, then| {
+            when.path("/auth/v1/token/refresh");
+            then.status(200).body(pair("refreshed"));
+        });
+        let settings = Settings {
+            soft_window: Duration::from_secs(300),
+            hard_margin: Duration::from_secs(30),
+            retry: RetryPolicy::none(),
+            rejected_login_cooldown: None,
+            renewal_timeout: Duration::from_secs(10),
+        };
+        dynata_auth_api::ensure_crypto_provider();
+        let mut lifecycle = Lifecycle::new(
+            dynata_auth_api::Client::new(&server.base_url()),
+            Credentials::new("user", "password"),
+            settings,
+            None,
+            None,
+        );
+        lifecycle.fast_clock = FastClock::reading_wall(&*lifecycle.clock, slept_wall_clock);
+        let lifecycle = Arc::new(lifecycle);
+        let token = |lifecycle: Arc<Lifecycle>| async move {
+            let token = lifecycle.access_token().await?;
+            Ok::<_, Error>(token.secret().to_string())
+        };
+
+        assert_eq!(token(lifecycle.clone()).await.expect("logged in"), "first");
+        // Forty minutes: the access token (thirty) has expired, the refresh
+        // token (an hour) has not.
+        sleep_machine(40);
+        assert_eq!(
+            token(lifecycle.clone()).await.expect("refreshed"),
+            "refreshed"
+        );
+        assert_eq!((login.calls(), refresh.calls()), (1, 1));
+
+        // Two hours: both have expired; the password it is.
+        login.delete();
+        login = server.mock(|when, then| {
+            when.path("/auth/v1/token/password");
+            then.status(200).body(pair("second"));
+        });
+        sleep_machine(120);
+        assert_eq!(token(lifecycle.clone()).await.expect("logged in"), "second");
+        assert_eq!((login.calls(), refresh.calls()), (1, 1));
+
+        // Dynata is unreachable on waking: the expired token is no answer.
+        login.delete();
+        refresh.delete();
+        server.mock(|_, then| {
+            then.status(503);
+        });
+        sleep_machine(120);
+        let failed = token(lifecycle.clone()).await;
+        assert!(failed.is_err(), "served {failed:?}");
     }
 }

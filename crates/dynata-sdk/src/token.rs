@@ -40,6 +40,9 @@ impl AccessToken {
 
     /// When the token expires, on the client's monotonic clock: the
     /// `expiresIn` Dynata sent, counted from just before the request was sent.
+    /// The system's monotonic clock stands still while the machine sleeps;
+    /// the client itself counts that time too, so after a suspend it may
+    /// renew a token whose `expires_at` has not come.
     pub fn expires_at(&self) -> Instant {
         self.inner.expires_at
     }
