@@ -8,7 +8,7 @@ use std::time::Instant;
 use dynata_auth_api::types::AuthError;
 use dynata_auth_api::{ResponseValue, Secret};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, FastClock, Moment};
 use crate::error::server_text;
 use crate::response::{describe_json_error, looks_like_html, request_id, retry_after, summarize};
 use crate::retry::{Failure, with_retries};
@@ -35,9 +35,9 @@ impl AuthOperation {
 /// What a generated operation returns.
 type ApiResult<T> = Result<ResponseValue<T>, dynata_auth_api::Error<AuthError>>;
 
-/// A value, and the instant just before the attempt that got it was sent:
+/// A value, and the moment just before the attempt that got it was sent:
 /// token lifetimes count from there, so network delay only makes us early.
-pub(crate) type Sent<T> = (T, Instant);
+pub(crate) type Sent<T> = (T, Moment);
 
 /// Sends `call` until it succeeds, fails for good, or the retry budget runs
 /// out (or the next wait would not end before `until`). The failure comes
@@ -48,6 +48,7 @@ pub(crate) async fn send<T, F, Fut>(
     operation: AuthOperation,
     policy: &RetryPolicy,
     clock: &dyn Clock,
+    fast_clock: &FastClock,
     until: Option<Instant>,
     secrets: &[&Secret],
     call: F,
@@ -57,7 +58,7 @@ where
     Fut: Future<Output = ApiResult<T>>,
 {
     let sent = with_retries(operation.name(), policy, clock, until, true, || async {
-        let sent_at = clock.now();
+        let sent_at = fast_clock.moment(clock);
         match call().await {
             Ok(response) => Ok((response.into_inner(), sent_at)),
             Err(error) => {

@@ -12,9 +12,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "test-util")]
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -121,6 +122,29 @@ impl FastClock {
         }
     }
 
+    /// Now, on both the client's clock and this one.
+    pub(crate) fn moment(&self, clock: &dyn Clock) -> Moment {
+        Moment {
+            instant: clock.now(),
+            ticks: self.now(clock),
+        }
+    }
+
+    /// The time since `moment`, on whichever clock saw more of it: the
+    /// client's (which tests pause and move) or this one (which counts the
+    /// time the machine slept).
+    pub(crate) fn since(&self, moment: Moment, clock: &dyn Clock) -> Duration {
+        let ticks = self.now(clock).saturating_sub(moment.ticks);
+        let on_this = match self.system {
+            Some(_) => coarsetime::Duration::from_ticks(ticks).into(),
+            None => Duration::from_nanos(ticks),
+        };
+        clock
+            .now()
+            .saturating_duration_since(moment.instant)
+            .max(on_this)
+    }
+
     /// `deadline`, an instant of `clock`, in ticks: never later than it.
     pub(crate) fn ticks_at(&self, deadline: Instant, clock: &dyn Clock) -> u64 {
         self.ticks(deadline, clock, Self::COARSE_SLACK)
@@ -147,73 +171,95 @@ impl FastClock {
     }
 }
 
+/// A moment of the lifecycle ([`FastClock::moment`]): an instant of the
+/// client's clock, and the fast clock's ticks then.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment {
+    pub(crate) instant: Instant,
+    ticks: u64,
+}
+
 /// The time the coarse clock missed while the wall clock went on: how long
-/// the machine slept (suspended, hibernated, a virtual machine paused) since
-/// this was created, where the system's monotonic clock stands still then
-/// (Linux's does).
+/// the machine slept (suspended, hibernated, a virtual machine paused and
+/// its clock set right on resuming) since this was created, where the
+/// system's monotonic clock stands still then (Linux's does).
 ///
-/// It is the most the wall clock has gained on the coarse clock, so a step
-/// of the wall clock back (NTP) changes nothing, and one forward counts as
-/// sleep: a token renewed early, the harmless side. Capped at
-/// [`Missed::AT_MOST`], which keeps every deadline computable.
+/// It adds up what the wall clock gained on the coarse clock between two
+/// looks, when that is a second or more: so a step of the wall clock back
+/// (NTP) changes nothing, not even the count of a later sleep, and one
+/// forward counts as sleep: a token renewed early, the harmless side.
+/// Capped at [`Missed::AT_MOST`], which keeps every deadline computable.
 #[derive(Debug)]
 pub(crate) struct Missed {
     /// The wall clock (replaced in tests).
     wall: fn() -> SystemTime,
-    /// Both clocks when this was created.
-    since: (u64, SystemTime),
-    /// The coarse clock's ticks when the clocks were last compared: they
-    /// are compared at most once per tick of the coarse clock (1 to 16 ms),
-    /// so a busy fast path almost never pays for reading the wall clock.
+    /// The coarse clock's ticks at the last look: the clocks are compared
+    /// at most once per tick of the coarse clock (1 to 16 ms), so a busy
+    /// fast path almost never pays for reading the wall clock. Written
+    /// after `ticks`, so that whoever reads it current reads `ticks` too.
     looked_at: AtomicU64,
     /// The time missed, in the coarse clock's ticks.
     ticks: AtomicU64,
+    /// Both clocks at the last look; held while looking, so that callers in
+    /// a tick whose look is under way wait for it rather than miss it.
+    last: Mutex<(u64, SystemTime)>,
 }
 
 impl Missed {
     /// Ten years: more than any machine sleeps, far less than the coarse
     /// clock's ticks can add.
     const AT_MOST: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+    /// Less than this between two looks is the clocks' jitter (a thread
+    /// put aside between reading one and the other), not sleep.
+    const AT_LEAST: Duration = Duration::from_secs(1);
 
     fn since_now(wall: fn() -> SystemTime) -> Self {
         let now = coarsetime::Instant::now_without_cache_update().as_ticks();
         Missed {
             wall,
-            since: (now, wall()),
             looked_at: AtomicU64::new(now),
             ticks: AtomicU64::new(0),
+            last: Mutex::new((now, wall())),
         }
     }
 
     /// The time missed, in ticks, as of `now`, the coarse clock's reading.
     #[inline]
     fn ticks_as_of(&self, now: u64) -> u64 {
-        let looked_at = self.looked_at.load(Ordering::Relaxed);
-        if looked_at != now
-            && self
-                .looked_at
-                .compare_exchange(looked_at, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.looked_at.load(Ordering::Acquire) != now {
             self.look(now);
         }
-        self.ticks.load(Ordering::Relaxed)
+        self.ticks.load(Ordering::Acquire)
     }
 
     /// Compares the wall clock with `now`, the coarse clock's reading, and
-    /// keeps the most the wall clock has gained. A wall clock set back
-    /// before `since` teaches nothing.
+    /// adds what the wall clock gained since the last look. A wall clock
+    /// set back teaches nothing, and is the start of the next comparison.
     #[cold]
     fn look(&self, now: u64) {
-        let Ok(wall) = (self.wall)().duration_since(self.since.1) else {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let (then, wall_then) = *last;
+        if now <= then {
+            // Another caller looked in this tick (or a later one) meanwhile.
             return;
-        };
-        let monotonic = coarsetime::Duration::from_ticks(now.saturating_sub(self.since.0));
-        let missed = wall.saturating_sub(monotonic.into()).min(Self::AT_MOST);
-        self.ticks.fetch_max(
-            coarsetime::Duration::from(missed).as_ticks(),
-            Ordering::Relaxed,
-        );
+        }
+        let wall = (self.wall)();
+        let monotonic: Duration = coarsetime::Duration::from_ticks(now - then).into();
+        let gained = wall
+            .duration_since(wall_then)
+            .map_or(Duration::ZERO, |passed| passed.saturating_sub(monotonic));
+        if gained >= Self::AT_LEAST {
+            let missed = coarsetime::Duration::from_ticks(self.ticks.load(Ordering::Relaxed));
+            let missed = Duration::from(missed)
+                .saturating_add(gained)
+                .min(Self::AT_MOST);
+            self.ticks.store(
+                coarsetime::Duration::from(missed).as_ticks(),
+                Ordering::Release,
+            );
+        }
+        *last = (now, wall);
+        self.looked_at.store(now, Ordering::Release);
     }
 }
 
@@ -356,48 +402,105 @@ mod tests {
         }
     }
 
-    /// Where the wall clock stands, in seconds after an arbitrary start.
-    static WALL: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    use std::sync::atomic::{AtomicBool, AtomicI64};
+
+    /// Where the wall clock stands, in milliseconds after an arbitrary start.
+    static WALL: AtomicI64 = AtomicI64::new(0);
 
     fn moved_wall_clock() -> SystemTime {
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        let seconds = WALL.load(Ordering::Relaxed);
-        let moved = Duration::from_secs(seconds.unsigned_abs());
-        if seconds < 0 {
+        let millis = WALL.load(Ordering::Relaxed);
+        let moved = Duration::from_millis(millis.unsigned_abs());
+        if millis < 0 {
             start - moved
         } else {
             start + moved
         }
     }
 
-    #[test]
-    fn the_time_missed_is_the_most_the_wall_clock_gained() {
-        let ticks = |seconds: u64| coarsetime::Duration::from_secs(seconds).as_ticks();
-        let missed = Missed {
-            wall: moved_wall_clock,
-            since: (ticks(1_000), moved_wall_clock()),
-            looked_at: AtomicU64::new(0),
+    fn ticks(seconds: u64) -> u64 {
+        coarsetime::Duration::from_secs(seconds).as_ticks()
+    }
+
+    /// `Missed` as if created `ticks(1_000)` into the coarse clock, with the
+    /// wall clock at `WALL` zero.
+    fn missed_since_start(wall: fn() -> SystemTime) -> Missed {
+        Missed {
+            wall,
+            looked_at: AtomicU64::new(ticks(1_000)),
             ticks: AtomicU64::new(0),
+            last: Mutex::new((ticks(1_000), wall())),
+        }
+    }
+
+    #[test]
+    fn the_time_missed_adds_up_what_the_wall_clock_gained() {
+        WALL.store(0, Ordering::Relaxed);
+        let missed = missed_since_start(moved_wall_clock);
+        let look_ms = |wall_ms: i64, monotonic: u64| {
+            WALL.store(wall_ms, Ordering::Relaxed);
+            missed.ticks_as_of(ticks(1_000 + monotonic))
         };
-        let look = |wall: i64, monotonic: u64| {
-            WALL.store(wall, Ordering::Relaxed);
-            missed.look(ticks(1_000 + monotonic));
-            missed.ticks.load(Ordering::Relaxed)
-        };
+        let look = |wall: i64, monotonic: u64| look_ms(wall * 1_000, monotonic);
         // Both clocks went on together: nothing missed.
         assert_eq!(look(10, 10), 0);
-        // The wall clock went on for an hour the monotonic clock missed.
+        // The wall clock went on for an hour the coarse clock missed.
         assert_eq!(look(3_620, 20), ticks(3_600));
         // Stepped back, before the start even: the hour stays.
         assert_eq!(look(30, 30), ticks(3_600));
         assert_eq!(look(-5_000, 40), ticks(3_600));
-        // Another sleep adds to it.
-        assert_eq!(look(7_250, 50), ticks(7_200));
+        // A sleep after the step back counts in full: forty minutes.
+        assert_eq!(look(-5_000 + 10 + 2_400, 50), ticks(6_000));
+        // Jitter under a second is not sleep.
+        assert_eq!(
+            look_ms((-5_000 + 20 + 2_400) * 1_000 + 900, 60),
+            ticks(6_000)
+        );
         // A wall clock set a century ahead counts as ten years.
         assert_eq!(
-            look(100 * 365 * 86_400, 60),
+            look(100 * 365 * 86_400, 70),
             ticks(Missed::AT_MOST.as_secs())
         );
+    }
+
+    static ENTERED: AtomicBool = AtomicBool::new(false);
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+
+    /// The wall clock an hour ahead, read slowly the first time: until
+    /// `RELEASE`.
+    fn slowly_read_wall_clock() -> SystemTime {
+        if !ENTERED.swap(true, Ordering::SeqCst) {
+            while !RELEASE.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+        SystemTime::now() + Duration::from_secs(3_600)
+    }
+
+    /// A caller in the tick whose look is under way waits for it rather
+    /// than take the time missed before it (found by review): the tick is
+    /// marked looked at only once the look is done.
+    #[test]
+    fn a_caller_in_the_tick_of_a_look_under_way_sees_what_it_finds() {
+        let missed = Missed {
+            wall: slowly_read_wall_clock,
+            ..missed_since_start(SystemTime::now)
+        };
+        let woke = ticks(1_000) + coarsetime::Duration::from_millis(4).as_ticks();
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| missed.ticks_as_of(woke));
+            while !ENTERED.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            // Looking: a caller now must not take this tick as looked at.
+            assert_ne!(missed.looked_at.load(Ordering::SeqCst), woke);
+            let second = scope.spawn(|| missed.ticks_as_of(woke));
+            RELEASE.store(true, Ordering::SeqCst);
+            let first = first.join().expect("no panic");
+            let second = second.join().expect("no panic");
+            assert!(first >= ticks(3_599), "the first caller saw {first}");
+            assert_eq!(second, first);
+        });
     }
 
     #[cfg(feature = "test-util")]

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth_calls::{self, AuthOperation, Sent};
 use crate::client::DEFAULT_REJECTED_LOGIN_COOLDOWN;
-use crate::clock::{Clock, FastClock, first_of};
+use crate::clock::{Clock, FastClock, Moment, first_of};
 use crate::retry::Failure;
 use crate::store::{
     LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
@@ -656,12 +656,19 @@ impl Lifecycle {
             }
         };
         let (access, refresh) = lifetimes(&pair).map_err(|error| unusable(error.into()))?;
+        // Counted back by the time since it was sent on whichever clock saw
+        // more of it: a sleep of the machine while the answer was on its way
+        // makes the pair older, never younger.
+        let now = shared.wall_clock().now();
+        let sent_at = now
+            .checked_sub(self.fast_clock.since(sent_at, &*self.clock))
+            .unwrap_or(now);
         let session = StoredSession::from_lifetimes(
             pair.access_token,
             access,
             pair.refresh_token,
             refresh,
-            shared.wall_clock().at(sent_at),
+            sent_at,
         )
         .ok_or_else(|| unusable(Error::decode("a token lifetime is out of range").into()))?;
         // A new pair that can be used (the refresh token it replaces is
@@ -807,6 +814,7 @@ impl Lifecycle {
             AuthOperation::Refresh,
             &self.settings.retry,
             &*self.clock,
+            &self.fast_clock,
             Some(deadline),
             &secrets,
             || self.api.refresh(&body),
@@ -837,6 +845,7 @@ impl Lifecycle {
             AuthOperation::Login,
             &self.settings.retry,
             &*self.clock,
+            &self.fast_clock,
             Some(deadline),
             &secrets,
             || self.api.login(&body),
@@ -897,30 +906,32 @@ impl Lifecycle {
         logs_in
     }
 
-    /// Turns a token pair into a session. Lifetimes count from `sent_at`, just
-    /// before the request left, so network delay only makes us early.
-    fn session_from(
-        &self,
-        pair: types::TokenPair,
-        sent_at: Instant,
-    ) -> Result<Arc<Session>, Refused> {
+    /// Turns a token pair into a session. Lifetimes count from `sent`, just
+    /// before the request left, so network delay only makes us early; so
+    /// does a sleep of the machine while the answer was on its way.
+    fn session_from(&self, pair: types::TokenPair, sent: Moment) -> Result<Arc<Session>, Refused> {
         let (access_lifetime, refresh_lifetime) = lifetimes(&pair)?;
-        let (Some(expires_at), Some(refresh_expires_at)) = (
-            sent_at.checked_add(access_lifetime),
-            sent_at.checked_add(refresh_lifetime),
-        ) else {
+        let clock = &*self.clock;
+        let now = clock.now();
+        let since_sent = self.fast_clock.since(sent, clock);
+        let left = |lifetime: Duration| now.checked_add(lifetime.saturating_sub(since_sent));
+        let (Some(expires_at), Some(refresh_expires_at)) =
+            (left(access_lifetime), left(refresh_lifetime))
+        else {
             return Err(Error::decode("a token lifetime is longer than the clock can hold").into());
         };
+        let early = |at: Instant, by: Duration| at.checked_sub(by).unwrap_or_else(|| now.min(at));
         let (soft, hard) = self.windows(access_lifetime);
-        let hard_at = expires_at - hard;
-        let refresh_usable_until =
-            refresh_expires_at - self.settings.hard_margin.min(refresh_lifetime / 10);
-        let clock = &*self.clock;
+        let hard_at = early(expires_at, hard);
+        let refresh_usable_until = early(
+            refresh_expires_at,
+            self.settings.hard_margin.min(refresh_lifetime / 10),
+        );
         Ok(Arc::new(Session {
             token: AccessToken::new(pair.access_token, expires_at),
             refresh_token: pair.refresh_token,
             refresh_usable_until,
-            soft: self.fast_clock.ticks_near(expires_at - soft, clock),
+            soft: self.fast_clock.ticks_near(early(expires_at, soft), clock),
             hard: self.fast_clock.ticks_at(hard_at, clock),
             expires: self.fast_clock.ticks_at(expires_at, clock),
             refresh_expires: self.fast_clock.ticks_at(refresh_usable_until, clock),
@@ -1181,6 +1192,7 @@ impl Lifecycle {
             AuthOperation::Logout,
             policy,
             &*self.clock,
+            &self.fast_clock,
             None,
             &secrets,
             || self.api.logout(&body),
@@ -1556,5 +1568,101 @@ mod tests {
         sleep_machine(120);
         let failed = token(lifecycle.clone()).await;
         assert!(failed.is_err(), "served {failed:?}");
+    }
+
+    /// How long the machine slept while a login's answer was on its way, in
+    /// each of the two tests below (they run at the same time).
+    static SLEPT_IN_FLIGHT: [std::sync::atomic::AtomicU64; 2] =
+        [const { std::sync::atomic::AtomicU64::new(0) }; 2];
+
+    fn wall_clock_slept_in_flight<const TEST: usize>() -> std::time::SystemTime {
+        let slept = SLEPT_IN_FLIGHT[TEST].load(Ordering::SeqCst);
+        std::time::SystemTime::now() + Duration::from_secs(slept)
+    }
+
+    /// A client of `server`, whose login answer arrives after the machine
+    /// slept forty minutes (the lid closed while it was on its way).
+    fn client_sleeping_through_its_login<const TEST: usize>(
+        server: &httpmock::MockServer,
+        store: Option<StoreSettings>,
+    ) -> Arc<Lifecycle> {
+        server.mock(|when, then| {
+            when.path("/auth/v1/token/password").is_true(|_| {
+                // Idempotent: the matcher may be asked more than once.
+                SLEPT_IN_FLIGHT[TEST].store(40 * 60, Ordering::SeqCst);
+                let ticks = || coarsetime::Instant::now_without_cache_update().as_ticks();
+                let before = ticks();
+                while ticks() == before {
+                    std::hint::spin_loop();
+                }
+                true
+            });
+            then.status(200).body(
+                r#"{"accessToken":"slept-through","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r"}"#,
+            );
+        });
+        let settings = Settings {
+            soft_window: Duration::from_secs(300),
+            hard_margin: Duration::from_secs(30),
+            retry: RetryPolicy::none(),
+            rejected_login_cooldown: None,
+            renewal_timeout: Duration::from_secs(10),
+        };
+        dynata_auth_api::ensure_crypto_provider();
+        let mut lifecycle = Lifecycle::new(
+            dynata_auth_api::Client::new(&server.base_url()),
+            Credentials::new("user", "password"),
+            settings,
+            None,
+            store,
+        );
+        lifecycle.fast_clock =
+            FastClock::reading_wall(&*lifecycle.clock, wall_clock_slept_in_flight::<TEST>);
+        Arc::new(lifecycle)
+    }
+
+    /// A token's life counts from just before its request was sent, and the
+    /// machine may sleep before the answer is read: thirty minutes' worth of
+    /// token read forty minutes later has expired (found by review).
+    #[tokio::test]
+    async fn a_token_whose_answer_arrived_after_a_sleep_is_not_served() {
+        let server = httpmock::MockServer::start_async().await;
+        let lifecycle = client_sleeping_through_its_login::<0>(&server, None);
+        let token = lifecycle.access_token().await;
+        assert!(
+            !token.as_ref().is_ok_and(|t| t.secret() == "slept-through"),
+            "served a token that expired ten minutes ago"
+        );
+    }
+
+    /// The same, for the processes sharing a token store: the pair is
+    /// stored as issued before the sleep, so expired (found by review).
+    #[tokio::test]
+    async fn a_pair_whose_answer_arrived_after_a_sleep_is_stored_as_old_as_it_is() {
+        let server = httpmock::MockServer::start_async().await;
+        let dir =
+            std::env::temp_dir().join(format!("dynata-sdk-slept-in-flight-{}", std::process::id()));
+        let store = crate::store::FileStore::new(&dir);
+        let key = StoreKey::for_account(&server.base_url(), "", "user");
+        let shared = (
+            Arc::new(store.clone()) as Arc<dyn TokenStore>,
+            key.clone(),
+            SharingPolicy::default(),
+        );
+        let lifecycle = client_sleeping_through_its_login::<1>(&server, Some(shared));
+        let token = lifecycle.access_token().await;
+        assert!(
+            !token.as_ref().is_ok_and(|t| t.secret() == "slept-through"),
+            "served a token that expired ten minutes ago"
+        );
+        // The store's wall clock is the system's, which did not move here:
+        // for it, the pair was sent forty minutes ago.
+        let stored = store.load(&key).await.expect("readable").expect("stored");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            stored.access_expires_at < std::time::SystemTime::now(),
+            "stored as expiring at {:?}, after now",
+            stored.access_expires_at
+        );
     }
 }

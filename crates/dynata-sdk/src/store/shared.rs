@@ -170,18 +170,6 @@ impl WallClock {
         shifted.unwrap_or(system)
     }
 
-    /// The wall-clock time at `instant` on the clock it follows (an instant
-    /// the lifecycle took just before sending a request, say).
-    pub fn at(&self, instant: Instant) -> SystemTime {
-        let now = self.now();
-        let clock_now = self.clock.now();
-        if instant <= clock_now {
-            now.checked_sub(clock_now - instant).unwrap_or(now)
-        } else {
-            now.checked_add(instant - clock_now).unwrap_or(now)
-        }
-    }
-
     /// The monotonic clock it follows, read now.
     pub fn now_instant(&self) -> Instant {
         self.clock.now()
