@@ -186,9 +186,11 @@ pub(crate) struct Moment {
 ///
 /// It adds up what the wall clock gained on the coarse clock between two
 /// looks, when that is a second or more: so a step of the wall clock back
-/// (NTP) changes nothing, not even the count of a later sleep, and one
-/// forward counts as sleep: a token renewed early, the harmless side.
-/// Capped at [`Missed::AT_MOST`], which keeps every deadline computable.
+/// (NTP) counts nothing, and one forward counts as sleep: a token renewed
+/// early, the harmless side. Between two looks only the net is seen: a
+/// step back, then a sleep before the next call, counts the sleep less the
+/// step. A gain of more than [`Missed::SETTING`] is the wall clock being
+/// set (a machine that booted in 1970), not sleep, and counts nothing.
 #[derive(Debug)]
 pub(crate) struct Missed {
     /// The wall clock (replaced in tests).
@@ -206,9 +208,10 @@ pub(crate) struct Missed {
 }
 
 impl Missed {
-    /// Ten years: more than any machine sleeps, far less than the coarse
-    /// clock's ticks can add.
-    const AT_MOST: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+    /// Ten years: more than any machine sleeps.
+    const SETTING: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+    /// A century in all: far less than the coarse clock's ticks can add.
+    const AT_MOST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
     /// Less than this between two looks is the clocks' jitter (a thread
     /// put aside between reading one and the other), not sleep.
     const AT_LEAST: Duration = Duration::from_secs(1);
@@ -248,7 +251,7 @@ impl Missed {
         let gained = wall
             .duration_since(wall_then)
             .map_or(Duration::ZERO, |passed| passed.saturating_sub(monotonic));
-        if gained >= Self::AT_LEAST {
+        if (Self::AT_LEAST..=Self::SETTING).contains(&gained) {
             let missed = coarsetime::Duration::from_ticks(self.ticks.load(Ordering::Relaxed));
             let missed = Duration::from(missed)
                 .saturating_add(gained)
@@ -456,11 +459,11 @@ mod tests {
             look_ms((-5_000 + 20 + 2_400) * 1_000 + 900, 60),
             ticks(6_000)
         );
-        // A wall clock set a century ahead counts as ten years.
-        assert_eq!(
-            look(100 * 365 * 86_400, 70),
-            ticks(Missed::AT_MOST.as_secs())
-        );
+        // A wall clock set decades ahead is being set, not sleeping; a sleep
+        // after it still counts (found by review).
+        let set = 56 * 365 * 86_400;
+        assert_eq!(look(set, 70), ticks(6_000));
+        assert_eq!(look(set + 10 + 3_600, 80), ticks(9_600));
     }
 
     static ENTERED: AtomicBool = AtomicBool::new(false);
