@@ -467,12 +467,10 @@ pub(crate) fn is_transient_status(status: u16) -> bool {
 /// a header. Since the SDK cannot tell an echo from a message, it keeps only
 /// short, plain sentences and codes: nothing long, nothing with the marks of
 /// JSON, a form or markup (`{`, `"`, `=`, `&`, `<`), no word long enough to
-/// be a token, and nothing that names a bearer token (an echoed
-/// `Authorization` header, however short its token).
+/// be a token unless it is a field's path, and nothing that names a bearer
+/// token (an echoed `Authorization` header, however short its token).
 pub(crate) fn server_text(text: &str) -> Option<String> {
     const MAX_CHARS: usize = 200;
-    /// JWTs, refresh tokens and API keys are long runs without spaces.
-    const MAX_WORD: usize = 24;
     let text = text.trim();
     if text.is_empty() || text.chars().count() > MAX_CHARS {
         return None;
@@ -482,9 +480,45 @@ pub(crate) fn server_text(text: &str) -> Option<String> {
         .any(|c| c.is_control() || matches!(c, '{' | '}' | '"' | '=' | '&' | '<' | '>' | '\\'))
         || text
             .split_whitespace()
-            .any(|word| word.chars().count() > MAX_WORD)
+            .any(|word| word.chars().count() > MAX_WORD && !is_field_path(word))
         || text.to_ascii_lowercase().contains("bearer");
     (!suspicious).then(|| text.to_string())
+}
+
+/// JWTs, refresh tokens and API keys are long runs without spaces: no word
+/// of a message quoted back is longer, but a field's path.
+const MAX_WORD: usize = 24;
+
+/// Whether `word` names a field the way validation messages do
+/// (`lineItems[0].countryISOCode:`): names of letters, digits and `_`, each
+/// starting with a letter and no longer than [`MAX_WORD`], joined by dots
+/// or followed by `[n]` indices. A JWT never is one: it starts with `eyJ`
+/// (its header, `{"`), and its signature is longer than a name.
+fn is_field_path(word: &str) -> bool {
+    let word = word.strip_suffix([':', ',', '.', ';']).unwrap_or(word);
+    let is_name = |name: &str| {
+        name.len() <= MAX_WORD
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let is_segment = |segment: &str| {
+        let (name, mut indices) = segment.split_at(segment.find('[').unwrap_or(segment.len()));
+        while let Some(rest) = indices.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((index, after))
+                    if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    indices = after;
+                }
+                _ => return false,
+            }
+        }
+        is_name(name) && indices.is_empty()
+    };
+    word.len() <= 4 * MAX_WORD
+        && !word.contains("eyJ")
+        && word.contains(['.', '['])
+        && word.split('.').all(is_segment)
 }
 
 /// reqwest's message and its causes on one line, for example "error sending
@@ -511,6 +545,9 @@ mod tests {
             "Invalid user credentials",
             "Project not found (extProjectId p-1)",
             "502 Bad Gateway",
+            // Validation messages name the field (found by a walkthrough).
+            "lineItems[0].countryISOCode: XX/en is not a country the catalogue lists",
+            "quotaPlan.filters[2][0].targetingAttributeId is required.",
         ] {
             assert_eq!(server_text(kept).as_deref(), Some(kept));
         }
@@ -523,6 +560,9 @@ mod tests {
             "username=alice&password=hunter2",
             "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
             "token abcdefghijklmnopqrstuvwxyz0123456789",
+            "token abcdefghijklmnopqrstuvwxyz.0123456789",
+            "token abcdefghij.klmnopqrstuvwxyz.0123456789a",
+            "token a.eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl",
             "Authorization: Bearer abc",
             "bad BEARER token",
             &"a ".repeat(150),

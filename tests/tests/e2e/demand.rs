@@ -673,3 +673,42 @@ async fn the_sandbox_takes_a_reconciliation_file_over_64_kib() {
         "a 100 KiB spreadsheet was refused: {outcome:?}"
     );
 }
+
+/// A validation refusal names the field it is about, as Dynata's do
+/// (`lineItems[0].countryISOCode: …`): the message is kept, so the caller
+/// can tell what to fix. (Every word over 24 characters was withheld as a
+/// possible token, and with it every message naming a nested field: the
+/// caller saw `[INVALID_FIELD] (no message)`. Found by a walkthrough.)
+#[tokio::test(start_paused = true)]
+async fn a_validation_refusal_names_the_field() {
+    let sandbox = demand_sandbox().await;
+    let client = paused_time_client(&sandbox);
+    let mut item = line_item("li-1", 400);
+    item["countryISOCode"] = json!("XX");
+    let invalid: &types::CreateProject = &body(json!({
+        "extProjectId": "p-invalid",
+        "title": "Nowhere",
+        "notificationEmails": ["research@example.com"],
+        "category": {"surveyTopic": ["TRAVEL"]},
+        "lineItems": [item],
+    }));
+    let refused = client
+        .sample(|api| async move { api.create_project().body(invalid.clone()).send().await })
+        .await
+        .expect_err("an unknown country is refused");
+    let Error::Rejected { errors, .. } = &refused else {
+        panic!("not a validation refusal: {refused:?}");
+    };
+    let message = errors
+        .iter()
+        .find_map(|error| error.message.as_deref())
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("lineItems[0].countryISOCode:"),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("lineItems[0].countryISOCode"),
+        "{refused}"
+    );
+}
