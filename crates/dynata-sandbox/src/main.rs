@@ -170,6 +170,11 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
                 if name.is_empty() {
                     return Err("`--user` needs a non-empty NAME before the colon".to_owned());
                 }
+                // The library keeps the last password of a name given twice;
+                // on a command line that is a typo, and only one would work.
+                if options.users.iter().any(|(user, _)| user == name) {
+                    return Err(format!("`--user {name}:…` is given twice"));
+                }
                 options.users.push((name.to_owned(), password.to_owned()));
             }
             "--access-ttl" => options.access_ttl = seconds(&flag, &value)?,
@@ -194,6 +199,19 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
                     format!("`{flag}` takes a whole number of seconds, not `{value}`")
                 })?;
             }
+        }
+    }
+    // The library ignores an account member who is not a user; on a command
+    // line that is a typo, and the account would silently lack them.
+    let is_user = |member: &String| match options.users.is_empty() {
+        true => member == "sandbox",
+        false => options.users.iter().any(|(user, _)| user == member),
+    };
+    for (account, members) in &options.accounts {
+        if let Some(stranger) = members.iter().find(|member| !is_user(member)) {
+            return Err(format!(
+                "`--account {account}:…` names `{stranger}`, who is not a user (add `--user {stranger}:PASSWORD`)"
+            ));
         }
     }
     Ok(Some(options))
@@ -235,7 +253,7 @@ mod tests {
             "20",
             "--reusable-refresh-tokens",
             "--account",
-            "acme:alice,bob",
+            "acme:<Your username>,bob",
             "--feasibility-delay=0",
         ])
         .unwrap()
@@ -257,7 +275,7 @@ mod tests {
             options.accounts,
             [(
                 "acme".to_owned(),
-                vec!["alice".to_owned(), "bob".to_owned()]
+                vec!["<Your username>".to_owned(), "bob".to_owned()]
             )]
         );
         assert_eq!(options.feasibility_delay, 0);
@@ -295,6 +313,10 @@ mod tests {
             &["--reusable-refresh-tokens=yes"],
             &["--account", "nousers"],
             &["--account", ":alice"],
+            // Found by a walkthrough: both were accepted without a word.
+            &["--user", "a:b", "--user", "a:c"],
+            &["--user", "a:b", "--account", "acme:a,nobody"],
+            &["--account", "acme:alice"],
             &["--feasibility-delay", "-1"],
             &["8080"],
         ] {
