@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use dynata_sdk::clock::TokioClock;
 use dynata_sdk::store::{
-    FileStore, LeaseOwner, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
+    FileStore, LeaseOwner, SharedSession, SharingPolicy, StoreError, StoreKey, StoredSession,
+    TokenStore,
 };
 use dynata_sdk::{AccessToken, Client, Credentials, Environment};
 
@@ -203,7 +205,7 @@ impl Context {
         let stored = self.stored(&username).await?;
         let usable = stored
             .as_ref()
-            .is_some_and(|session| refresh_usable(session, SystemTime::now()));
+            .is_some_and(|session| refresh_usable(&self.store, &key, session));
         if !usable {
             return Err(Failure::refused(format!(
                 "no valid session for {username} at {} (profile {}): it expired or was removed; \
@@ -279,7 +281,7 @@ impl Context {
         // refresh token expires, held by nobody.
         if let Some(replaced) = replaced
             && replaced.refresh_token != new.refresh_token
-            && refresh_usable(&replaced, SystemTime::now())
+            && refresh_usable(&self.store, &key, &replaced)
         {
             let _ = self.revoke_replaced(&username, replaced).await;
         }
@@ -450,7 +452,7 @@ impl Context {
                 // nothing left to revoke: taken out, under the lease.
                 let ended = Self::holding_lease(store, &key, async {
                     let after = store.load(&key).await;
-                    match renewal_refused(&after, SystemTime::now()) {
+                    match renewal_refused(store, &key, &after) {
                         Renewal::Ended => true,
                         Renewal::EndedLeavingDead => {
                             let _ = store.remove(&key).await;
@@ -547,7 +549,7 @@ impl Context {
             let session = self.stored_making_private(&key).await?;
             match session {
                 // Expired at Dynata already: nothing to revoke.
-                Some(session) if !refresh_usable(&session, SystemTime::now()) => {
+                Some(session) if !refresh_usable(&self.store, &key, &session) => {
                     let _ = self.store.remove(&key).await;
                     Ok(false)
                 }
@@ -649,14 +651,24 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Whether the session's refresh token is still usable now, made early by
-/// the SDK's clock-skew allowance (so the SDK agrees and never falls back to
-/// a password login).
-fn refresh_usable(session: &StoredSession, now: SystemTime) -> bool {
-    let skew = SharingPolicy::default()
-        .clock_skew
-        .max(Duration::from_secs(1));
-    !session.refresh_remaining(now, skew).is_zero()
+/// Whether the session's refresh token is still usable now, as the SDK's
+/// client on `store` judges it before it refreshes: by the view of the
+/// session that client has (the builder's default policy, tokio's clock),
+/// whose clock-skew allowance is at most a tenth of the access token's
+/// lifetime. The full allowance of 5 s would call a short-lived session (a
+/// sandbox's `--refresh-ttl 5`) dead from its start, while the SDK still
+/// refreshes it.
+fn refresh_usable(store: &FileStore, key: &StoreKey, session: &StoredSession) -> bool {
+    let sdk = SharedSession::new(
+        Arc::new(store.clone()),
+        key.clone(),
+        SharingPolicy::default(),
+        Arc::new(TokioClock),
+    );
+    let now = sdk.wall_clock().now();
+    !session
+        .refresh_remaining(now, sdk.skew_for(session))
+        .is_zero()
 }
 
 /// What a renewal that failed with [`dynata_sdk::Error::LoginRequired`]
@@ -680,13 +692,18 @@ enum Renewal {
     NotDone,
 }
 
-/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what the store
-/// holds after it (`after`) says whether the session ended. Every command
-/// reads the error by it; `dynata logout` also takes out what is dead.
-fn renewal_refused(after: &Result<Option<StoredSession>, StoreError>, now: SystemTime) -> Renewal {
+/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what `store`
+/// holds after it (`after`, under `key`) says whether the session ended.
+/// Every command reads the error by it; `dynata logout` also takes out what
+/// is dead.
+fn renewal_refused(
+    store: &FileStore,
+    key: &StoreKey,
+    after: &Result<Option<StoredSession>, StoreError>,
+) -> Renewal {
     match after {
         Ok(None) => Renewal::Ended,
-        Ok(Some(after)) if !refresh_usable(after, now) => Renewal::EndedLeavingDead,
+        Ok(Some(after)) if !refresh_usable(store, key, after) => Renewal::EndedLeavingDead,
         Err(e) if e.is_unusable_content() => Renewal::EndedLeavingDead,
         _ => Renewal::NotDone,
     }
@@ -792,7 +809,7 @@ impl SessionClient {
         match error {
             dynata_sdk::Error::LoginRequired => {
                 let after = self.store.load(&self.key).await;
-                match renewal_refused(&after, SystemTime::now()) {
+                match renewal_refused(&self.store, &self.key, &after) {
                     Renewal::Ended | Renewal::EndedLeavingDead => Failure::refused(format!(
                         "the stored session has ended: {}",
                         self.context_hint

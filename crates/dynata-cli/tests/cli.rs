@@ -380,6 +380,37 @@ async fn a_session_revoked_at_dynata_says_run_dynata_login() {
     );
 }
 
+/// A session whose refresh token lives 5 s (`dynata-sandbox --access-ttl 1
+/// --refresh-ttl 5`) is live: `dynata token` refreshes it, and `dynata
+/// logout` revokes it. The command line made every expiry early by the
+/// SDK's full clock-skew allowance, 5 s, where the SDK takes at most a tenth
+/// of the access token's lifetime (0.1 s here): `dynata token` said "run
+/// `dynata login`" (exit 1), and `dynata logout` deleted the session without
+/// revoking it ("No session to revoke").
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_session_is_live_as_long_as_the_sdk_can_refresh_it() {
+    let world = World::with(
+        Sandbox::builder()
+            .access_token_ttl(Duration::from_secs(1))
+            .refresh_token_ttl(Duration::from_secs(5)),
+    )
+    .await;
+    world.login().await;
+    let token = world.run(&["token"], &[]).await;
+    assert_eq!(token.status.code(), Some(0), "{}", text(&token.stderr));
+    assert_eq!(text(&token.stdout).lines().count(), 1);
+    let logout = world.run(&["logout"], &[]).await;
+    let stderr = text(&logout.stderr);
+    assert_eq!(logout.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        world.sandbox.count(Operation::Logout),
+        1,
+        "not revoked: {stderr}"
+    );
+    let (store, key) = world.store();
+    assert!(store.load(&key).await.unwrap().is_none());
+}
+
 // ---- logout --------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
