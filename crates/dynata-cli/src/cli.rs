@@ -9,7 +9,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  Dynata refused the request, or you are not logged in
-  2  usage: a bad flag or input, or no password available
+  2  usage: a bad flag or input, no password available, or a local file
+     that cannot be read or written
   3  Dynata could not be reached or did not answer in time
 
 Environment:

@@ -2,7 +2,7 @@
 //!
 //! Exit codes (also in `--help` and the README): 0 success; 1 Dynata (or the
 //! stored session) refused; 2 usage: bad flags, bad input, a missing
-//! password; 3 Dynata could not be reached or did not answer in time.
+//! password, a local file that cannot be read or written; 3 Dynata could not be reached or did not answer in time.
 
 use std::fmt;
 

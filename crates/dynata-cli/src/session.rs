@@ -418,7 +418,8 @@ impl Context {
     }
 
     /// Revokes the session of `username` that `store` holds, and takes it
-    /// out of `store`; a session Dynata no longer honours is as good as
+    /// out of `store` (a session that stays there, revoked, is an error that
+    /// names its file); a session Dynata no longer honours is as good as
     /// revoked, and so is one whose revocation Dynata refuses with
     /// `invalid_grant` (it had already ended). Should Dynata not take the
     /// revocation otherwise (a gateway's refusal, no answer, a `5xx`), the
@@ -453,15 +454,15 @@ impl Context {
                 let ended = Self::holding_lease(store, &key, async {
                     let after = store.load(&key).await;
                     match renewal_refused(store, &key, &after) {
-                        Renewal::Ended => true,
-                        Renewal::EndedLeavingDead => {
-                            let _ = store.remove(&key).await;
-                            true
-                        }
-                        Renewal::NotDone => false,
+                        Renewal::Ended => Ok(true),
+                        Renewal::EndedLeavingDead => self
+                            .remove_ended(store, &key, Revoked::AlreadyEnded)
+                            .await
+                            .map(|()| true),
+                        Renewal::NotDone => Ok(false),
                     }
                 })
-                .await;
+                .await?;
                 if !ended {
                     return Err(not_renewed(store, "to revoke it"));
                 }
@@ -492,8 +493,8 @@ impl Context {
             let now_stored = store.load(&key).await.ok().flatten();
             match (outcome, revoking, now_stored) {
                 (Ok(done), Some(revoked), Some(stored)) if same(&revoked, &stored) => {
-                    let _ = store.remove(&key).await;
-                    (Ok(done), false)
+                    let removed = self.remove_ended(store, &key, done).await;
+                    (removed.map(|()| done), false)
                 }
                 (Ok(done), _, _) => (Ok(done), false),
                 (Err(e), Some(revoking), None) => {
@@ -517,6 +518,27 @@ impl Context {
         result
     }
 
+    /// Takes the session of `key` out of `store` once it is `revoked`: one
+    /// left on this machine (a read-only sessions directory) must not be
+    /// reported gone, so its removal's failure is the command's.
+    async fn remove_ended(
+        &self,
+        store: &FileStore,
+        key: &StoreKey,
+        revoked: Revoked,
+    ) -> Result<(), Failure> {
+        store.remove(key).await.map_err(|e| {
+            let what = match revoked {
+                Revoked::Now => format!("Dynata revoked the session at {}", self.base_url),
+                Revoked::AlreadyEnded => format!(
+                    "the session at {} had already ended (Dynata no longer honours it)",
+                    self.base_url
+                ),
+            };
+            not_removed(store, key, &what, &e)
+        })
+    }
+
     /// A copy of `session` in a scratch store that outlives this process
     /// (removed by the caller, or by a later sweep).
     async fn set_aside(&self, key: &StoreKey, session: &StoredSession) -> Option<PathBuf> {
@@ -535,7 +557,8 @@ impl Context {
     }
 
     /// `dynata logout`: revokes the stored session at Dynata and removes it.
-    /// Returns what became of it (`None`: there was no session to revoke).
+    /// Returns what became of it (`None`: there was no session to revoke);
+    /// one that has ended but cannot be removed is an error.
     /// Should Dynata not take the revocation, short of saying the session
     /// had already ended, the session stays stored (as refreshed on the
     /// way, if it was), to try again.
@@ -550,7 +573,14 @@ impl Context {
             match session {
                 // Expired at Dynata already: nothing to revoke.
                 Some(session) if !refresh_usable(&self.store, &key, &session) => {
-                    let _ = self.store.remove(&key).await;
+                    self.store.remove(&key).await.map_err(|e| {
+                        not_removed(
+                            &self.store,
+                            &key,
+                            &format!("the session at {} had expired", self.base_url),
+                            &e,
+                        )
+                    })?;
                     Ok(false)
                 }
                 session => Ok::<_, Failure>(session.is_some()),
@@ -707,6 +737,16 @@ fn renewal_refused(
         Err(e) if e.is_unusable_content() => Renewal::EndedLeavingDead,
         _ => Renewal::NotDone,
     }
+}
+
+/// A session that has ended (`what` happened to it) but that `store` could
+/// not remove: a local file, exit 2 as for any other (the profile, an
+/// invoice), named for the user to delete.
+fn not_removed(store: &FileStore, key: &StoreKey, what: &str, error: &StoreError) -> Failure {
+    Failure::usage(format!(
+        "{what}, but it is still stored on this machine ({error}): delete {}",
+        store.session_path(key).display()
+    ))
 }
 
 /// A session [`Renewal::NotDone`]: kept, and not the user's to log in

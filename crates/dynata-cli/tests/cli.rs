@@ -2531,6 +2531,81 @@ async fn logout_after_a_store_fault_keeps_the_session_and_says_so() {
     );
 }
 
+/// Keeps `file` from being removed until dropped, as a read-only sessions
+/// directory does: for a user, its directory is made read-only; for root,
+/// whom permissions do not stop, the file is made immutable (`chattr +i`).
+#[cfg(target_os = "linux")]
+struct Unremovable {
+    file: PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+impl Unremovable {
+    /// `None` where neither holds (root on a file system without the
+    /// immutable attribute, or without `chattr`).
+    fn new(file: &Path) -> Option<Unremovable> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = file.parent().unwrap();
+        let guard = Unremovable {
+            file: file.to_owned(),
+        };
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let probe = dir.join("probe");
+        if std::fs::File::create(&probe).is_err() {
+            return Some(guard);
+        }
+        std::fs::remove_file(&probe).unwrap();
+        let immutable = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(file)
+            .status()
+            .is_ok_and(|status| status.success());
+        immutable.then_some(guard)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Unremovable {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.file)
+            .stderr(std::process::Stdio::null())
+            .status();
+        let dir = self.file.parent().unwrap();
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+/// Dynata took the revocation, but the session file cannot be removed (a
+/// read-only sessions directory): exit 2, as for any local file that cannot
+/// be written, naming the file. It said "Logged out" (exit 0), and the file
+/// stayed, as the removal's error was dropped.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_says_so_when_the_revoked_session_cannot_be_removed() {
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let file = store.session_path(&key);
+    let Some(_unremovable) = Unremovable::new(&file) else {
+        eprintln!(
+            "skipped: no way here to keep {} from being removed",
+            file.display()
+        );
+        return;
+    };
+    let out = world.run(&["logout"], &[]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(world.sandbox.count(Operation::Logout), 1, "{stderr}");
+    assert!(file.exists());
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("Logged out"), "{stderr}");
+    assert!(stderr.contains("Dynata revoked the session"), "{stderr}");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+}
+
 /// A shell set up for the SDK's default environment, production
 /// (`DYNATA_USERNAME` and `DYNATA_PASSWORD`, no environment named), with a
 /// profile logged in as alice elsewhere (here the sandbox; as well UAT or
