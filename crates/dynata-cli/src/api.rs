@@ -218,6 +218,15 @@ impl Answer {
     }
 }
 
+/// The answer's body on stdout: JSON indented (coloured on a terminal),
+/// anything else as it came.
+fn print_body(answer: &Answer) -> Result<(), Failure> {
+    match answer.json() {
+        Some(json) => output::print_json(&json),
+        None => output::write_stdout(&answer.body),
+    }
+}
+
 /// Sends a request through the SDK and reads the whole answer.
 pub(crate) async fn call(
     session: &SessionClient,
@@ -245,7 +254,8 @@ pub(crate) async fn call(
 /// and a page that begins with the item the page before began with, under
 /// the same total, is the same page served again (a server that ignores
 /// `offset`): an error, as in the SDK's `sample_items`, not the first page
-/// printed over and over.
+/// printed over and over. A page refused ([`Answer::ok`] is false) is the
+/// error, its body printed on stdout as `dynata api` prints any answer.
 pub(crate) async fn all_pages(
     session: &SessionClient,
     target: &Target,
@@ -256,6 +266,10 @@ pub(crate) async fn all_pages(
     for _ in 0..MAX_PAGES {
         let answer = call(session, Method::GET, &target, None).await?;
         if !answer.ok() {
+            // As without --paginate: the refusal's body is printed, with
+            // Dynata's errors in full; the items of the pages before it are
+            // not (part of a list, printed as the list, would mislead).
+            print_body(&answer)?;
             return Err(answer.refusal());
         }
         let page = answer.json().ok_or_else(|| {
@@ -424,10 +438,7 @@ pub(crate) async fn run(session: &SessionClient, args: ApiArgs) -> Result<(), Fa
     if args.include {
         output::write_stdout(format!("{}\n", answer.head).as_bytes())?;
     }
-    match answer.json() {
-        Some(json) => output::print_json(&json)?,
-        None => output::write_stdout(&answer.body)?,
-    }
+    print_body(&answer)?;
     if answer.ok() {
         Ok(())
     } else {

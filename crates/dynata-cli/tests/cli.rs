@@ -583,6 +583,36 @@ async fn api_sends_fields_and_reports_refusals_with_exit_1() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// `--paginate` prints the body of a refused page, as `dynata api` does
+/// without it (and as the README says): it printed nothing, so Dynata's
+/// errors were left to the one sentence on stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_paginate_prints_the_body_of_a_refusal() {
+    let world = World::start().await;
+    world.login().await;
+    let single = world.run(&["api", "projects/nope/lineItems"], &[]).await;
+    assert_eq!(single.status.code(), Some(1), "{}", text(&single.stderr));
+    let paged = world
+        .run(&["api", "projects/nope/lineItems", "--paginate"], &[])
+        .await;
+    let stderr = text(&paged.stderr);
+    assert_eq!(paged.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("dynata: Dynata refused the request (status 404"),
+        "{stderr}"
+    );
+    let body: Value = serde_json::from_slice(&paged.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", text(&paged.stdout)));
+    let single: Value = serde_json::from_slice(&single.stdout).unwrap();
+    assert_eq!(body["status"], single["status"], "{body}");
+    assert!(
+        body["status"]["errors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_dynata_is_exit_3() {
     let world = World::start().await;
