@@ -94,7 +94,7 @@ pub(crate) enum Command {
     Invoice {
         /// The project's extProjectId.
         project: String,
-        /// Where to write the PDF.
+        /// Where to write the PDF; `-` is stdout (refused on a terminal), `./-` a file named `-`.
         #[arg(short = 'o', long = "output-file", value_name = "FILE")]
         output: PathBuf,
     },

@@ -410,17 +410,34 @@ pub(crate) async fn feasibility(
 /// at the answer, not cut off as it starts.
 const LAST_POLL_GRACE: Duration = Duration::from_secs(5);
 
-/// `dynata invoice PROJECT -o FILE`.
+/// `dynata invoice PROJECT -o FILE`; `-o -` is stdout, as `--file -` and
+/// `--input -` are stdin (a file named `-` is `./-`).
 pub(crate) async fn invoice(
     session: &SessionClient,
     project: &str,
     file: &std::path::Path,
 ) -> Result<(), Failure> {
+    let to_stdout = file.as_os_str() == "-";
+    // A PDF's bytes on a terminal are garbage at best, and may be escape
+    // sequences that rewrite what it shows: refused before anything is
+    // sent, as a PDF is never meant for one.
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(Failure::usage(
+            "-o - writes the PDF to stdout, which is a terminal: redirect it (> invoice.pdf) \
+             or pipe it, or name a file",
+        ));
+    }
     let pdf = session.call(session.client.invoice_pdf(project)).await?;
-    write_whole(file, &pdf).map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
+    let written_to = if to_stdout {
+        output::write_stdout(&pdf)?;
+        "stdout".to_owned()
+    } else {
+        write_whole(file, &pdf)
+            .map_err(|e| Failure::io(&format!("write {}", file.display()), &e))?;
+        file.display().to_string()
+    };
     output::noteln!(
-        "Wrote the invoice of {project} to {} ({} bytes).",
-        file.display(),
+        "Wrote the invoice of {project} to {written_to} ({} bytes).",
         pdf.len()
     );
     Ok(())

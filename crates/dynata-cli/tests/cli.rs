@@ -1981,6 +1981,57 @@ async fn invoice_writes_through_a_link_to_stdout() {
     );
 }
 
+/// `dynata invoice P -o -` writes the PDF to stdout, as `-` is stdin for
+/// `--file` and `--input` (it wrote a file named `-`); on a terminal it is
+/// refused (exit 2) before anything is downloaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn invoice_to_dash_writes_the_pdf_to_stdout() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    let close = world.run(&["projects", "close", "p-1"], &[]).await;
+    assert_eq!(close.status.code(), Some(0), "{}", text(&close.stderr));
+    let out = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &[])
+        .args(["invoice", "p-1", "-o", "-"])
+        .current_dir(world.home.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stdout.starts_with(b"%PDF"),
+        "stdout has {} bytes",
+        out.stdout.len()
+    );
+    assert!(
+        !world.home.path().join("-").exists(),
+        "a file named - was written"
+    );
+    assert!(
+        text(&out.stderr).contains("to stdout"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    #[cfg(target_os = "linux")]
+    {
+        let line = format!("'{}' invoice p-1 -o -", env!("CARGO_BIN_EXE_dynata"));
+        let on_terminal = world
+            .command("script", &[])
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(world.home.path())
+            .output()
+            .await
+            .unwrap();
+        let shown = text(&on_terminal.stdout);
+        assert_eq!(on_terminal.status.code(), Some(2), "{shown}");
+        assert!(shown.contains("terminal"), "{shown}");
+        assert!(!shown.contains("%PDF"), "{shown}");
+        assert_eq!(world.sandbox.count(Operation::GetInvoicePdf), 1, "{shown}");
+    }
+}
+
 // ---- Refusals and timeouts, the same in every command ---------------------------
 
 /// Dynata's refusal with a numeric code (as the other tests here send it),
