@@ -380,12 +380,16 @@ pub(crate) fn read_json(source: &str) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
+/// `-f KEY=VALUE` pairs. An empty key (`-f =x`) is refused as a missing
+/// `=` is: it would be sent as `{"": "x"}` or `?=x`, which no endpoint
+/// takes, and is most likely a shell variable that expanded to nothing.
 fn parse_fields(fields: &[String]) -> Result<Vec<(String, String)>, Failure> {
     fields
         .iter()
         .map(|field| {
             field
                 .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .ok_or_else(|| Failure::usage(format!("-f takes KEY=VALUE, not {field:?}")))
         })

@@ -613,6 +613,26 @@ async fn api_paginate_prints_the_body_of_a_refusal() {
     );
 }
 
+/// `-f =x`, a field without a key, is refused before anything is sent
+/// (exit 2), as `-f novalue` is: it was sent as `{"": "x"}` (or `?=x`).
+#[tokio::test(flavor = "multi_thread")]
+async fn api_refuses_a_field_without_a_key() {
+    let world = World::start().await;
+    world.login().await;
+    for args in [
+        &["api", "projects", "-f", "=x"][..],
+        &["api", "projects", "-X", "GET", "-f", "=x"],
+        &["api", "projects", "-f", "title=ok", "-f", "="],
+    ] {
+        let out = world.run(args, &[]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("-f takes KEY=VALUE"), "{args:?}: {stderr}");
+    }
+    assert_eq!(world.sandbox.count(Operation::CreateProject), 0);
+    assert_eq!(world.sandbox.count(Operation::ListProjects), 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_dynata_is_exit_3() {
     let world = World::start().await;
