@@ -210,7 +210,7 @@ pub(crate) enum FeasibilityCommand {
         /// Seconds between looks.
         #[arg(long, default_value_t = 2.0)]
         interval: f64,
-        /// Give up after this many seconds (exit 1).
+        /// Give up after this many seconds (exit 1; exit 3 if Dynata has answered no status by then).
         #[arg(long, default_value_t = 600.0)]
         timeout: f64,
         #[command(flatten)]

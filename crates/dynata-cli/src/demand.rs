@@ -3,6 +3,7 @@
 //! `Client::sample_items`, `Client::invoice_pdf`) and the generated types.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dynata_sdk::sample_api::types::{self, FeasibilityItem};
@@ -292,20 +293,48 @@ pub(crate) async fn feasibility(
     // A timeout too long for the clock is no timeout.
     let deadline = tokio::time::Instant::now().checked_add(timeout);
     let terminal = std::io::stderr().is_terminal();
-    let timed_out = || {
+    // How the last attempt at a poll failed: the SDK retries a poll inside
+    // it, and one that --timeout cuts short ends with no error of its own.
+    let failed_attempt: Arc<Mutex<Option<String>>> = Arc::default();
+    // Until Dynata has answered with a status, it is not "still PROCESSING"
+    // that --timeout ran out on, but Dynata not answering (exit 3).
+    let mut answered = false;
+    let timed_out = |answered: bool| {
         if terminal {
             // Ends the progress line rewritten in place.
             output::noteln!();
         }
-        Failure::refused(format!(
-            "feasibility of {project} was still PROCESSING when --timeout ran out"
+        if answered {
+            return Failure::refused(format!(
+                "feasibility of {project} was still PROCESSING when --timeout ran out"
+            ));
+        }
+        let last = match failed_attempt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(failure) => format!(" (the last try got {failure}; it was being retried)"),
+            None => " (no answer yet)".to_owned(),
+        };
+        Failure::unreachable(format!(
+            "Dynata could not answer the feasibility of {project} before --timeout ran out{last}"
         ))
     };
     let mut last = String::new();
     loop {
         let poll = session.client.sample(|api| {
             let id = project.clone();
-            async move { api.get_feasibility().ext_project_id(id).send().await }
+            let failed_attempt = Arc::clone(&failed_attempt);
+            async move {
+                let answer = api.get_feasibility().ext_project_id(id).send().await;
+                if let Err(error) = &answer {
+                    *failed_attempt
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(attempt_failure(error));
+                }
+                answer
+            }
         });
         // A poll (with its retries) must not outlast --timeout either; the
         // one made when it runs out has a grace of its own.
@@ -320,9 +349,10 @@ pub(crate) async fn feasibility(
         let items: Vec<FeasibilityItem> = match poll_ends {
             Some(poll_ends) => tokio::time::timeout_at(poll_ends, session.call(poll))
                 .await
-                .map_err(|_| timed_out())??,
+                .map_err(|_| timed_out(answered))??,
             None => session.call(poll).await?,
         };
+        answered = true;
         let line = progress(&items);
         if line != last {
             // On a terminal the line is rewritten in place; in a log, each
@@ -394,7 +424,7 @@ pub(crate) async fn feasibility(
         // given up on an interval early.
         let now = tokio::time::Instant::now();
         match deadline {
-            Some(deadline) if now >= deadline => return Err(timed_out()),
+            Some(deadline) if now >= deadline => return Err(timed_out(answered)),
             Some(deadline) => {
                 let next = now
                     .checked_add(interval)
@@ -403,6 +433,32 @@ pub(crate) async fn feasibility(
             }
             None => tokio::time::sleep(interval).await,
         }
+    }
+}
+
+/// What a failed attempt at a feasibility poll got: an answer's status and
+/// request id (never its body, which may echo the request), or that there
+/// was no answer to read.
+fn attempt_failure(error: &dynata_sdk::sample_api::Error<types::ApiError>) -> String {
+    use dynata_sdk::sample_api::Error as Generated;
+    let headers = match error {
+        Generated::ErrorResponse(answer) => Some(answer.headers()),
+        Generated::UnexpectedResponse(answer) => Some(answer.headers()),
+        _ => None,
+    };
+    match error.status() {
+        Some(status) => {
+            let request_id = headers
+                .and_then(dynata_sdk::request_id)
+                .map(|id| format!(", request id {id}"))
+                .unwrap_or_default();
+            format!("status {}{request_id}", status.as_u16())
+        }
+        None => match error {
+            Generated::CommunicationError(e) if e.is_timeout() => "no answer in time".to_owned(),
+            Generated::CommunicationError(e) if e.is_connect() => "no connection".to_owned(),
+            _ => "no answer it could read".to_owned(),
+        },
     }
 }
 

@@ -829,12 +829,42 @@ async fn feasibility_wait_holds_each_poll_to_the_timeout() {
     let out = world
         .run(&["feasibility", "wait", "p-1", "--timeout", "0.5"], &[])
         .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // No status came: Dynata did not answer in time.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--timeout ran out"));
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// Every poll answered `503` until --timeout ran out, in the middle of the
+/// SDK's retries of the first: no status ever came, so Dynata could not
+/// answer (exit 3), with the last answer; it said "still PROCESSING"
+/// (exit 1). (1.5 s is less than the retries' shortest backoffs, 1.875 s:
+/// the timeout always cuts them short.)
+#[tokio::test(flavor = "multi_thread")]
+async fn feasibility_wait_without_any_status_is_exit_3_with_the_last_error() {
+    let world = World::start().await;
+    world.login().await;
+    create_project(&world, "p-1").await;
+    world.sandbox.inject(
+        Operation::GetFeasibility,
+        dynata_sandbox::Fault::Status(503),
+        50,
+    );
+    let out = world
+        .run(&["feasibility", "wait", "p-1", "--timeout", "1.5"], &[])
+        .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("PROCESSING"), "{stderr}");
+    assert!(stderr.contains("--timeout ran out"), "{stderr}");
+    assert!(stderr.contains("status 503"), "{stderr}");
+    assert!(
+        world.sandbox.count(Operation::GetFeasibility) >= 2,
+        "retried"
     );
 }
 
@@ -2440,7 +2470,8 @@ async fn feasibility_wait_a_hung_first_poll_ends_at_the_timeout() {
         )
         .await;
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // No status came: Dynata did not answer in time.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         took < Duration::from_secs(3),
         "--timeout 1 with a hung first poll took {took:?}: {}",
