@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dynata_sdk::clock::TokioClock;
 use dynata_sdk::store::{
-    FileStore, LeaseOwner, SharedSession, SharingPolicy, StoreError, StoreKey, StoredSession,
-    TokenStore,
+    FileStore, LeaseOwner, SharingPolicy, StoreError, StoreKey, StoredSession, TokenStore,
 };
 use dynata_sdk::{AccessToken, Client, Credentials, Environment};
 
@@ -203,9 +201,7 @@ impl Context {
             });
         }
         let stored = self.stored(&username).await?;
-        let usable = stored
-            .as_ref()
-            .is_some_and(|session| refresh_usable(&self.store, &key, session));
+        let usable = stored.as_ref().is_some_and(refresh_usable);
         if !usable {
             return Err(Failure::refused(format!(
                 "no valid session for {username} at {} (profile {}): it expired or was removed; \
@@ -281,7 +277,7 @@ impl Context {
         // refresh token expires, held by nobody.
         if let Some(replaced) = replaced
             && replaced.refresh_token != new.refresh_token
-            && refresh_usable(&self.store, &key, &replaced)
+            && refresh_usable(&replaced)
         {
             let _ = self.revoke_replaced(&username, replaced).await;
         }
@@ -453,7 +449,7 @@ impl Context {
                 // nothing left to revoke: taken out, under the lease.
                 let ended = Self::holding_lease(store, &key, async {
                     let after = store.load(&key).await;
-                    match renewal_refused(store, &key, &after) {
+                    match renewal_refused(&after) {
                         Renewal::Ended => Ok(true),
                         Renewal::EndedLeavingDead => self
                             .remove_ended(store, &key, Revoked::AlreadyEnded)
@@ -572,7 +568,7 @@ impl Context {
             let session = self.stored_making_private(&key).await?;
             match session {
                 // Expired at Dynata already: nothing to revoke.
-                Some(session) if !refresh_usable(&self.store, &key, &session) => {
+                Some(session) if !refresh_usable(&session) => {
                     self.store.remove(&key).await.map_err(|e| {
                         not_removed(
                             &self.store,
@@ -681,24 +677,14 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Whether the session's refresh token is still usable now, as the SDK's
-/// client on `store` judges it before it refreshes: by the view of the
-/// session that client has (the builder's default policy, tokio's clock),
-/// whose clock-skew allowance is at most a tenth of the access token's
-/// lifetime. The full allowance of 5 s would call a short-lived session (a
-/// sandbox's `--refresh-ttl 5`) dead from its start, while the SDK still
-/// refreshes it.
-fn refresh_usable(store: &FileStore, key: &StoreKey, session: &StoredSession) -> bool {
-    let sdk = SharedSession::new(
-        Arc::new(store.clone()),
-        key.clone(),
-        SharingPolicy::default(),
-        Arc::new(TokioClock),
-    );
-    let now = sdk.wall_clock().now();
-    !session
-        .refresh_remaining(now, sdk.skew_for(session))
-        .is_zero()
+/// Whether the session's refresh token is still usable now, made early by
+/// the SDK's clock-skew allowance for it, so that the SDK agrees and never
+/// falls back to a password login. (The full allowance of 5 s would call a
+/// short-lived session, a sandbox's `--refresh-ttl 5`, dead from its start,
+/// while the SDK still refreshes it.)
+fn refresh_usable(session: &StoredSession) -> bool {
+    let skew = SharingPolicy::default().skew_for(session);
+    !session.refresh_remaining(SystemTime::now(), skew).is_zero()
 }
 
 /// What a renewal that failed with [`dynata_sdk::Error::LoginRequired`]
@@ -722,18 +708,13 @@ enum Renewal {
     NotDone,
 }
 
-/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what `store`
-/// holds after it (`after`, under `key`) says whether the session ended.
-/// Every command reads the error by it; `dynata logout` also takes out what
-/// is dead.
-fn renewal_refused(
-    store: &FileStore,
-    key: &StoreKey,
-    after: &Result<Option<StoredSession>, StoreError>,
-) -> Renewal {
+/// The one rule for a [`dynata_sdk::Error::LoginRequired`]: what the store
+/// holds after it (`after`) says whether the session ended. Every command
+/// reads the error by it; `dynata logout` also takes out what is dead.
+fn renewal_refused(after: &Result<Option<StoredSession>, StoreError>) -> Renewal {
     match after {
         Ok(None) => Renewal::Ended,
-        Ok(Some(after)) if !refresh_usable(store, key, after) => Renewal::EndedLeavingDead,
+        Ok(Some(after)) if !refresh_usable(after) => Renewal::EndedLeavingDead,
         Err(e) if e.is_unusable_content() => Renewal::EndedLeavingDead,
         _ => Renewal::NotDone,
     }
@@ -849,7 +830,7 @@ impl SessionClient {
         match error {
             dynata_sdk::Error::LoginRequired => {
                 let after = self.store.load(&self.key).await;
-                match renewal_refused(&self.store, &self.key, &after) {
+                match renewal_refused(&after) {
                     Renewal::Ended | Renewal::EndedLeavingDead => Failure::refused(format!(
                         "the stored session has ended: {}",
                         self.context_hint

@@ -56,6 +56,16 @@ pub struct SharingPolicy {
     pub warning_interval: Duration,
 }
 
+impl SharingPolicy {
+    /// The skew allowance for `session`: [`SharingPolicy::clock_skew`], at
+    /// most a tenth of the access token's lifetime, so that a short-lived
+    /// session stays usable. Every expiry read from the store is made this
+    /// much earlier.
+    pub fn skew_for(&self, session: &StoredSession) -> Duration {
+        self.clock_skew.min(session.access_lifetime() / 10)
+    }
+}
+
 impl Default for SharingPolicy {
     fn default() -> Self {
         SharingPolicy {
@@ -269,10 +279,10 @@ impl SharedSession {
         &self.wall
     }
 
-    /// The skew allowance for `session`: [`SharingPolicy::clock_skew`], at
-    /// most a tenth of the access token's lifetime.
+    /// The skew allowance for `session` under this policy: see
+    /// [`SharingPolicy::skew_for`].
     pub fn skew_for(&self, session: &StoredSession) -> Duration {
-        self.policy.clock_skew.min(session.access_lifetime() / 10)
+        self.policy.skew_for(session)
     }
 
     /// When `session`'s access and refresh tokens expire on this client's
