@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HOST, HeaderValue};
 use reqwest::{Method, Request, RequestBuilder, Response, StatusCode};
@@ -64,7 +65,7 @@ impl Client {
         let idempotent = is_idempotent(request.method());
         let requests = Replays::new(request);
         let replayable = requests.replayable();
-        self.call_authenticated(idempotent && replayable, replayable, |token| {
+        self.call_authenticated(idempotent && replayable, replayable, None, |token| {
             let request = requests.next();
             async move {
                 let mut request = request?;
@@ -97,11 +98,13 @@ impl Client {
     /// `attempt` sends the call with the token it is given. A failure marked
     /// `unauthorized` invalidates that token and, if `may_replay` and a new
     /// token comes of it, the call is sent once more (once per call, however
-    /// many retries). Transient failures are retried only if `may_retry`.
+    /// many retries). Transient failures are retried only if `may_retry`,
+    /// and never with a wait that would not end before `until`.
     pub(crate) async fn call_authenticated<T, F, Fut>(
         &self,
         may_retry: bool,
         may_replay: bool,
+        until: Option<Instant>,
         attempt: F,
     ) -> Result<T, Error>
     where
@@ -110,29 +113,36 @@ impl Client {
     {
         let replayed = AtomicBool::new(false);
         let policy = self.retry_policy();
-        with_retries("request", policy, self.clock(), None, may_retry, || async {
-            let token = self.access_token().await.map_err(Failure::fatal)?;
-            match attempt(token.clone()).await {
-                Err(failure) if failure.unauthorized != TokenRefused::No => {
-                    self.invalidate(&token);
-                    if !may_replay
-                        || failure.unauthorized == TokenRefused::AfterRedirect
-                        || replayed.swap(true, Ordering::Relaxed)
-                    {
-                        return Err(failure);
+        with_retries(
+            "request",
+            policy,
+            self.clock(),
+            until,
+            may_retry,
+            || async {
+                let token = self.access_token().await.map_err(Failure::fatal)?;
+                match attempt(token.clone()).await {
+                    Err(failure) if failure.unauthorized != TokenRefused::No => {
+                        self.invalidate(&token);
+                        if !may_replay
+                            || failure.unauthorized == TokenRefused::AfterRedirect
+                            || replayed.swap(true, Ordering::Relaxed)
+                        {
+                            return Err(failure);
+                        }
+                        let renewed = self.access_token().await.map_err(Failure::fatal)?;
+                        if renewed.same_as(&token) {
+                            // Not renewed (a 401 renewed it moments ago): sending
+                            // the same token again would be refused again.
+                            return Err(failure);
+                        }
+                        tracing::info!("401 from Dynata; sending once more with a new token");
+                        attempt(renewed).await
                     }
-                    let renewed = self.access_token().await.map_err(Failure::fatal)?;
-                    if renewed.same_as(&token) {
-                        // Not renewed (a 401 renewed it moments ago): sending
-                        // the same token again would be refused again.
-                        return Err(failure);
-                    }
-                    tracing::info!("401 from Dynata; sending once more with a new token");
-                    attempt(renewed).await
+                    outcome => outcome,
                 }
-                outcome => outcome,
-            }
-        })
+            },
+        )
         .await
         .or_else(Failure::into_result)
     }

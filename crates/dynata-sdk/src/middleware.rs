@@ -67,7 +67,7 @@ impl Middleware for AuthMiddleware {
         // it came, where the engine's error would stand in for it.
         let passed_on = std::sync::Mutex::new(None);
         client
-            .call_authenticated(idempotent && replayable, replayable, |token| {
+            .call_authenticated(idempotent && replayable, replayable, None, |token| {
                 let (request, next, extensions) = (requests.next(), next.clone(), &extensions);
                 let passed_on = &passed_on;
                 async move {

@@ -2,14 +2,11 @@
 //! until every line item is `READY`, within the caller's time limit, on the
 //! client's clock.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dynata_sample_api::types::{FeasibilityItem, FeasibilityStatus};
 
-use crate::clock::{Clock, saturating_add};
+use crate::clock::{first_of, saturating_add};
 use crate::error::server_text;
 use crate::{Client, Error};
 
@@ -34,11 +31,14 @@ impl Client {
     /// - A line item whose feasibility is `FAILED` or `NOT_SUPPORTED` ends
     ///   the wait with [`Error::Infeasible`].
     /// - After `timeout` (on the client's clock, retries of each poll
-    ///   included) it ends with [`Error::FeasibilityTimeout`]; no request is
-    ///   sent after that, and one in flight is abandoned.
+    ///   included) it ends with [`Error::FeasibilityTimeout`] once Dynata
+    ///   has said a line item is being computed, or with [`Error::Timeout`]
+    ///   if no poll was answered at all (a request in flight all along); no
+    ///   request is sent after that, and one in flight is abandoned.
     /// - Any other error of a poll ends it with that error (a poll is a
     ///   `GET`: transient failures are retried first, under the client's
-    ///   retry policy).
+    ///   retry policy, but never with a wait that would end past `timeout`:
+    ///   a `503` then ends the wait as the `503` it is, not as a timeout).
     ///
     /// Dropping the future stops the polling; nothing keeps running.
     pub async fn wait_for_feasibility(
@@ -52,10 +52,24 @@ impl Client {
             ext_project_id: shown(ext_project_id),
             waited: timeout,
         };
+        // Until a poll is answered, a timeout says only that Dynata did not
+        // answer in time, not that anything is still being computed.
+        let unanswered = || Error::Timeout {
+            status: None,
+            request_id: None,
+            errors: Vec::new(),
+        };
         for poll in 1u32.. {
-            let items = before(clock, deadline, self.feasibility(ext_project_id))
-                .await
-                .ok_or_else(timed_out)??;
+            let answered = first_of(
+                self.feasibility(ext_project_id, deadline),
+                clock.sleep_until(deadline),
+            )
+            .await;
+            let items = match answered {
+                Some(items) => items?,
+                None if poll == 1 => return Err(unanswered()),
+                None => return Err(timed_out()),
+            };
             if let Some(items) = settled(items)? {
                 return Ok(items);
             }
@@ -69,17 +83,25 @@ impl Client {
         unreachable!("the loop above returns")
     }
 
-    async fn feasibility(&self, ext_project_id: &str) -> Result<Vec<FeasibilityItem>, Error> {
-        self.sample(|api| {
-            let ext_project_id = ext_project_id.to_string();
-            async move {
-                api.get_feasibility()
-                    .ext_project_id(ext_project_id)
-                    .send()
-                    .await
-            }
-        })
-        .await
+    /// One poll, whose retries end before `until`.
+    async fn feasibility(
+        &self,
+        ext_project_id: &str,
+        until: Instant,
+    ) -> Result<Vec<FeasibilityItem>, Error> {
+        use dynata_sample_api::Envelope as _;
+        let envelope = self
+            .envelope_before(Some(until), |api| {
+                let ext_project_id = ext_project_id.to_string();
+                async move {
+                    api.get_feasibility()
+                        .ext_project_id(ext_project_id)
+                        .send()
+                        .await
+                }
+            })
+            .await?;
+        Ok(envelope.into_data())
     }
 }
 
@@ -117,24 +139,6 @@ fn pause_after(poll: u32) -> Duration {
 /// An id as Dynata sent it back, if it is safe to put into an error.
 fn shown(id: &str) -> String {
     server_text(id).unwrap_or_else(|| "(an id not shown)".into())
-}
-
-/// `future`'s output, or `None` if `deadline` passes first on `clock`
-/// (`future` is then dropped).
-async fn before<T>(
-    clock: &dyn Clock,
-    deadline: Instant,
-    future: impl Future<Output = T>,
-) -> Option<T> {
-    let mut future = pin!(future);
-    let mut expired = clock.sleep_until(deadline);
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        expired.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl Client {
         F: Fn(dynata_sample_api::Client) -> Fut,
         Fut: Future<Output = SampleResult<ByteStream>>,
     {
-        let response: ResponseValue<ByteStream> = self.call_sample(call).await?;
+        let response: ResponseValue<ByteStream> = self.call_sample(None, call).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_all(response.into_inner()).await?;

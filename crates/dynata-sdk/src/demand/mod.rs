@@ -14,6 +14,7 @@ mod paging;
 mod reconcile;
 
 use std::future::Future;
+use std::time::Instant;
 
 use dynata_sample_api::{Bearer, Envelope, ResponseValue, SentMethod, types};
 use reqwest::StatusCode;
@@ -83,7 +84,22 @@ impl Client {
         F: Fn(dynata_sample_api::Client) -> Fut,
         Fut: Future<Output = SampleResult<E>>,
     {
-        let response = self.call_sample(call).await?;
+        self.envelope_before(None, call).await
+    }
+
+    /// [`Client::sample_envelope`], retrying a transient failure only with
+    /// a wait that ends before `until`: the failure is returned instead.
+    pub(crate) async fn envelope_before<E, F, Fut>(
+        &self,
+        until: Option<Instant>,
+        call: F,
+    ) -> Result<E, Error>
+    where
+        E: Envelope,
+        F: Fn(dynata_sample_api::Client) -> Fut,
+        Fut: Future<Output = SampleResult<E>>,
+    {
+        let response = self.call_sample(until, call).await?;
         let status = response.status();
         let request_id = request_id(response.headers());
         let envelope = response.into_inner();
@@ -101,12 +117,16 @@ impl Client {
     }
 
     /// One generated operation through the `401` step and the retry engine.
-    pub(crate) async fn call_sample<T, F, Fut>(&self, call: F) -> Result<ResponseValue<T>, Error>
+    pub(crate) async fn call_sample<T, F, Fut>(
+        &self,
+        until: Option<Instant>,
+        call: F,
+    ) -> Result<ResponseValue<T>, Error>
     where
         F: Fn(dynata_sample_api::Client) -> Fut,
         Fut: Future<Output = SampleResult<T>>,
     {
-        self.call_authenticated(true, true, |token| {
+        self.call_authenticated(true, true, until, |token| {
             let sent = SentMethod::new();
             let api = self.sample_api(Bearer::new(token.secret()).recording(sent.clone()));
             let outcome = call(api);

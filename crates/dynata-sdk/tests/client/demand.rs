@@ -721,6 +721,79 @@ async fn the_callers_timeout_ends_the_wait_and_the_requests() {
     );
 }
 
+/// Drives `wait` to its end: whenever it sleeps on a backoff (a sleeper
+/// within a minute beside its own deadline's), moves the clock to the
+/// earliest sleeper; between sleeps, lets its requests run.
+async fn until_finished<T>(harness: &Harness, wait: &tokio::task::JoinHandle<T>) {
+    let near = |clock: &ManualClock| {
+        let now = dynata_sdk::clock::Clock::now(clock);
+        let sleeping = clock.sleeping_until();
+        let near: Vec<_> = sleeping
+            .into_iter()
+            .filter(|deadline| *deadline <= now + Duration::from_secs(60))
+            .collect();
+        (now, near)
+    };
+    loop {
+        eventually("the wait sleeps on a backoff, or ends", || {
+            let done = wait.is_finished() || near(&harness.clock).1.len() >= 2;
+            async move { done }
+        })
+        .await;
+        if wait.is_finished() {
+            return;
+        }
+        let (now, near) = near(&harness.clock);
+        advance(&harness.clock, near[0].saturating_duration_since(now)).await;
+    }
+}
+
+/// Dynata down for the whole wait (`503` to every poll) is its `503`, not
+/// "still being computed": a poll's retries end before the caller's timeout
+/// and hand back their failure. (The timeout cut the retries' wait and
+/// answered `FeasibilityTimeout`; found by a walkthrough of the command
+/// line, which reported a project "still PROCESSING" that Dynata never
+/// answered for.)
+#[tokio::test]
+async fn a_wait_whose_polls_all_fail_ends_with_their_failure() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let down = harness
+        .on(GET, FEASIBILITY, 503, failure("UNAVAILABLE", "down"), 0)
+        .await;
+    let wait = wait_for_feasibility(&harness, Duration::from_millis(1_500));
+    until_finished(&harness, &wait).await;
+    let error = wait.await.expect("task").expect_err("Dynata is down");
+    assert_eq!(error.status(), Some(503), "{error:?}");
+    assert!(error.is_transient(), "{error:?}");
+    assert!(down.calls_async().await >= 1);
+}
+
+/// A first poll still unanswered at the timeout says only that Dynata did
+/// not answer in time: nothing is known to be "still being computed".
+#[tokio::test]
+async fn a_wait_whose_first_poll_is_never_answered_is_a_timeout() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let hung = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(FEASIBILITY);
+            then.status(200)
+                .delay(Duration::from_secs(2))
+                .body(feasibility("READY"));
+        })
+        .await;
+    let wait = wait_for_feasibility(&harness, Duration::from_secs(20));
+    called(&hung, 1).await;
+    harness.advance(20).await;
+    let error = wait.await.expect("task").expect_err("timed out");
+    assert!(
+        matches!(error, Error::Timeout { status: None, .. }),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn dropping_the_wait_stops_the_polling() {
     let harness = Harness::new().await;
