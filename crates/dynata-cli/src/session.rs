@@ -32,13 +32,17 @@ pub(crate) struct Context {
     store: FileStore,
 }
 
-/// `production`, `uat`, or a base URL.
-pub(crate) fn parse_environment(text: &str) -> Result<Environment, Failure> {
+/// `production`, `uat`, or a base URL; `given_by` names where it came
+/// from, for the error.
+fn parse_environment(text: &str, given_by: &str) -> Result<Environment, Failure> {
     match text.trim().to_ascii_lowercase().as_str() {
         "production" | "prod" => Ok(Environment::Production),
         "uat" => Ok(Environment::Uat),
-        _ => Environment::custom(text.trim())
-            .map_err(|e| Failure::usage(format!("--env takes production, uat or a base URL: {e}"))),
+        _ => Environment::custom(text.trim()).map_err(|e| {
+            Failure::usage(format!(
+                "{given_by} takes production, uat or a base URL: {e}"
+            ))
+        }),
     }
 }
 
@@ -81,14 +85,17 @@ impl Context {
         profile: Profile,
         env_flag: Option<&str>,
     ) -> Result<Self, Failure> {
-        let from_shell = env_flag
-            .map(str::to_owned)
-            .or_else(|| env_var("DYNATA_BASE_URL"));
-        let environment_from_profile = from_shell.is_none() && profile.environment.is_some();
-        let environment_name = from_shell
-            .or_else(|| profile.environment.clone())
-            .unwrap_or_else(|| "production".to_owned());
-        let environment = parse_environment(&environment_name)?;
+        // Where the environment comes from, named as the user gave it, so
+        // that a bad one is fixed where it was given.
+        let profile_environment = format!("the environment of profile {profile_name}");
+        let (environment_name, given_by, environment_from_profile) =
+            match (env_flag, env_var("DYNATA_BASE_URL"), &profile.environment) {
+                (Some(flag), _, _) => (flag.to_owned(), "--env (or DYNATA_ENV)", false),
+                (None, Some(base_url), _) => (base_url, "DYNATA_BASE_URL", false),
+                (None, None, Some(named)) => (named.clone(), profile_environment.as_str(), true),
+                (None, None, None) => ("production".to_owned(), "--env", false),
+            };
+        let environment = parse_environment(&environment_name, given_by)?;
         let base_url = environment.base_url()?;
         let cache = dirs::cache_dir().ok_or_else(|| {
             Failure::usage("no cache directory: set HOME (or XDG_CACHE_HOME, LOCALAPPDATA)")

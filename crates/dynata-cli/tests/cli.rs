@@ -3358,3 +3358,28 @@ async fn a_store_fault_after_the_commands_own_refresh_is_not_the_session_ended()
     );
     assert!(stderr.contains("it is kept"), "{stderr}");
 }
+
+/// A bad environment is named where it was given: `DYNATA_BASE_URL`, or
+/// the profile's file, not `--env`, which the user did not use. (Found by
+/// a walkthrough: every source was reported as `--env`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_environment_is_named_where_it_was_given() {
+    let world = World::start().await;
+    let out = world
+        .command(
+            env!("CARGO_BIN_EXE_dynata"),
+            &[("DYNATA_BASE_URL", "bogus")],
+        )
+        .env_remove("DYNATA_ENV")
+        .args(["whoami"])
+        .output()
+        .await
+        .unwrap();
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("DYNATA_BASE_URL takes"), "{said}");
+    let out = world.run(&["--env", "bogus", "whoami"], &[]).await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--env (or DYNATA_ENV) takes"), "{said}");
+}
