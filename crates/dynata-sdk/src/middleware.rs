@@ -16,8 +16,12 @@ use crate::{Client, Error};
 /// retries idempotent requests after transient failures. Unlike `send`, it
 /// hands back a last `401` as the response it is, since middleware is
 /// transparent, and an error of a middleware below it (a circuit breaker of
-/// yours) as it came, neither retried nor wrapped; a request for another
-/// origin fails with [`Error::Config`].
+/// yours) as it came, neither retried nor wrapped. A network failure that
+/// ends the call (its retries spent, or a `POST`'s) is handed back as
+/// reqwest's own error too ([`reqwest_middleware::Error::Reqwest`]), so that
+/// a retry or metrics layer above reads `is_timeout()` and `is_connect()`.
+/// Every other failure is [`reqwest_middleware::Error::Middleware`] holding
+/// an [`Error`]; a request for another origin fails with [`Error::Config`].
 ///
 /// The HTTP client under the stack is yours, with its proxy settings:
 /// `reqwest::Client::new()` reads `HTTP_PROXY`. For a plain `http`
@@ -62,15 +66,17 @@ impl Middleware for AuthMiddleware {
         // Attempts take turns with the extensions; they never overlap.
         let extensions = tokio::sync::Mutex::new(extensions);
         let client = &self.client;
-        // An error of a middleware below is that middleware's to say, not a
-        // network failure: kept here, it ends the call and is handed back as
-        // it came, where the engine's error would stand in for it.
-        let passed_on = std::sync::Mutex::new(None);
+        // The error of the stack below, kept whole to hand back as it came
+        // if it ends the call: a middleware's own (which ends it at once),
+        // or reqwest's, with what the engine was told of it. Each attempt
+        // starts without one, so only the last attempt's can be handed back.
+        let passed_on = std::sync::Mutex::new(None::<(String, reqwest_middleware::Error)>);
         client
             .call_authenticated(idempotent && replayable, replayable, None, |token| {
                 let (request, next, extensions) = (requests.next(), next.clone(), &extensions);
                 let passed_on = &passed_on;
                 async move {
+                    *passed_on.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     let mut request = request?;
                     client
                         .attach_bearer(&mut request, &token)
@@ -82,16 +88,19 @@ impl Middleware for AuthMiddleware {
                     let sent = match next.run(request, &mut extensions).await {
                         Ok(response) => Ok(response),
                         Err(reqwest_middleware::Error::Reqwest(error)) => {
-                            Err(Error::transport(error))
+                            let told = Error::transport_like(&error);
+                            *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some((told.to_string(), reqwest_middleware::Error::Reqwest(error)));
+                            Err(told)
                         }
                         Err(middleware @ reqwest_middleware::Error::Middleware(_)) => {
-                            let message = middleware.to_string();
-                            *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
-                                Some(middleware);
-                            return Err(Failure::fatal(Error::Transport {
-                                message,
+                            let told = Error::Transport {
+                                message: middleware.to_string(),
                                 source: None,
-                            }));
+                            };
+                            *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some((told.to_string(), middleware));
+                            return Err(Failure::fatal(told));
                         }
                     };
                     client
@@ -105,7 +114,12 @@ impl Middleware for AuthMiddleware {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
-                passed_on.unwrap_or_else(|| reqwest_middleware::Error::middleware(error))
+                // Handed back only if it is what ended the call, not a
+                // renewal's failure that came after it.
+                match passed_on {
+                    Some((told, below)) if told == error.to_string() => below,
+                    _ => reqwest_middleware::Error::middleware(error),
+                }
             })
     }
 }

@@ -846,3 +846,48 @@ async fn a_lower_middlewares_error_comes_back_as_it_came_and_is_not_retried() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
 }
+
+/// A network failure that ends the call comes back as reqwest's own error,
+/// so that a retry or metrics layer above reads `is_timeout()` (it came
+/// back as `Middleware` holding the SDK's error; found by a walkthrough of
+/// the library). A GET is retried first; a POST is not.
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn a_network_failure_comes_back_as_reqwests_error() {
+    let policy = RetryPolicy::default()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::ZERO)
+        .with_max_backoff(Duration::ZERO);
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let slow = harness
+        .server
+        .mock_async(|when, then| {
+            when.path(PROJECTS);
+            then.status(200)
+                .delay(Duration::from_millis(500))
+                .body("[]");
+        })
+        .await;
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let below = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .expect("an HTTP client");
+    let http = reqwest_middleware::ClientBuilder::new(below)
+        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
+        .build();
+    for (request, attempts) in [
+        (http.get(harness.server.url(PROJECTS)), 2),
+        (http.post(harness.server.url(PROJECTS)), 1),
+    ] {
+        let before = slow.calls_async().await;
+        let error = request.send().await.expect_err("timed out");
+        let reqwest_middleware::Error::Reqwest(error) = error else {
+            panic!("not reqwest's error: {error:?}");
+        };
+        assert!(error.is_timeout(), "{error:?}");
+        assert_eq!(slow.calls_async().await - before, attempts);
+    }
+}
