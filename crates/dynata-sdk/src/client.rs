@@ -114,7 +114,10 @@ impl fmt::Debug for Client {
     }
 }
 
-/// Configures a [`Client`]. Only the credentials are required.
+/// Configures a [`Client`]. Only the credentials are required. Cloned, it
+/// is a template: two clients built from it (sharing a token store, say)
+/// are configured alike.
+#[derive(Clone)]
 pub struct ClientBuilder {
     credentials: Option<Credentials>,
     environment: Environment,

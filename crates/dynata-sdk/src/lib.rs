@@ -37,6 +37,12 @@ pub use retry::RetryPolicy;
 pub use sample::{ApiErrorDetail, Links, MAX_ENVELOPE_BYTES, Page, UserInfo, is_failure_message};
 pub use token::AccessToken;
 
+/// The HTTP client the SDK is built on (0.13, without default features):
+/// its types are in the SDK's API ([`Client::request`], [`Client::send`],
+/// [`request_id`]). Use this one rather than a `reqwest` of your own, whose
+/// version or default features (aws-lc-rs) may differ.
+pub use reqwest;
+
 /// The generated low-level client for Dynata's auth API, for the rare caller
 /// who needs an operation the SDK does not wrap.
 pub use dynata_auth_api as auth_api;

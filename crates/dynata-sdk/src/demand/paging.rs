@@ -25,6 +25,19 @@ pub struct PageRequest {
     pub limit: i64,
 }
 
+impl PageRequest {
+    /// The page of `limit` records after the first `offset`: for testing a
+    /// paging closure of your own.
+    ///
+    /// ```
+    /// let third = dynata_sdk::PageRequest::new(20, 10);
+    /// assert_eq!((third.offset, third.limit), (20, 10));
+    /// ```
+    pub fn new(offset: i64, limit: i64) -> Self {
+        PageRequest { offset, limit }
+    }
+}
+
 type PageFuture<I> = Pin<Box<dyn Future<Output = Result<Fetched<I>, Error>> + Send>>;
 
 /// One page's items, whether another page follows, and `meta.total`.

@@ -72,8 +72,11 @@ fn client_on(
 async fn a_second_client_adopts_the_session_the_first_stored() {
     let dir = TempDir::new("client-adopt");
     let sandbox = sandbox().await;
-    let first = client(&sandbox, Arc::new(FileStore::new(dir.path())));
-    let second = client(&sandbox, Arc::new(FileStore::new(dir.path())));
+    // One template for both, as a service configures its workers.
+    let store = Arc::new(FileStore::new(dir.path()));
+    let template = builder_on(&sandbox, store, Credentials::new("alice", "secret"));
+    let first = template.clone().build().expect("valid");
+    let second = template.build().expect("valid");
     let a = first.access_token().await.expect("logs in");
     let b = second.access_token().await.expect("adopts");
     assert_eq!(a.secret(), b.secret());
