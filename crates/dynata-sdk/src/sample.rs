@@ -51,6 +51,9 @@ pub struct Page<T> {
     pub data: T,
     /// `meta.links`, for paging.
     pub links: Links,
+    /// `meta.total`: how many records the whole list has, if the answer
+    /// says (a whole number).
+    pub total: Option<i64>,
     /// The `x-request-id` response header.
     pub request_id: Option<String>,
 }
@@ -61,6 +64,7 @@ impl<T> Page<T> {
         Page {
             data,
             links: Links::default(),
+            total: None,
             request_id: None,
         }
     }
@@ -195,6 +199,10 @@ pub(crate) fn refusal_in(body: &[u8], error_status: bool) -> Option<Vec<ApiError
 struct Meta {
     #[serde(default)]
     links: Option<Links>,
+    /// Read as any value, so that an odd one (a string, a fraction) costs
+    /// the total, not the page.
+    #[serde(default)]
+    total: Option<serde_json::Value>,
 }
 
 pub(crate) async fn decode_envelope<T: DeserializeOwned>(
@@ -292,12 +300,11 @@ fn decoded<T: DeserializeOwned>(
             });
         }
     };
+    let (links, total) = meta.map_or((None, None), |meta| (meta.links, meta.total));
     Ok(Page {
         data,
-        links: meta
-            .and_then(|m| m.links)
-            .map(Links::without_empty)
-            .unwrap_or_default(),
+        total: total.as_ref().and_then(serde_json::Value::as_i64),
+        links: links.map(Links::without_empty).unwrap_or_default(),
         request_id,
     })
 }

@@ -178,6 +178,15 @@ impl<I> fmt::Debug for SampleItems<I> {
     }
 }
 
+impl<I> SampleItems<I> {
+    /// `meta.total` of the last page fetched: how many items the list has,
+    /// as of that page. `None` before the first page, or if the list does
+    /// not say.
+    pub fn total(&self) -> Option<i64> {
+        self.total_of_last_page
+    }
+}
+
 // Nothing in it is structurally pinned: the page future is boxed.
 impl<I> Unpin for SampleItems<I> {}
 
