@@ -6,6 +6,7 @@ mod fault;
 mod ids;
 mod later;
 mod operation;
+mod origin;
 mod reply;
 mod routes;
 mod sandbox;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::demand::{Demand, DemandSettings};
 use crate::fault::Fault;
 use crate::operation::Operation;
+use crate::origin;
 use crate::routes;
 use crate::server;
 use crate::state::Shared;
@@ -51,7 +52,7 @@ impl Sandbox {
     /// The base URL to point a client at, such as `http://127.0.0.1:41234`
     /// (no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        origin::bind_url(self.addr)
     }
 
     /// The address the sandbox listens on.
@@ -272,8 +273,8 @@ impl SandboxBuilder {
         let addr = listener.local_addr().map_err(bind_error)?;
         let tokens = TokenStore::new(lifetimes);
         let names: Vec<String> = users.iter().map(|(name, _)| name.clone()).collect();
-        let demand = Demand::new(self.demand, &names, format!("http://{addr}/sample/v1"));
-        let shared = Arc::new(Shared::new(users, tokens, demand));
+        let demand = Demand::new(self.demand, &names);
+        let shared = Arc::new(Shared::new(addr, users, tokens, demand));
         let router = routes::router(shared.clone());
         let server = tokio::spawn(server::serve(listener, router));
         Ok(Sandbox {

@@ -1,6 +1,7 @@
 //! What one sandbox's handlers share with its owner: users, tokens, fault
 //! queues, request counters and the Demand API's records.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -11,6 +12,9 @@ use crate::operation::Operation;
 use crate::tokens::TokenStore;
 
 pub(crate) struct Shared {
+    /// The address the sandbox listens on: the origin of the absolute URLs
+    /// in answers when the request's `Host` is not one to trust.
+    pub(crate) addr: SocketAddr,
     /// In the order they were added; the first is the user an authorization
     /// code logs in as. Names are unique.
     pub(crate) users: Vec<(String, String)>,
@@ -22,8 +26,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(users: Vec<(String, String)>, tokens: TokenStore, demand: Demand) -> Shared {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        users: Vec<(String, String)>,
+        tokens: TokenStore,
+        demand: Demand,
+    ) -> Shared {
         Shared {
+            addr,
             users,
             ids: Ids::new(),
             tokens: Mutex::new(tokens),

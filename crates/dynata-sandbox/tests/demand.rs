@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use dynata_sandbox::{Fault, Operation, Sandbox};
-use reqwest::{Client, Method, StatusCode};
+use reqwest::header::HOST;
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 // ---- helpers ---------------------------------------------------------------
@@ -100,10 +101,13 @@ impl Api {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        self.send(request, body).await
+    }
+
+    /// Sends `request` with the token (and `body` as JSON, if any).
+    async fn send(&self, request: RequestBuilder, body: Option<Value>) -> Answer {
+        let mut request = request.bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -703,6 +707,115 @@ async fn lists_page_sort_and_filter_with_the_contracts_meta() {
         answer.expect(StatusCode::BAD_REQUEST);
         assert_eq!(answer.error_codes(), ["INVALID_PARAMETER"], "{bad}");
     }
+}
+
+/// Every absolute URL of a list answer's `meta.links`.
+fn links(answer: &Answer) -> Vec<String> {
+    answer.expect(StatusCode::OK);
+    let links = answer.json["meta"]["links"].as_object().unwrap();
+    assert!(links.contains_key("next"), "{}", answer.json);
+    links
+        .values()
+        .map(|link| link.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every `actions` URL of the events listed.
+fn action_urls(events: &Answer) -> Vec<String> {
+    events.expect(StatusCode::OK);
+    let urls: Vec<String> = events
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["actions"].as_object())
+        .flat_map(|actions| actions.values())
+        .map(|url| url.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!urls.is_empty(), "{}", events.json);
+    urls
+}
+
+/// Dynata answers with links on the host the client called: a client of
+/// `http://localhost:PORT` (which the SDK takes as loopback, and sends its
+/// token to only) must get links on it, not on the bind address
+/// `127.0.0.1`. A `Host` that is not the sandbox on loopback is never
+/// reflected: those get the bind address.
+#[tokio::test(start_paused = true)]
+async fn absolute_urls_are_on_the_loopback_host_the_client_called() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let port = sandbox.addr().port();
+    let api = Api::login(&sandbox, "alice").await;
+    // A second project, and a reprice event with actions on the first.
+    launched(&api, "p-1").await;
+    api.post("/projects", project("p-2"))
+        .await
+        .expect(StatusCode::CREATED);
+    api.post(
+        "/projects/p-1/lineItems/li-1",
+        json!({"indicativeIncidence": 10}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let with_host = |path: &str, host: String| {
+        let request = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .header(HOST, host);
+        api.send(request, None)
+    };
+    let cases = [
+        (
+            format!("localhost:{port}"),
+            format!("http://localhost:{port}/"),
+        ),
+        (
+            format!("LOCALHOST:{port}"),
+            format!("http://localhost:{port}/"),
+        ),
+        (format!("[::1]:{port}"), format!("http://[::1]:{port}/")),
+        (
+            "evil.example:80".to_owned(),
+            format!("{}/", sandbox.base_url()),
+        ),
+        (
+            format!("evil.example:{port}"),
+            format!("{}/", sandbox.base_url()),
+        ),
+        // Loopback, but another port: maybe another service, not ours.
+        ("localhost:1".to_owned(), format!("{}/", sandbox.base_url())),
+    ];
+    for (host, origin) in cases {
+        let answers = [
+            links(&with_host("/projects?limit=1", host.clone()).await),
+            links(&with_host("/users?limit=1", host.clone()).await),
+            action_urls(&with_host("/events", host.clone()).await),
+        ];
+        for url in answers.iter().flatten() {
+            assert!(url.starts_with(&origin), "Host {host}: {url}");
+        }
+    }
+
+    // And a client of http://localhost:PORT follows `next` as it is given.
+    dynata_sample_api::ensure_crypto_provider();
+    let local = Api {
+        base: format!("http://localhost:{port}/sample/v1"),
+        token: api.token.clone(),
+        http: Client::builder()
+            .no_proxy()
+            .pool_idle_timeout(None)
+            .resolve("localhost", sandbox.addr())
+            .build()
+            .unwrap(),
+    };
+    let first = local.get("/projects?limit=1").await;
+    assert_eq!(first.data()[0]["extProjectId"], "p-2");
+    let next = first.json["meta"]["links"]["next"].as_str().unwrap();
+    assert_eq!(next, format!("{}/projects?offset=1", local.base));
+    let second = local.send(local.http.get(next), None).await;
+    second.expect(StatusCode::OK);
+    assert_eq!(second.data()[0]["extProjectId"], "p-1");
 }
 
 // ---- the catalogue -----------------------------------------------------------

@@ -115,7 +115,7 @@ pub(crate) fn list_company_users(call: &mut Call<'_>) -> Answer {
             json!({"id": demand.user_id(member), "email": email(member), "userName": member, "name": member})
         })
         .collect();
-    query.answer(users, USER_FILTERS, &format!("{}/users", demand.base_url))
+    query.answer(users, USER_FILTERS, &format!("{}/users", call.base_url))
 }
 
 const TEAM_FILTERS: &[FilterSpec] = &[("id", "/id"), ("name", "/name"), ("status", "/status")];
@@ -125,7 +125,7 @@ pub(crate) fn list_teams(call: &mut Call<'_>) -> Answer {
     query.answer(
         teams(call),
         TEAM_FILTERS,
-        &format!("{}/teams", call.demand.base_url),
+        &format!("{}/teams", call.base_url),
     )
 }
 
@@ -158,11 +158,7 @@ pub(crate) fn list_roles(call: &mut Call<'_>) -> Answer {
             "allowedActions": [action("GET_PROJECT", "Read projects")],
         }),
     ];
-    query.answer(
-        roles,
-        ROLE_FILTERS,
-        &format!("{}/roles", call.demand.base_url),
-    )
+    query.answer(roles, ROLE_FILTERS, &format!("{}/roles", call.base_url))
 }
 
 const COUNTRY_FILTERS: &[FilterSpec] = &[
@@ -173,7 +169,7 @@ const COUNTRY_FILTERS: &[FilterSpec] = &[
 
 pub(crate) fn list_countries(call: &mut Call<'_>) -> Answer {
     let query = ListQuery::parse(&call.query, COUNTRY_FILTERS)?;
-    let url = format!("{}/countries", call.demand.base_url);
+    let url = format!("{}/countries", call.base_url);
     query.answer(catalogue::countries(), COUNTRY_FILTERS, &url)
 }
 
@@ -200,7 +196,7 @@ pub(crate) fn list_attributes(call: &mut Call<'_>) -> Answer {
             (format!("{country}/{language}"), "country"),
         ));
     };
-    let url = format!("{}/attributes/{country}/{language}", call.demand.base_url);
+    let url = format!("{}/attributes/{country}/{language}", call.base_url);
     query.answer(attributes, ATTRIBUTE_FILTERS, &url)
 }
 
@@ -212,7 +208,7 @@ const TOPIC_FILTERS: &[FilterSpec] = &[
 
 pub(crate) fn list_survey_topics(call: &mut Call<'_>) -> Answer {
     let query = ListQuery::parse(&call.query, TOPIC_FILTERS)?;
-    let url = format!("{}/categories/surveyTopics", call.demand.base_url);
+    let url = format!("{}/categories/surveyTopics", call.base_url);
     query.answer(catalogue::survey_topics(), TOPIC_FILTERS, &url)
 }
 
@@ -223,7 +219,7 @@ const SOURCE_FILTERS: &[FilterSpec] = &[
 
 pub(crate) fn list_sources(call: &mut Call<'_>) -> Answer {
     let query = ListQuery::parse(&call.query, SOURCE_FILTERS)?;
-    let url = format!("{}/sources", call.demand.base_url);
+    let url = format!("{}/sources", call.base_url);
     query.answer(catalogue::sources(), SOURCE_FILTERS, &url)
 }
 

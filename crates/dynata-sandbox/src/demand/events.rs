@@ -44,7 +44,7 @@ impl Event {
             "resource": self.resource,
         });
         if self.kind == REPRICE_TRIGGERED && !self.answered {
-            let url = format!("{}/events/{}", call.demand.base_url, self.id);
+            let url = format!("{}/events/{}", call.base_url, self.id);
             value["actions"] =
                 json!({"acceptURL": format!("{url}/accept"), "rejectURL": format!("{url}/reject")});
         }
@@ -119,11 +119,7 @@ pub(crate) fn list(call: &mut Call<'_>) -> Answer {
         .iter()
         .map(|event| event.to_json(call))
         .collect();
-    query.answer(
-        records,
-        EVENT_FILTERS,
-        &format!("{}/events", call.demand.base_url),
-    )
+    query.answer(records, EVENT_FILTERS, &format!("{}/events", call.base_url))
 }
 
 fn find<'c>(call: &'c Call<'_>) -> Result<&'c Event, ApiError> {

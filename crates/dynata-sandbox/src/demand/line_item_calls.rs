@@ -41,7 +41,7 @@ pub(crate) fn list_line_items(call: &mut Call<'_>) -> Answer {
         .collect();
     let url = format!(
         "{}/projects/{}/lineItems",
-        call.demand.base_url,
+        call.base_url,
         listing::encode(&project.id)
     );
     query.answer(records, LINE_ITEM_FILTERS, &url)

@@ -37,6 +37,7 @@ pub(crate) use store::{Demand, DemandSettings};
 
 use self::envelope::{Answer, ApiError};
 use crate::operation::Operation;
+use crate::origin;
 use crate::reply;
 use crate::routes::{body_limit, intercept};
 use crate::server::ConnHandle;
@@ -46,6 +47,9 @@ use crate::state::Shared;
 /// for the whole call, so each call is atomic) and the time.
 pub(crate) struct Call<'a> {
     pub(crate) demand: &'a mut Demand,
+    /// `http://HOST:PORT/sample/v1` on the host the client called (see
+    /// [`origin::base_url`]), for absolute URLs.
+    pub(crate) base_url: String,
     pub(crate) username: String,
     pub(crate) params: HashMap<String, String>,
     pub(crate) query: Vec<(String, String)>,
@@ -199,6 +203,7 @@ async fn serve(
     demand.settle(&username, now);
     let mut call = Call {
         demand: &mut demand,
+        base_url: format!("{}/sample/v1", origin::base_url(headers, shared.addr)),
         username,
         params,
         query: listing::query_pairs(query.as_deref()),

@@ -281,7 +281,7 @@ pub(crate) fn list(call: &mut Call<'_>) -> Answer {
     query.answer(
         records,
         PROJECT_FILTERS,
-        &format!("{}/projects", demand.base_url),
+        &format!("{}/projects", call.base_url),
     )
 }
 
@@ -612,7 +612,7 @@ pub(crate) fn survey_end_links(call: &mut Call<'_>) -> Answer {
         .project(&call.username, call.param("extProjectId"))?;
     let base = format!(
         "{}/respondent/exit?project={}",
-        call.demand.base_url,
+        call.base_url,
         listing::encode(&project.id)
     );
     Ok(envelope::ok(json!({

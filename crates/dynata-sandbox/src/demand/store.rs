@@ -37,8 +37,6 @@ pub(crate) struct Account {
 pub(crate) struct Demand {
     pub(crate) clock: Clock,
     pub(crate) feasibility_delay: Duration,
-    /// `http://127.0.0.1:PORT/sample/v1`, for absolute links.
-    pub(crate) base_url: String,
     /// Every user, in the order configured: a user's id is its index + 1.
     users: Vec<String>,
     accounts: Vec<Account>,
@@ -47,7 +45,7 @@ pub(crate) struct Demand {
 }
 
 impl Demand {
-    pub(crate) fn new(settings: DemandSettings, users: &[String], base_url: String) -> Demand {
+    pub(crate) fn new(settings: DemandSettings, users: &[String]) -> Demand {
         let mut accounts: Vec<Account> = Vec::new();
         let mut account = |name: &str, members: Vec<String>| {
             accounts.push(Account {
@@ -79,7 +77,6 @@ impl Demand {
         Demand {
             clock: Clock::new(),
             feasibility_delay: settings.feasibility_delay,
-            base_url,
             users: users.to_vec(),
             accounts,
             next_event_id: 1001,

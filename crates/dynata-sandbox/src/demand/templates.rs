@@ -123,10 +123,7 @@ pub(crate) fn list(call: &mut Call<'_>) -> Answer {
         })
         .map(|t| t.to_json(call))
         .collect();
-    let url = format!(
-        "{}/templates/quotaPlan/{country}/{language}",
-        call.demand.base_url
-    );
+    let url = format!("{}/templates/quotaPlan/{country}/{language}", call.base_url);
     query.answer(records, TEMPLATE_FILTERS, &url)
 }
 
