@@ -108,10 +108,12 @@ fn without_secrets(error: Error, secrets: &[&Secret]) -> Error {
             status,
             summary,
             request_id,
+            retry_after,
         } if leaks(&summary) => Error::Api {
             status,
             summary: "(withheld: it quotes what the request sent)".into(),
             request_id,
+            retry_after,
         },
         other => other,
     }
@@ -152,6 +154,7 @@ async fn classify<T>(
                         .collect::<Vec<_>>()
                         .join(": "),
                     request_id,
+                    retry_after: None,
                 },
             };
             Failure::fatal(error)

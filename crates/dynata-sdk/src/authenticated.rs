@@ -361,6 +361,7 @@ async fn unauthorized_failure(
             status: 401,
             summary,
             request_id,
+            retry_after: None,
         })
     }
 }

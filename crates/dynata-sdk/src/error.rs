@@ -13,8 +13,9 @@ use std::time::Duration;
 ///
 /// `Error` is `Clone`: when one login or refresh fails, every caller that was
 /// waiting for it receives the same error. Match on the variant for the kind
-/// of failure, and use [`Error::status`], [`Error::request_id`] and
-/// [`Error::is_transient`] rather than reading fields variant by variant.
+/// of failure, and use [`Error::status`], [`Error::request_id`],
+/// [`Error::retry_after`] and [`Error::is_transient`] rather than reading
+/// fields variant by variant.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
@@ -48,6 +49,9 @@ pub enum Error {
         summary: String,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
+        /// The server's `Retry-After`, if it said when to ask again (a
+        /// `503` during maintenance, longer than the retry budget waits).
+        retry_after: Option<Duration>,
     },
 
     /// Dynata's Sample API refused the request: an error status, or an
@@ -61,6 +65,8 @@ pub enum Error {
         errors: Vec<crate::ApiErrorDetail>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
+        /// The server's `Retry-After`, if it said when to ask again.
+        retry_after: Option<Duration>,
     },
 
     /// Dynata (or its gateway) answered `429 Too Many Requests`: for an
@@ -89,6 +95,8 @@ pub enum Error {
         request_id: Option<String>,
         /// Dynata's `status.errors`, when the answer was its envelope.
         errors: Vec<crate::ApiErrorDetail>,
+        /// The server's `Retry-After`, if it said when to ask again.
+        retry_after: Option<Duration>,
     },
 
     #[cfg(feature = "demand")]
@@ -183,19 +191,23 @@ impl fmt::Display for Error {
                 status,
                 summary,
                 request_id,
+                retry_after,
             } => write!(
                 f,
-                "Dynata answered {status}: {summary}{}",
-                with_request_id(request_id.as_deref())
+                "Dynata answered {status}: {summary}{}{}",
+                with_request_id(request_id.as_deref()),
+                asked_to_wait(*retry_after)
             ),
             Error::Rejected {
                 status,
                 errors,
                 request_id,
+                retry_after,
             } => write!(
                 f,
-                "Dynata refused the request (status {status}){}: {}",
+                "Dynata refused the request (status {status}){}{}: {}",
                 with_request_id(request_id.as_deref()),
+                asked_to_wait(*retry_after),
                 describe_details(errors)
             ),
             Error::RateLimited {
@@ -211,12 +223,16 @@ impl fmt::Display for Error {
                 with_details(f, errors)
             }
             Error::Timeout {
-                request_id, errors, ..
+                request_id,
+                errors,
+                retry_after,
+                ..
             } => {
                 write!(
                     f,
-                    "Dynata did not answer in time (after retries){}",
-                    with_request_id(request_id.as_deref())
+                    "Dynata did not answer in time (after retries){}{}",
+                    with_request_id(request_id.as_deref()),
+                    asked_to_wait(*retry_after)
                 )?;
                 with_details(f, errors)
             }
@@ -265,6 +281,14 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// "; Dynata asked to wait N s", for an error whose answer said when to ask
+/// again.
+fn asked_to_wait(retry_after: Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |wait| {
+        format!("; it asked to wait {} s", wait.as_secs_f64())
+    })
 }
 
 fn with_request_id(request_id: Option<&str>) -> String {
@@ -347,6 +371,19 @@ impl Error {
         }
     }
 
+    /// How long the server asked to wait before asking again (its
+    /// `Retry-After`), when the answer this error comes from said: a `429`,
+    /// or a `503` whose wait was longer than the retry budget allows.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Api { retry_after, .. }
+            | Error::Rejected { retry_after, .. }
+            | Error::RateLimited { retry_after, .. }
+            | Error::Timeout { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The `x-request-id` header of the answer this error comes from: quote it
     /// to Dynata's support.
     pub fn request_id(&self) -> Option<&str> {
@@ -408,6 +445,7 @@ impl Error {
                 status: None,
                 request_id: None,
                 errors: Vec::new(),
+                retry_after: None,
             };
         }
         Error::Transport {
@@ -431,6 +469,7 @@ impl Error {
                 status,
                 summary,
                 request_id,
+                retry_after,
             },
         }
     }
@@ -457,11 +496,13 @@ impl Error {
                 status: Some(status),
                 request_id,
                 errors,
+                retry_after,
             },
             _ => Error::Rejected {
                 status,
                 errors,
                 request_id,
+                retry_after,
             },
         }
     }
@@ -602,10 +643,19 @@ mod tests {
             status: 503,
             errors: vec![],
             request_id: None,
+            retry_after: None,
         };
         assert!(
             rejected.is_transient(),
             "a 503 is transient whatever its body"
+        );
+        // A wait the server asked for is kept, whatever the status.
+        let maintenance =
+            Error::from_status(503, "down".into(), None, Some(Duration::from_secs(120)));
+        assert_eq!(maintenance.retry_after(), Some(Duration::from_secs(120)));
+        assert!(
+            maintenance.to_string().contains("asked to wait 120 s"),
+            "{maintenance}"
         );
         let forbidden = Error::from_status(403, "no".into(), None, None);
         assert!(!forbidden.is_transient());

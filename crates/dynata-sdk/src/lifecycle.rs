@@ -1413,6 +1413,7 @@ fn renewal_timed_out() -> Error {
         status: None,
         request_id: None,
         errors: Vec::new(),
+        retry_after: None,
     }
 }
 

@@ -58,6 +58,7 @@ impl Client {
             status: None,
             request_id: None,
             errors: Vec::new(),
+            retry_after: None,
         };
         for poll in 1u32.. {
             let answered = first_of(

@@ -203,6 +203,7 @@ async fn an_error_envelope_keeps_its_errors_and_request_id() {
             status: 404,
             errors,
             request_id,
+            ..
         } => {
             assert_eq!(errors.len(), 1);
             assert_eq!(errors[0].code.as_deref(), Some("1004"));
@@ -1245,6 +1246,7 @@ async fn a_2xx_fail_envelope_with_null_data_is_rejected_with_its_errors() {
             status: 200,
             errors,
             request_id,
+            ..
         } => {
             assert_eq!(errors[0].code.as_deref(), Some("2001"));
             assert_eq!(request_id.as_deref(), Some("req-7"));
