@@ -428,18 +428,6 @@ impl Error {
     }
 
     pub(crate) fn transport(error: reqwest::Error) -> Self {
-        match Error::transport_like(&error) {
-            Error::Transport { message, .. } => Error::Transport {
-                message,
-                source: Some(Arc::new(error)),
-            },
-            timeout => timeout,
-        }
-    }
-
-    /// [`Error::transport`] without holding `error`: for a caller that
-    /// hands the error itself back ([`crate::AuthMiddleware`]).
-    pub(crate) fn transport_like(error: &reqwest::Error) -> Self {
         if error.is_timeout() {
             return Error::Timeout {
                 status: None,
@@ -449,8 +437,8 @@ impl Error {
             };
         }
         Error::Transport {
-            message: transport_message(error),
-            source: None,
+            message: transport_message(&error),
+            source: Some(Arc::new(error)),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The authentication step on its own, for a `reqwest-middleware` stack of
 //! your own (feature `middleware`).
 
-use std::sync::PoisonError;
+use std::fmt;
+use std::sync::{Arc, PoisonError};
 
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
@@ -68,15 +69,16 @@ impl Middleware for AuthMiddleware {
         let client = &self.client;
         // The error of the stack below, kept whole to hand back as it came
         // if it ends the call: a middleware's own (which ends it at once),
-        // or reqwest's, with what the engine was told of it. Each attempt
-        // starts without one, so only the last attempt's can be handed back.
-        let passed_on = std::sync::Mutex::new(None::<(String, reqwest_middleware::Error)>);
+        // or reqwest's. The engine is told of it by an error whose source
+        // is `Below`, so that the error that ends the call is known to be
+        // that one by identity, not a renewal's that came after it (found
+        // by review: the text of a renewal's timeout was the same).
+        let passed_on = std::sync::Mutex::new(None::<(Arc<Below>, reqwest_middleware::Error)>);
         client
             .call_authenticated(idempotent && replayable, replayable, None, |token| {
                 let (request, next, extensions) = (requests.next(), next.clone(), &extensions);
                 let passed_on = &passed_on;
                 async move {
-                    *passed_on.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     let mut request = request?;
                     client
                         .attach_bearer(&mut request, &token)
@@ -87,20 +89,21 @@ impl Middleware for AuthMiddleware {
                     // seen only in a changed URL.
                     let sent = match next.run(request, &mut extensions).await {
                         Ok(response) => Ok(response),
-                        Err(reqwest_middleware::Error::Reqwest(error)) => {
-                            let told = Error::transport_like(&error);
-                            *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
-                                Some((told.to_string(), reqwest_middleware::Error::Reqwest(error)));
-                            Err(told)
-                        }
-                        Err(middleware @ reqwest_middleware::Error::Middleware(_)) => {
+                        Err(below) => {
+                            let marker = Arc::new(Below(below.to_string()));
                             let told = Error::Transport {
-                                message: middleware.to_string(),
-                                source: None,
+                                message: below.to_string(),
+                                source: Some(marker.clone()),
                             };
+                            // A middleware's own error ends the call; a
+                            // network failure may be retried.
+                            let fatal = matches!(below, reqwest_middleware::Error::Middleware(_));
                             *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
-                                Some((told.to_string(), middleware));
-                            return Err(Failure::fatal(told));
+                                Some((marker, below));
+                            if fatal {
+                                return Err(Failure::fatal(told));
+                            }
+                            Err(told)
                         }
                     };
                     client
@@ -116,10 +119,30 @@ impl Middleware for AuthMiddleware {
                     .take();
                 // Handed back only if it is what ended the call, not a
                 // renewal's failure that came after it.
+                let ended_it = |marker: &Arc<Below>| match &error {
+                    Error::Transport {
+                        source: Some(source),
+                        ..
+                    } => std::ptr::addr_eq(Arc::as_ptr(source), Arc::as_ptr(marker)),
+                    _ => false,
+                };
                 match passed_on {
-                    Some((told, below)) if told == error.to_string() => below,
+                    Some((marker, below)) if ended_it(&marker) => below,
                     _ => reqwest_middleware::Error::middleware(error),
                 }
             })
     }
 }
+
+/// What the engine is told of a failure of the stack below (its text), as
+/// the source of the error that stands for it.
+#[derive(Debug)]
+struct Below(String);
+
+impl fmt::Display for Below {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Below {}

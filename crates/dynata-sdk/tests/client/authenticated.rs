@@ -928,3 +928,65 @@ async fn a_network_failure_comes_back_as_reqwests_error() {
         assert_eq!(slow.calls_async().await - before, attempts);
     }
 }
+
+/// The request times out, then the next attempt's token renewal fails with
+/// a `504`: the renewal ended the call, and its failure comes back as the
+/// SDK's error, not the request's timeout as reqwest's (which a retry layer
+/// above would take for a timeout to retry). Found by review: the two were
+/// told apart by their text, which is the same for two timeouts.
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn a_renewals_failure_after_a_network_failure_is_not_handed_back_as_reqwests() {
+    let policy = RetryPolicy::default()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::ZERO)
+        .with_max_backoff(Duration::ZERO);
+    let harness = Harness::with(|b| b.retry_policy(policy)).await;
+    harness
+        .pair_on(LOGIN, Pair::new("a1", "r1").lifetimes(60, 100_000), 1)
+        .await;
+    // Every renewal after the first login: a gateway's 504.
+    harness.answer(LOGIN, 504, "", 0).await;
+    let refresh = harness.answer(REFRESH, 504, "", 0).await;
+    let slow = harness
+        .server
+        .mock_async(|when, then| {
+            when.path(PROJECTS);
+            then.status(200)
+                .delay(Duration::from_millis(1000))
+                .body("[]");
+        })
+        .await;
+    harness.token().await;
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let below = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("an HTTP client");
+    let http = reqwest_middleware::ClientBuilder::new(below)
+        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
+        .build();
+    let url = harness.server.url(PROJECTS);
+    let call = tokio::spawn(async move { http.get(url).send().await });
+    // While the first attempt is in flight, the token expires.
+    eventually("the first attempt is sent", || async {
+        slow.calls_async().await == 1
+    })
+    .await;
+    harness.advance(3600).await;
+    let error = call.await.expect("task").expect_err("fails");
+    assert_eq!(
+        slow.calls_async().await,
+        1,
+        "the data request was sent once"
+    );
+    assert!(
+        refresh.calls_async().await >= 1,
+        "the renewal was tried (and got 504)"
+    );
+    assert!(
+        !matches!(error, reqwest_middleware::Error::Reqwest(_)),
+        "the renewal's failure ended the call, but the data request's reqwest error came back: {error:?}"
+    );
+}
