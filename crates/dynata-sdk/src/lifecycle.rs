@@ -1485,16 +1485,47 @@ mod tests {
         std::time::SystemTime::now() + Duration::from_secs(SLEPT.load(Ordering::Relaxed))
     }
 
-    /// The machine sleeps for `minutes`, then wakes: the coarse clock ticks
-    /// once (1 to 16 ms), as it would have many times meanwhile, so that the
-    /// fast path compares the clocks again.
+    /// The machine sleeps for `minutes`, then wakes.
     fn sleep_machine(minutes: u64) {
         SLEPT.fetch_add(minutes * 60, Ordering::Relaxed);
+        next_coarse_tick();
+    }
+
+    /// Waits for the coarse clock to tick once (1 to 16 ms), as it would
+    /// have many times while the machine slept, so that the fast path
+    /// compares the clocks again.
+    fn next_coarse_tick() {
         let ticks = || coarsetime::Instant::now_without_cache_update().as_ticks();
         let before = ticks();
         while ticks() == before {
             std::hint::spin_loop();
         }
+    }
+
+    /// A client of `server` (no retries) on the default clock, whose wall
+    /// clock is read by `wall`: a test's, moved to make the machine sleep.
+    fn client_reading_wall(
+        server: &httpmock::MockServer,
+        wall: fn() -> std::time::SystemTime,
+        store: Option<StoreSettings>,
+    ) -> Arc<Lifecycle> {
+        let settings = Settings {
+            soft_window: Duration::from_secs(300),
+            hard_margin: Duration::from_secs(30),
+            retry: RetryPolicy::none(),
+            rejected_login_cooldown: None,
+            renewal_timeout: Duration::from_secs(10),
+        };
+        dynata_auth_api::ensure_crypto_provider();
+        let mut lifecycle = Lifecycle::new(
+            dynata_auth_api::Client::new(&server.base_url()),
+            Credentials::new("user", "password"),
+            settings,
+            None,
+            store,
+        );
+        lifecycle.fast_clock = FastClock::reading_wall(&*lifecycle.clock, wall);
+        Arc::new(lifecycle)
     }
 
     /// Dynata counts a token's life in real time; the system's monotonic
@@ -1518,23 +1549,7 @@ mod tests {
             when.path("/auth/v1/token/refresh");
             then.status(200).body(pair("refreshed"));
         });
-        let settings = Settings {
-            soft_window: Duration::from_secs(300),
-            hard_margin: Duration::from_secs(30),
-            retry: RetryPolicy::none(),
-            rejected_login_cooldown: None,
-            renewal_timeout: Duration::from_secs(10),
-        };
-        dynata_auth_api::ensure_crypto_provider();
-        let mut lifecycle = Lifecycle::new(
-            dynata_auth_api::Client::new(&server.base_url()),
-            Credentials::new("user", "password"),
-            settings,
-            None,
-            None,
-        );
-        lifecycle.fast_clock = FastClock::reading_wall(&*lifecycle.clock, slept_wall_clock);
-        let lifecycle = Arc::new(lifecycle);
+        let lifecycle = client_reading_wall(&server, slept_wall_clock, None);
         let token = |lifecycle: Arc<Lifecycle>| async move {
             let token = lifecycle.access_token().await?;
             Ok::<_, Error>(token.secret().to_string())
@@ -1591,35 +1606,14 @@ mod tests {
             when.path("/auth/v1/token/password").is_true(|_| {
                 // Idempotent: the matcher may be asked more than once.
                 SLEPT_IN_FLIGHT[TEST].store(40 * 60, Ordering::SeqCst);
-                let ticks = || coarsetime::Instant::now_without_cache_update().as_ticks();
-                let before = ticks();
-                while ticks() == before {
-                    std::hint::spin_loop();
-                }
+                next_coarse_tick();
                 true
             });
             then.status(200).body(
                 r#"{"accessToken":"slept-through","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r"}"#,
             );
         });
-        let settings = Settings {
-            soft_window: Duration::from_secs(300),
-            hard_margin: Duration::from_secs(30),
-            retry: RetryPolicy::none(),
-            rejected_login_cooldown: None,
-            renewal_timeout: Duration::from_secs(10),
-        };
-        dynata_auth_api::ensure_crypto_provider();
-        let mut lifecycle = Lifecycle::new(
-            dynata_auth_api::Client::new(&server.base_url()),
-            Credentials::new("user", "password"),
-            settings,
-            None,
-            store,
-        );
-        lifecycle.fast_clock =
-            FastClock::reading_wall(&*lifecycle.clock, wall_clock_slept_in_flight::<TEST>);
-        Arc::new(lifecycle)
+        client_reading_wall(server, wall_clock_slept_in_flight::<TEST>, store)
     }
 
     /// A token's life counts from just before its request was sent, and the

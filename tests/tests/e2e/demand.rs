@@ -48,6 +48,11 @@ async fn demand_sandbox() -> Sandbox {
 /// A client for `alice` on tokio's clock (paused in these tests), whose
 /// connections have no idle timer.
 fn paused_time_client(sandbox: &Sandbox) -> Client {
+    paused_time_client_of(&sandbox.base_url())
+}
+
+/// [`paused_time_client`] for the sandbox at `base_url`.
+fn paused_time_client_of(base_url: &str) -> Client {
     // A plain reqwest client needs rustls's provider (see dynata-auth-api).
     dynata_auth_api::ensure_crypto_provider();
     let http = reqwest::Client::builder()
@@ -57,7 +62,7 @@ fn paused_time_client(sandbox: &Sandbox) -> Client {
         .expect("an HTTP client");
     Client::builder()
         .credentials(Credentials::new("alice", "secret"))
-        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .environment(Environment::custom(base_url).expect("loopback"))
         .http_client(http)
         .build()
         .expect("valid configuration")
@@ -725,18 +730,7 @@ async fn a_client_of_localhost_follows_the_sandboxs_links() {
         call!(client, |api| api.create_project().body(project(id)));
     }
     let localhost = sandbox.base_url().replace("127.0.0.1", "localhost");
-    dynata_auth_api::ensure_crypto_provider();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_idle_timeout(None)
-        .build()
-        .expect("an HTTP client");
-    let client = Client::builder()
-        .credentials(Credentials::new("alice", "secret"))
-        .environment(Environment::custom(&localhost).expect("loopback"))
-        .http_client(http)
-        .build()
-        .expect("valid configuration");
+    let client = paused_time_client_of(&localhost);
     let first = client
         .get::<Vec<Value>>("/sample/v1/projects?limit=1")
         .await
