@@ -884,6 +884,24 @@ async fn a_lower_middlewares_error_comes_back_as_it_came_and_is_not_retried() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
 }
 
+/// `AuthMiddleware` for `harness`'s client over a reqwest client that gives
+/// up on an answer after `timeout`.
+#[cfg(feature = "middleware")]
+fn authenticating_stack(
+    harness: &Harness,
+    timeout: Duration,
+) -> reqwest_middleware::ClientWithMiddleware {
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let below = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .expect("an HTTP client");
+    reqwest_middleware::ClientBuilder::new(below)
+        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
+        .build()
+}
+
 /// A network failure that ends the call comes back as reqwest's own error,
 /// so that a retry or metrics layer above reads `is_timeout()` (it came
 /// back as `Middleware` holding the SDK's error; found by a walkthrough of
@@ -906,15 +924,7 @@ async fn a_network_failure_comes_back_as_reqwests_error() {
                 .body("[]");
         })
         .await;
-    dynata_sdk::auth_api::ensure_crypto_provider();
-    let below = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .expect("an HTTP client");
-    let http = reqwest_middleware::ClientBuilder::new(below)
-        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
-        .build();
+    let http = authenticating_stack(&harness, Duration::from_millis(50));
     for (request, attempts) in [
         (http.get(harness.server.url(PROJECTS)), 2),
         (http.post(harness.server.url(PROJECTS)), 1),
@@ -958,15 +968,7 @@ async fn a_renewals_failure_after_a_network_failure_is_not_handed_back_as_reqwes
         })
         .await;
     harness.token().await;
-    dynata_sdk::auth_api::ensure_crypto_provider();
-    let below = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .expect("an HTTP client");
-    let http = reqwest_middleware::ClientBuilder::new(below)
-        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
-        .build();
+    let http = authenticating_stack(&harness, Duration::from_millis(300));
     let url = harness.server.url(PROJECTS);
     let call = tokio::spawn(async move { http.get(url).send().await });
     // While the first attempt is in flight, the token expires.
