@@ -223,14 +223,20 @@ impl fmt::Display for Error {
                 with_details(f, errors)
             }
             Error::Timeout {
+                status,
                 request_id,
                 errors,
                 retry_after,
-                ..
             } => {
+                // Not "after retries": a `POST` is sent once, and a renewal
+                // ends at its own deadline.
+                f.write_str("Dynata did not answer in time")?;
+                if let Some(status) = status {
+                    write!(f, " (status {status})")?;
+                }
                 write!(
                     f,
-                    "Dynata did not answer in time (after retries){}{}",
+                    "{}{}",
                     with_request_id(request_id.as_deref()),
                     asked_to_wait(*retry_after)
                 )?;
@@ -625,6 +631,12 @@ mod tests {
         ));
         assert_eq!(timeout.request_id(), Some("r"));
         assert!(timeout.is_transient());
+        // What happened, not a retry that may not have been (a `POST` is
+        // sent once; found by a walkthrough of the library).
+        assert_eq!(
+            timeout.to_string(),
+            "Dynata did not answer in time (status 504) (request id r)"
+        );
         let limited = Error::from_status(429, String::new(), None, Some(Duration::from_secs(3)));
         assert_eq!(limited.status(), Some(429));
         let rejected = Error::Rejected {
