@@ -884,6 +884,18 @@ async fn a_lower_middlewares_error_comes_back_as_it_came_and_is_not_retried() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
 }
 
+/// `GET`/`POST` `PROJECTS` answered `[]`, but only after `delay`.
+#[cfg(feature = "middleware")]
+async fn answering_late(harness: &Harness, delay: Duration) -> httpmock::Mock<'_> {
+    harness
+        .server
+        .mock_async(move |when, then| {
+            when.path(PROJECTS);
+            then.status(200).delay(delay).body("[]");
+        })
+        .await
+}
+
 /// `AuthMiddleware` for `harness`'s client over a reqwest client that gives
 /// up on an answer after `timeout`.
 #[cfg(feature = "middleware")]
@@ -915,15 +927,7 @@ async fn a_network_failure_comes_back_as_reqwests_error() {
         .with_max_backoff(Duration::ZERO);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let slow = harness
-        .server
-        .mock_async(|when, then| {
-            when.path(PROJECTS);
-            then.status(200)
-                .delay(Duration::from_millis(500))
-                .body("[]");
-        })
-        .await;
+    let slow = answering_late(&harness, Duration::from_millis(500)).await;
     let http = authenticating_stack(&harness, Duration::from_millis(50));
     for (request, attempts) in [
         (http.get(harness.server.url(PROJECTS)), 2),
@@ -958,15 +962,7 @@ async fn a_renewals_failure_after_a_network_failure_is_not_handed_back_as_reqwes
     // Every renewal after the first login: a gateway's 504.
     harness.answer(LOGIN, 504, "", 0).await;
     let refresh = harness.answer(REFRESH, 504, "", 0).await;
-    let slow = harness
-        .server
-        .mock_async(|when, then| {
-            when.path(PROJECTS);
-            then.status(200)
-                .delay(Duration::from_millis(1000))
-                .body("[]");
-        })
-        .await;
+    let slow = answering_late(&harness, Duration::from_millis(1000)).await;
     harness.token().await;
     let http = authenticating_stack(&harness, Duration::from_millis(300));
     let url = harness.server.url(PROJECTS);
