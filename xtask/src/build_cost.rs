@@ -1,6 +1,6 @@
 //! `cargo xtask build-cost [ROUNDS]`: how long a clean debug build of an
 //! application on `dynata-sdk` takes, beside the same application on
-//! `yup-oauth2` 12, on this machine, now (the SDK's README, "Build cost").
+//! `yup-oauth2` 12, on this machine, now (`docs/build-cost.md`).
 //!
 //! Each application depends on tokio and one library: `dynata-sdk` as a `git`
 //! dependency on this repository's `HEAD` (how an application depends on an

@@ -719,7 +719,7 @@ fn keep_builders_of_request_types_only(types: &mut Vec<syn::Item>, requests: &BT
 /// The same reasoning for `serde::Serialize`: the SDK only decodes what
 /// Dynata answers, and deriving `Serialize` for the ~100 answer types was a
 /// fifth of the Demand API crate's compile time, on the critical path of
-/// every user's clean build (the SDK's README, "Build cost"). An answer type
+/// every user's clean build (`docs/build-cost.md`). An answer type
 /// derives it only with the generated crate's `serialize` feature (the
 /// command line's JSON output turns it on); request types always do.
 fn gate_serialize_of_answer_types(types: &mut [syn::Item], requests: &BTreeSet<String>) {

@@ -320,7 +320,7 @@ impl fmt::Debug for LeaseOwner {
 /// Every caller shares one task type: the work is boxed and answers through
 /// a oneshot channel. Spawning each closure as its own task compiled tokio's
 /// task machinery once per call site, a tenth of this crate's generated code
-/// (the README's "Build cost").
+/// (`docs/build-cost.md`).
 async fn off_the_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
