@@ -381,13 +381,12 @@ fn replace_atomically(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<()
 /// `contents` in a new private file beside `path`, synced: ready to be
 /// renamed over it.
 fn write_temporary(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<PathBuf> {
-    let temporary = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("session"),
-        LeaseOwner::random().as_str()
-    ));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("session");
+    sweep_abandoned_temporaries(dir, name);
+    let temporary = dir.join(format!(".{name}.{}.tmp", LeaseOwner::random().as_str()));
     let written = (|| {
         let mut file = create_private(&temporary)?;
         file.write_all(contents)?;
@@ -398,6 +397,40 @@ fn write_temporary(dir: &Path, path: &Path, contents: &[u8]) -> io::Result<PathB
         Err(e) => {
             let _ = fs::remove_file(&temporary);
             Err(e)
+        }
+    }
+}
+
+/// How old a temporary must be before it counts as abandoned: a writer is
+/// done with its temporary once it is synced and renamed, in milliseconds,
+/// or seconds on a stalled disk.
+const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Removes the temporaries of `name` that a process killed between writing
+/// and renaming left behind: they hold tokens, and nothing else would ever
+/// remove them. Best effort, like the write it precedes.
+fn sweep_abandoned_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".tmp")) {
+            continue;
+        }
+        let abandoned = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age >= ABANDONED_AFTER);
+        if abandoned {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }

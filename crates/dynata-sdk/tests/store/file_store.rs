@@ -46,6 +46,51 @@ async fn a_saved_session_round_trips_in_a_private_file_and_leaves_no_temporaries
     }
 }
 
+/// A process killed between writing its temporary and renaming it leaves
+/// the temporary behind, tokens and all. The next save sweeps away those
+/// abandoned long enough ago that no writer can still be busy with them,
+/// and leaves another process's write in progress alone.
+#[tokio::test]
+async fn a_save_sweeps_away_temporaries_abandoned_by_a_killed_process() {
+    let dir = TempDir::new("abandoned-temporaries");
+    let store = FileStore::new(dir.path());
+    let shared = client(Arc::new(store.clone()));
+    let session = session_at(&shared, 1);
+    store
+        .save(&key(), &session, SystemTime::now())
+        .await
+        .expect("saved");
+    let session_name = format!("{}.session", key().digest());
+    let temporary = |owner: &str| dir.path().join(format!(".{session_name}.{owner}.tmp"));
+    let abandoned = temporary("killed-an-hour-ago");
+    let in_progress = temporary("writing-now");
+    let unrelated = dir.path().join(".notes.killed-an-hour-ago.tmp");
+    for path in [&abandoned, &in_progress, &unrelated] {
+        write_private(path, b"{\"access_token\":\"...\"}");
+    }
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for path in [&abandoned, &unrelated] {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_modified(an_hour_ago))
+            .expect("backdated");
+    }
+
+    store
+        .save(&key(), &session, SystemTime::now())
+        .await
+        .expect("saved again");
+
+    assert!(!abandoned.exists(), "the abandoned temporary is swept");
+    assert!(in_progress.exists(), "a write in progress is left alone");
+    assert!(
+        unrelated.exists(),
+        "only the store's own temporaries are touched"
+    );
+    assert_eq!(store.load(&key()).await.expect("loads"), Some(session));
+}
+
 #[tokio::test]
 async fn a_truncated_or_garbage_file_is_ignored_and_replaced_by_the_next_renewal() {
     let dir = TempDir::new("garbage");
