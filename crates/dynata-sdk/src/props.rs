@@ -141,10 +141,13 @@ fn retry_after_reads_seconds_and_dates_of_any_size_and_nothing_else() {
             let before = SystemTime::now();
             let wait = retry_after(&headers);
             let trimmed = value.trim();
-            if let Ok(seconds) = trimmed.parse::<u64>() {
+            let digits = !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit());
+            if digits {
+                // More seconds than a u64 holds is the longest wait there is.
+                let seconds = trimmed.parse::<u64>().unwrap_or(u64::MAX);
                 prop_assert_eq!(wait, Some(Duration::from_secs(seconds)));
-            } else if trimmed.starts_with('-') || trimmed.parse::<u128>().is_ok() {
-                // Negative, or more seconds than a u64 holds: not a wait.
+            } else if trimmed.starts_with(['-', '+']) {
+                // Signed: not `delay-seconds`, so not a wait.
                 prop_assert_eq!(wait, None);
             } else if let Ok(date) = httpdate::parse_http_date(trimmed) {
                 // Against the wall clock: never more than the date is ahead of

@@ -12,10 +12,14 @@ use crate::error::server_text;
 
 /// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in
 /// the past means "now". A value that is neither is ignored, and the policy's
-/// backoff applies.
+/// backoff applies. Seconds beyond `u64` are the longest wait there is, not
+/// an unreadable value: the server asked not to be called again soon.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
+    // Digits only: `u64::from_str` would also take a leading `+`, which
+    // RFC 9110's `delay-seconds = 1*DIGIT` does not.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
         return Some(Duration::from_secs(seconds));
     }
     // A date is the server's wall clock, so it is read against ours: the one
@@ -188,7 +192,17 @@ mod tests {
         assert_eq!(retry_after_of(" 0 "), Some(Duration::ZERO));
         assert_eq!(retry_after_of("soon"), None);
         assert_eq!(retry_after_of("-3"), None);
+        assert_eq!(retry_after_of("+3"), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
+        // Beyond u64: the longest wait, never "no wait asked for".
+        assert_eq!(
+            retry_after_of("18446744073709551616"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            retry_after_of(&"9".repeat(400)),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub(crate) const REFRESH: &str = "/auth/v1/token/refresh";
 pub(crate) const LOGOUT: &str = "/auth/v1/logout";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
+/// A policy of `attempts` attempts in all, retried at once: no waiting on
+/// the clock between them.
+pub(crate) fn retrying_at_once(attempts: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .with_max_attempts(attempts)
+        .with_initial_backoff(Duration::ZERO)
+        .with_max_backoff(Duration::ZERO)
+}
+
 /// A mock server, a manual clock, and a client wired to both.
 pub(crate) struct Harness {
     pub(crate) server: MockServer,

@@ -2,8 +2,11 @@
 //! and remembered; a renewal is bounded in time.
 
 use dynata_sdk::Error;
+use httpmock::Method::GET;
 
 use super::*;
+
+const PROJECTS: &str = "/sample/v1/projects";
 
 #[tokio::test]
 async fn a_503_is_retried_after_a_backoff() {
@@ -395,4 +398,36 @@ async fn a_retry_after_beyond_what_is_left_of_the_renewal_is_honoured() {
         matches!(error, Error::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(50)),
         "{error:?}"
     );
+}
+
+/// A `Retry-After` beyond `u64` seconds is a wait no budget affords, like
+/// one just within it: it was read as no `Retry-After` at all, and the GET
+/// sent again at once (found by review).
+#[tokio::test]
+async fn a_retry_after_beyond_u64_seconds_is_the_longest_wait_not_none() {
+    for value in ["18446744073709551615", "18446744073709551616"] {
+        let harness = Harness::with(|b| b.retry_policy(retrying_at_once(3))).await;
+        harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+        let down = harness
+            .server
+            .mock_async(move |when, then| {
+                when.method(GET).path(PROJECTS);
+                then.status(503)
+                    .header("retry-after", value)
+                    .header("content-type", "application/json")
+                    .body(r#"{"message":"maintenance"}"#);
+            })
+            .await;
+        let error = harness
+            .client
+            .get::<Vec<u32>>(PROJECTS)
+            .await
+            .expect_err("503");
+        assert_eq!(down.calls_async().await, 1, "{value}: {error}");
+        assert_eq!(
+            error.retry_after(),
+            Some(Duration::from_secs(u64::MAX)),
+            "{value}: {error:?}"
+        );
+    }
 }
