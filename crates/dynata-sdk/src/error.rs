@@ -339,6 +339,13 @@ fn describe(error: Option<&str>, description: Option<&str>) -> String {
     }
 }
 
+/// Whether reqwest failed in a way that sending again cannot change: a
+/// redirect loop (or too many redirects) answers the same way however often
+/// it is asked, and a request reqwest could not build stays unbuildable.
+pub(crate) fn fails_the_same_again(error: &reqwest::Error) -> bool {
+    error.is_redirect() || error.is_builder()
+}
+
 impl Error {
     /// Whether the failure may go away on its own, so that trying again later
     /// makes sense: timeouts, connection failures (not a redirect loop),
@@ -346,14 +353,12 @@ impl Error {
     /// looked like.
     pub fn is_transient(&self) -> bool {
         match self {
-            // A redirect loop (or too many redirects) answers the same way
-            // however often it is asked.
             Error::Transport {
                 source: Some(source),
                 ..
             } if source
                 .downcast_ref::<reqwest::Error>()
-                .is_some_and(reqwest::Error::is_redirect) =>
+                .is_some_and(fails_the_same_again) =>
             {
                 false
             }

@@ -8,6 +8,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::authenticated::{Replays, SentTo, Unauthorized, is_idempotent};
+use crate::error::fails_the_same_again;
 use crate::retry::Failure;
 use crate::{Client, Error};
 
@@ -95,9 +96,13 @@ impl Middleware for AuthMiddleware {
                                 message: below.to_string(),
                                 source: Some(marker.clone()),
                             };
-                            // A middleware's own error ends the call; a
-                            // network failure may be retried.
-                            let fatal = matches!(below, reqwest_middleware::Error::Middleware(_));
+                            // A middleware's own error ends the call, and
+                            // so does a redirect loop; a network failure
+                            // may be retried.
+                            let fatal = match &below {
+                                reqwest_middleware::Error::Middleware(_) => true,
+                                reqwest_middleware::Error::Reqwest(e) => fails_the_same_again(e),
+                            };
                             *passed_on.lock().unwrap_or_else(PoisonError::into_inner) =
                                 Some((marker, below));
                             if fatal {

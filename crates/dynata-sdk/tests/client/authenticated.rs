@@ -677,10 +677,7 @@ async fn a_401_from_a_redirect_target_elsewhere_does_not_renew_the_token() {
 /// not retried (an attempt is 10 requests: the redirect policy stops there).
 #[tokio::test]
 async fn a_redirect_loop_is_not_retried() {
-    let policy = RetryPolicy::default()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::ZERO)
-        .with_max_backoff(Duration::ZERO);
+    let policy = retrying_at_once(3);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let here = harness.server.url(PROJECTS);
@@ -698,6 +695,34 @@ async fn a_redirect_loop_is_not_retried() {
         .expect_err("a loop");
     assert!(!error.is_transient(), "{error:?}");
     assert_eq!(looping.calls_async().await, 10, "one attempt");
+}
+
+/// Nor under `AuthMiddleware`, over a client of the caller's that follows
+/// redirects itself (reqwest's default policy: 10, so an attempt is 11
+/// requests): it was retried as a network failure (found by review).
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn a_redirect_loop_below_the_middleware_is_not_retried() {
+    let harness = Harness::with(|b| b.retry_policy(retrying_at_once(3))).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let here = harness.server.url(PROJECTS);
+    let looping = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(302).header("location", here);
+        })
+        .await;
+    let error = authenticating_stack(&harness, Duration::from_secs(30))
+        .get(harness.server.url(PROJECTS))
+        .send()
+        .await
+        .expect_err("a loop");
+    assert!(
+        matches!(&error, reqwest_middleware::Error::Reqwest(e) if e.is_redirect()),
+        "{error:?}"
+    );
+    assert_eq!(looping.calls_async().await, 11, "one attempt");
 }
 
 /// A `POST` that Dynata refused with `401` straight away (no
@@ -852,10 +877,7 @@ async fn a_lower_middlewares_error_comes_back_as_it_came_and_is_not_retried() {
         }
     }
 
-    let policy = RetryPolicy::default()
-        .with_max_attempts(3)
-        .with_initial_backoff(Duration::ZERO)
-        .with_max_backoff(Duration::ZERO);
+    let policy = retrying_at_once(3);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     dynata_sdk::auth_api::ensure_crypto_provider();
@@ -921,10 +943,7 @@ fn authenticating_stack(
 #[cfg(feature = "middleware")]
 #[tokio::test]
 async fn a_network_failure_comes_back_as_reqwests_error() {
-    let policy = RetryPolicy::default()
-        .with_max_attempts(2)
-        .with_initial_backoff(Duration::ZERO)
-        .with_max_backoff(Duration::ZERO);
+    let policy = retrying_at_once(2);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     let slow = answering_late(&harness, Duration::from_millis(500)).await;
@@ -951,10 +970,7 @@ async fn a_network_failure_comes_back_as_reqwests_error() {
 #[cfg(feature = "middleware")]
 #[tokio::test]
 async fn a_renewals_failure_after_a_network_failure_is_not_handed_back_as_reqwests() {
-    let policy = RetryPolicy::default()
-        .with_max_attempts(2)
-        .with_initial_backoff(Duration::ZERO)
-        .with_max_backoff(Duration::ZERO);
+    let policy = retrying_at_once(2);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     harness
         .pair_on(LOGIN, Pair::new("a1", "r1").lifetimes(60, 100_000), 1)
