@@ -58,6 +58,21 @@ impl Client {
     /// Any other status is returned as it came, for the caller to read; so is
     /// a transient one when no retry is left.
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        self.send_then(request, |answered| async { answered }).await
+    }
+
+    /// [`Client::send`], with `read` turning each attempt's classified
+    /// answer into the call's result inside the retry engine, so that a
+    /// body cut short is retried like the request it belongs to.
+    pub(crate) async fn send_then<R, F, Fut>(
+        &self,
+        request: RequestBuilder,
+        read: F,
+    ) -> Result<R, Error>
+    where
+        F: Fn(Result<Response, Failure<Response>>) -> Fut,
+        Fut: Future<Output = Result<R, Failure<R>>>,
+    {
         let request = request
             .build()
             .map_err(|e| Error::config(format!("invalid request: {e}")))?;
@@ -67,6 +82,7 @@ impl Client {
         let replayable = requests.replayable();
         self.call_authenticated(idempotent && replayable, replayable, None, |token| {
             let request = requests.next();
+            let read = &read;
             async move {
                 let mut request = request?;
                 self.attach_bearer(&mut request, &token)
@@ -74,8 +90,11 @@ impl Client {
                 let to = SentTo::of(&request);
                 let (sent, followed) = noting_redirects(self.http.execute(request)).await;
                 let sent = sent.map_err(Error::transport);
-                self.classify(sent, &to, followed, Unauthorized::IsAnError)
-                    .await
+                read(
+                    self.classify(sent, &to, followed, Unauthorized::IsAnError)
+                        .await,
+                )
+                .await
             }
         })
         .await

@@ -189,6 +189,26 @@ impl<T> Failure<T> {
         }
     }
 
+    /// The same failure, for an attempt whose answers are of another type,
+    /// and the answer this one held.
+    pub(crate) fn take_answer<U>(self) -> (Failure<U>, Option<T>) {
+        let Failure {
+            error,
+            answer,
+            transient,
+            retry_after,
+            unauthorized,
+        } = self;
+        let failure = Failure {
+            error,
+            answer: None,
+            transient,
+            retry_after,
+            unauthorized,
+        };
+        (failure, answer)
+    }
+
     /// What the call returns when this is its last attempt.
     pub(crate) fn into_result(self) -> Result<T, Error> {
         match self.answer {

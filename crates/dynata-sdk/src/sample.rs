@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::server_text;
 use crate::response::{describe_json_error, read_at_most, request_id, retry_after, summarize};
+use crate::retry::Failure;
 use crate::{Client, Error};
 
 /// The largest `/sample/v1` response body [`Client::get`] reads.
@@ -30,8 +31,26 @@ impl Client {
     /// a list (a sequence, or a newtype around one), and otherwise read as
     /// `serde_json` reads `null`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, Error> {
-        let response = self.send(self.request(Method::GET, path)).await?;
-        decode_envelope(response).await
+        // The body is read inside the retry engine: a connection that drops
+        // (or times out) mid-body is retried like one that never answered.
+        self.send_then(self.request(Method::GET, path), |answered| async {
+            let response = match answered {
+                Ok(response) => response,
+                Err(failure) => {
+                    // A transient status: what its body says is the call's
+                    // error if no retry is left.
+                    let (mut failure, answer) = failure.take_answer();
+                    if let Some(response) = answer
+                        && let Err(error) = decode_envelope::<T>(response).await
+                    {
+                        failure.error = error;
+                    }
+                    return Err(failure);
+                }
+            };
+            decode_envelope(response).await.map_err(Failure::of)
+        })
+        .await
     }
 
     /// `GET /sample/v1/users/info`: the logged-in user. The smallest
