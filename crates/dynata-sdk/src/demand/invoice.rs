@@ -39,7 +39,7 @@ impl Client {
     /// The answer must be a whole PDF: `%PDF-` in its first kilobyte and
     /// `%%EOF` in its last (a document cut short is [`Error::Decode`]), labelled
     /// `application/pdf`, `application/octet-stream` or not at all. Dynata's
-    /// error envelope (labelled JSON, or mislabelled as a PDF) is its refusal:
+    /// error envelope, however it is labelled, is its refusal:
     /// [`Error::Rejected`] with its `errors[]`, whatever the status (a `429`
     /// is [`Error::RateLimited`], a `408` or `504` [`Error::Timeout`], as for
     /// every call). Anything else is
@@ -55,34 +55,41 @@ impl Client {
         let headers = response.headers().clone();
         let body = read_all(response.into_inner()).await?;
         let media_type = media_type(&headers);
-        let is_pdf = starts_as_pdf(&body);
-        match media_type.as_deref() {
-            None | Some("application/pdf" | "application/octet-stream") if is_pdf => {
-                if ends_as_pdf(&body) {
-                    Ok(body)
-                } else {
-                    Err(Error::Decode {
-                        what:
-                            "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short"
-                                .into(),
-                        request_id: request_id(&headers),
-                    })
-                }
-            }
-            Some(json) if json == "application/json" || json.ends_with("+json") => {
-                Err(rejected_json(status, &headers, &body))
-            }
-            Some("application/pdf") => Err(rejected_json(status, &headers, &body)),
-            // The type is the server's text, quoted only if it is safe to.
-            other => Err(Error::decode(format!(
-                "expected a PDF, got {}",
-                match other.map(server_text) {
-                    None => "an unlabelled body".to_string(),
-                    Some(Some(shown)) => format!("`{shown}`"),
-                    Some(None) => "another type of content".to_string(),
-                }
-            ))),
+        let labelled_as_pdf = matches!(
+            media_type.as_deref(),
+            None | Some("application/pdf" | "application/octet-stream")
+        );
+        if labelled_as_pdf && starts_as_pdf(&body) {
+            return if ends_as_pdf(&body) {
+                Ok(body)
+            } else {
+                Err(Error::Decode {
+                    what: "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short"
+                        .into(),
+                    request_id: request_id(&headers),
+                })
+            };
         }
+        // Not a PDF: Dynata's envelope, however it is labelled, is its
+        // refusal; anything else is an answer that cannot be understood.
+        if let Some(errors) = refusal_in(&body, true) {
+            return Err(Error::refused(
+                status,
+                errors,
+                request_id(&headers),
+                retry_after(&headers),
+            ));
+        }
+        // The type is the server's text, quoted only if it is safe to.
+        let got = match media_type.as_deref().map(server_text) {
+            None => "an unlabelled body".to_string(),
+            Some(Some(shown)) => format!("`{shown}`"),
+            Some(None) => "another type of content".to_string(),
+        };
+        Err(Error::Decode {
+            what: format!("expected a PDF or Dynata's error envelope, got {got}"),
+            request_id: request_id(&headers),
+        })
     }
 }
 
@@ -99,19 +106,6 @@ fn ends_as_pdf(body: &[u8]) -> bool {
 
 fn has_marker(part: &[u8], marker: &[u8]) -> bool {
     part.windows(marker.len()).any(|window| window == marker)
-}
-
-/// A body that is not the PDF expected: Dynata's error envelope (read as
-/// [`Client::get`] reads it), or else an answer that cannot be understood.
-fn rejected_json(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
-    match refusal_in(body, true) {
-        Some(errors) => Error::refused(status, errors, request_id(headers), retry_after(headers)),
-        None => Error::Decode {
-            what: "expected a PDF, got a body that is neither a PDF nor Dynata's error envelope"
-                .into(),
-            request_id: request_id(headers),
-        },
-    }
 }
 
 /// `Content-Type` without parameters, in lower case.

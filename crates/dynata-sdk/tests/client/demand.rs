@@ -923,6 +923,27 @@ async fn an_invoice_of_another_content_type_is_a_typed_error() {
         Error::Decode { what, .. } => assert!(what.contains("text/html"), "{what}"),
         other => panic!("expected Decode, got {other:?}"),
     }
+    // Kept, to quote to Dynata (it was dropped here: found by review).
+    assert_eq!(error.request_id(), Some("req-9"));
+}
+
+/// Dynata's refusal under a PDF's label (`application/octet-stream`, or
+/// none) is its refusal too, not an unreadable answer: its `errors[]` were
+/// lost in a `Decode` error (found by review).
+#[tokio::test]
+async fn a_refusal_labelled_as_a_pdf_or_not_at_all_is_rejected() {
+    let body = failure("3002", "The project is not invoiced yet");
+    for label in ["application/octet-stream", ""] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        harness.invoice_answers(200, label, body.as_bytes()).await;
+        let error = harness.client.invoice_pdf("p1").await.expect_err("refused");
+        assert!(
+            matches!(&error, Error::Rejected { errors, .. } if errors[0].code.as_deref() == Some("3002")),
+            "labelled {label:?}: {error:?}"
+        );
+        assert_eq!(error.request_id(), Some("req-9"));
+    }
 }
 
 /// The content type is the server's text: one that echoes a token is not
