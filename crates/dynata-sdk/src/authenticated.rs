@@ -369,8 +369,14 @@ async fn unauthorized_failure(
     let (summary, answer) = match unauthorized {
         Unauthorized::IsAnAnswer => ("(the response is handed on)".into(), Some(response)),
         Unauthorized::IsAnError => {
-            let body = read_at_most(response, 64 * 1024).await.unwrap_or_default();
-            (summarize(&body), None)
+            // As `Client::get` reads an error status: a body too large, or
+            // cut short, is said to be, not taken for an empty one.
+            let summary = match read_at_most(response, 64 * 1024).await {
+                Ok(body) => summarize(&body),
+                Err(Error::Decode { what, .. }) => format!("({what})"),
+                Err(_) => "(the body could not be read)".into(),
+            };
+            (summary, None)
         }
     };
     Failure {

@@ -151,6 +151,34 @@ async fn a_second_401_is_an_error_not_a_loop() {
     );
 }
 
+/// A last `401` whose body is over the 64 KiB read of it says so: it was
+/// called "(empty body)" (found by review).
+#[tokio::test]
+async fn a_last_401_with_a_large_page_is_not_called_empty() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    let page = format!(
+        "<html><head><title>401 Authorization Required</title></head><body>{}</body></html>",
+        "x".repeat(70 * 1024)
+    );
+    for token in ["a1", "a2"] {
+        harness.get_with_token(token, 401, &page).await;
+    }
+    let error = harness
+        .client
+        .get::<Vec<u32>>(PROJECTS)
+        .await
+        .expect_err("still 401");
+    assert!(
+        matches!(&error, Error::Api { status: 401, .. }),
+        "{error:?}"
+    );
+    let shown = error.to_string();
+    assert!(shown.contains("over 65536 bytes"), "{shown}");
+    assert!(!shown.contains("empty body"), "{shown}");
+}
+
 #[tokio::test]
 async fn a_request_whose_body_cannot_be_replayed_is_not_retried() {
     let harness = Harness::new().await;
