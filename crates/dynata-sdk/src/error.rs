@@ -395,6 +395,20 @@ impl Error {
         }
     }
 
+    /// The same error, its server's wait (if it has one) shortened to
+    /// `left`: what remains of it, for a caller told of it later.
+    pub(crate) fn with_wait_left(mut self, left: Duration) -> Self {
+        if let Error::Api { retry_after, .. }
+        | Error::Rejected { retry_after, .. }
+        | Error::RateLimited { retry_after, .. }
+        | Error::Timeout { retry_after, .. } = &mut self
+            && let Some(wait) = retry_after
+        {
+            *wait = (*wait).min(left);
+        }
+        self
+    }
+
     /// The `x-request-id` header of the answer this error comes from: quote it
     /// to Dynata's support.
     pub fn request_id(&self) -> Option<&str> {

@@ -123,7 +123,10 @@ struct Flight {
 struct Pause {
     error: Error,
     /// `None`: never (rejected credentials with no cooldown configured).
-    until: Option<Instant>,
+    /// Else the end, on the client's clock and in ticks of the fast clock:
+    /// the pause is over when either has passed it, so that a machine that
+    /// slept through a server's `Retry-After` does not wait it out again.
+    until: Option<(Instant, u64)>,
 }
 
 #[derive(Default)]
@@ -366,14 +369,18 @@ impl Lifecycle {
         }
     }
 
-    /// The error of the pause in force, if renewals are paused now.
+    /// The error of the pause in force, if renewals are paused now, with
+    /// what is left of the server's wait: the whole of it would have a
+    /// caller who schedules by [`Error::retry_after`] wait twice.
     fn paused(&self, slow: &SlowPath) -> Option<Error> {
         let pause = slow.pause.as_ref()?;
-        let now = self.clock.now();
-        pause
-            .until
-            .is_none_or(|until| now < until)
-            .then(|| pause.error.clone())
+        let Some((until, ticks)) = pause.until else {
+            return Some(pause.error.clone());
+        };
+        self.before(until, ticks).then(|| {
+            let left = until.saturating_duration_since(self.clock.now());
+            pause.error.clone().with_wait_left(left)
+        })
     }
 
     /// While renewals are paused: looks in the token store, in the
@@ -558,11 +565,15 @@ impl Lifecycle {
             ),
         }
         .map(|length| length.max(MIN_RENEWAL_INTERVAL));
-        let now = self.clock.now();
+        let clock = &*self.clock;
+        let now = clock.now();
         Pause {
             error: refused.error.clone(),
-            // Saturating: a server may ask for a pause no `Instant` can hold.
-            until: length.map(|l| crate::clock::saturating_add(now, l)),
+            until: length.map(|length| {
+                // Saturating: a server may ask for a pause no `Instant` can hold.
+                let until = crate::clock::saturating_add(now, length);
+                (until, self.fast_clock.ticks_at(until, clock))
+            }),
         }
     }
 
@@ -1478,16 +1489,18 @@ mod tests {
     }
 
     /// How long the machine has slept, for [`slept_wall_clock`]: the wall
-    /// clock goes on while the monotonic clock stands still.
-    static SLEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    /// clock goes on while the monotonic clock stands still. One per test
+    /// (they run at once).
+    static SLEPT: [std::sync::atomic::AtomicU64; 2] =
+        [const { std::sync::atomic::AtomicU64::new(0) }; 2];
 
-    fn slept_wall_clock() -> std::time::SystemTime {
-        std::time::SystemTime::now() + Duration::from_secs(SLEPT.load(Ordering::Relaxed))
+    fn slept_wall_clock<const TEST: usize>() -> std::time::SystemTime {
+        std::time::SystemTime::now() + Duration::from_secs(SLEPT[TEST].load(Ordering::Relaxed))
     }
 
-    /// The machine sleeps for `minutes`, then wakes.
-    fn sleep_machine(minutes: u64) {
-        SLEPT.fetch_add(minutes * 60, Ordering::Relaxed);
+    /// The machine of test `TEST` sleeps for `minutes`, then wakes.
+    fn sleep_machine<const TEST: usize>(minutes: u64) {
+        SLEPT[TEST].fetch_add(minutes * 60, Ordering::Relaxed);
         next_coarse_tick();
     }
 
@@ -1549,7 +1562,7 @@ mod tests {
             when.path("/auth/v1/token/refresh");
             then.status(200).body(pair("refreshed"));
         });
-        let lifecycle = client_reading_wall(&server, slept_wall_clock, None);
+        let lifecycle = client_reading_wall(&server, slept_wall_clock::<0>, None);
         let token = |lifecycle: Arc<Lifecycle>| async move {
             let token = lifecycle.access_token().await?;
             Ok::<_, Error>(token.secret().to_string())
@@ -1558,7 +1571,7 @@ mod tests {
         assert_eq!(token(lifecycle.clone()).await.expect("logged in"), "first");
         // Forty minutes: the access token (thirty) has expired, the refresh
         // token (an hour) has not.
-        sleep_machine(40);
+        sleep_machine::<0>(40);
         assert_eq!(
             token(lifecycle.clone()).await.expect("refreshed"),
             "refreshed"
@@ -1571,7 +1584,7 @@ mod tests {
             when.path("/auth/v1/token/password");
             then.status(200).body(pair("second"));
         });
-        sleep_machine(120);
+        sleep_machine::<0>(120);
         assert_eq!(token(lifecycle.clone()).await.expect("logged in"), "second");
         assert_eq!((login.calls(), refresh.calls()), (1, 1));
 
@@ -1581,9 +1594,54 @@ mod tests {
         server.mock(|_, then| {
             then.status(503);
         });
-        sleep_machine(120);
+        sleep_machine::<0>(120);
         let failed = token(lifecycle.clone()).await;
         assert!(failed.is_err(), "served {failed:?}");
+    }
+
+    /// A server's `Retry-After` is real time too: a pause it asked for is
+    /// over when the machine wakes after it would have ended. It was kept
+    /// on the client's clock alone, so on waking every call failed with the
+    /// old `429` for as long again (found by review).
+    #[tokio::test]
+    async fn a_servers_pause_the_machine_slept_through_is_over() {
+        let server = httpmock::MockServer::start_async().await;
+        let pair = |access: &str| {
+            format!(
+                r#"{{"accessToken":"{access}","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r-{access}"}}"#
+            )
+        };
+        let mut login = server.mock(|when, then| {
+            when.path("/auth/v1/token/password");
+            then.status(200).body(pair("first"));
+        });
+        let refresh = server.mock(|when, then| {
+            when.path("/auth/v1/token/refresh");
+            then.status(429).header("retry-after", "3600");
+        });
+        let lifecycle = client_reading_wall(&server, slept_wall_clock::<1>, None);
+        let first = lifecycle.access_token().await.expect("logged in");
+        assert_eq!(first.secret(), "first");
+
+        // Forty minutes: the token has expired; Dynata asks for an hour.
+        sleep_machine::<1>(40);
+        let paused = lifecycle.access_token().await;
+        assert!(
+            matches!(paused, Err(Error::RateLimited { .. })),
+            "{paused:?}"
+        );
+        assert_eq!(refresh.calls(), 1);
+
+        // Two hours more: the hour is long over, and Dynata answers.
+        login.delete();
+        login = server.mock(|when, then| {
+            when.path("/auth/v1/token/password");
+            then.status(200).body(pair("second"));
+        });
+        sleep_machine::<1>(120);
+        let woke = lifecycle.access_token().await.expect("renewed on waking");
+        assert_eq!(woke.secret(), "second");
+        assert_eq!(login.calls(), 1);
     }
 
     /// How long the machine slept while a login's answer was on its way, in

@@ -214,18 +214,22 @@ async fn a_server_s_pause_is_remembered_between_calls() {
     limited.up_to_n_times_async(1).await;
     let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     // Ten calls over two seconds, then more over the hour: all fail at once
-    // with the same error, and nothing is sent until the hour is over.
-    for _ in 0..10 {
+    // with the same error, saying how much of the hour is left (it said the
+    // whole hour every time: found by review), and nothing is sent until
+    // the hour is over.
+    for elapsed in (0..10).map(|i| Duration::from_millis(200 * i)) {
         let error = harness.client.access_token().await.expect_err("paused");
+        let left = Duration::from_secs(3600) - elapsed;
         assert!(
-            matches!(&error, Error::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 3600),
-            "{error:?}"
+            matches!(&error, Error::RateLimited { retry_after: Some(d), .. } if *d == left),
+            "{elapsed:?} in: {error:?}"
         );
         assert_eq!(error.request_id(), Some("rl-1"));
         harness.advance_millis(200).await;
     }
     harness.advance(3600 - 3).await;
-    assert!(harness.client.access_token().await.is_err());
+    let error = harness.client.access_token().await.expect_err("paused");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
     assert_eq!(
         (limited.calls_async().await, login.calls_async().await),
         (1, 0)
