@@ -714,7 +714,7 @@ impl SharedSession {
         let ttl = self.policy.lease_ttl;
         let every = (ttl / 3).max(Duration::from_millis(10));
         loop {
-            tokio::time::sleep(every).await;
+            self.wall.clock.sleep(every).await;
             let extended = self
                 .bounded(
                     "extend",

@@ -2167,3 +2167,98 @@ async fn a_login_after_an_unusable_refresh_still_ends_at_the_deadline() {
     let error = caller.await.expect("joined").expect_err("timed out");
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
 }
+
+/// On a `ManualClock`, the renewal lease is kept alive on the clock it
+/// expires on: a holder waiting out a `Retry-After` longer than the lease
+/// extends it as the test moves the clock, and a second client waits for
+/// its answer instead of sending the same refresh token. (The lease
+/// expired on the client's clock but was extended on tokio's, so a second
+/// client took it over and sent `r1` too: found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_held_through_a_long_retry_after_is_extended_on_the_clients_clock() {
+    use dynata_sdk::clock::Clock;
+    let dir = TempDir::new("client-lease-manual-clock");
+    let server = httpmock::MockServer::start_async().await;
+    let pair = |access: &str, refresh: &str| {
+        format!(
+            r#"{{"accessToken":"{access}","expiresIn":1800,"refreshToken":"{refresh}","refreshExpiresIn":3600}}"#
+        )
+    };
+    let answer = |status: u16, body: String| {
+        let server = &server;
+        async move {
+            server
+                .mock_async(move |when, then| {
+                    when.method(httpmock::Method::POST)
+                        .path("/auth/v1/token/refresh");
+                    then.status(status)
+                        .header("retry-after", "20")
+                        .body(body)
+                        .delay(Duration::from_millis(if status == 200 { 500 } else { 0 }));
+                })
+                .await
+        }
+    };
+    server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::POST)
+                .path("/auth/v1/token/password");
+            then.status(200).body(pair("a1", "r1"));
+        })
+        .await;
+    let busy = answer(503, String::new()).await;
+    busy.up_to_n_times_async(1).await;
+    let refreshed = answer(200, pair("a2", "r2")).await;
+
+    let clock = ManualClock::new();
+    let store = FileStore::new(dir.path());
+    let client = || {
+        Client::builder()
+            .credentials(Credentials::new("alice", "secret"))
+            .environment(Environment::custom(&server.base_url()).expect("loopback"))
+            .clock(Arc::new(clock.clone()))
+            .token_store(Arc::new(store.clone()))
+            .build()
+            .expect("valid")
+    };
+    let (holder, waiter) = (client(), client());
+    assert_eq!(holder.access_token().await.expect("logs in").secret(), "a1");
+    assert_eq!(waiter.access_token().await.expect("adopts").secret(), "a1");
+
+    // Inside the hard margin: the holder refreshes, is told to wait 20 s,
+    // and sleeps on the clock, holding the lease (15 s).
+    clock.advance(Duration::from_secs(1800 - 25));
+    let renewing = {
+        let holder = holder.clone();
+        tokio::spawn(async move { holder.access_token().await })
+    };
+    let sleeps_until = |clock: &ManualClock, at: Duration| {
+        let at = clock.now() + at;
+        let clock = clock.clone();
+        async move {
+            for _ in 0..2500 {
+                if clock.sleeping_until().contains(&at) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("nothing came to sleep until {at:?}");
+        }
+    };
+    sleeps_until(&clock, Duration::from_secs(20)).await;
+    // Twenty seconds in steps of the lease's extension interval: after each,
+    // the holder has extended the lease once it sleeps until the next.
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(5));
+        sleeps_until(&clock, Duration::from_secs(5)).await;
+    }
+    let waiting = tokio::spawn(async move { waiter.access_token().await });
+    let (held, waited) = (renewing.await.expect("task"), waiting.await.expect("task"));
+    assert_eq!(held.expect("refreshed").secret(), "a2");
+    assert_eq!(waited.expect("the holder's pair").secret(), "a2");
+    assert_eq!(
+        (busy.calls_async().await, refreshed.calls_async().await),
+        (1, 1),
+        "r1 was sent by a second client while the lease's holder sent it"
+    );
+}
