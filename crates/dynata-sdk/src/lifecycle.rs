@@ -485,15 +485,40 @@ impl Lifecycle {
         let this = Arc::clone(self);
         runtime.spawn(async move {
             let superseded = || this.lock_slow().flights_started != id;
-            let answered = AtomicBool::new(false);
-            let renewed = flight_outcome(
-                this.renew(now, deadline, &answered),
-                this.clock.sleep_until(deadline),
-                superseded,
-                || answered.load(Ordering::Acquire),
-            )
-            .await
-            .unwrap_or_else(|| Err(renewal_timed_out().into()));
+            let mut started = now;
+            let mut renewed_again = false;
+            let renewed = loop {
+                let answered = AtomicBool::new(false);
+                let renewed = flight_outcome(
+                    this.renew(started, deadline, &answered),
+                    this.clock.sleep_until(deadline),
+                    superseded,
+                    || answered.load(Ordering::Acquire),
+                )
+                .await
+                .unwrap_or_else(|| Err(renewal_timed_out().into()));
+                // A pair past its hard margin on arrival: the machine slept
+                // while its answer was on the way. Installed (its refresh
+                // token is the newest), and renewed once more at once, so
+                // that the callers waiting get a token that lives, not the
+                // failure of an answer that came late.
+                if let Ok(session) = &renewed
+                    && !renewed_again
+                    && !this.before(session.hard_at, session.hard)
+                {
+                    let mut slow = this.lock_slow();
+                    if slow.generation == generation && slow.flights_started == id {
+                        tracing::info!(
+                            "the renewal's answer arrived as the token expired (did the machine sleep?); renewing once more"
+                        );
+                        this.install(&mut slow, Arc::clone(session));
+                        renewed_again = true;
+                        started = this.clock.now();
+                        continue;
+                    }
+                }
+                break renewed;
+            };
             let (outcome, orphan) = {
                 let mut slow = this.lock_slow();
                 if slow.flight.as_ref().is_some_and(|f| f.id == id) {
@@ -505,11 +530,12 @@ impl Lifecycle {
                 match renewed {
                     Ok(session) if slow.generation == generation => {
                         let token = session.token.clone();
-                        // Past its hard margin on arrival: not this renewal's
-                        // outcome. Installed all the same (its refresh token
-                        // is the newest, the next renewal's to use), so like
-                        // any token it is still served, while it lives, to a
-                        // caller whose renewal failed.
+                        // Past its hard margin on arrival, renewed once
+                        // more: not this renewal's outcome. Installed all
+                        // the same (its refresh token is the newest, the
+                        // next renewal's to use), so like any token it is
+                        // still served, while it lives, to a caller whose
+                        // renewal failed.
                         let arrived_expired = !this.before(session.hard_at, session.hard);
                         this.install(&mut slow, session);
                         if arrived_expired {
@@ -1645,9 +1671,9 @@ mod tests {
     }
 
     /// How long the machine slept while a login's answer was on its way, in
-    /// each of the two tests below (they run at the same time).
-    static SLEPT_IN_FLIGHT: [std::sync::atomic::AtomicU64; 2] =
-        [const { std::sync::atomic::AtomicU64::new(0) }; 2];
+    /// each of the tests below (they run at the same time).
+    static SLEPT_IN_FLIGHT: [std::sync::atomic::AtomicU64; 3] =
+        [const { std::sync::atomic::AtomicU64::new(0) }; 3];
 
     fn wall_clock_slept_in_flight<const TEST: usize>() -> std::time::SystemTime {
         let slept = SLEPT_IN_FLIGHT[TEST].load(Ordering::SeqCst);
@@ -1686,6 +1712,26 @@ mod tests {
             !token.as_ref().is_ok_and(|t| t.secret() == "slept-through"),
             "served a token that expired ten minutes ago"
         );
+    }
+
+    /// Instead, the renewal is made once more at once, with the refresh
+    /// token of the pair that came late: the caller gets a token that
+    /// lives. (It got the late answer's failure, and the call after the
+    /// machine woke failed: found by review.)
+    #[tokio::test]
+    async fn a_renewal_whose_answer_arrived_after_a_sleep_is_made_again() {
+        let server = httpmock::MockServer::start_async().await;
+        let refresh = server.mock(|when, then| {
+            when.path("/auth/v1/token/refresh")
+                .body_includes(r#""refreshToken":"r""#);
+            then.status(200).body(
+                r#"{"accessToken":"renewed","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r2"}"#,
+            );
+        });
+        let lifecycle = client_sleeping_through_its_login::<2>(&server, None);
+        let token = lifecycle.access_token().await.expect("renewed again");
+        assert_eq!(token.secret(), "renewed");
+        assert_eq!(refresh.calls(), 1);
     }
 
     /// The same, for the processes sharing a token store: the pair is

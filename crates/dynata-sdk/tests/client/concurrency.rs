@@ -328,27 +328,32 @@ fn a_stranded_flight_ending_late_does_not_shorten_a_newer_pause() {
 /// already expired when it arrives: `access_token()` must not hand it out
 /// ("always valid"; `AccessToken`: "valid for at least the client's hard
 /// refresh margin when access_token returned it"), as it refuses
-/// `expiresIn: 0` for the same reason.
+/// `expiresIn: 0` for the same reason. The renewal is made once more at
+/// once, with that pair's refresh token; when its answer is as late, that
+/// is the end of it: an error, not a third renewal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_expired_on_arrival_is_not_served() {
     let harness = Harness::new().await;
-    let login = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGIN);
+    let slow_pair = |path: &'static str, pair: Pair| {
+        harness.server.mock_async(move |when, then| {
+            when.method(POST).path(path);
             then.status(200)
-                .body(Pair::new("a1", "r1").lifetimes(4, 8).json())
+                .body(pair.lifetimes(4, 8).json())
                 .delay(Duration::from_millis(500));
         })
-        .await;
+    };
+    let login = slow_pair(LOGIN, Pair::new("a1", "r1")).await;
+    let refresh = slow_pair(REFRESH, Pair::new("a2", "r2")).await;
     let client = harness.client.clone();
     let caller = tokio::spawn(async move { client.access_token().await });
-    eventually("the login reached the server", || async {
-        login.calls_async().await == 1
-    })
-    .await;
-    // Five seconds pass on the client's clock while the answer travels.
-    harness.clock.advance(Duration::from_secs(5));
+    for (call, sent) in [("login", &login), ("refresh", &refresh)] {
+        eventually(&format!("the {call} reached the server"), || async {
+            sent.calls_async().await == 1
+        })
+        .await;
+        // Five seconds pass on the client's clock while the answer travels.
+        harness.clock.advance(Duration::from_secs(5));
+    }
     let outcome = caller.await.expect("task");
     let now = dynata_sdk::clock::Clock::now(&harness.clock);
     if let Ok(token) = &outcome {
@@ -363,6 +368,10 @@ async fn a_token_expired_on_arrival_is_not_served() {
         "{error:?}"
     );
     assert!(error.to_string().contains("expired"), "{error}");
+    assert_eq!(
+        (login.calls_async().await, refresh.calls_async().await),
+        (1, 1)
+    );
 }
 
 /// A sync façade (the `current_thread` runtime it enters with `block_on`)
