@@ -217,7 +217,7 @@ impl fmt::Display for Error {
             } => {
                 f.write_str("Dynata is rate limiting this client")?;
                 if let Some(wait) = retry_after {
-                    write!(f, "; retry after {} s", wait.as_secs_f64())?;
+                    write!(f, "; retry after {} s", seconds_up(*wait))?;
                 }
                 f.write_str(&with_request_id(request_id.as_deref()))?;
                 with_details(f, errors)
@@ -293,8 +293,15 @@ impl std::error::Error for Error {
 /// again.
 fn asked_to_wait(retry_after: Option<Duration>) -> String {
     retry_after.map_or_else(String::new, |wait| {
-        format!("; it asked to wait {} s", wait.as_secs_f64())
+        format!("; it asked to wait {} s", seconds_up(wait))
     })
+}
+
+/// A wait in whole seconds, rounded up: what is left of a server's wait is
+/// rarely whole, and "34.153380705000004 s" says no more than "35 s".
+fn seconds_up(wait: Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
 }
 
 fn with_request_id(request_id: Option<&str>) -> String {

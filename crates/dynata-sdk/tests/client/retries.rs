@@ -225,6 +225,10 @@ async fn a_server_s_pause_is_remembered_between_calls() {
             "{elapsed:?} in: {error:?}"
         );
         assert_eq!(error.request_id(), Some("rl-1"));
+        // In whole seconds, rounded up (it was "3599.8 s", and worse).
+        let shown = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let said = format!("retry after {shown} s (");
+        assert!(error.to_string().contains(&said), "{error}");
         harness.advance_millis(200).await;
     }
     harness.advance(3600 - 3).await;
