@@ -40,6 +40,22 @@
 //! exposure. With an [`EncryptionKey`] (AES-256-GCM, a fresh random nonce per
 //! write), reading the store yields nothing usable without the key; every
 //! process sharing the store needs the same key.
+//!
+//! # Who can write to the store chooses the session
+//!
+//! Without an [`EncryptionKey`], a stored session is not authenticated
+//! either, nor bound to its account: the record names no account, and the
+//! key names are predictable (a digest of the base URL, client id and
+//! username). Anyone who can write to the store can therefore put a session
+//! of their choosing under your account's key (copied from another
+//! account's key, or their own Dynata account's), and your processes will
+//! adopt it and refresh it: their calls, purchases included, then go to
+//! that account. [`FileStore`] refuses files others could read, but cannot
+//! tell who wrote a `0600` file (a process running as root reads anyone's).
+//! With an [`EncryptionKey`] every record is sealed with its account's
+//! digest, so a record copied under another key, or written without the
+//! key, is refused. Use one whenever anyone but your fleet can write to the
+//! store: a Redis others share, a directory others can write to.
 
 mod codec;
 mod file;
