@@ -98,11 +98,13 @@ fn without_secrets(error: Error, secrets: &[&Secret]) -> Error {
             error,
             description,
             request_id,
+            refreshing,
         } => Error::CredentialsRejected {
             status,
             error: scrub(error),
             description: scrub(description),
             request_id,
+            refreshing,
         },
         Error::Api {
             status,
@@ -143,6 +145,7 @@ async fn classify<T>(
                     error: code,
                     description,
                     request_id,
+                    refreshing: operation == AuthOperation::Refresh,
                 },
                 // Logging out sends no credentials: a refusal is about the
                 // tokens, and there is nothing for the user to check.

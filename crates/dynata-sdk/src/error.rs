@@ -21,7 +21,8 @@ use std::time::Duration;
 pub enum Error {
     /// Dynata's identity server refused the grant (`400`/`401` with
     /// `error: "invalid_grant"`, say): a wrong username, password or client
-    /// id. The login was sent exactly once and is not retried automatically,
+    /// id, or (with `refreshing`) a refresh token of a session that has
+    /// ended. The login was sent exactly once and is not retried automatically,
     /// since identity servers lock accounts after repeated failures; see
     /// [`crate::ClientBuilder::rejected_login_cooldown`].
     CredentialsRejected {
@@ -35,6 +36,10 @@ pub enum Error {
         description: Option<String>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
+        /// Whether it was a refresh token Dynata refused, not a password:
+        /// the session has ended (logged out, revoked, or at the end of its
+        /// life), and a login starts a new one.
+        refreshing: bool,
     },
 
     /// Dynata answered with a status the SDK does not recover from (for
@@ -181,9 +186,22 @@ impl fmt::Display for Error {
                 error,
                 description,
                 request_id,
+                refreshing: false,
             } => write!(
                 f,
                 "Dynata rejected the credentials (status {status}{}): check the username, password and client id{}",
+                describe(error.as_deref(), description.as_deref()),
+                with_request_id(request_id.as_deref())
+            ),
+            Error::CredentialsRejected {
+                status,
+                error,
+                description,
+                request_id,
+                refreshing: true,
+            } => write!(
+                f,
+                "Dynata refused the refresh token (status {status}{}): the session has ended (logged out, revoked or expired), and a login starts a new one{}",
                 describe(error.as_deref(), description.as_deref()),
                 with_request_id(request_id.as_deref())
             ),

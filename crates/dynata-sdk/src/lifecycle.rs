@@ -796,6 +796,7 @@ impl Lifecycle {
                         "not sent: the token store records that Dynata refused these same credentials to a process sharing it (this one, before a restart, or another) less than a cooldown ago; the record expires in {wait_s} s"
                     )),
                     request_id: None,
+                    refreshing: false,
                 },
                 retry_after: None,
                 pause: Some(wait),

@@ -9,7 +9,14 @@ use super::*;
 
 /// Collects everything the `tracing` subscriber writes.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything logged so far, by every test of this binary.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
 
 impl Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -42,7 +49,7 @@ fn assert_clean(what: &str, text: &str) {
 /// Installs, once for this test binary, a global subscriber that captures
 /// every event at every level. (A thread-local one would miss events whose
 /// callsite interest another test thread cached first.)
-fn captured_logs() -> &'static Captured {
+pub(crate) fn captured_logs() -> &'static Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED.get_or_init(|| {
         let captured = Captured::default();

@@ -75,6 +75,7 @@ async fn one_refresh_at_expiry_and_the_rotated_refresh_token_is_kept() {
 
 #[tokio::test]
 async fn a_rejected_refresh_token_falls_back_to_the_password() {
+    let captured = super::redaction::captured_logs();
     let harness = Harness::new().await;
     let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
     let refresh = harness
@@ -96,6 +97,13 @@ async fn a_rejected_refresh_token_falls_back_to_the_password() {
             relogin.calls_async().await
         ),
         (1, 1, 1)
+    );
+    // Logged as what it is: the password was fine (it said "check the
+    // username, password and client id": found by a walkthrough).
+    let logs = captured.text();
+    assert!(
+        logs.contains("Dynata refused the refresh token (status 400, invalid_grant: Token is not active): the session has ended"),
+        "{logs}"
     );
 }
 
