@@ -646,7 +646,7 @@ impl Lifecycle {
                 self.renew_for_store(shared, what, deadline, answered)
             })
             .await?;
-        tracing::debug!(source = ?outcome.source, "renewed through the token store");
+        tracing::debug!(source = ?outcome.source, "renewal with a token store done");
         Ok(self.session_from_stored(shared, outcome.session)?)
     }
 

@@ -571,9 +571,27 @@ impl SharedSession {
             (patience, stop_at) => patience.or(stop_at),
         };
         let mut poll = FIRST_POLL;
+        let mut waiting = false;
         loop {
             match self.try_acquire().await {
-                Ok(Some(lease)) => return LeaseWait::Held(lease),
+                Ok(Some(lease)) => {
+                    if waiting {
+                        let waited = self.wall.now_instant().saturating_duration_since(started);
+                        tracing::debug!(
+                            key = %self.key,
+                            waited_ms = waited.as_millis(),
+                            "the renewal lease is free again (its holder ended, or its time ran out)"
+                        );
+                    }
+                    return LeaseWait::Held(lease);
+                }
+                Ok(None) if !waiting => {
+                    waiting = true;
+                    tracing::debug!(
+                        key = %self.key,
+                        "another process holds the renewal lease; waiting for the session it stores"
+                    );
+                }
                 Ok(None) => {}
                 Err(error) => return LeaseWait::Failed("acquire", error),
             }

@@ -411,3 +411,48 @@ fn a_logout_stranded_on_an_idle_runtime_does_not_hold_callers_for_ever() {
         );
     });
 }
+
+/// A client waiting for another process's renewal says so in its logs,
+/// and says when the lease is free again: a fleet whose calls stall behind
+/// a dead lease holder logged nothing at any level (found by a walkthrough).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_another_process_s_lease_is_logged() {
+    use dynata_sdk::store::{FileStore, LeaseOwner, StoreKey, TokenStore};
+    let captured = super::redaction::captured_logs();
+    let dir = std::env::temp_dir().join(format!("dynata-lease-wait-log-{}", std::process::id()));
+    let store = FileStore::new(&dir);
+    let harness = Harness::with(|b| b.token_store(Arc::new(store.clone()))).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let key = StoreKey::for_account(
+        harness.client.base_url(),
+        dynata_sdk::DEFAULT_CLIENT_ID,
+        "alice",
+    );
+    let other = LeaseOwner::new("another-process");
+    let ttl = Duration::from_secs(15);
+    assert!(
+        store
+            .try_acquire_lease(&key, &other, ttl, std::time::SystemTime::now())
+            .await
+            .expect("the store answers"),
+        "the lease was free"
+    );
+    let client = harness.client.clone();
+    let caller = tokio::spawn(async move { client.access_token().await });
+    eventually("the wait is logged", || async {
+        captured
+            .text()
+            .contains("another process holds the renewal lease; waiting")
+    })
+    .await;
+    assert_eq!(login.calls_async().await, 0, "it waits, sending nothing");
+    assert!(store.release_lease(&key, &other).await.expect("released"));
+    let token = caller.await.expect("task");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(token.expect("logged in").secret(), "a1");
+    assert!(
+        captured.text().contains("the renewal lease is free again"),
+        "{}",
+        captured.text()
+    );
+}
