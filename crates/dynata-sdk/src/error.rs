@@ -284,7 +284,7 @@ impl fmt::Display for Error {
                 with_request_id(request_id.as_deref())
             ),
             Error::LoginRequired => f.write_str(
-                "the session has ended and this client has no password to log in with: log in again",
+                "no live session to renew (it has ended, or the token store holds none or did not answer) and this client has no password to log in with: log in again",
             ),
             Error::LoggedOut => {
                 f.write_str("the client logged out while this call waited for a token")

@@ -358,6 +358,24 @@ fn passwordless(sandbox: &Sandbox, store: &FileStore) -> Client {
     .expect("valid")
 }
 
+/// A client without a password and an empty store never had a session:
+/// its error says the store holds none, not only that "the session has
+/// ended" (found by a walkthrough), and it sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passwordless_client_with_an_empty_store_is_told_so() {
+    let dir = TempDir::new("client-passwordless-empty");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let error = passwordless(&sandbox, &store)
+        .access_token()
+        .await
+        .expect_err("nothing to renew");
+    assert!(matches!(error, Error::LoginRequired), "{error:?}");
+    let said = error.to_string();
+    assert!(said.contains("the token store holds none"), "{said}");
+    assert_eq!(sandbox.count(Operation::Login), 0);
+}
+
 /// A session logged in and stored, then adopted by a client without a
 /// password; a call of that client gets a `401`, and Dynata's refresh
 /// endpoint answers with `fault`: what renewing gives it.
