@@ -26,6 +26,10 @@ use super::session::{from_unix_millis, unix_millis};
 use super::{StoreError, StoreKey, StoredSession};
 
 const MAGIC: &[u8; 8] = b"DYNSESS1";
+
+/// Said of a record sealed otherwise than this store seals: replacing it
+/// mends nothing while the other processes keep writing theirs.
+const DIFFERENT_KEYS: &str = "; if processes sharing this store are configured with different encryption keys (or some with none), they replace each other's sessions and share nothing: give them all the same";
 const PLAIN: u8 = 0;
 const AES_256_GCM_SEALED: u8 = 1;
 const KEY_ID_LEN: usize = 8;
@@ -211,14 +215,14 @@ impl SessionCodec {
         let plain: Zeroizing<Vec<u8>> = match (record[MAGIC.len()], &self.key) {
             (PLAIN, None) => Zeroizing::new(record[HEADER_LEN..].to_vec()),
             (PLAIN, Some(_)) => {
-                return Err(corrupt(
-                    "the record is in clear but this store expects encrypted records",
-                ));
+                return Err(corrupt(&format!(
+                    "the record is in clear but this store expects encrypted records{DIFFERENT_KEYS}"
+                )));
             }
             (AES_256_GCM_SEALED, None) => {
-                return Err(corrupt(
-                    "the record is encrypted and this store has no encryption key",
-                ));
+                return Err(corrupt(&format!(
+                    "the record is encrypted and this store has no encryption key{DIFFERENT_KEYS}"
+                )));
             }
             (AES_256_GCM_SEALED, Some(encryption)) => {
                 let body = &record[HEADER_LEN..];
@@ -228,7 +232,7 @@ impl SessionCodec {
                 let (key_id, rest) = body.split_at(KEY_ID_LEN);
                 if key_id != encryption.id {
                     return Err(corrupt(&format!(
-                        "the record was encrypted with key {}, not with this store's key {}",
+                        "the record was encrypted with key {}, not with this store's key {}{DIFFERENT_KEYS}",
                         to_hex(key_id),
                         encryption.id()
                     )));

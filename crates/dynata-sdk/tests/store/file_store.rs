@@ -186,16 +186,20 @@ async fn encrypted_records_are_shared_by_holders_of_the_key_only() {
 
     let reader = FileStore::new(dir.path()).with_encryption(key_a);
     assert_eq!(reader.load(&key()).await.expect("loads"), Some(session));
+    // Refused, saying why replacing the record will not mend it (a fleet
+    // configured with two keys was told "it will be replaced", for ever:
+    // found by a walkthrough).
     let stranger = FileStore::new(dir.path()).with_encryption(EncryptionKey::from_bytes([1; 32]));
-    assert!(matches!(
-        stranger.load(&key()).await,
-        Err(StoreError::Corrupt { .. })
-    ));
     let plain = FileStore::new(dir.path());
-    assert!(matches!(
-        plain.load(&key()).await,
-        Err(StoreError::Corrupt { .. })
-    ));
+    for other in [stranger, plain] {
+        let refused = other.load(&key()).await;
+        assert!(
+            matches!(refused, Err(StoreError::Corrupt { .. })),
+            "{refused:?}"
+        );
+        let said = refused.expect_err("refused").to_string();
+        assert!(said.contains("different encryption keys"), "{said}");
+    }
 }
 
 #[tokio::test]
