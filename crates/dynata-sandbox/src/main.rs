@@ -32,7 +32,15 @@ Options:
   --feasibility-delay SECS   How long feasibility stays PROCESSING after a line item
                              is created or repriced, in whole seconds; 0 for at
                              once (default 3)
-  -h, --help                 Print this help";
+  -h, --help                 Print this help
+
+Fault injection and counters, over HTTP on the same port (the crate's README
+has every fault):
+  curl -X POST localhost:PORT/__sandbox/faults \\
+       -d '{\"operation\": \"refresh\", \"fault\": {\"status\": 503}, \"times\": 2}'
+  curl -X DELETE localhost:PORT/__sandbox/faults   drop every queued fault
+  curl localhost:PORT/__sandbox/counts             requests per operation
+  curl -X POST localhost:PORT/__sandbox/revoke     revoke every token issued";
 
 struct Options {
     port: u16,

@@ -1365,6 +1365,24 @@ async fn the_binary_documents_its_options() {
     ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
+    // And the admin API, which no flag reaches (a walkthrough found it in
+    // the README only), with an example that works as printed.
+    for endpoint in [
+        "/__sandbox/faults",
+        "/__sandbox/counts",
+        "/__sandbox/revoke",
+    ] {
+        assert!(help.contains(endpoint), "{endpoint} missing from:\n{help}");
+    }
+    let example = help
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("an example body");
+    let sandbox = alice().await;
+    let body: Value = serde_json::from_str(example).expect("JSON");
+    let queued = post(&sandbox, "/__sandbox/faults", body).await;
+    assert_eq!(queued.status(), StatusCode::OK, "{example}");
 }
 
 /// A `retry_after` too long to count in seconds must still be a 429 (the
