@@ -1568,6 +1568,14 @@ mod tests {
         Arc::new(lifecycle)
     }
 
+    /// A token pair of half an hour (refresh token: an hour), for the
+    /// suspend tests.
+    fn pair(access: &str) -> String {
+        format!(
+            r#"{{"accessToken":"{access}","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r-{access}"}}"#
+        )
+    }
+
     /// Dynata counts a token's life in real time; the system's monotonic
     /// clock stands still while the machine sleeps. After a suspend, the
     /// token must not be served on the strength of the time the client did
@@ -1576,11 +1584,6 @@ mod tests {
     #[tokio::test]
     async fn a_token_that_expired_while_the_machine_slept_is_not_served() {
         let server = httpmock::MockServer::start_async().await;
-        let pair = |access: &str| {
-            format!(
-                r#"{{"accessToken":"{access}","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r-{access}"}}"#
-            )
-        };
         let mut login = server.mock(|when, then| {
             when.path("/auth/v1/token/password");
             then.status(200).body(pair("first"));
@@ -1633,11 +1636,6 @@ mod tests {
     #[tokio::test]
     async fn a_servers_pause_the_machine_slept_through_is_over() {
         let server = httpmock::MockServer::start_async().await;
-        let pair = |access: &str| {
-            format!(
-                r#"{{"accessToken":"{access}","expiresIn":1800,"refreshExpiresIn":3600,"refreshToken":"r-{access}"}}"#
-            )
-        };
         let mut login = server.mock(|when, then| {
             when.path("/auth/v1/token/password");
             then.status(200).body(pair("first"));

@@ -20,6 +20,17 @@ fn envelope(data: serde_json::Value) -> String {
 
 impl Harness {
     /// `GET path` answers `status` and `body` to requests bearing `token`.
+    /// `GET /sample/v1/projects` answered with a redirect to itself.
+    async fn redirecting_projects_to_themselves(&self) -> Mock<'_> {
+        let here = self.server.url(PROJECTS);
+        self.server
+            .mock_async(move |when, then| {
+                when.method(GET).path(PROJECTS);
+                then.status(302).header("location", here);
+            })
+            .await
+    }
+
     async fn get_with_token(&self, token: &str, status: u16, body: &str) -> Mock<'_> {
         let bearer = format!("Bearer {token}");
         let body = body.to_string();
@@ -708,14 +719,7 @@ async fn a_redirect_loop_is_not_retried() {
     let policy = retrying_at_once(3);
     let harness = Harness::with(|b| b.retry_policy(policy)).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let here = harness.server.url(PROJECTS);
-    let looping = harness
-        .server
-        .mock_async(move |when, then| {
-            when.method(GET).path(PROJECTS);
-            then.status(302).header("location", here);
-        })
-        .await;
+    let looping = harness.redirecting_projects_to_themselves().await;
     let error = harness
         .client
         .get::<Vec<u32>>(PROJECTS)
@@ -733,14 +737,7 @@ async fn a_redirect_loop_is_not_retried() {
 async fn a_redirect_loop_below_the_middleware_is_not_retried() {
     let harness = Harness::with(|b| b.retry_policy(retrying_at_once(3))).await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let here = harness.server.url(PROJECTS);
-    let looping = harness
-        .server
-        .mock_async(move |when, then| {
-            when.method(GET).path(PROJECTS);
-            then.status(302).header("location", here);
-        })
-        .await;
+    let looping = harness.redirecting_projects_to_themselves().await;
     let error = authenticating_stack(&harness, Duration::from_secs(30))
         .get(harness.server.url(PROJECTS))
         .send()
