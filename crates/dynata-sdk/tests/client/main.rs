@@ -16,6 +16,7 @@ mod retries;
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
@@ -275,4 +276,62 @@ pub(crate) async fn until_sleeping(clock: &ManualClock, wait: RangeInclusive<Dur
         }
     })
     .await;
+}
+
+/// A server on loopback that answers any `POST` with a token pair, and the
+/// first `GET` with headers promising 1000 bytes and a body that stops
+/// short; later `GET`s get `body`, of `content_type`. Returns its base URL
+/// and how many `GET`s it received.
+pub(crate) async fn cutting_server(
+    content_type: &'static str,
+    body: &'static [u8],
+) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let gets = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&gets);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // Read all of the request: closing a socket with some of it
+            // unread would reset the connection before the answer is read.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let read = stream.read(&mut chunk).await.unwrap_or(0);
+                request.extend_from_slice(&chunk[..read]);
+                let head = request.windows(4).position(|w| w == b"\r\n\r\n");
+                let complete = head.is_some_and(|end| {
+                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    request.len() >= end + 4 + length
+                });
+                if read == 0 || complete {
+                    break;
+                }
+            }
+            let head = |content_type: &str, length: usize| {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+                )
+                .into_bytes()
+            };
+            let answer = if request.starts_with(b"POST ") {
+                let pair = Pair::new("a1", "r1").json();
+                [head("application/json", pair.len()), pair.into_bytes()].concat()
+            } else if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                [head(content_type, 1000), body[..body.len() / 2].to_vec()].concat()
+            } else {
+                [head(content_type, body.len()), body.to_vec()].concat()
+            };
+            let _ = stream.write_all(&answer).await;
+        }
+    });
+    (base, gets)
 }

@@ -1,7 +1,7 @@
 //! Transient failures are retried with backoff; `Retry-After` is honoured,
 //! and remembered; a renewal is bounded in time.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use dynata_sdk::Error;
 use httpmock::Method::GET;
@@ -447,7 +447,11 @@ async fn a_retry_after_beyond_u64_seconds_is_the_longest_wait_not_none() {
 /// a dropped connection mid-body ended the call (found by review).
 #[tokio::test]
 async fn a_get_whose_body_is_cut_short_is_sent_again() {
-    let (base, gets) = cutting_server().await;
+    let (base, gets) = cutting_server(
+        "application/json",
+        br#"{"data": [7], "status": {"message": "success", "errors": []}}"#,
+    )
+    .await;
     let client = Client::builder()
         .credentials(Credentials::new("alice", PASSWORD))
         .environment(Environment::custom(&base).expect("loopback URL"))
@@ -458,58 +462,4 @@ async fn a_get_whose_body_is_cut_short_is_sent_again() {
     let page = client.get::<Vec<u32>>(PROJECTS).await;
     assert_eq!(page.expect("the second answer").data, [7]);
     assert_eq!(gets.load(Ordering::SeqCst), 2);
-}
-
-/// A server on loopback that answers any `POST` with a token pair, and the
-/// first `GET` with headers promising 1000 bytes and a body that stops
-/// short; later `GET`s get the envelope `{"data": [7]}`. Returns its base
-/// URL and how many `GET`s it received.
-async fn cutting_server() -> (String, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let gets = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&gets);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            // Read all of the request: closing a socket with some of it
-            // unread would reset the connection before the answer is read.
-            let mut request = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let read = stream.read(&mut chunk).await.unwrap_or(0);
-                request.extend_from_slice(&chunk[..read]);
-                let head = request.windows(4).position(|w| w == b"\r\n\r\n");
-                let complete = head.is_some_and(|end| {
-                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-                    let length = head
-                        .lines()
-                        .find_map(|line| line.strip_prefix("content-length:"))
-                        .and_then(|n| n.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    request.len() >= end + 4 + length
-                });
-                if read == 0 || complete {
-                    break;
-                }
-            }
-            let whole = |body: &str| {
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            };
-            let answer = if request.starts_with(b"POST ") {
-                whole(&Pair::new("a1", "r1").json())
-            } else if counted.fetch_add(1, Ordering::SeqCst) == 0 {
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n{\"data\": [".into()
-            } else {
-                whole(r#"{"data": [7], "status": {"message": "success", "errors": []}}"#)
-            };
-            let _ = stream.write_all(answer.as_bytes()).await;
-        }
-    });
-    (base, gets)
 }
