@@ -732,7 +732,10 @@ impl SharedSession {
         let ttl = self.policy.lease_ttl;
         let every = (ttl / 3).max(Duration::from_millis(10));
         loop {
-            self.wall.clock.sleep(every).await;
+            // Whichever clock passes `every` first: the lease expires on the
+            // client's clock for a store judging it by `now` (FileStore), in
+            // real time for one keeping its own time (Redis's PX).
+            let _ = first_of(self.wall.clock.sleep(every), tokio::time::sleep(every)).await;
             let extended = self
                 .bounded(
                     "extend",

@@ -720,3 +720,53 @@ async fn a_lease_redis_took_after_the_time_limit_is_given_back() {
         "waited {waited:?} for a lease nobody renews under (its PTTL was {pttl} ms)"
     );
 }
+
+/// The same slow renewal as above, on a `ManualClock` that the test does
+/// not move while Dynata takes its time: Redis keeps the lease's time
+/// itself, in real time, so the holder extends it in real time too. (Once
+/// the extender slept on the client's clock alone, it never extended; the
+/// lease expired and the second client sent the same single-use refresh
+/// token: found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_renewal_on_a_manual_clock_keeps_its_redis_lease() {
+    let Some(server) = RedisServer::start("a slow renewal on a manual clock") else {
+        return;
+    };
+    let mut short = policy();
+    short.lease_ttl = Duration::from_millis(600);
+    let clock = dynata_sdk::clock::ManualClock::new();
+    let shared = || {
+        SharedSession::new(
+            Arc::new(store(&server)),
+            key(),
+            short.clone(),
+            Arc::new(clock.clone()),
+        )
+    };
+    let (first, second) = (shared(), shared());
+    let expiring = StoredSession::from_lifetimes(
+        Secret::new("access-100"),
+        Duration::from_secs(60),
+        Secret::new("refresh-100"),
+        Duration::from_secs(600),
+        first.wall_clock().now() - Duration::from_secs(55),
+    )
+    .expect("in range");
+    store(&server)
+        .save(&key(), &expiring, SystemTime::now())
+        .await
+        .expect("saved");
+    let renewals = Renewals::default();
+    // Dynata answers after one and a half leases of real time.
+    let slow = Duration::from_millis(900);
+    let (a, b) = tokio::join!(
+        first.renew(Some(&expiring), |what| renewals.renew(&first, what, slow)),
+        second.renew(Some(&expiring), |what| renewals.renew(&second, what, slow)),
+    );
+    let _ = (a, b);
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent once"
+    );
+}
