@@ -145,6 +145,15 @@ impl FastClock {
             .max(on_this)
     }
 
+    /// How long until `ticks` on this clock (zero once passed).
+    pub(crate) fn until(&self, ticks: u64, clock: &dyn Clock) -> Duration {
+        let left = ticks.saturating_sub(self.now(clock));
+        match self.system {
+            Some(_) => coarsetime::Duration::from_ticks(left).into(),
+            None => Duration::from_nanos(left),
+        }
+    }
+
     /// `deadline`, an instant of `clock`, in ticks: never later than it.
     pub(crate) fn ticks_at(&self, deadline: Instant, clock: &dyn Clock) -> u64 {
         self.ticks(deadline, clock, Self::COARSE_SLACK)

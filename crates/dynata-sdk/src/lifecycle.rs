@@ -378,7 +378,9 @@ impl Lifecycle {
             return Some(pause.error.clone());
         };
         self.before(until, ticks).then(|| {
-            let left = until.saturating_duration_since(self.clock.now());
+            let left = until
+                .saturating_duration_since(self.clock.now())
+                .min(self.fast_clock.until(ticks, &*self.clock));
             pause.error.clone().with_wait_left(left)
         })
     }
@@ -1518,8 +1520,8 @@ mod tests {
     /// How long the machine has slept, for [`slept_wall_clock`]: the wall
     /// clock goes on while the monotonic clock stands still. One per test
     /// (they run at once).
-    static SLEPT: [std::sync::atomic::AtomicU64; 2] =
-        [const { std::sync::atomic::AtomicU64::new(0) }; 2];
+    static SLEPT: [std::sync::atomic::AtomicU64; 3] =
+        [const { std::sync::atomic::AtomicU64::new(0) }; 3];
 
     fn slept_wall_clock<const TEST: usize>() -> std::time::SystemTime {
         std::time::SystemTime::now() + Duration::from_secs(SLEPT[TEST].load(Ordering::Relaxed))
@@ -1667,6 +1669,37 @@ mod tests {
         let woke = lifecycle.access_token().await.expect("renewed on waking");
         assert_eq!(woke.secret(), "second");
         assert_eq!(login.calls(), 1);
+    }
+
+    /// A pause the machine slept most of says what is left of it on the
+    /// clock that ends it: after an hour's `Retry-After` and fifty minutes
+    /// asleep, ten minutes (it said the whole hour, read on the client's
+    /// clock alone: found by review).
+    #[tokio::test]
+    async fn a_pause_mostly_slept_through_says_what_is_left() {
+        let server = httpmock::MockServer::start_async().await;
+        server.mock(|when, then| {
+            when.path("/auth/v1/token/password");
+            then.status(200).body(pair("first"));
+        });
+        server.mock(|when, then| {
+            when.path("/auth/v1/token/refresh");
+            then.status(429).header("retry-after", "3600");
+        });
+        let lifecycle = client_reading_wall(&server, slept_wall_clock::<2>, None);
+        lifecycle.access_token().await.expect("logged in");
+        sleep_machine::<2>(40);
+        let paused = lifecycle.access_token().await.expect_err("429");
+        assert_eq!(paused.retry_after(), Some(Duration::from_secs(3600)));
+        // Fifty of the sixty minutes pass asleep: still paused, ten left.
+        sleep_machine::<2>(50);
+        let still = lifecycle.access_token().await.expect_err("still paused");
+        assert!(matches!(still, Error::RateLimited { .. }), "{still:?}");
+        let left = still.retry_after().expect("a wait");
+        assert!(
+            left <= Duration::from_secs(10 * 60),
+            "ten minutes are left, the error says {left:?}"
+        );
     }
 
     /// How long the machine slept while a login's answer was on its way, in
