@@ -38,7 +38,7 @@ pub enum Error {
         request_id: Option<String>,
         /// Whether it was a refresh token Dynata refused, not a password:
         /// the session has ended (logged out, revoked, or at the end of its
-        /// life), and a login starts a new one.
+        /// life), and only a login with the password starts a new one.
         refreshing: bool,
     },
 
@@ -201,7 +201,7 @@ impl fmt::Display for Error {
                 refreshing: true,
             } => write!(
                 f,
-                "Dynata refused the refresh token (status {status}{}): the session has ended (logged out, revoked or expired), and a login starts a new one{}",
+                "Dynata refused the refresh token (status {status}{}): the session has ended (logged out, revoked or expired), and only a login with the password starts a new one{}",
                 describe(error.as_deref(), description.as_deref()),
                 with_request_id(request_id.as_deref())
             ),
