@@ -21,8 +21,8 @@ use std::time::Duration;
 pub enum Error {
     /// Dynata's identity server refused the grant (`400`/`401` with
     /// `error: "invalid_grant"`, say): a wrong username, password or client
-    /// id, or (with `refreshing`) a refresh token of a session that has
-    /// ended. The login was sent exactly once and is not retried automatically,
+    /// id, or (with `refreshing`) the refresh token. The login or refresh
+    /// was sent once and is not retried automatically,
     /// since identity servers lock accounts after repeated failures; see
     /// [`crate::ClientBuilder::rejected_login_cooldown`].
     CredentialsRejected {
@@ -36,9 +36,12 @@ pub enum Error {
         description: Option<String>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,
-        /// Whether it was a refresh token Dynata refused, not a password:
-        /// the session has ended (logged out, revoked, or at the end of its
-        /// life), and only a login with the password starts a new one.
+        /// Whether it was a refresh token that was refused, not a password.
+        /// A client with a password logs in after Dynata's `invalid_grant`
+        /// (the session has ended), and one without gets
+        /// [`Error::LoginRequired`] instead; so a caller sees this only for
+        /// another refusal (`invalid_client`, or a gateway's `401`), which
+        /// does not say the session has ended: it is kept.
         refreshing: bool,
     },
 
@@ -199,12 +202,19 @@ impl fmt::Display for Error {
                 description,
                 request_id,
                 refreshing: true,
-            } => write!(
-                f,
-                "Dynata refused the refresh token (status {status}{}): the session has ended (logged out, revoked or expired), and only a login with the password starts a new one{}",
-                describe(error.as_deref(), description.as_deref()),
-                with_request_id(request_id.as_deref())
-            ),
+            } => {
+                let meaning = if error.as_deref() == Some("invalid_grant") {
+                    "the session has ended (logged out, revoked or expired), and only a login with the password starts a new one"
+                } else {
+                    "it did not say the session ended, so the session is kept: check the client id, or try again later"
+                };
+                write!(
+                    f,
+                    "Dynata refused the refresh token (status {status}{}): {meaning}{}",
+                    describe(error.as_deref(), description.as_deref()),
+                    with_request_id(request_id.as_deref())
+                )
+            }
             Error::Api {
                 status,
                 summary,

@@ -456,6 +456,13 @@ async fn a_gateways_401_or_403_to_a_refresh_leaves_the_live_session_stored() {
             stored.is_some(),
             "a gateway's {status} took the fleet's live session out of the store (the renewal: {renewal:?})"
         );
+        // And the error says so: the session is kept, not ended (the
+        // gateway's JSON 401 read "the session has ended": found by review).
+        if let Err(refused @ Error::CredentialsRejected { .. }) = &renewal {
+            let said = refused.to_string();
+            assert!(said.contains("the session is kept"), "{said}");
+            assert!(!said.contains("has ended"), "{said}");
+        }
         passwordless(&sandbox, &store)
             .access_token()
             .await
