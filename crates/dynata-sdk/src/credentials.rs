@@ -34,8 +34,11 @@ impl Credentials {
     /// Credentials with no password, for a client that may only use the
     /// session a [`crate::ClientBuilder::token_store`] holds (a command line
     /// that logged in earlier, a worker that never sees the password). When
-    /// that session cannot be renewed by refresh, calls fail with
-    /// [`Error::LoginRequired`]: nothing is sent to the login endpoint.
+    /// Dynata refuses its refresh token (`invalid_grant`: the session has
+    /// ended), or the store holds no live session, calls fail with
+    /// [`Error::LoginRequired`]: nothing is sent to the login endpoint. Any
+    /// other refusal of a refresh is returned as it came, and the session
+    /// is kept.
     pub fn without_password(username: impl Into<String>) -> Self {
         Credentials {
             password: None,

@@ -37,7 +37,8 @@ impl Client {
     /// renewal and retries of [`Client::sample`].
     ///
     /// The answer must be a whole PDF: `%PDF-` in its first kilobyte and
-    /// `%%EOF` in its last (a document cut short is [`Error::Decode`]), labelled
+    /// `%%EOF` in its last (a document a proxy cut short is
+    /// [`Error::Decode`]; a dropped connection is retried), labelled
     /// `application/pdf`, `application/octet-stream` or not at all. Dynata's
     /// error envelope, however it is labelled, is its refusal:
     /// [`Error::Rejected`] with its `errors[]`, whatever the status (a `429`
