@@ -153,6 +153,7 @@ impl fmt::Debug for Bearer {
 /// let bearer = dynata_sample_api::Bearer::new("<access token>").recording(sent.clone());
 /// # let _ = bearer;
 /// assert_eq!(sent.get(), None); // nothing sent yet
+/// assert!(sent.methods().is_empty());
 /// assert_eq!(sent.redirected_to(), None);
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -161,6 +162,9 @@ pub struct SentMethod(Arc<Mutex<Sent>>);
 #[derive(Debug, Default)]
 struct Sent {
     method: Option<reqwest::Method>,
+    /// Every request's, in order: what the note says of the last request
+    /// is replaced by the next, this is not.
+    methods: Vec<reqwest::Method>,
     sent_to: Option<reqwest::Url>,
     answered_from: Option<reqwest::Url>,
     answer: Option<(reqwest::StatusCode, reqwest::header::HeaderMap)>,
@@ -175,6 +179,13 @@ impl SentMethod {
     /// The method of the last request sent, if one was.
     pub fn get(&self) -> Option<reqwest::Method> {
         self.note().method.clone()
+    }
+
+    /// The methods of every request sent through this note, in order: a
+    /// caller that retries needs them all, since an operation sent before
+    /// the last one (a `POST` that succeeded) would be sent again too.
+    pub fn methods(&self) -> Vec<reqwest::Method> {
+        self.note().methods.clone()
     }
 
     /// The URL the last answer came from, the last redirect's if the HTTP
@@ -216,8 +227,12 @@ impl SentMethod {
     }
 
     fn sent(&self, method: &reqwest::Method) {
-        *self.note() = Sent {
+        let mut note = self.note();
+        let mut methods = std::mem::take(&mut note.methods);
+        methods.push(method.clone());
+        *note = Sent {
             method: Some(method.clone()),
+            methods,
             ..Sent::default()
         };
     }

@@ -51,7 +51,11 @@ impl Client {
     /// # }
     /// ```
     ///
-    /// `call` may run more than once, so build the operation inside it:
+    /// `call` may run more than once, so build the operation inside it. It
+    /// should send one operation: one that sends several is sent again
+    /// whole, so it is retried and replayed only if every request it sent
+    /// was idempotent (a `POST` that succeeded before a `GET` that failed is
+    /// not sent twice).
     ///
     /// - On a `401` the token is invalidated and the call sent once more
     ///   with a new one, as [`Client::send`] does.
@@ -132,8 +136,13 @@ impl Client {
             let outcome = call(api);
             async move {
                 let (outcome, followed) = noting_redirects(outcome).await;
-                // Unknown (nothing was sent) counts as not idempotent.
-                let idempotent = sent.get().is_some_and(|method| is_idempotent(&method));
+                // Every request `call` sent is sent again with it: only if
+                // each was idempotent may it be retried. Unknown (nothing
+                // was sent) counts as not idempotent.
+                let methods = sent.methods();
+                let idempotent = !methods.is_empty() && methods.iter().all(is_idempotent);
+                let last_idempotent = methods.last().is_some_and(is_idempotent);
+                let earlier_idempotent = methods.iter().rev().skip(1).all(is_idempotent);
                 match outcome {
                     Ok(response) => Ok(response),
                     Err(error) => {
@@ -146,9 +155,16 @@ impl Client {
                             };
                             failure.unauthorized = TokenRefused::read(
                                 &self.origin,
-                                idempotent,
+                                last_idempotent,
                                 redirected_to.as_ref(),
                             );
+                            // A `POST` before it succeeded: replaying `call`
+                            // would send it again. Renew, send nothing.
+                            if !earlier_idempotent
+                                && failure.unauthorized == TokenRefused::BeforeActing
+                            {
+                                failure.unauthorized = TokenRefused::AfterRedirect;
+                            }
                         }
                         Err(failure)
                     }

@@ -190,6 +190,50 @@ async fn a_typed_get_is_retried_after_a_503_and_a_typed_post_is_not() {
     assert_eq!(close.calls_async().await, 1);
 }
 
+/// A closure that closes the project and then reads it is sent again
+/// whole: its `GET`'s `503`, or `401`, must not send the `POST` again. (The
+/// engine read the last request's method only, so both were sent twice:
+/// found by a walkthrough, with a create that then met its own duplicate.)
+#[tokio::test]
+async fn a_closure_that_sent_a_post_is_neither_retried_nor_replayed() {
+    for (status, body) in [
+        (503, failure("503", "Try again later")),
+        (401, r#"{"message":"Unauthorized"}"#.to_string()),
+    ] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+        let close = harness
+            .on(POST, CLOSE, 200, success(project("CLOSED")), 0)
+            .await;
+        let read = harness.on(GET, PROJECT, status, body, 1).await;
+        let fine = harness
+            .on(GET, PROJECT, 200, success(project("CLOSED")), 0)
+            .await;
+        let closed_then_read = harness.client.sample(|api| async move {
+            api.close_project().ext_project_id("p1").send().await?;
+            api.get_project().ext_project_id("p1").send().await
+        });
+        // A retry would sleep on the manual clock, which nobody moves.
+        let error = tokio::time::timeout(Duration::from_secs(10), closed_then_read)
+            .await
+            .expect("not retried, so no backoff to wait for")
+            .expect_err("the read failed");
+        assert_eq!(error.status(), Some(status), "{error:?}");
+        assert_eq!(
+            (close.calls_async().await, read.calls_async().await),
+            (1, 1),
+            "{status}: the POST was sent again"
+        );
+        assert_eq!(fine.calls_async().await, 0);
+        // A 401 still gives the token up: the next call renews it.
+        let next = harness.client.access_token().await.expect("a token");
+        let expected = if status == 401 { "a2" } else { "a1" };
+        assert_eq!(next.secret(), expected, "{status}");
+        assert_eq!(refresh.calls_async().await, usize::from(status == 401));
+    }
+}
+
 #[tokio::test]
 async fn an_error_envelope_keeps_its_errors_and_request_id() {
     let harness = Harness::new().await;
