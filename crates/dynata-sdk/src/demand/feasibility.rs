@@ -19,6 +19,12 @@ pub const FEASIBILITY_FIRST_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between two feasibility polls.
 pub const FEASIBILITY_MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// How long before the caller's time limit the last poll is sent, when the
+/// next pause would end past it: long enough for Dynata to answer, so that
+/// a quote ready in the last stretch of the wait is not reported as late.
+/// (A tenth of the time limit, if that is shorter.)
+const LAST_POLL_BEFORE_DEADLINE: Duration = Duration::from_secs(1);
+
 impl Client {
     /// Waits until Dynata has computed feasibility and price for every line
     /// item of project `ext_project_id`, and returns them.
@@ -27,6 +33,8 @@ impl Client {
     /// [`FEASIBILITY_FIRST_WAIT`] by half each time to at most
     /// [`FEASIBILITY_MAX_WAIT`], while any line item is `PROCESSING` (or
     /// has a status this version does not know), or the answer lists none.
+    /// When the next pause would end past `timeout`, the last poll is sent
+    /// a second before it instead (a tenth of `timeout`, if shorter).
     ///
     /// - A line item whose feasibility is `FAILED` or `NOT_SUPPORTED` ends
     ///   the wait with [`Error::Infeasible`].
@@ -60,6 +68,10 @@ impl Client {
             errors: Vec::new(),
             retry_after: None,
         };
+        let last_poll_at = deadline
+            .checked_sub(LAST_POLL_BEFORE_DEADLINE.min(timeout / 10))
+            .unwrap_or(deadline);
+        let mut last_poll = false;
         for poll in 1u32.. {
             let answered = first_of(
                 self.feasibility(ext_project_id, deadline),
@@ -74,12 +86,16 @@ impl Client {
             if let Some(items) = settled(items)? {
                 return Ok(items);
             }
-            let pause = pause_after(poll);
-            let wake = saturating_add(clock.now(), pause).min(deadline);
-            clock.sleep_until(wake).await;
-            if clock.now() >= deadline {
+            let now = clock.now();
+            if last_poll || now >= deadline {
                 return Err(timed_out());
             }
+            let mut wake = saturating_add(now, pause_after(poll));
+            if wake >= last_poll_at {
+                wake = last_poll_at.max(now);
+                last_poll = true;
+            }
+            clock.sleep_until(wake).await;
         }
         unreachable!("the loop above returns")
     }

@@ -784,9 +784,10 @@ async fn the_callers_timeout_ends_the_wait_and_the_requests() {
     let processing = harness
         .on(GET, FEASIBILITY, 200, feasibility("PROCESSING"), 0)
         .await;
-    // Polls at 0, 5 and 12.5 s; the next would be at 23.75 s, past 20 s.
+    // Polls at 0, 5 and 12.5 s; the next would be at 23.75 s, past 20 s,
+    // so the last is at 19 s, a second before the time limit.
     let wait = wait_for_feasibility(&harness, Duration::from_secs(20));
-    for (poll, pause_ms) in [(1, 5_000), (2, 7_500), (3, 7_500)] {
+    for (poll, pause_ms) in [(1, 5_000), (2, 7_500), (3, 6_500)] {
         called(&processing, poll).await;
         let pause = Duration::from_millis(pause_ms);
         until_sleeping(&harness.clock, pause..=pause).await;
@@ -800,9 +801,39 @@ async fn the_callers_timeout_ends_the_wait_and_the_requests() {
     harness.advance(120).await;
     assert_eq!(
         processing.calls_async().await,
-        3,
+        4,
         "no request after the timeout"
     );
+}
+
+/// A quote that becomes ready after the last poll of the usual schedule
+/// but before the time limit is found by a last poll just before it. (The
+/// wait slept to its limit and reported a timeout for a quote that was
+/// ready: found by a walkthrough.)
+#[tokio::test]
+async fn a_quote_ready_in_the_last_stretch_of_the_wait_is_found() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let processing = harness
+        .on(GET, FEASIBILITY, 200, feasibility("PROCESSING"), 2)
+        .await;
+    let ready = harness
+        .on(GET, FEASIBILITY, 200, feasibility("READY"), 0)
+        .await;
+    // Polls at 0 and 5 s; the next would be at 12.5 s, past 10 s: the last
+    // is at 9 s, when the clock has moved on to.
+    let wait = wait_for_feasibility(&harness, Duration::from_secs(10));
+    called(&processing, 1).await;
+    let first_pause = Duration::from_secs(5);
+    until_sleeping(&harness.clock, first_pause..=first_pause).await;
+    advance(&harness.clock, first_pause).await;
+    called(&processing, 2).await;
+    until_sleeping(&harness.clock, Duration::ZERO..=first_pause).await;
+    advance(&harness.clock, Duration::from_secs(4)).await;
+    called(&ready, 1).await;
+    let items = wait.await.expect("task").expect("ready at the last poll");
+    assert_eq!(items.len(), 2);
+    assert_eq!(ready.calls_async().await, 1);
 }
 
 /// Drives `wait` to its end: whenever it sleeps on a backoff (a sleeper
