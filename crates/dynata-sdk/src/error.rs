@@ -353,7 +353,10 @@ fn describe_details(errors: &[crate::ApiErrorDetail]) -> String {
     let parts: Vec<String> = errors
         .iter()
         .map(|e| {
-            let mut part = e.message.clone().unwrap_or_else(|| "(no message)".into());
+            // `None` also when Dynata sent one that `server_text` withheld.
+            let mut part = e.message.clone().unwrap_or_else(|| {
+                "(no message, or one withheld: it may quote the request)".into()
+            });
             if let Some(code) = &e.code {
                 part = format!("[{code}] {part}");
             }

@@ -56,8 +56,9 @@ impl Client {
     ) -> Result<Vec<FeasibilityItem>, Error> {
         let clock = self.clock();
         let deadline = saturating_add(clock.now(), timeout);
+        // The caller's own id, as given: not a server's text.
         let timed_out = || Error::FeasibilityTimeout {
-            ext_project_id: shown(ext_project_id),
+            ext_project_id: ext_project_id.to_string(),
             waited: timeout,
         };
         // Until a poll is answered, a timeout says only that Dynata did not

@@ -263,6 +263,30 @@ async fn an_error_envelope_keeps_its_errors_and_request_id() {
     );
 }
 
+/// A message withheld (it quotes something: it may quote the request) is
+/// said to be possibly withheld, not to be missing: it read "(no
+/// message)" for a message Dynata sent (found by a walkthrough).
+#[tokio::test]
+async fn a_withheld_message_is_not_said_to_be_missing() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let quoting = failure(
+        "DUPLICATE_EXT_PROJECT_ID",
+        r#"a project with extProjectId "p1" already exists"#,
+    );
+    harness.on(GET, PROJECT, 409, quoting, 0).await;
+    let error = harness
+        .client
+        .sample(|api| async move { api.get_project().ext_project_id("p1").send().await })
+        .await
+        .expect_err("409");
+    let said = error.to_string();
+    assert!(
+        said.contains("[DUPLICATE_EXT_PROJECT_ID] (no message, or one withheld"),
+        "{said}"
+    );
+}
+
 #[tokio::test]
 async fn a_2xx_envelope_that_says_fail_is_rejected() {
     let harness = Harness::new().await;
@@ -804,6 +828,39 @@ async fn the_callers_timeout_ends_the_wait_and_the_requests() {
         4,
         "no request after the timeout"
     );
+}
+
+/// The time-out names the project as the caller did, a UUID too: the id
+/// went through the filter for a server's text, which withholds long words,
+/// and read "(an id not shown)" (found by a walkthrough).
+#[tokio::test]
+async fn a_timeout_names_the_callers_project_however_long_its_id() {
+    const ID: &str = "0b6d2c9e-5f1a-4a57-9f3e-6f1c2b7a8d10";
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    harness
+        .on(
+            GET,
+            &format!("/sample/v1/projects/{ID}/feasibility"),
+            200,
+            feasibility("PROCESSING"),
+            0,
+        )
+        .await;
+    let client = harness.client.clone();
+    let wait = tokio::spawn(async move {
+        client
+            .wait_for_feasibility(ID, Duration::from_secs(2))
+            .await
+    });
+    until_sleeping(&harness.clock, Duration::ZERO..=Duration::from_secs(2)).await;
+    advance(&harness.clock, Duration::from_secs(2)).await;
+    let error = wait.await.expect("task").expect_err("timed out");
+    assert!(
+        matches!(&error, Error::FeasibilityTimeout { ext_project_id, .. } if ext_project_id == ID),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(ID), "{error}");
 }
 
 /// A quote that becomes ready after the last poll of the usual schedule
