@@ -41,6 +41,11 @@ pub use token::AccessToken;
 /// its types are in the SDK's API ([`Client::request`], [`Client::send`],
 /// [`request_id`]). Use this one rather than a `reqwest` of your own, whose
 /// version or default features (aws-lc-rs) may differ.
+///
+/// With the `rustls` feature it has no crypto provider of its own: the SDK
+/// installs *ring* when a [`Client`] is built. A `reqwest::Client` built
+/// before any [`Client`] (a middleware stack set up first) panics unless
+/// [`auth_api::ensure_crypto_provider`] was called first.
 pub use reqwest;
 
 /// The generated low-level client for Dynata's auth API, for the rare caller

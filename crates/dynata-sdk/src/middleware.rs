@@ -29,7 +29,10 @@ use crate::{Client, Error};
 /// `reqwest::Client::new()` reads `HTTP_PROXY`. For a plain `http`
 /// environment (a sandbox on loopback) build it with
 /// `reqwest::Client::builder().no_proxy()`, as the SDK's own client is
-/// built, or the proxy sees every request's token in clear.
+/// built, or the proxy sees every request's token in clear. Build it after
+/// the [`Client`], or call [`crate::auth_api::ensure_crypto_provider`]
+/// first: with the `rustls` feature, reqwest has no crypto provider until
+/// one of them installs *ring*, and panics without one.
 ///
 /// ```no_run
 /// # fn demo(client: dynata_sdk::Client) {
