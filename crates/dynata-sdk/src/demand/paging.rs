@@ -80,7 +80,10 @@ impl Client {
     /// total, after a page without `meta.links.next` (if the answer has
     /// links) or a short or empty page (short of `meta.pageSize` if the
     /// server says it capped the size below `page_size`). An error is the
-    /// stream's last item. A `page_size` of 0 is an [`Error::Config`].
+    /// stream's last item. A `page_size` of 0 is an [`Error::Config`]. Dynata
+    /// documents no largest page size and its clients cap it at 50 to 1000,
+    /// so none is checked here: a server that refuses one ends the stream
+    /// with its refusal (the sandbox refuses more than 1000).
     ///
     /// A server that ignores `offset` would answer every page with the
     /// first: a page that begins with the item the page before began with,
