@@ -64,13 +64,46 @@ pub(crate) fn looks_like_html(body: &[u8]) -> bool {
 pub(crate) fn describe_json_error(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let what = match error.classify() {
-        Category::Eof if error.line() == 1 && error.column() == 0 => "the body is empty",
-        Category::Eof => "the JSON is truncated",
-        Category::Syntax => "the body is not valid JSON",
-        Category::Data => "a field is missing, or has the wrong type or value",
-        Category::Io => "the body could not be read",
+        Category::Eof if error.line() == 1 && error.column() == 0 => "the body is empty".into(),
+        Category::Eof => "the JSON is truncated".into(),
+        Category::Syntax => "the body is not valid JSON".into(),
+        Category::Data => data_error(&error.to_string()),
+        Category::Io => "the body could not be read".into(),
     };
+    // Line 0: decoded from a value already parsed, where no position is kept.
+    if error.line() == 0 {
+        return what;
+    }
     format!("{what} (line {}, column {})", error.line(), error.column())
+}
+
+/// What serde says of data of the wrong shape, keeping only what comes from
+/// the SDK's own types (a field's name, what was expected), never the value
+/// the server sent: "missing field `x`", "invalid type: string \"…\",
+/// expected u32".
+fn data_error(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let named = |prefix: &str| {
+        let name = message.strip_prefix(prefix)?.split('`').next()?;
+        is_identifier(name).then_some(name)
+    };
+    if let Some(field) = named("missing field `") {
+        return format!("the field `{field}` is missing");
+    }
+    if let Some(field) = named("duplicate field `") {
+        return format!("the field `{field}` appears twice");
+    }
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("a value has the wrong type or value (expected {expected})"),
+        None => "a field is missing, or has the wrong type or value".into(),
+    }
+}
+
+/// A name as the SDK's types have them, and nothing a server could slip in.
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A short summary of an error body that is safe to show: the error fields of
@@ -174,6 +207,36 @@ mod tests {
         assert!(!describe_json_error(&missing).contains("eyJ"));
         let empty = serde_json::from_str::<u32>("").expect_err("empty");
         assert!(describe_json_error(&empty).contains("empty"));
+    }
+
+    /// The field or the type expected, from the SDK's own types, which a
+    /// user needs when Dynata's answers differ from the spec.
+    #[test]
+    fn json_errors_name_the_field_or_what_was_expected() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Project {
+            #[serde(rename = "extProjectId")]
+            ext_project_id: String,
+            title: String,
+        }
+        let missing =
+            serde_json::from_str::<Project>(r#"{"extProjectId": "p1"}"#).expect_err("no title");
+        assert_eq!(
+            describe_json_error(&missing),
+            "the field `title` is missing (line 1, column 22)"
+        );
+        let wrong = serde_json::from_str::<Project>(r#"{"extProjectId": 7, "title": "t"}"#)
+            .expect_err("a number");
+        let described = describe_json_error(&wrong);
+        assert!(described.contains("(expected a string)"), "{described}");
+        // From a value already parsed: no position to give.
+        let value = serde_json::json!({"extProjectId": "p1"});
+        let from_value = serde_json::from_value::<Project>(value).expect_err("no title");
+        assert_eq!(
+            describe_json_error(&from_value),
+            "the field `title` is missing"
+        );
     }
 
     fn headers(name: &'static str, value: &str) -> HeaderMap {
