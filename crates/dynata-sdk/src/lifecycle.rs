@@ -375,13 +375,13 @@ impl Lifecycle {
     fn paused(&self, slow: &SlowPath) -> Option<Error> {
         let pause = slow.pause.as_ref()?;
         let Some((until, ticks)) = pause.until else {
-            return Some(pause.error.clone());
+            return Some(not_sent_again(pause.error.clone(), None));
         };
         self.before(until, ticks).then(|| {
             let left = until
                 .saturating_duration_since(self.clock.now())
                 .min(self.fast_clock.until(ticks, &*self.clock));
-            pause.error.clone().with_wait_left(left)
+            not_sent_again(pause.error.clone().with_wait_left(left), Some(left))
         })
     }
 
@@ -1413,6 +1413,40 @@ fn lifetimes(pair: &types::TokenPair) -> Result<(Duration, Duration), Error> {
         ));
     }
     Ok((access, refresh))
+}
+
+/// A refusal of these credentials, as told to a caller during the pause
+/// that follows it: it says the credentials were not sent again, and for
+/// how much longer they will not be (`None`: never, no cooldown being
+/// configured). It read the same as the refusal itself.
+fn not_sent_again(error: Error, left: Option<Duration>) -> Error {
+    let Error::CredentialsRejected {
+        status,
+        error,
+        description,
+        request_id,
+        refreshing,
+    } = error
+    else {
+        return error;
+    };
+    let note = match left {
+        Some(left) => format!(
+            "not sent again for another {} s, the cooldown",
+            left.as_secs() + u64::from(left.subsec_nanos() > 0)
+        ),
+        None => "not sent again: no cooldown is configured (build a new client)".into(),
+    };
+    Error::CredentialsRejected {
+        status,
+        error,
+        description: Some(match description {
+            Some(said) => format!("{said} ({note})"),
+            None => note,
+        }),
+        request_id,
+        refreshing,
+    }
 }
 
 /// The failure of a renewal whose token pair had reached its hard margin

@@ -26,9 +26,16 @@ async fn rejected_credentials_send_one_login_and_every_waiter_gets_the_error() {
             "{error:?}"
         );
     }
-    // Later calls fail at once, without asking again, until the cooldown ends.
+    // Later calls fail at once, without asking again, until the cooldown
+    // ends, and say so (they read as the refusal itself: found by a
+    // walkthrough).
     harness.advance(4 * 60).await;
-    assert!(harness.client.access_token().await.is_err());
+    let again = harness.client.access_token().await.expect_err("paused");
+    let said = again.to_string();
+    assert!(
+        said.contains("Invalid user credentials (not sent again for another 60 s, the cooldown)"),
+        "{said}"
+    );
     assert_eq!(login.calls_async().await, 1);
     harness.advance(60).await;
     assert!(harness.client.access_token().await.is_err());
