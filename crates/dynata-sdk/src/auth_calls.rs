@@ -170,7 +170,16 @@ async fn classify<T>(
             let request_id = request_id(response.headers());
             // dynata-auth-api's hook already capped this body's size.
             let body = response.bytes().await.unwrap_or_default();
-            let error = Error::from_status(status, summarize(&body), request_id, retry_after);
+            // A success the operation does not have (a `200` with a body to a
+            // logout, whose success is `204`): not an error status.
+            let error = if (200..300).contains(&status) {
+                Error::Decode {
+                    what: format!("status {status} is not an answer this operation has"),
+                    request_id,
+                }
+            } else {
+                Error::from_status(status, summarize(&body), request_id, retry_after)
+            };
             Failure {
                 retry_after,
                 ..Failure::of(error)

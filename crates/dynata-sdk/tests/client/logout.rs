@@ -89,6 +89,31 @@ async fn a_refused_logout_does_not_blame_the_password() {
     assert_eq!(error.request_id(), Some("lo-1"));
 }
 
+/// A logout answered `200` with a body (its success is `204`) is an answer
+/// the SDK cannot read, not an error status: it read "Dynata answered 200"
+/// (found by a walkthrough).
+#[tokio::test]
+async fn a_logout_answered_200_with_a_body_is_a_decode_error() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGOUT);
+            then.status(200)
+                .header("x-request-id", "lo-2")
+                .body(r#"{"status":"logged out"}"#);
+        })
+        .await;
+    harness.token().await;
+    let error = harness.client.logout().await.expect_err("not a 204");
+    assert!(
+        matches!(&error, dynata_sdk::Error::Decode { what, .. } if what.contains("status 200")),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("lo-2"));
+}
+
 /// A call made while logout waits for Dynata to confirm the revocation does
 /// not wait with it: by then nothing of the old session can be adopted, so it
 /// logs in afresh at once.
