@@ -278,14 +278,14 @@ pub(crate) async fn until_sleeping(clock: &ManualClock, wait: RangeInclusive<Dur
     .await;
 }
 
-/// A server on loopback that answers any `POST` with a token pair, and the
-/// first `GET` with headers promising 1000 bytes and a body that stops
-/// short; later `GET`s get `body`, of `content_type`. Returns its base URL
-/// and how many `GET`s it received.
-pub(crate) async fn cutting_server(
+/// A client (retrying at once, three attempts) of a server on loopback
+/// that answers any `POST` with a token pair, and the first `GET` with
+/// headers promising 1000 bytes and a body that stops short; later `GET`s
+/// get `body`, of `content_type`. Also returns how many `GET`s it received.
+pub(crate) async fn client_of_a_cutting_server(
     content_type: &'static str,
     body: &'static [u8],
-) -> (String, Arc<AtomicUsize>) {
+) -> (Client, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -333,5 +333,12 @@ pub(crate) async fn cutting_server(
             let _ = stream.write_all(&answer).await;
         }
     });
-    (base, gets)
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", PASSWORD))
+        .environment(Environment::custom(&base).expect("loopback URL"))
+        .clock(Arc::new(ManualClock::new()))
+        .retry_policy(retrying_at_once(3))
+        .build()
+        .expect("valid");
+    (client, gets)
 }

@@ -447,18 +447,11 @@ async fn a_retry_after_beyond_u64_seconds_is_the_longest_wait_not_none() {
 /// a dropped connection mid-body ended the call (found by review).
 #[tokio::test]
 async fn a_get_whose_body_is_cut_short_is_sent_again() {
-    let (base, gets) = cutting_server(
+    let (client, gets) = client_of_a_cutting_server(
         "application/json",
         br#"{"data": [7], "status": {"message": "success", "errors": []}}"#,
     )
     .await;
-    let client = Client::builder()
-        .credentials(Credentials::new("alice", PASSWORD))
-        .environment(Environment::custom(&base).expect("loopback URL"))
-        .clock(Arc::new(ManualClock::new()))
-        .retry_policy(retrying_at_once(3))
-        .build()
-        .expect("valid");
     let page = client.get::<Vec<u32>>(PROJECTS).await;
     assert_eq!(page.expect("the second answer").data, [7]);
     assert_eq!(gets.load(Ordering::SeqCst), 2);

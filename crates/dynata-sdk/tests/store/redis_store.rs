@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dynata_sdk::auth_api::Secret;
-use dynata_sdk::clock::TokioClock;
+use dynata_sdk::clock::{Clock, ManualClock, TokioClock};
 use dynata_sdk::store::{
     LeaseOwner, RedisStore, SharedSession, Source, StoreError, StoredSession, TokenStore,
 };
@@ -164,16 +164,18 @@ async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
     let Some(server) = RedisServer::start("redis: a slow renewal keeps its lease") else {
         return;
     };
+    two_renewing_slower_than_the_lease(&server, Arc::new(TokioClock)).await;
+}
+
+/// Two clients of `server` on `clock`, renewing at once a session inside
+/// its soft window, with a Dynata that answers after one and a half leases
+/// (real time): the refresh token is sent once, and one client adopts what
+/// the other renewed.
+async fn two_renewing_slower_than_the_lease(server: &RedisServer, clock: Arc<dyn Clock>) {
     let mut short = policy();
     short.lease_ttl = Duration::from_millis(600);
-    let shared = || {
-        SharedSession::new(
-            Arc::new(store(&server)),
-            key(),
-            short.clone(),
-            Arc::new(TokioClock),
-        )
-    };
+    let shared =
+        || SharedSession::new(Arc::new(store(server)), key(), short.clone(), clock.clone());
     let (first, second) = (shared(), shared());
     // Issued 55 s ago with 60 s to live: inside the soft window, to be refreshed.
     let expiring = StoredSession::from_lifetimes(
@@ -181,27 +183,26 @@ async fn a_renewal_slower_than_the_lease_keeps_it_and_the_other_adopts() {
         Duration::from_secs(60),
         Secret::new("refresh-100"),
         Duration::from_secs(600),
-        SystemTime::now() - Duration::from_secs(55),
+        first.wall_clock().now() - Duration::from_secs(55),
     )
     .expect("in range");
-    store(&server)
+    store(server)
         .save(&key(), &expiring, SystemTime::now())
         .await
         .expect("saved");
     let renewals = Renewals::default();
-    // Dynata answers after one and a half leases.
     let slow = Duration::from_millis(900);
     let (a, b) = tokio::join!(
         first.renew(Some(&expiring), |what| renewals.renew(&first, what, slow)),
         second.renew(Some(&expiring), |what| renewals.renew(&second, what, slow)),
     );
-    let mut sources = [a.expect("renewed").source, b.expect("renewed").source];
-    sources.sort_by_key(|s| format!("{s:?}"));
     assert_eq!(
         *renewals.refreshed_with.lock().unwrap(),
         ["refresh-100"],
         "the single-use refresh token was sent once"
     );
+    let mut sources = [a.expect("renewed").source, b.expect("renewed").source];
+    sources.sort_by_key(|s| format!("{s:?}"));
     assert_eq!(sources, [Source::Adopted, Source::Renewed]);
 }
 
@@ -732,41 +733,5 @@ async fn a_slow_renewal_on_a_manual_clock_keeps_its_redis_lease() {
     let Some(server) = RedisServer::start("a slow renewal on a manual clock") else {
         return;
     };
-    let mut short = policy();
-    short.lease_ttl = Duration::from_millis(600);
-    let clock = dynata_sdk::clock::ManualClock::new();
-    let shared = || {
-        SharedSession::new(
-            Arc::new(store(&server)),
-            key(),
-            short.clone(),
-            Arc::new(clock.clone()),
-        )
-    };
-    let (first, second) = (shared(), shared());
-    let expiring = StoredSession::from_lifetimes(
-        Secret::new("access-100"),
-        Duration::from_secs(60),
-        Secret::new("refresh-100"),
-        Duration::from_secs(600),
-        first.wall_clock().now() - Duration::from_secs(55),
-    )
-    .expect("in range");
-    store(&server)
-        .save(&key(), &expiring, SystemTime::now())
-        .await
-        .expect("saved");
-    let renewals = Renewals::default();
-    // Dynata answers after one and a half leases of real time.
-    let slow = Duration::from_millis(900);
-    let (a, b) = tokio::join!(
-        first.renew(Some(&expiring), |what| renewals.renew(&first, what, slow)),
-        second.renew(Some(&expiring), |what| renewals.renew(&second, what, slow)),
-    );
-    let _ = (a, b);
-    assert_eq!(
-        *renewals.refreshed_with.lock().unwrap(),
-        ["refresh-100"],
-        "the single-use refresh token was sent once"
-    );
+    two_renewing_slower_than_the_lease(&server, Arc::new(ManualClock::new())).await;
 }
