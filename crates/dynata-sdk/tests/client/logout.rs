@@ -69,19 +69,11 @@ async fn a_renewal_under_way_at_logout_is_revoked_too() {
 
 #[tokio::test]
 async fn a_refused_logout_does_not_blame_the_password() {
-    let harness = Harness::new().await;
-    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGOUT);
-            then.status(400)
-                .header("x-request-id", "lo-1")
-                .body(r#"{"error":"invalid_grant","errorDescription":"Session not active"}"#);
-        })
-        .await;
-    harness.token().await;
-    let error = harness.client.logout().await.expect_err("refused");
+    let error = logout_answered(
+        400,
+        r#"{"error":"invalid_grant","errorDescription":"Session not active"}"#,
+    )
+    .await;
     let message = error.to_string();
     assert!(!message.contains("password"), "{message}");
     assert!(message.contains("Session not active"), "{message}");
@@ -94,24 +86,30 @@ async fn a_refused_logout_does_not_blame_the_password() {
 /// (found by a walkthrough).
 #[tokio::test]
 async fn a_logout_answered_200_with_a_body_is_a_decode_error() {
+    let error = logout_answered(200, r#"{"status":"logged out"}"#).await;
+    assert!(
+        matches!(&error, dynata_sdk::Error::Decode { what, .. } if what.contains("status 200")),
+        "{error:?}"
+    );
+    assert_eq!(error.request_id(), Some("lo-1"));
+}
+
+/// The error of a logout, after a login, that Dynata answers with `status`
+/// and `body` (and `x-request-id: lo-1`).
+async fn logout_answered(status: u16, body: &'static str) -> dynata_sdk::Error {
     let harness = Harness::new().await;
     harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
     harness
         .server
         .mock_async(|when, then| {
             when.method(POST).path(LOGOUT);
-            then.status(200)
-                .header("x-request-id", "lo-2")
-                .body(r#"{"status":"logged out"}"#);
+            then.status(status)
+                .header("x-request-id", "lo-1")
+                .body(body);
         })
         .await;
     harness.token().await;
-    let error = harness.client.logout().await.expect_err("not a 204");
-    assert!(
-        matches!(&error, dynata_sdk::Error::Decode { what, .. } if what.contains("status 200")),
-        "{error:?}"
-    );
-    assert_eq!(error.request_id(), Some("lo-2"));
+    harness.client.logout().await.expect_err("not a 204")
 }
 
 /// A call made while logout waits for Dynata to confirm the revocation does
