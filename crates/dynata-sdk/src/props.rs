@@ -279,11 +279,14 @@ fn a_json_error_is_described_without_the_values_it_choked_on() {
         #[serde(rename = "accessToken")]
         access_token: String,
     }
-    let body = (secret(), 0usize..4).prop_map(|(secret, shape)| {
+    let body = (secret(), 0usize..6).prop_map(|(secret, shape)| {
         let body = match shape {
             0 => format!(r#"{{"expiresIn":"{secret}","accessToken":"x"}}"#),
             1 => format!(r#"{{"expiresIn":1,"accessToken":["{secret}"]}}"#),
             2 => format!(r#"{{"expiresIn":1,"accessToken":"{secret}""#),
+            // Shaped like serde's own message around the value.
+            3 => format!(r#"{{"expiresIn":"x, expected {secret} at line 1","accessToken":"a"}}"#),
+            4 => format!(r#"{{"expiresIn":"x, expected {secret}","accessToken":"a"}}"#),
             _ => format!(r#"{{"{secret}":1}}"#),
         };
         (body, vec![secret])

@@ -67,7 +67,7 @@ pub(crate) fn describe_json_error(error: &serde_json::Error) -> String {
         Category::Eof if error.line() == 1 && error.column() == 0 => "the body is empty".into(),
         Category::Eof => "the JSON is truncated".into(),
         Category::Syntax => "the body is not valid JSON".into(),
-        Category::Data => data_error(&error.to_string()),
+        Category::Data => data_error(error),
         Category::Io => "the body could not be read".into(),
     };
     // Line 0: decoded from a value already parsed, where no position is kept.
@@ -79,12 +79,24 @@ pub(crate) fn describe_json_error(error: &serde_json::Error) -> String {
 
 /// What serde says of data of the wrong shape, keeping only what comes from
 /// the SDK's own types (a field's name, what was expected), never the value
-/// the server sent: "missing field `x`", "invalid type: string \"…\",
-/// expected u32".
-fn data_error(message: &str) -> String {
-    let message = message.split(" at line ").next().unwrap_or(message);
+/// the server sent. serde puts that value before what it expected
+/// ("invalid type: string \"…\", expected u32"), and the value may hold
+/// anything, ", expected" and " at line" included: so the position serde
+/// appends is cut off exactly, and only what follows the last ", expected"
+/// of one of serde's own messages is kept.
+fn data_error(error: &serde_json::Error) -> String {
+    const GENERIC: &str = "a field is missing, or has the wrong type or value";
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let message = match error.line() {
+        0 => message.as_str(),
+        _ => match message.strip_suffix(&position) {
+            Some(message) => message,
+            None => return GENERIC.into(),
+        },
+    };
     let named = |prefix: &str| {
-        let name = message.strip_prefix(prefix)?.split('`').next()?;
+        let name = message.strip_prefix(prefix)?.strip_suffix('`')?;
         is_identifier(name).then_some(name)
     };
     if let Some(field) = named("missing field `") {
@@ -93,9 +105,19 @@ fn data_error(message: &str) -> String {
     if let Some(field) = named("duplicate field `") {
         return format!("the field `{field}` appears twice");
     }
+    let serdes_own = [
+        "invalid type: ",
+        "invalid value: ",
+        "unknown variant `",
+        "invalid length ",
+    ]
+    .iter()
+    .any(|prefix| message.starts_with(prefix));
     match message.rsplit_once(", expected ") {
-        Some((_, expected)) => format!("a value has the wrong type or value (expected {expected})"),
-        None => "a field is missing, or has the wrong type or value".into(),
+        Some((_, expected)) if serdes_own => {
+            format!("a value has the wrong type or value (expected {expected})")
+        }
+        _ => GENERIC.into(),
     }
 }
 
@@ -230,6 +252,18 @@ mod tests {
             .expect_err("a number");
         let described = describe_json_error(&wrong);
         assert!(described.contains("(expected a string)"), "{described}");
+        // A value shaped like the rest of serde's message is still never
+        // quoted (found by review).
+        let secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
+        for body in [
+            format!(r#"["x, expected {secret} at line 1"]"#),
+            format!(r#"["x, expected {secret}"]"#),
+        ] {
+            let error = serde_json::from_str::<Vec<u32>>(&body).expect_err("wrong type");
+            let described = describe_json_error(&error);
+            assert!(!described.contains("eyJ"), "{described}");
+            assert!(described.contains("(expected u32)"), "{described}");
+        }
         // From a value already parsed: no position to give.
         let value = serde_json::json!({"extProjectId": "p1"});
         let from_value = serde_json::from_value::<Project>(value).expect_err("no title");
