@@ -54,8 +54,8 @@ impl Client {
     /// `call` may run more than once, so build the operation inside it. It
     /// should send one operation: one that sends several is sent again
     /// whole, so it is retried and replayed only if every request it sent
-    /// was idempotent (a `POST` that succeeded before a `GET` that failed is
-    /// not sent twice).
+    /// was idempotent (a `POST` that succeeded beside a `GET` that failed is
+    /// not sent twice, whichever ran first).
     ///
     /// - On a `401` the token is invalidated and the call sent once more
     ///   with a new one, as [`Client::send`] does.
@@ -142,7 +142,10 @@ impl Client {
                 let methods = sent.methods();
                 let idempotent = !methods.is_empty() && methods.iter().all(is_idempotent);
                 let last_idempotent = methods.last().is_some_and(is_idempotent);
-                let earlier_idempotent = methods.iter().rev().skip(1).all(is_idempotent);
+                // The request refused may not be the last sent (requests run
+                // at once): replay only what sent one request, or idempotent
+                // ones alone.
+                let replayable = methods.len() <= 1 || idempotent;
                 match outcome {
                     Ok(response) => Ok(response),
                     Err(error) => {
@@ -158,11 +161,9 @@ impl Client {
                                 last_idempotent,
                                 redirected_to.as_ref(),
                             );
-                            // A `POST` before it succeeded: replaying `call`
-                            // would send it again. Renew, send nothing.
-                            if !earlier_idempotent
-                                && failure.unauthorized == TokenRefused::BeforeActing
-                            {
+                            // Another request of `call` may have had its
+                            // effect: renew the token, send nothing again.
+                            if !replayable && failure.unauthorized == TokenRefused::BeforeActing {
                                 failure.unauthorized = TokenRefused::AfterRedirect;
                             }
                         }

@@ -234,6 +234,36 @@ async fn a_closure_that_sent_a_post_is_neither_retried_nor_replayed() {
     }
 }
 
+/// The same when the two run at once and the `GET`, sent first, is the one
+/// refused: the `POST` after it succeeded (a replay rule that looked at the
+/// requests before the last sent one replayed it: found by review).
+#[tokio::test]
+async fn a_closure_whose_concurrent_post_succeeded_is_not_replayed() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let close = harness
+        .on(POST, CLOSE, 200, success(project("CLOSED")), 0)
+        .await;
+    let unauthorized = r#"{"message":"Unauthorized"}"#.to_string();
+    let read = harness.on(GET, PROJECT, 401, unauthorized, 1).await;
+    let outcome = harness
+        .client
+        .sample(|api| async move {
+            let read = api.get_project().ext_project_id("p1").send();
+            let close = api.close_project().ext_project_id("p1").send();
+            let (read, close) = tokio::join!(read, close);
+            close?;
+            read
+        })
+        .await;
+    assert_eq!(outcome.map(|_| ()).expect_err("401").status(), Some(401));
+    assert_eq!(
+        (close.calls_async().await, read.calls_async().await),
+        (1, 1),
+        "the POST was sent again"
+    );
+}
+
 #[tokio::test]
 async fn an_error_envelope_keeps_its_errors_and_request_id() {
     let harness = Harness::new().await;
