@@ -170,9 +170,11 @@ async fn classify<T>(
             let request_id = request_id(response.headers());
             // dynata-auth-api's hook already capped this body's size.
             let body = response.bytes().await.unwrap_or_default();
-            // A success the operation does not have (a `200` with a body to a
-            // logout, whose success is `204`): not an error status.
-            let error = if (200..300).contains(&status) {
+            // A success a logout does not have (a `200` with a body; its
+            // success is `204`): not an error status. (For a login or a
+            // refresh the status decides as before: whether a refresh token
+            // was spent hangs on it.)
+            let error = if operation == AuthOperation::Logout && (200..300).contains(&status) {
                 Error::Decode {
                     what: format!("status {status} is not an answer this operation has"),
                     request_id,

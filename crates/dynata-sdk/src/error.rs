@@ -32,7 +32,9 @@ pub enum Error {
         error: Option<String>,
         /// Dynata's `errorDescription` (or a gateway's `message`); or, when
         /// a process sharing the token store had these same credentials
-        /// rejected and they were not sent again, a note saying so.
+        /// rejected and they were not sent again, a note saying so. Told to
+        /// a caller during the cooldown that follows a refusal, it ends with
+        /// "(not sent again for another N s, the cooldown)".
         description: Option<String>,
         /// The `x-request-id` response header, worth quoting to Dynata.
         request_id: Option<String>,

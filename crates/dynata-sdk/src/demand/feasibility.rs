@@ -38,8 +38,9 @@ impl Client {
     ///
     /// - A line item whose feasibility is `FAILED` or `NOT_SUPPORTED` ends
     ///   the wait with [`Error::Infeasible`].
-    /// - After `timeout` (on the client's clock, retries of each poll
-    ///   included) it ends with [`Error::FeasibilityTimeout`] once Dynata
+    /// - At `timeout` (on the client's clock, retries of each poll
+    ///   included; up to a second before it, when the last poll's answer
+    ///   says still computing) it ends with [`Error::FeasibilityTimeout`] once Dynata
     ///   has said a line item is being computed, or with [`Error::Timeout`]
     ///   if no poll was answered at all (a request in flight all along); no
     ///   request is sent after that, and one in flight is abandoned.
