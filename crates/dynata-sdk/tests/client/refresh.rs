@@ -144,6 +144,32 @@ async fn a_bare_401_or_403_to_a_refresh_falls_back_to_the_password() {
 /// A refresh token Dynata refused is dead: when the login that follows
 /// fails too (a `503`), the next renewal goes straight to the password
 /// instead of sending the dead token again.
+/// A refresh answered with a success it does not have (a `204`, from a
+/// gateway, say) has not spent its refresh token: it is an error, and the
+/// next renewal refreshes again rather than log in. (Read as an answer the
+/// SDK cannot decode, as a logout's now is, it would count as spent.)
+#[tokio::test]
+async fn a_refresh_answered_204_does_not_spend_the_refresh_token() {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    let login = harness.pair_on(LOGIN, Pair::new("a1", "r1"), 1).await;
+    let odd = harness.answer(REFRESH, 204, "", 1).await;
+    let refresh = harness.pair_on(REFRESH, Pair::new("a2", "r2"), 0).await;
+    harness.token().await;
+    harness.advance(30 * 60).await;
+    let error = harness.client.access_token().await.expect_err("a 204");
+    assert_eq!(error.status(), Some(204), "{error:?}");
+    harness.advance(2).await;
+    assert_eq!(harness.current_secret().await, "a2");
+    assert_eq!(
+        (
+            login.calls_async().await,
+            odd.calls_async().await,
+            refresh.calls_async().await
+        ),
+        (1, 1, 1)
+    );
+}
+
 #[tokio::test]
 async fn a_refused_refresh_token_is_not_sent_again() {
     let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
