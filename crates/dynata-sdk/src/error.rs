@@ -327,9 +327,10 @@ fn asked_to_wait(retry_after: Option<Duration>) -> String {
     })
 }
 
-/// A wait in whole seconds, rounded up: what is left of a server's wait is
-/// rarely whole, and "34.153380705000004 s" says no more than "35 s".
-fn seconds_up(wait: Duration) -> u64 {
+/// A wait in whole seconds, rounded up, for messages: what is left of a
+/// wait is rarely whole, "34.153380705000004 s" says no more than "35 s",
+/// and "0 s" while it still holds would mislead.
+pub(crate) fn seconds_up(wait: Duration) -> u64 {
     wait.as_secs()
         .saturating_add(u64::from(wait.subsec_nanos() > 0))
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::auth_calls::{self, AuthOperation, Sent};
 use crate::client::DEFAULT_REJECTED_LOGIN_COOLDOWN;
 use crate::clock::{Clock, FastClock, Moment, first_of};
+use crate::error::seconds_up;
 use crate::retry::Failure;
 use crate::store::{
     LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
@@ -783,8 +784,7 @@ impl Lifecycle {
                 .until
                 .duration_since(shared.wall_clock().now())
                 .unwrap_or_default();
-            // Rounded up: "0 s" while the record still holds would mislead.
-            let wait_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let wait_s = seconds_up(wait);
             tracing::warn!(
                 status = rejection.status,
                 record_expires_in_s = wait_s,
@@ -1433,7 +1433,7 @@ fn not_sent_again(error: Error, left: Option<Duration>) -> Error {
     let note = match left {
         Some(left) => format!(
             "not sent again for another {} s, the cooldown",
-            left.as_secs() + u64::from(left.subsec_nanos() > 0)
+            seconds_up(left)
         ),
         None => "not sent again: no cooldown is configured (build a new client)".into(),
     };
