@@ -175,10 +175,11 @@ async fn classify<T>(
             // refresh the status decides as before: whether a refresh token
             // was spent hangs on it.)
             let error = if operation == AuthOperation::Logout && (200..300).contains(&status) {
-                Error::Decode {
-                    what: format!("status {status} is not an answer this operation has"),
+                Error::undecodable_answer(
+                    status,
+                    format!("status {status} is not an answer this operation has"),
                     request_id,
-                }
+                )
             } else {
                 Error::from_status(status, summarize(&body), request_id, retry_after)
             };

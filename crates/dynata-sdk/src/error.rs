@@ -144,9 +144,17 @@ pub enum Error {
     /// Dynata answered, but the answer could not be understood: not JSON, a
     /// missing or mistyped field, a token that is already expired, an
     /// oversized body. The body itself is never included: it may hold tokens.
+    ///
+    /// With a `2xx` [`status`](Error::status), Dynata carried the request
+    /// out and only its answer was lost: a create answered `201` created its
+    /// resource. Look it up (by its `extProjectId`, say) before sending the
+    /// request again.
     Decode {
         /// What was wrong with it.
         what: String,
+        /// The answer's HTTP status, where the SDK read it (as for
+        /// `request_id`).
+        status: Option<u16>,
         /// The `x-request-id` response header, where the answer had one
         /// and the SDK read it ([`crate::Client::get`]; a typed call's answer
         /// of an unexpected status or shape; an invoice that is not a PDF).
@@ -290,7 +298,18 @@ impl fmt::Display for Error {
                 waited.as_secs_f64()
             ),
             Error::Transport { message, .. } => write!(f, "could not reach Dynata: {message}"),
-            Error::Decode { what, request_id } => write!(
+            Error::Decode {
+                what,
+                status: Some(status @ 200..=299),
+                request_id,
+            } => write!(
+                f,
+                "Dynata answered {status}, so it carried the request out, but its answer could not be decoded{}: {what}",
+                with_request_id(request_id.as_deref())
+            ),
+            Error::Decode {
+                what, request_id, ..
+            } => write!(
                 f,
                 "Dynata's answer could not be decoded{}: {what}",
                 with_request_id(request_id.as_deref())
@@ -418,7 +437,7 @@ impl Error {
             | Error::Api { status, .. }
             | Error::Rejected { status, .. } => Some(*status),
             Error::RateLimited { .. } => Some(429),
-            Error::Timeout { status, .. } => *status,
+            Error::Timeout { status, .. } | Error::Decode { status, .. } => *status,
             _ => None,
         }
     }
@@ -489,7 +508,22 @@ impl Error {
     pub(crate) fn decode(what: impl Into<String>) -> Self {
         Error::Decode {
             what: what.into(),
+            status: None,
             request_id: None,
+        }
+    }
+
+    /// [`Error::Decode`] for an answer of status `status` that could not be
+    /// understood.
+    pub(crate) fn undecodable_answer(
+        status: u16,
+        what: impl Into<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        Error::Decode {
+            what: what.into(),
+            status: Some(status),
+            request_id,
         }
     }
 

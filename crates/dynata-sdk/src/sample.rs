@@ -230,7 +230,9 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
     let status = response.status().as_u16();
     let request_id = request_id(response.headers());
     let retry_after = retry_after(response.headers());
-    let undecodable = |what: String, request_id: Option<String>| Error::Decode { what, request_id };
+    let undecodable = |what: String, request_id: Option<String>| {
+        Error::undecodable_answer(status, what, request_id)
+    };
     let body = read_at_most(response, MAX_ENVELOPE_BYTES)
         .await
         .map_err(|error| match error {
@@ -264,7 +266,7 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
     let success = (200..300).contains(&status);
     let Some(envelope_status) = envelope.status else {
         if success {
-            return decoded(envelope.data, envelope.meta, request_id);
+            return decoded(status, envelope.data, envelope.meta, request_id);
         }
         // A gateway's `{"message": …}`: not Dynata's refusal.
         return Err(gateway_error(
@@ -287,11 +289,12 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
             retry_after,
         ));
     }
-    decoded(envelope.data, envelope.meta, request_id)
+    decoded(status, envelope.data, envelope.meta, request_id)
 }
 
 /// A successful envelope's `data` as `T`, with its links.
 fn decoded<T: DeserializeOwned>(
+    status: u16,
     data: serde_json::Value,
     meta: Option<Meta>,
     request_id: Option<String>,
@@ -310,13 +313,14 @@ fn decoded<T: DeserializeOwned>(
     let data = match read {
         Ok(data) => data,
         Err(error) => {
-            return Err(Error::Decode {
-                what: format!(
+            return Err(Error::undecodable_answer(
+                status,
+                format!(
                     "`data` does not have the expected shape: {}",
                     describe_json_error(&error)
                 ),
                 request_id,
-            });
+            ));
         }
     };
     let (links, total) = meta.map_or((None, None), |meta| (meta.links, meta.total));

@@ -54,7 +54,14 @@ impl Client {
         let response: ResponseValue<ByteStream> = self.call_sample(None, call).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = read_all(response.into_inner()).await?;
+        let body = read_all(response.into_inner())
+            .await
+            .map_err(|error| match error {
+                Error::Decode { what, .. } => {
+                    Error::undecodable_answer(status, what, request_id(&headers))
+                }
+                other => other,
+            })?;
         let media_type = media_type(&headers);
         let labelled_as_pdf = matches!(
             media_type.as_deref(),
@@ -64,11 +71,11 @@ impl Client {
             return if ends_as_pdf(&body) {
                 Ok(body)
             } else {
-                Err(Error::Decode {
-                    what: "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short"
-                        .into(),
-                    request_id: request_id(&headers),
-                })
+                Err(Error::undecodable_answer(
+                    status,
+                    "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short",
+                    request_id(&headers),
+                ))
             };
         }
         // Not a PDF: Dynata's envelope, however it is labelled, is its
@@ -87,10 +94,11 @@ impl Client {
             Some(Some(shown)) => format!("`{shown}`"),
             Some(None) => "another type of content".to_string(),
         };
-        Err(Error::Decode {
-            what: format!("expected a PDF or Dynata's error envelope, got {got}"),
-            request_id: request_id(&headers),
-        })
+        Err(Error::undecodable_answer(
+            status,
+            format!("expected a PDF or Dynata's error envelope, got {got}"),
+            request_id(&headers),
+        ))
     }
 }
 

@@ -242,10 +242,11 @@ async fn failure_of<T>(
             // The generated client's hook has read the body into memory.
             let body = response.bytes().await.unwrap_or_default();
             let error = if (200..300).contains(&status) {
-                Error::Decode {
-                    what: format!("status {status} is not an answer this operation has"),
+                Error::undecodable_answer(
+                    status,
+                    format!("status {status} is not an answer this operation has"),
                     request_id,
-                }
+                )
             } else if let Some(errors) = refusal_in(&body, true) {
                 // Dynata's envelope, with what the generated `ApiError` is
                 // too strict for (a numeric code, no message).
@@ -289,12 +290,14 @@ fn undecodable(
     error: &serde_json::Error,
     sent: &SentMethod,
 ) -> (Error, Option<std::time::Duration>) {
-    let (status, headers) = sent.answer().unwrap_or_default();
+    let (status, headers) = sent.answer().unzip();
+    let headers = headers.unwrap_or_default();
     let request_id = request_id(&headers);
     match refusal_in(body, false) {
         Some(errors) => {
             let retry_after = retry_after(&headers);
-            let error = Error::refused(status.as_u16(), errors, request_id, retry_after);
+            let status = status.unwrap_or_default().as_u16();
+            let error = Error::refused(status, errors, request_id, retry_after);
             (error, retry_after)
         }
         None => (
@@ -303,6 +306,7 @@ fn undecodable(
                     "the answer does not have the expected shape: {}",
                     describe_json_error(error)
                 ),
+                status: status.map(|status| status.as_u16()),
                 request_id,
             },
             None,

@@ -1489,6 +1489,41 @@ async fn an_answer_of_another_shape_is_decode_with_the_request_id() {
     assert_eq!(error.request_id(), Some("req-7"));
 }
 
+/// A `POST` Dynata carried out whose answer cannot be read says so, with
+/// its status: a caller must not take it for a request that failed and send
+/// it again (a create would meet its own duplicate). `Client::get` too.
+#[tokio::test]
+async fn an_unreadable_answer_to_a_request_carried_out_says_it_was() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({"data": {"state": 12}, "status": {"message": "success"}}).to_string();
+    let close = harness.on(POST, CLOSE, 200, body.clone(), 0).await;
+    let error = harness
+        .close_project()
+        .await
+        .expect_err("not a closed project");
+    assert!(matches!(&error, Error::Decode { .. }), "{error:?}");
+    assert_eq!(error.status(), Some(200), "{error:?}");
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("Dynata answered 200, so it carried the request out, but its answer could not be decoded (request id req-7)"),
+        "{shown}"
+    );
+    assert_eq!(close.calls_async().await, 1);
+
+    harness.on(GET, PROJECT, 200, body, 0).await;
+    let error = harness
+        .client
+        .get::<types::Project>(PROJECT)
+        .await
+        .expect_err("not a project");
+    assert_eq!(error.status(), Some(200), "{error:?}");
+    assert!(
+        error.to_string().contains("carried the request out"),
+        "{error}"
+    );
+}
+
 /// An error's kind follows its status, whatever the body: with Dynata's
 /// envelope, a `429` is still `RateLimited` with its `Retry-After`, and a
 /// `504` still `Timeout` (a close that may have taken effect, not a
