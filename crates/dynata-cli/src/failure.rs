@@ -65,7 +65,9 @@ impl From<dynata_sdk::Error> for Failure {
             Error::Api { status, .. } | Error::Rejected { status, .. } if *status >= 500 => {
                 UNREACHABLE
             }
-            Error::Config { .. } | Error::MissingEnvVar { .. } => USAGE,
+            Error::Config { .. } | Error::InvalidRequest { .. } | Error::MissingEnvVar { .. } => {
+                USAGE
+            }
             _ => REFUSED,
         };
         Failure {

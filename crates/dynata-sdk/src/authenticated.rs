@@ -38,7 +38,7 @@ impl Client {
     ///
     /// - The token goes only to the environment's origin (scheme, host and
     ///   port): a request for any other URL, such as an absolute URL from an
-    ///   event's `actions`, is refused with [`Error::Config`] before anything
+    ///   event's `actions`, is refused with [`Error::InvalidRequest`] before anything
     ///   is sent, and so is one whose `Host` header names another site.
     ///   reqwest drops the header on redirects to another host.
     /// - On a `401` the token is invalidated (see [`Client::invalidate`]) and
@@ -75,7 +75,7 @@ impl Client {
     {
         let request = request
             .build()
-            .map_err(|e| Error::config(format!("invalid request: {e}")))?;
+            .map_err(|e| Error::invalid_request(e.to_string()))?;
         self.check_origin(&request)?;
         let idempotent = is_idempotent(request.method());
         let requests = Replays::new(request);
@@ -171,7 +171,7 @@ impl Client {
     pub(crate) fn check_origin(&self, request: &Request) -> Result<(), Error> {
         let origin = request.url().origin();
         if origin != *self.origin {
-            return Err(Error::config(format!(
+            return Err(Error::invalid_request(format!(
                 "refusing to send the access token to {}: it goes only to {}",
                 origin.ascii_serialization(),
                 self.origin.ascii_serialization()
@@ -182,7 +182,7 @@ impl Client {
         if let Some(host) = request.headers().get(HOST)
             && !names_host_of(host, request.url())
         {
-            return Err(Error::config(format!(
+            return Err(Error::invalid_request(format!(
                 "refusing to send the access token with a Host header naming another site than {}",
                 self.origin.ascii_serialization()
             )));

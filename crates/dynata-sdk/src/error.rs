@@ -172,11 +172,20 @@ pub enum Error {
     /// session that obtained. Call again to log in afresh.
     LoggedOut,
 
-    /// The client is misconfigured, or a request was refused before it was
-    /// sent (an invalid or insecure base URL, missing credentials, a request
-    /// for a host other than the environment's). Nothing was sent.
+    /// The client is misconfigured: an invalid or insecure base URL,
+    /// missing credentials, settings that allow no attempt. Nothing was sent.
     Config {
         /// What is wrong, and how to fix it.
+        message: String,
+    },
+
+    /// This call's request was refused before it was sent: a missing
+    /// required argument of a typed call, an id that cannot be a path
+    /// segment (`..`), a page size of 0, a request for a host other than
+    /// the environment's (the token goes to no other). Nothing was sent;
+    /// the client is fine for other calls.
+    InvalidRequest {
+        /// What is wrong with the request.
         message: String,
     },
 
@@ -321,6 +330,9 @@ impl fmt::Display for Error {
                 f.write_str("the client logged out while this call waited for a token")
             }
             Error::Config { message } => write!(f, "invalid configuration: {message}"),
+            Error::InvalidRequest { message } => {
+                write!(f, "invalid request, not sent: {message}")
+            }
             Error::MissingEnvVar { name } => write!(f, "environment variable {name} is not set"),
         }
     }
@@ -501,6 +513,12 @@ impl Error {
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
             message: message.into(),
         }
     }

@@ -23,7 +23,7 @@ use crate::{Client, Error};
 /// reqwest's own error too ([`reqwest_middleware::Error::Reqwest`]), so that
 /// a retry or metrics layer above reads `is_timeout()` and `is_connect()`.
 /// Every other failure is [`reqwest_middleware::Error::Middleware`] holding
-/// an [`Error`]; a request for another origin fails with [`Error::Config`].
+/// an [`Error`]; a request for another origin fails with [`Error::InvalidRequest`].
 ///
 /// The HTTP client under the stack is yours, with its proxy settings:
 /// `reqwest::Client::new()` reads `HTTP_PROXY`. For a plain `http`

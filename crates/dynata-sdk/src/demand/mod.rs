@@ -256,17 +256,14 @@ async fn failure_of<T>(
             };
             (error, retry_after)
         }
-        Generated::CommunicationError(error) if error.is_builder() => (
-            Error::config(format!("invalid request: {}", without_url(&error))),
-            None,
-        ),
+        Generated::CommunicationError(error) if error.is_builder() => {
+            (Error::invalid_request(without_url(&error)), None)
+        }
         Generated::CommunicationError(error) | Generated::ResponseBodyError(error) => {
             (Error::transport(error), None)
         }
         Generated::InvalidResponsePayload(body, error) => undecodable(&body, &error, sent),
-        Generated::InvalidRequest(message) => {
-            (Error::config(format!("invalid request: {message}")), None)
-        }
+        Generated::InvalidRequest(message) => (Error::invalid_request(message), None),
         // The hooks' own errors (a body over the size limit) and upgrades,
         // which no operation of this API uses.
         Generated::Custom(message) => (Error::decode(message), None),

@@ -80,7 +80,7 @@ impl Client {
     /// total, after a page without `meta.links.next` (if the answer has
     /// links) or a short or empty page (short of `meta.pageSize` if the
     /// server says it capped the size below `page_size`). An error is the
-    /// stream's last item. A `page_size` of 0 is an [`Error::Config`]. Dynata
+    /// stream's last item. A `page_size` of 0 is an [`Error::InvalidRequest`]. Dynata
     /// documents no largest page size and its clients cap it at 50 to 1000,
     /// so none is checked here: a server that refuses one ends the stream
     /// with its refusal (the sandbox refuses more than 1000).
@@ -206,7 +206,7 @@ impl<I: Clone + PartialEq> Stream for SampleItems<I> {
                 State::Done => return Poll::Ready(None),
                 State::Refused => {
                     this.state = State::Done;
-                    return Poll::Ready(Some(Err(Error::config(
+                    return Poll::Ready(Some(Err(Error::invalid_request(
                         "the page size must be at least 1",
                     ))));
                 }

@@ -25,7 +25,7 @@ impl Client {
     /// Sent through [`Client::send`]: a `401` renews the token and sends it
     /// once more; as a `POST` it is never retried after a transient failure.
     /// Errors as [`Client::get`]. A `file_name` with a quote, a backslash or
-    /// a control character is refused with [`Error::Config`] before anything
+    /// a control character is refused with [`Error::InvalidRequest`] before anything
     /// is sent.
     pub async fn reconcile_project(
         &self,
@@ -39,14 +39,14 @@ impl Client {
                 .chars()
                 .any(|c| c.is_control() || c == '"' || c == '\\')
         {
-            return Err(Error::config(
+            return Err(Error::invalid_request(
                 "the file name must be non-empty, without quotes, backslashes or control characters",
             ));
         }
         // As the generated operations build their URLs: the id escaped as
         // one path segment, and refused if it is empty, `.` or `..`.
         let project = dynata_sample_api::path_segment(ext_project_id)
-            .map_err(|e| Error::config(format!("invalid request: {e}")))?;
+            .map_err(|e| Error::invalid_request(e.to_string()))?;
         let url = format!("{}/sample/v1/projects/{project}/reconcile", self.base_url());
         let file = file.into();
         let boundary = boundary_for(&file, message.unwrap_or_default());

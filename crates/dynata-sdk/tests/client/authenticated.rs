@@ -537,7 +537,7 @@ async fn get_follows_an_absolute_next_link_on_the_origin_only() {
         .get::<Vec<u32>>(&format!("{}{PROJECTS}", elsewhere.base_url()))
         .await
         .expect_err("another origin");
-    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(matches!(error, Error::InvalidRequest { .. }), "{error:?}");
     assert_eq!(foreign.calls_async().await, 0);
 }
 
@@ -562,7 +562,7 @@ async fn the_token_never_goes_to_another_origin() {
         .send(http.post(&foreign))
         .await
         .expect_err("refused");
-    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(matches!(error, Error::InvalidRequest { .. }), "{error:?}");
     assert!(
         error
             .to_string()
@@ -848,7 +848,10 @@ async fn a_host_header_naming_another_site_is_refused() {
         .request(reqwest::Method::GET, PROJECTS)
         .header(reqwest::header::HOST, "attacker.example");
     let sent = harness.client.send(request).await;
-    assert!(matches!(sent, Err(Error::Config { .. })), "{sent:?}");
+    assert!(
+        matches!(sent, Err(Error::InvalidRequest { .. })),
+        "{sent:?}"
+    );
     assert_eq!(other_site.calls_async().await, 0);
 
     let own = harness

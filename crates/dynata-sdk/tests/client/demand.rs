@@ -366,7 +366,11 @@ async fn a_missing_required_argument_is_refused_before_anything_is_sent() {
         .sample(|api| async move { api.get_project().send().await })
         .await
         .expect_err("no extProjectId");
-    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(matches!(error, Error::InvalidRequest { .. }), "{error:?}");
+    // Not "invalid configuration": the client is fine, this call is not.
+    let shown = error.to_string();
+    assert!(shown.starts_with("invalid request, not sent: "), "{shown}");
+    assert!(shown.contains("ext_project_id"), "{shown}");
     assert_eq!(any.calls_async().await, 0);
 }
 
@@ -732,7 +736,7 @@ async fn a_page_size_of_zero_is_a_typed_error() {
         api.list_projects().limit(page.limit).send().await
     });
     let error = stream.next().await.expect("one item").expect_err("refused");
-    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(matches!(error, Error::InvalidRequest { .. }), "{error:?}");
     assert!(stream.next().await.is_none());
 }
 
@@ -1234,7 +1238,10 @@ async fn a_reconciliation_is_never_retried() {
         .reconcile_project("p1", "a\"b.xlsx", b"PK".to_vec(), None)
         .await
         .expect_err("bad file name");
-    assert!(matches!(refused, Error::Config { .. }), "{refused:?}");
+    assert!(
+        matches!(refused, Error::InvalidRequest { .. }),
+        "{refused:?}"
+    );
     assert_eq!(upload.calls_async().await, 1);
 }
 
@@ -1318,7 +1325,7 @@ async fn a_dot_dot_line_item_id_does_not_close_the_project() {
             })
             .await;
         assert!(
-            matches!(result, Err(Error::Config { .. })),
+            matches!(result, Err(Error::InvalidRequest { .. })),
             "{id:?}: {result:?}"
         );
     }
@@ -1372,7 +1379,10 @@ async fn a_dot_dot_project_id_is_not_dropped_from_the_reconcile_url() {
         0,
         "project `..` was reconciled at /sample/v1/projects/reconcile: {result:?}"
     );
-    assert!(matches!(result, Err(Error::Config { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::InvalidRequest { .. })),
+        "{result:?}"
+    );
 }
 
 /// The URL parser drops tabs and newlines anywhere in its input, so a
