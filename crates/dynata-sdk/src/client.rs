@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::lifecycle::{Lifecycle, Settings};
-use crate::store::{SharingPolicy, StoreKey, TokenStore};
+use crate::store::{SharingPolicy, StoreError, StoreKey, TokenStore};
 use crate::{AccessToken, Credentials, Environment, Error, RetryPolicy};
 
 /// How long a rejected password is not sent again, by default.
@@ -88,6 +88,23 @@ impl Client {
     /// in again (or, without a password, cannot).
     pub async fn finish_renewal(&self) {
         self.lifecycle.finish_renewal().await;
+    }
+
+    /// Reads this account's record in the [`ClientBuilder::token_store`]
+    /// once, within [`SharingPolicy::operation_timeout`], and says what went
+    /// wrong: a store that cannot be reached or does not answer (a wrong
+    /// Redis URL or password, a directory that cannot be read), or a record
+    /// this client cannot use (sealed with another [`EncryptionKey`](crate::store::EncryptionKey),
+    /// garbage, a file others can read). `Ok` when there is no store, and
+    /// when the store holds no session yet.
+    ///
+    /// A client never fails a call for its store: it renews on its own and
+    /// warns at most once a [`SharingPolicy::warning_interval`], so a fleet
+    /// whose store is misconfigured works, unshared, each process logging
+    /// in. Call this at start-up to fail fast instead. It writes nothing, so
+    /// a store that can be read but not written passes.
+    pub async fn check_token_store(&self) -> Result<(), StoreError> {
+        self.lifecycle.check_token_store().await
     }
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {

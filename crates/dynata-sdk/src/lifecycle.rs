@@ -24,8 +24,8 @@ use crate::clock::{Clock, FastClock, Moment, first_of};
 use crate::error::seconds_up;
 use crate::retry::Failure;
 use crate::store::{
-    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreKey,
-    StoredSession, TokenStore, is_error_code, refuses_credentials,
+    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreError,
+    StoreKey, StoredSession, TokenStore, is_error_code, refuses_credentials,
 };
 use crate::token::bearer_header;
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
@@ -234,6 +234,14 @@ impl Lifecycle {
             current: ArcSwapOption::empty(),
             slow: Mutex::default(),
             shared,
+        }
+    }
+
+    /// See [`crate::Client::check_token_store`].
+    pub(crate) async fn check_token_store(&self) -> Result<(), StoreError> {
+        match &self.shared {
+            Some(shared) => shared.check().await,
+            None => Ok(()),
         }
     }
 

@@ -906,6 +906,14 @@ impl SharedSession {
         }
     }
 
+    /// One bounded read of the account's record: whether the store answers
+    /// and holds nothing unusable. See [`crate::Client::check_token_store`].
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.bounded("load", self.store.load(&self.key))
+            .await
+            .map(drop)
+    }
+
     async fn release(&self, owner: &LeaseOwner) {
         let released = self
             .bounded("release", self.store.release_lease(&self.key, owner))

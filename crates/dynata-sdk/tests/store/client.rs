@@ -8,7 +8,8 @@ use dynata_sandbox::{Fault, Operation, Sandbox};
 use dynata_sdk::auth_api::Secret;
 use dynata_sdk::clock::ManualClock;
 use dynata_sdk::store::{
-    EncryptionKey, FileStore, LeaseOwner, StoreFuture, StoreKey, StoredSession, TokenStore,
+    EncryptionKey, FileStore, LeaseOwner, StoreError, StoreFuture, StoreKey, StoredSession,
+    TokenStore,
 };
 use dynata_sdk::store::{LoginRejection, SharedSession, SharingPolicy};
 use dynata_sdk::{Client, Credentials, Environment, Error};
@@ -2286,4 +2287,58 @@ async fn a_lease_held_through_a_long_retry_after_is_extended_on_the_clients_cloc
         (1, 1),
         "r1 was sent by a second client while the lease's holder sent it"
     );
+}
+
+/// `check_token_store` tells at start-up what a client would otherwise only
+/// warn about while it works unshared: a store it cannot read, a record
+/// sealed with another fleet's key. A store with no session yet, and no
+/// store at all, pass; nothing is sent to Dynata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_checked_at_start_up_for_what_would_leave_the_fleet_unshared() {
+    let sandbox = sandbox().await;
+    let plain = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .build()
+        .expect("valid");
+    plain.check_token_store().await.expect("no store to check");
+
+    let dir = TempDir::new("client-check");
+    let sealed =
+        |byte| FileStore::new(dir.path()).with_encryption(EncryptionKey::from_bytes([byte; 32]));
+    let first = client(&sandbox, Arc::new(sealed(7)));
+    first
+        .check_token_store()
+        .await
+        .expect("an empty store is fine");
+    first.access_token().await.expect("logs in and stores");
+    first.check_token_store().await.expect("its own record");
+
+    let other_key = client(&sandbox, Arc::new(sealed(8)));
+    let refused = other_key
+        .check_token_store()
+        .await
+        .expect_err("another key");
+    assert!(
+        refused.to_string().contains("different encryption keys"),
+        "{refused}"
+    );
+
+    let unreadable = TempDir::new("client-check-file");
+    // A regular file where the store's directory should be.
+    std::fs::write(unreadable.path(), b"not a directory").expect("written");
+    let broken = client(
+        &sandbox,
+        Arc::new(FileStore::new(unreadable.path().join("sessions"))),
+    );
+    let failed = broken
+        .check_token_store()
+        .await
+        .expect_err("not a directory");
+    assert!(
+        matches!(failed, StoreError::Unavailable { .. }),
+        "{failed:?}"
+    );
+    let _ = std::fs::remove_file(unreadable.path());
+    assert_eq!(sandbox.count(Operation::Login), 1, "checks send nothing");
 }

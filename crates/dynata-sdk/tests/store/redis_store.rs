@@ -735,3 +735,29 @@ async fn a_slow_renewal_on_a_manual_clock_keeps_its_redis_lease() {
     };
     two_renewing_slower_than_the_lease(&server, Arc::new(ManualClock::new())).await;
 }
+
+/// A wrong Redis address is found by the start-up check, not only by a
+/// warning while the fleet works unshared. (No server needed: nothing
+/// listens on the port.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_check_finds_a_redis_that_is_not_there() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let store = RedisStore::new(&format!("redis://:hunter2@127.0.0.1:{port}"))
+        .expect("valid URL")
+        .with_timeout(Duration::from_millis(300));
+    let failed = client(Arc::new(store))
+        .check()
+        .await
+        .expect_err("nobody there");
+    assert!(
+        matches!(
+            failed,
+            StoreError::Unavailable { .. } | StoreError::Timeout { .. }
+        ),
+        "{failed:?}"
+    );
+    assert!(!failed.to_string().contains("hunter2"), "{failed}");
+}
