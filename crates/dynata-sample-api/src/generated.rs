@@ -2520,7 +2520,11 @@ and Go encodes an empty (nil) slice as `null`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<ResponseStatus>,
     }
-    ///How many of what the line item must deliver.
+    /**How many of what the line item must deliver. `type` is `COMPLETE`
+unless set: Dynata's Swagger document requires it in requests (Go
+and Python send it only when set), and an answer without it counts
+completes, the only type known.
+*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     pub struct Target {
@@ -2535,8 +2539,8 @@ and Go encodes an empty (nil) slice as `null`.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub soft_launch: ::std::option::Option<i64>,
-        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
-        pub type_: ::std::option::Option<crate::types::TargetType>,
+        #[serde(rename = "type", default = "defaults::target_type")]
+        pub type_: crate::types::TargetType,
     }
     impl Target {
         pub fn builder() -> builder::Target {
@@ -4522,7 +4526,7 @@ endpoints agree with.
                 ::std::string::String,
             >,
             type_: ::std::result::Result<
-                ::std::option::Option<crate::types::TargetType>,
+                crate::types::TargetType,
                 ::std::string::String,
             >,
         }
@@ -4532,7 +4536,7 @@ endpoints agree with.
                     count: Err("no value supplied for count".to_string()),
                     daily_limit: Ok(Default::default()),
                     soft_launch: Ok(Default::default()),
-                    type_: Ok(Default::default()),
+                    type_: Ok(super::defaults::target_type()),
                 }
             }
         }
@@ -4575,9 +4579,7 @@ endpoints agree with.
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::types::TargetType>,
-                >,
+                T: ::std::convert::TryInto<crate::types::TargetType>,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -6143,6 +6145,12 @@ endpoints agree with.
                     role: Ok(value.role),
                 }
             }
+        }
+    }
+    /// Generation of default values for serde.
+    pub mod defaults {
+        pub(super) fn target_type() -> crate::types::TargetType {
+            ::serde_json::from_str::<crate::types::TargetType>("\"COMPLETE\"").unwrap()
         }
     }
     /// Error types.

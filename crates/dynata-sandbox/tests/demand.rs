@@ -385,6 +385,8 @@ async fn a_bad_project_is_refused_naming_each_bad_field() {
     let mut second = line_item("li-1");
     second["quotaPlan"]["quotaGroups"][0]["quotaCells"][0]["quotaNodes"][0]["options"] =
         json!(["9"]);
+    // Dynata's Swagger document requires a target's type.
+    second["targets"] = json!([{"count": 100}]);
     let answer = api
         .post(
             "/projects",
@@ -410,6 +412,7 @@ async fn a_bad_project_is_refused_naming_each_bad_field() {
             "lineItems[0].targets",
             "lineItems[1].extLineItemId",
             "lineItems[1].quotaPlan.quotaGroups[0].quotaCells[0].quotaNodes[0].attributeId",
+            "lineItems[1].targets[0].type",
             "notificationEmails[0]",
             "title",
         ]

@@ -380,7 +380,7 @@ fn create_line_item_body() -> CreateLineItem {
             count: 500,
             daily_limit: None,
             soft_launch: None,
-            type_: Some(TargetType::Complete),
+            type_: TargetType::Complete,
         }],
         quota_plan: Some(gender_split()),
         cost_per_interview: None,
@@ -445,4 +445,22 @@ fn template_body() -> TemplateCriteria {
         quota_plan: gender_split(),
         tags: vec!["genpop".into()],
     }
+}
+
+/// A target built without a type is sent as `COMPLETE`: Dynata's Swagger
+/// document requires the field, and the quickstart's `Target::builder()
+/// .count(..)` sent `{"count":50}` (found by a spec review). An answer
+/// without it still decodes, as completes.
+#[test]
+fn a_target_built_without_a_type_is_sent_as_complete() {
+    let target: Target = Target::builder()
+        .count(50_i64)
+        .try_into()
+        .expect("count is the only field to set");
+    assert_eq!(
+        serde_json::to_value(&target).expect("encodes"),
+        serde_json::json!({"count": 50, "type": "COMPLETE"})
+    );
+    let answered: Target = serde_json::from_str(r#"{"count": 50}"#).expect("decodes");
+    assert_eq!(answered.type_, TargetType::Complete);
 }

@@ -438,7 +438,7 @@ pub(crate) fn check_body(
         check.integer(target, &path, "count", Need::Required, (1, 1_000_000));
         check.integer(target, &path, "dailyLimit", Need::Optional, (0, 1_000_000));
         check.integer(target, &path, "softLaunch", Need::Optional, (0, 1_000_000));
-        if let Some(kind) = check.field(target, &path, "type", Need::Optional)
+        if let Some(kind) = check.field(target, &path, "type", Need::Required)
             && kind.as_str() != Some("COMPLETE")
         {
             check.bad(&join(&path, "type"), "must be COMPLETE");
