@@ -12,6 +12,7 @@ Exit codes:
   2  usage: a bad flag or input, no password available, or a local file
      that cannot be read or written
   3  Dynata could not be reached or did not answer in time
+  130  interrupted (Ctrl-C), once a refresh under way is stored
 
 Environment:
   DYNATA_USERNAME, DYNATA_PASSWORD  account (the password is never stored)

@@ -12,6 +12,9 @@ pub(crate) const REFUSED: u8 = 1;
 pub(crate) const USAGE: u8 = 2;
 /// Exit code: no answer from Dynata (connection, timeout, gateway errors).
 pub(crate) const UNREACHABLE: u8 = 3;
+/// Exit code: stopped by Ctrl-C (128 + SIGINT, as a shell reports a process
+/// the signal killed).
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// A failed command: the exit code and one plain sentence, free of secrets.
 #[derive(Debug)]

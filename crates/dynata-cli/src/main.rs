@@ -96,15 +96,63 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         command => {
             let context = Context::new(&cli.profile, env)?;
             let session = context.client().await?;
-            let outcome = with_session(&context, &session, command).await;
+            // Ctrl-C stops the command, not the process: a refresh under way
+            // (in the background of a `feasibility wait`, or the one `dynata
+            // token` waits for) runs in a task of its own, and the default
+            // SIGINT would kill it after Dynata spent the stored refresh
+            // token and before the new one reached the store.
+            //
+            // `biased`: the command is polled first, so that what it reads
+            // from stdin before its first await (`--input -`, `--file -`)
+            // is read before Ctrl-C is listened for; a Ctrl-C then still
+            // ends the process, rather than waiting for a read that the
+            // caught signal does not interrupt.
+            let outcome = tokio::select! {
+                biased;
+                outcome = with_session(&context, &session, command) => outcome,
+                () = ctrl_c() => Err(Failure {
+                    code: failure::INTERRUPTED,
+                    message: "interrupted".to_owned(),
+                }),
+            };
             // A refresh the command started (in the background, inside the
             // soft window, or one a `--timeout` stopped waiting for) must
             // reach the store before the runtime ends: cut off, it may have
             // spent the stored refresh token at Dynata, and the next command
-            // would find the session ended.
-            session.client.finish_renewal().await;
+            // would find the session ended. A second Ctrl-C ends the wait.
+            let finished = session.client.finish_renewal();
+            tokio::pin!(finished);
+            let said = tokio::select! {
+                () = &mut finished => false,
+                () = tokio::time::sleep(std::time::Duration::from_millis(300)) => true,
+            };
+            if said {
+                let again = if outcome
+                    .as_ref()
+                    .is_err_and(|f| f.code == failure::INTERRUPTED)
+                {
+                    " again"
+                } else {
+                    ""
+                };
+                output::noteln!(
+                    "dynata: waiting for the session's refresh to be stored (Ctrl-C{again} to quit at once; the session may then be lost)…"
+                );
+                tokio::select! {
+                    () = &mut finished => {}
+                    () = ctrl_c() => {}
+                }
+            }
             outcome
         }
+    }
+}
+
+/// Resolves at the next Ctrl-C (SIGINT); never, where it cannot be
+/// listened for.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -3383,3 +3383,78 @@ async fn a_bad_environment_is_named_where_it_was_given() {
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("--env (or DYNATA_ENV) takes"), "{said}");
 }
+
+/// Ctrl-C while a refresh is under way (its answer held 3 s by a proxy,
+/// after Dynata rotated the refresh token) stops the command, but the new
+/// session reaches the store first, and the command exits 130.
+/// (The default SIGINT killed the process mid-refresh: the store kept the
+/// spent refresh token, and the next command said "run `dynata login`".
+/// Found by a walkthrough: `dynata feasibility wait` interrupted in the
+/// access token's soft window logged the user out.)
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_a_refresh_stores_its_session_first() {
+    let world = World::start().await;
+    let proxy =
+        slow_answers_to_refreshes(world.sandbox.addr().to_string(), Duration::from_secs(3)).await;
+    let login = world
+        .run(
+            &["login", "-u", USER],
+            &[
+                ("DYNATA_ENV", proxy.as_str()),
+                ("DYNATA_PASSWORD", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
+    let key = StoreKey::for_account(&proxy, "api", USER);
+    let mut session = store.load(&key).await.unwrap().expect("a stored session");
+    let now = SystemTime::now();
+    session.issued_at = now - Duration::from_secs(3600);
+    session.access_expires_at = now - Duration::from_secs(60);
+    store.save(&key, &session, now).await.unwrap();
+
+    let env = [("DYNATA_ENV", proxy.as_str())];
+    let child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &env)
+        .arg("token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Refresh) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no token printed by an interrupted command"
+    );
+
+    let token = world.run(&["token"], &env).await;
+    assert_eq!(
+        token.status.code(),
+        Some(0),
+        "the session was lost by a command interrupted during a refresh: {}",
+        text(&token.stderr)
+    );
+    assert_eq!(
+        world.sandbox.count(Operation::Refresh),
+        1,
+        "the refreshed session was stored and adopted"
+    );
+}
