@@ -65,6 +65,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sandbox { port } => sandbox(port).await,
         Command::Login { username } => {
             let mut context = Context::for_login(&cli.profile, env)?;
+            // Before the password goes anywhere: the login's session is
+            // found later through the profile.
+            profile::check_writable(&cli.profile)?;
             let username = session::login_username(username)?;
             let password = session::login_password(&context, &username)?;
             context.login(username.clone(), password).await?;

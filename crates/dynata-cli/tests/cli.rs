@@ -3458,3 +3458,26 @@ async fn ctrl_c_during_a_refresh_stores_its_session_first() {
         "the refreshed session was stored and adopted"
     );
 }
+
+/// A login whose profile cannot be saved is refused before the password is
+/// sent. (It logged in, stored the session, revoked the one it replaced and
+/// then failed to save the profile: every later command said "not logged
+/// in", and each new try cost another login. Found by a walkthrough.)
+#[cfg(unix)]
+#[tokio::test]
+async fn a_login_whose_profile_cannot_be_saved_sends_nothing() {
+    let world = World::start().await;
+    let config = world.home.path().join("config").join("dynata");
+    std::fs::create_dir_all(&config).unwrap();
+    // The profiles' directory is a link to nowhere: a profile reads as
+    // never saved, and none can be written (as a read-only directory is for
+    // anyone but root, who runs these tests on CI).
+    std::os::unix::fs::symlink(world.home.path().join("gone"), config.join("profiles")).unwrap();
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", PASSWORD)])
+        .await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("dynata"), "{said}");
+    assert_eq!(world.sandbox.count(Operation::Login), 0, "{said}");
+}
