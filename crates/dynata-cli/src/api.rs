@@ -101,6 +101,8 @@ impl Target {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) request_id: Option<String>,
+    /// Its `Retry-After`, said in a refusal (a `429`'s, a `503`'s).
+    pub(crate) retry_after: Option<std::time::Duration>,
     pub(crate) head: String,
     pub(crate) body: Vec<u8>,
 }
@@ -110,6 +112,7 @@ impl Answer {
         let status = response.status();
         // Only what looks like an id: a proxy may echo the bearer token there.
         let request_id = dynata_sdk::request_id(response.headers());
+        let retry_after = dynata_sdk::retry_after(response.headers());
         let mut head = format!("{:?} {}\n", response.version(), status);
         for (name, value) in response.headers() {
             head.push_str(&format!(
@@ -141,6 +144,7 @@ impl Answer {
                 let answer = Answer {
                     status: status.as_u16(),
                     request_id,
+                    retry_after,
                     head: String::new(),
                     body: Vec::new(),
                 };
@@ -153,6 +157,7 @@ impl Answer {
         Ok(Answer {
             status: status.as_u16(),
             request_id,
+            retry_after,
             head,
             body,
         })
@@ -211,9 +216,20 @@ impl Answer {
         } else {
             "Dynata refused the request"
         };
+        // In whole seconds, rounded up, as the SDK's errors say it.
+        let retry_after = self
+            .retry_after
+            .map(|wait| {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                format!("; retry after {seconds} s")
+            })
+            .unwrap_or_default();
         Failure {
             code: if unanswered { UNREACHABLE } else { REFUSED },
-            message: format!("{what} (status {}{request_id}){details}", self.status),
+            message: format!(
+                "{what} (status {}{request_id}){details}{retry_after}",
+                self.status
+            ),
         }
     }
 }
@@ -410,7 +426,9 @@ pub(crate) async fn run(session: &SessionClient, args: ApiArgs) -> Result<(), Fa
     };
     let mut body = None;
     if let Some(input) = &args.input {
-        body = Some((read_input(input)?, "application/json"));
+        // Sent as JSON, so refused here if it is not (as `projects create
+        // --file` refuses it), rather than by Dynata.
+        body = Some((read_json(input)?, "application/json"));
         target.query.extend(fields);
     } else if method == Method::GET || method == Method::DELETE || method == Method::HEAD {
         target.query.extend(fields);
@@ -543,6 +561,7 @@ mod tests {
         let answer = Answer {
             status: 404,
             request_id: Some("req-9".into()),
+            retry_after: None,
             head: String::new(),
             body: br#"{"status":{"message":"fail","errors":[{"code":1001,"message":"no such project"},{"code":"x","message":"Authorization: Bearer abc"}]}}"#.to_vec(),
         };

@@ -3481,3 +3481,40 @@ async fn a_login_whose_profile_cannot_be_saved_sends_nothing() {
     assert!(said.contains("dynata"), "{said}");
     assert_eq!(world.sandbox.count(Operation::Login), 0, "{said}");
 }
+
+/// `dynata api` says a `429`'s `Retry-After`, as the shortcuts do (they
+/// read it through the SDK; `api` dropped it: found by a walkthrough).
+#[tokio::test(flavor = "multi_thread")]
+async fn api_says_how_long_a_rate_limit_asks_to_wait() {
+    let world = World::start().await;
+    world.login().await;
+    world.sandbox.inject(
+        Operation::ListProjects,
+        dynata_sandbox::Fault::RateLimited {
+            retry_after: Duration::from_secs(120),
+        },
+        50,
+    );
+    let out = world.run(&["api", "projects"], &[]).await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("status 429"), "{said}");
+    assert!(said.contains("retry after 120 s"), "{said}");
+}
+
+/// A body given with `--input` is sent as JSON, so one that is not JSON is
+/// refused before anything is sent (it reached Dynata, which answered
+/// `400`: found by a walkthrough).
+#[tokio::test(flavor = "multi_thread")]
+async fn api_refuses_an_input_that_is_not_json_before_sending_it() {
+    let world = World::start().await;
+    world.login().await;
+    let bad = world.home.path().join("bad.json");
+    std::fs::write(&bad, b"{\"title\":").unwrap();
+    let bad = bad.to_str().unwrap();
+    let out = world.run(&["api", "projects", "--input", bad], &[]).await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("is not JSON"), "{said}");
+    assert_eq!(world.sandbox.count(Operation::CreateProject), 0);
+}

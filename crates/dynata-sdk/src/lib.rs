@@ -32,7 +32,7 @@ pub use environment::Environment;
 pub use error::Error;
 #[cfg(feature = "middleware")]
 pub use middleware::AuthMiddleware;
-pub use response::request_id;
+pub use response::{request_id, retry_after};
 pub use retry::RetryPolicy;
 pub use sample::{ApiErrorDetail, Links, MAX_ENVELOPE_BYTES, Page, UserInfo, is_failure_message};
 pub use token::AccessToken;

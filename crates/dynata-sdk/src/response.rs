@@ -11,10 +11,21 @@ use crate::Error;
 use crate::error::server_text;
 
 /// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in
-/// the past means "now". A value that is neither is ignored, and the policy's
-/// backoff applies. Seconds beyond `u64` are the longest wait there is, not
-/// an unreadable value: the server asked not to be called again soon.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// the past means "now". A value that is neither is ignored (`None`; the
+/// SDK's own calls then back off by their policy). Seconds beyond `u64` are
+/// the longest wait there is, not an unreadable value: the server asked not
+/// to be called again soon. Every [`crate::Error::retry_after`] was read
+/// here.
+///
+/// ```
+/// # use std::time::Duration;
+/// let mut headers = reqwest::header::HeaderMap::new();
+/// headers.insert("retry-after", "120".parse().unwrap());
+/// assert_eq!(dynata_sdk::retry_after(&headers), Some(Duration::from_secs(120)));
+/// headers.insert("retry-after", "soon".parse().unwrap());
+/// assert_eq!(dynata_sdk::retry_after(&headers), None);
+/// ```
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     // Digits only: `u64::from_str` would also take a leading `+`, which
     // RFC 9110's `delay-seconds = 1*DIGIT` does not.
