@@ -222,6 +222,13 @@ async fn a_project_goes_from_creation_to_invoice() {
     assert_eq!(data["state"], "PROVISIONED");
     assert_eq!(data["lineItems"][0]["state"], "PROVISIONED");
     assert_eq!(data["devices"], json!(["mobile", "desktop", "tablet"]));
+    // Moments that have not happened are `""`, as Dynata sends them: code
+    // rehearsed here must meet them (they were left out).
+    assert_eq!(
+        (&data["launchedAt"], &data["closedAt"]),
+        (&json!(""), &json!(""))
+    );
+    assert_eq!(data["lineItems"][0]["launchedAt"], "");
     let cells = &data["lineItems"][0]["quotaPlan"]["quotaGroups"][0]["quotaCells"];
     assert_eq!(
         (

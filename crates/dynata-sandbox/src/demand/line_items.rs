@@ -260,8 +260,7 @@ impl LineItem {
     }
 
     /// The header fields lists show. A moment that has not happened
-    /// (`launchedAt` before launch) is left out rather than `null`: the
-    /// spec's `Timestamp` is a string.
+    /// (`launchedAt` before launch) is `""`, as Dynata documents it.
     pub(crate) fn header(&self, clock: &Clock) -> Value {
         let mut header = json!({
             "extLineItemId": self.id,
@@ -274,9 +273,11 @@ impl LineItem {
             "updatedAt": clock.timestamp(self.updated_at),
             "stateLastUpdatedAt": clock.timestamp(self.state_changed_at),
         });
-        if let Some(at) = self.launched_at {
-            header["launchedAt"] = Value::from(clock.timestamp(at));
-        }
+        header["launchedAt"] = Value::from(
+            self.launched_at
+                .map(|at| clock.timestamp(at))
+                .unwrap_or_default(),
+        );
         header
     }
 

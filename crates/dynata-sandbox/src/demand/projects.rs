@@ -123,15 +123,14 @@ impl Project {
         if let Some(job) = self.fields.get("jobNumber") {
             header["jobNumber"] = job.clone();
         }
-        // Moments that have not happened are left out, not `null`: the
-        // spec's `Timestamp` is a string.
+        // A moment that has not happened is `""`, as Dynata documents it
+        // (its Python client shows `null`): never left out, so that code
+        // rehearsed here meets the empty timestamp Dynata sends.
         for (name, at) in [
             ("launchedAt", self.launched_at),
             ("closedAt", self.closed_at),
         ] {
-            if let Some(at) = at {
-                header[name] = Value::from(clock.timestamp(at));
-            }
+            header[name] = Value::from(at.map(|at| clock.timestamp(at)).unwrap_or_default());
         }
         header
     }
