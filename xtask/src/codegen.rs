@@ -269,6 +269,7 @@ pub(crate) fn generate(spec_text: &str, target: &Target) -> Result<String, Codeg
         read_null_lists_as_empty(types, |name| {
             !requests.contains(name) || answers.contains(name)
         });
+        read_odd_counts_as_none(types);
     }
     let code = with_open_enums(prettyplease::unparse(&file), &open_enums)?;
     let code = without_redirects(code)?;
@@ -757,6 +758,30 @@ fn read_null_lists_as_empty(types: &mut [syn::Item], lenient: impl Fn(&str) -> b
             field.attrs.push(syn::parse_quote!(
                 #[serde(deserialize_with = "crate::null_as_empty")]
             ));
+        }
+    }
+}
+
+/// The counts of a page's `meta` (`Meta.total`, `Meta.pageSize`) only
+/// inform: an odd one (`25.0`, `"25"`, past `i64`) is read as absent
+/// through the crate's `integer_or_none`, so that it costs the count, not
+/// the page (as `dynata-sdk`'s `Client::get` reads them).
+fn read_odd_counts_as_none(types: &mut [syn::Item]) {
+    const COUNTS: [(&str, &str); 2] = [("Meta", "total"), ("Meta", "page_size")];
+    for item in types {
+        let syn::Item::Struct(item) = item else {
+            continue;
+        };
+        for field in item.fields.iter_mut() {
+            let named = field.ident.as_ref().map(ToString::to_string);
+            if COUNTS
+                .iter()
+                .any(|&(ty, name)| item.ident == ty && named.as_deref() == Some(name))
+            {
+                field.attrs.push(syn::parse_quote!(
+                    #[serde(default, deserialize_with = "crate::integer_or_none")]
+                ));
+            }
         }
     }
 }

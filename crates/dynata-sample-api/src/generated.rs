@@ -1608,9 +1608,11 @@ on the last page).
             rename = "pageSize",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
+        #[serde(default, deserialize_with = "crate::integer_or_none")]
         pub page_size: ::std::option::Option<i64>,
         ///How many records match, over all pages.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        #[serde(default, deserialize_with = "crate::integer_or_none")]
         pub total: ::std::option::Option<i64>,
     }
     ///One value, such as `PII_COLLECTION` or `SLOW`, and whether the account may use it.

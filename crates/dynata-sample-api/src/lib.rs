@@ -283,6 +283,18 @@ where
     Ok(list.unwrap_or_default())
 }
 
+/// A count that only informs (a page's `meta.total`): an integer, or
+/// `None` for anything else (`null`, `25.0`, `"25"`, a number past `i64`),
+/// rather than an error that would cost the whole answer. The xtask puts
+/// it on `Meta`'s counts.
+pub(crate) fn integer_or_none<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value: serde_json::Value = serde::Deserialize::deserialize(deserializer)?;
+    Ok(value.as_i64())
+}
+
 /// The largest response body the client reads. A page of 1000 targeting
 /// attributes with their options, or an invoice PDF, is a few MiB; anything
 /// past this limit is a misbehaving server, and reading it whole would let

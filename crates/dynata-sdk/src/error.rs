@@ -644,6 +644,31 @@ pub(crate) fn server_text(text: &str) -> Option<String> {
     (!suspicious).then(|| text.to_string())
 }
 
+/// An id Dynata sent back (an `extLineItemId`, an error's `resource.id`,
+/// the `x-request-id` header), if it is safe to put into an error: made of
+/// letters, digits and `-_.:` only, at most `max_len` of them, and not
+/// shaped like a JWT (`eyJ…`, or three dotted parts), the only secret a
+/// request to the Demand API carries. [`server_text`]'s limit on word
+/// length, meant for tokens quoted back in a message, would withhold the
+/// ids that say which item an error concerns: callers choose theirs (up to
+/// 255 characters), and a UUID is the usual choice.
+pub(crate) fn server_id(id: &str, max_len: usize) -> Option<String> {
+    let id = id.trim();
+    let plausible = !id.is_empty()
+        && id.len() <= max_len
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    let token_like = id.starts_with("eyJ")
+        || id.matches('.').count() >= 2
+        || id.to_ascii_lowercase().contains("bearer");
+    (plausible && !token_like).then(|| id.to_string())
+}
+
+/// The longest id of Dynata's resources: callers choose `extProjectId` and
+/// `extLineItemId`, up to this many characters.
+pub(crate) const MAX_RESOURCE_ID: usize = 255;
+
 /// JWTs, refresh tokens and API keys are long runs without spaces: no word
 /// of a message quoted back is longer, but a field's path.
 const MAX_WORD: usize = 24;

@@ -56,14 +56,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// assert_eq!(dynata_sdk::request_id(&headers), None);
 /// ```
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("x-request-id")?.to_str().ok()?.trim();
-    let plausible = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    let token_like = value.starts_with("eyJ") || value.matches('.').count() >= 2;
-    (plausible && !token_like).then(|| value.to_string())
+    crate::error::server_id(headers.get("x-request-id")?.to_str().ok()?, 64)
 }
 
 pub(crate) fn looks_like_html(body: &[u8]) -> bool {

@@ -448,10 +448,15 @@ impl ApiErrorDetail {
 /// An error's `resource` as [`ApiErrorDetail::resource`] shows it: its type
 /// and id ("project p1"), or whichever it has, if [`server_text`] keeps it.
 pub(crate) fn describe_resource(kind: Option<&str>, id: Option<&str>) -> Option<String> {
-    let described = match (kind, id) {
-        (Some(kind), Some(id)) => format!("{kind} {id}"),
-        (Some(only), None) | (None, Some(only)) => only.to_string(),
-        (None, None) => return None,
+    // The id is read as an id: a UUID is one long word, which `server_text`
+    // withholds as a possible token, and with it which item it was.
+    let shown_id = |id: &str| {
+        crate::error::server_id(id, crate::error::MAX_RESOURCE_ID).or_else(|| server_text(id))
     };
-    server_text(&described)
+    match (kind, id) {
+        (Some(kind), Some(id)) => Some(format!("{} {}", server_text(kind)?, shown_id(id)?)),
+        (Some(only), None) => server_text(only),
+        (None, Some(id)) => shown_id(id),
+        (None, None) => None,
+    }
 }

@@ -48,6 +48,9 @@ impl Client {
     ///   `GET`: transient failures are retried first, under the client's
     ///   retry policy, but never with a wait that would end past `timeout`:
     ///   a `503` then ends the wait as the `503` it is, not as a timeout).
+    ///   A transient failure whose `Retry-After` is longer than those
+    ///   retries may wait (a `429` asking for 40 s) is the pause before the
+    ///   next poll instead, if it ends before `timeout`.
     ///
     /// Dropping the future stops the polling; nothing keeps running.
     pub async fn wait_for_feasibility(
@@ -74,6 +77,9 @@ impl Client {
             .checked_sub(LAST_POLL_BEFORE_DEADLINE.min(timeout / 10))
             .unwrap_or(deadline);
         let mut last_poll = false;
+        // Whether a poll has answered with the line items: only then does a
+        // timeout say that something is still being computed.
+        let mut computing = false;
         for poll in 1u32.. {
             let answered = first_of(
                 self.feasibility(ext_project_id, deadline),
@@ -81,10 +87,27 @@ impl Client {
             )
             .await;
             let items = match answered {
-                Some(items) => items?,
-                None if poll == 1 => return Err(unanswered()),
+                Some(Ok(items)) => items,
+                // Dynata asked to be asked again later (a `429` or `503`
+                // with `Retry-After`, longer than the poll's retries could
+                // wait): that is the pause before the next poll, if it ends
+                // in time, not the end of the wait.
+                Some(Err(error)) => {
+                    let now = clock.now();
+                    let asked = error.retry_after().filter(|_| error.is_transient());
+                    match asked.map(|wait| saturating_add(now, wait)) {
+                        Some(wake) if !last_poll && wake < deadline => {
+                            last_poll = wake >= last_poll_at;
+                            clock.sleep_until(wake).await;
+                            continue;
+                        }
+                        _ => return Err(error),
+                    }
+                }
+                None if !computing => return Err(unanswered()),
                 None => return Err(timed_out()),
             };
+            computing = true;
             if let Some(items) = settled(items)? {
                 return Ok(items);
             }
@@ -157,7 +180,9 @@ fn pause_after(poll: u32) -> Duration {
 
 /// An id as Dynata sent it back, if it is safe to put into an error.
 fn shown(id: &str) -> String {
-    server_text(id).unwrap_or_else(|| "(an id not shown)".into())
+    crate::error::server_id(id, crate::error::MAX_RESOURCE_ID)
+        .or_else(|| server_text(id))
+        .unwrap_or_else(|| "(an id not shown)".into())
 }
 
 #[cfg(test)]

@@ -111,6 +111,15 @@ impl Client {
                 let items = envelope.into_data();
                 let received = i64::try_from(items.len()).unwrap_or(i64::MAX);
                 let next = offset.saturating_add(received);
+                // An empty page at an offset short of the page's own
+                // `meta.total` contradicts it: ending here would hand back
+                // part of the list as if it were all of it. (A list that
+                // shrank in between says so in its total, and ends.)
+                if let Some(total) = meta.total.filter(|total| received == 0 && offset < *total) {
+                    return Err(Error::decode(format!(
+                        "the page at offset {offset} is empty, but the list says it has {total} items: the rest of the list could not be read"
+                    )));
+                }
                 // The size the server says it used, if it capped ours.
                 let full_page = meta
                     .page_size

@@ -61,7 +61,12 @@ impl Client {
             )
             .body(body);
         let response = self.send(request).await?;
-        Ok(decode_envelope(response).await?.data)
+        // `data: null`, or none at all (a Go server's nil map), is an empty
+        // record: the upload was accepted, and an error here would have the
+        // caller upload it again.
+        let page =
+            decode_envelope::<Option<serde_json::Map<String, serde_json::Value>>>(response).await?;
+        Ok(page.data.unwrap_or_default())
     }
 }
 

@@ -2012,3 +2012,322 @@ async fn client_get_reads_null_data_as_serde_json_does_where_no_list_is_asked_fo
         );
     }
 }
+
+// ---- Found by a review of the typed calls ---------------------------------
+
+/// A line item id as callers choose them: a UUID.
+const UUID_LINE_ITEM: &str = "3f2c1a9e-0b7d-4c55-9f1e-2a6b8c0d4e11";
+
+/// `Error::Infeasible` says which line item cannot be supplied. A line item id that is a UUID (36 characters, no spaces) is
+/// withheld by `server_text` as a possible token, so a project with several
+/// line items got "Dynata cannot supply line item (an id not shown)" (found by review).
+#[tokio::test]
+async fn an_infeasible_line_item_with_a_uuid_id_is_named() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({
+        "data": [
+            {"extLineItemId": "li-1", "feasibility": {"status": "READY", "totalCount": 900}},
+            {"extLineItemId": UUID_LINE_ITEM, "feasibility": {"status": "FAILED", "totalCount": null}},
+        ],
+        "status": {"message": "success", "errors": []},
+    })
+    .to_string();
+    harness.on(GET, FEASIBILITY, 200, body, 0).await;
+    let error = harness
+        .client
+        .wait_for_feasibility("p1", Duration::from_secs(300))
+        .await
+        .expect_err("FAILED");
+    assert!(
+        matches!(&error, Error::Infeasible { ext_line_item_id, .. } if ext_line_item_id == UUID_LINE_ITEM),
+        "which line item? {error:?}"
+    );
+}
+
+/// Dynata's `errors[].resource` `{type, id}` names the
+/// item a refusal concerns; with a UUID id it is dropped entirely (found by review).
+#[tokio::test]
+async fn an_errors_resource_with_a_uuid_id_is_kept() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let body = json!({
+        "data": null,
+        "status": {"message": "fail", "errors": [
+            {"code": "1004", "message": "Line item not found",
+             "resource": {"type": "lineItem", "id": UUID_LINE_ITEM}},
+        ]},
+    })
+    .to_string();
+    let path = format!("/sample/v1/projects/p1/lineItems/{UUID_LINE_ITEM}");
+    harness.on(GET, &path, 404, body, 0).await;
+    let error = harness
+        .client
+        .sample(|api| async move {
+            api.get_line_item()
+                .ext_project_id("p1")
+                .ext_line_item_id(UUID_LINE_ITEM)
+                .send()
+                .await
+        })
+        .await
+        .expect_err("404");
+    let resource = match &error {
+        Error::Rejected { errors, .. } => errors.first().and_then(|e| e.resource.clone()),
+        other => panic!("expected Rejected, got {other:?}"),
+    };
+    assert_eq!(
+        resource.as_deref(),
+        Some(format!("lineItem {UUID_LINE_ITEM}").as_str()),
+        "{error}"
+    );
+}
+
+/// A page that comes back empty (or `data: null`) while its own
+/// `meta.total` says more items follow ends the stream silently: the caller
+/// got 10 of 25 projects and no error, and took the list for complete
+/// (found by review). It ends with an error instead.
+#[tokio::test]
+async fn an_empty_page_short_of_the_total_is_not_the_end_of_the_list() {
+    for empty in [json!([]), json!(null)] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        let pages = [("0", headers(0..10)), ("10", empty.clone())];
+        for (offset, data) in pages {
+            let body = json!({
+                "data": data,
+                "meta": {"total": 25, "pageSize": 10},
+                "status": {"message": "success", "errors": []},
+            })
+            .to_string();
+            harness
+                .server
+                .mock_async(move |when, then| {
+                    when.method(GET)
+                        .path(PROJECTS)
+                        .query_param("offset", offset);
+                    then.status(200).body(body);
+                })
+                .await;
+        }
+        let mut stream = harness.client.sample_items(10, |api, page| async move {
+            api.list_projects()
+                .offset(page.offset)
+                .limit(page.limit)
+                .send()
+                .await
+        });
+        let mut items = 0;
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => items += 1,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(items, 10);
+        assert!(
+            error.is_some(),
+            "data {empty}: the stream ended after {items} of the {:?} items the server said it has, with no error",
+            stream.total()
+        );
+    }
+}
+
+/// A reconciliation Dynata accepted, answered with `data: null` (a
+/// Go server's nil map; the SDK reads `null` lists as empty for this very
+/// reason) or without `data`, is reported as `Error::Decode`: the upload
+/// (a non-idempotent POST) took effect, and a caller that believes it failed
+/// uploads it again (found by review).
+#[tokio::test]
+async fn an_accepted_reconciliation_with_null_data_is_a_success() {
+    for body in [
+        json!({"data": null, "status": {"message": "success", "errors": []}}),
+        json!({"status": {"message": "success", "errors": []}}),
+    ] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        let text = body.to_string();
+        let upload = harness
+            .server
+            .mock_async(move |when, then| {
+                when.method(POST).path(RECONCILE);
+                then.status(200)
+                    .header("content-type", "application/json")
+                    .body(text);
+            })
+            .await;
+        let outcome = harness
+            .client
+            .reconcile_project("p1", "r.xlsx", b"PK\x03\x04".to_vec(), None)
+            .await;
+        assert_eq!(upload.calls_async().await, 1);
+        assert!(outcome.is_ok(), "{body}: {outcome:?}");
+    }
+}
+
+/// `method path` answers `status`, `body` and `extra` headers, `times`
+/// times at most.
+async fn answer_n_times<'a>(
+    harness: &'a Harness,
+    path: &str,
+    status: u16,
+    body: String,
+    extra: Option<(&'static str, &'static str)>,
+    times: usize,
+) -> httpmock::Mock<'a> {
+    let path = path.to_string();
+    let mock = harness
+        .server
+        .mock_async(move |when, then| {
+            when.method(GET).path(path);
+            let then = then
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some((name, value)) = extra {
+                then.header(name, value);
+            }
+        })
+        .await;
+    mock.up_to_n_times_async(times).await;
+    mock
+}
+
+/// A feasibility answer for one line item, `li-1`, in `status`.
+fn one_line_item_feasibility(status: &str) -> String {
+    success(json!([
+        {"extLineItemId": "li-1", "feasibility": {"status": status, "totalCount": 900}},
+    ]))
+}
+
+/// Dynata asking the poller to slow down (`429` with
+/// `Retry-After: 40`, longer than the retry budget's 30 s) ends a
+/// five-minute feasibility wait at once with `RateLimited`, 5 s into it,
+/// although the wait has 295 s left and only had to pause 40 s before the
+/// next poll (which would have found the quote ready; found by review).
+#[tokio::test]
+async fn a_rate_limited_poll_pauses_the_feasibility_wait_instead_of_ending_it() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let processing = answer_n_times(
+        &harness,
+        FEASIBILITY,
+        200,
+        one_line_item_feasibility("PROCESSING"),
+        None,
+        1,
+    )
+    .await;
+    let slow_down = json!({
+        "data": null,
+        "status": {"message": "fail", "errors": [{"code": "429", "message": "Too many requests"}]},
+    })
+    .to_string();
+    let limited = answer_n_times(
+        &harness,
+        FEASIBILITY,
+        429,
+        slow_down,
+        Some(("retry-after", "40")),
+        1,
+    )
+    .await;
+    let ready = answer_n_times(
+        &harness,
+        FEASIBILITY,
+        200,
+        one_line_item_feasibility("READY"),
+        None,
+        1,
+    )
+    .await;
+    let client = harness.client.clone();
+    let wait = tokio::spawn(async move {
+        client
+            .wait_for_feasibility("p1", Duration::from_secs(300))
+            .await
+    });
+    // Drive the clock: whenever the wait sleeps, move to its earliest
+    // wake-up (its own deadline at 300 s aside).
+    let start = dynata_sdk::clock::Clock::now(&harness.clock);
+    let deadline = start + Duration::from_secs(300);
+    loop {
+        eventually("the wait sleeps or ends", || {
+            let sleeping = harness
+                .clock
+                .sleeping_until()
+                .into_iter()
+                .any(|d| d < deadline);
+            let done = wait.is_finished();
+            async move { done || sleeping }
+        })
+        .await;
+        if wait.is_finished() {
+            break;
+        }
+        let now = dynata_sdk::clock::Clock::now(&harness.clock);
+        let next = harness
+            .clock
+            .sleeping_until()
+            .into_iter()
+            .filter(|d| *d < deadline)
+            .min()
+            .expect("a sleeper");
+        advance(&harness.clock, next.saturating_duration_since(now)).await;
+    }
+    let outcome = wait.await.expect("task");
+    assert_eq!(
+        (
+            processing.calls_async().await,
+            limited.calls_async().await,
+            ready.calls_async().await
+        ),
+        (1, 1, 1),
+        "{outcome:?}"
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+/// An odd `meta.total` or `meta.pageSize` (a number past `i64`, a
+/// float such as `25.0`, a string) fails the whole page of a typed list,
+/// where `Client::get` documents and tests that "an odd one costs the
+/// total, not the page". The stream's first item is `Error::Decode` and the
+/// caller got no project at all (found by review).
+#[tokio::test]
+async fn an_odd_total_costs_the_total_not_the_typed_page() {
+    for meta in [
+        json!({"total": 9_223_372_036_854_775_808u64, "pageSize": 10}),
+        json!({"total": 25.0, "pageSize": 10}),
+        json!({"total": "25", "pageSize": 10}),
+        json!({"total": 25, "pageSize": 10.0}),
+    ] {
+        let harness = Harness::new().await;
+        harness.logged_in().await;
+        let body = json!({
+            "data": headers(0..10),
+            "meta": meta,
+            "status": {"message": "success", "errors": []},
+        })
+        .to_string();
+        harness
+            .server
+            .mock_async(move |when, then| {
+                when.method(GET).path(PROJECTS).query_param("offset", "0");
+                then.status(200).body(body);
+            })
+            .await;
+        let mut stream = harness.client.sample_items(10, |api, page| async move {
+            api.list_projects()
+                .offset(page.offset)
+                .limit(page.limit)
+                .send()
+                .await
+        });
+        let first = stream.next().await.expect("an item");
+        assert!(first.is_ok(), "meta {meta}: {first:?}");
+    }
+}
