@@ -411,6 +411,35 @@ document requires it, its Go client does not.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub text: ::std::option::Option<::std::string::String>,
     }
+    /**The quota cell `set_quota_cell_status` launched or paused. Unlike a
+cell of a quota plan, nothing is required: the contract names only
+the cell with its `status`, and Dynata's Swagger document requires
+none of its fields, so an answer of `{quotaCellId, status}` decodes
+(the action has taken effect by then).
+*/
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+    #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
+    pub struct ChangedQuotaCell {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub count: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub perc: ::std::option::Option<f64>,
+        #[serde(
+            rename = "quotaCellId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub quota_cell_id: ::std::option::Option<::std::string::String>,
+        #[serde(
+            rename = "quotaNodes",
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty"
+        )]
+        #[serde(deserialize_with = "crate::null_as_empty")]
+        pub quota_nodes: ::std::vec::Vec<TargetingAttribute>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<crate::types::QuotaCellStatus>,
+    }
     ///The answer to closing a project: its header and its line items' headers.
     #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -2160,7 +2189,7 @@ integer or float, and a number holds both).
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct QuotaCellResponse {
-        pub data: QuotaCell,
+        pub data: ChangedQuotaCell,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2277,11 +2306,15 @@ uses `perc`; templates use `perc` only.
         pub units: ::std::option::Option<i64>,
     }
     ///The answer to a reconciliation upload (`reconcile_project`, written by hand in `dynata-sdk`); `data` is an empty object in Dynata's Swagger document, so it is free-form.
-    #[derive(::serde::Deserialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
     #[cfg_attr(feature = "serialize", derive(::serde::Serialize))]
     pub struct ReconcileResponse {
-        pub data: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///An empty object, or `null` (Dynata's Go server's nil map), or absent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub data: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub meta: ::std::option::Option<Meta>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]

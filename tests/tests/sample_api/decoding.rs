@@ -340,6 +340,15 @@ fn line_items_decode() {
     let cell: types::QuotaCellResponse = decode("quota_cell");
     assert_eq!(cell.data.status, Some(QuotaCellStatus::Paused));
     assert_eq!(cell.data.count, Some(250));
+    // The contract names only "the cell with its status": an answer
+    // without its quota nodes is the launch or pause that took effect, not
+    // an undecodable answer (found by a spec review).
+    let bare: types::QuotaCellResponse = serde_json::from_str(
+        r#"{"data": {"quotaCellId": "1", "status": "PAUSED"}, "status": {"message": "success", "errors": []}}"#,
+    )
+    .expect("the cell with its status");
+    assert_eq!(bare.data.status, Some(QuotaCellStatus::Paused));
+    assert!(bare.data.quota_nodes.is_empty());
 }
 
 #[test]
@@ -450,7 +459,12 @@ fn templates_and_the_rest_decode() {
     assert_eq!(links.data.get("tested"), Some(&serde_json::json!(true)));
 
     let reconciled: types::ReconcileResponse = decode("reconcile");
-    assert!(reconciled.data.is_empty());
+    assert_eq!(reconciled.data, Some(serde_json::Map::new()));
+    // A Go server's nil map, or no data at all: still an acceptance.
+    for accepted in [r#"{"data": null}"#, "{}"] {
+        let reconciled: types::ReconcileResponse = serde_json::from_str(accepted).expect(accepted);
+        assert_eq!(reconciled.data, None);
+    }
 
     let deleted: types::DeleteTemplateResponse = decode("delete_template");
     assert_eq!(

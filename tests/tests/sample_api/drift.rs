@@ -180,6 +180,7 @@ every_type!(
     types::BuyResponse,
     types::ClosedProjectResponse,
     types::QuotaCellResponse,
+    types::ChangedQuotaCell,
     types::ReconcileResponse,
     types::DeleteTemplateResponse,
 );
