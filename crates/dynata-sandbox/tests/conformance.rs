@@ -165,6 +165,12 @@ impl Checker {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        self.check(id, request).await
+    }
+
+    /// Sends `request` for the operation `id` and checks the answer against
+    /// the spec; returns its status and JSON (`Null` for a PDF).
+    async fn check(&mut self, id: &str, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let response = request.send().await.unwrap();
         let status = response.status();
         let media_type = response.headers()["content-type"]
@@ -204,6 +210,31 @@ impl Checker {
 
     async fn ok(&mut self, id: &str, method: Method, path: &str, body: Option<Value>) -> Value {
         let (status, json) = self.call(id, method, path, body).await;
+        assert!(status.is_success(), "{id}: {status} {json}");
+        json
+    }
+
+    /// `POST path` with a `multipart/form-data` body of the parts `(name,
+    /// content)`, which must succeed.
+    async fn ok_form(&mut self, id: &str, path: &str, parts: &[(&str, &str)]) -> Value {
+        const BOUNDARY: &str = "conformance-boundary";
+        let mut body = String::new();
+        for (name, content) in parts {
+            body.push_str(&format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{content}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{BOUNDARY}--\r\n"));
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body);
+        let (status, json) = self.check(id, request).await;
         assert!(status.is_success(), "{id}: {status} {json}");
         json
     }
@@ -577,11 +608,10 @@ async fn every_operation_answers_as_the_spec_says() {
         None,
     )
     .await;
-    api.ok(
+    api.ok_form(
         "reconcile_project",
-        M::POST,
         "/projects/p-1/reconcile",
-        Some(json!({"file": "x"})),
+        &[("file", "PK"), ("message", "")],
     )
     .await;
     api.ok("create_project", M::POST, "/projects", Some(project("p-2")))

@@ -679,6 +679,48 @@ async fn the_sandbox_takes_a_reconciliation_file_over_64_kib() {
     );
 }
 
+/// Dynata requires the reconciliation's `message` part (its Swagger
+/// document; its Go client always sends it), so the SDK sends it, empty
+/// for `None`, and the sandbox refuses an upload without it, or one that
+/// is not a form. (The SDK left the part out for `None`, and the sandbox
+/// took any body: found by a spec review.)
+#[tokio::test(start_paused = true)]
+async fn a_reconciliation_always_has_its_message_part() {
+    let sandbox = demand_sandbox().await;
+    let client = paused_time_client(&sandbox);
+    let created = &project("p-recon");
+    call!(client, |api| api.create_project().body(created.clone()));
+    call!(client, |api| api.close_project().ext_project_id("p-recon"));
+    client
+        .reconcile_project("p-recon", "corrections.xlsx", b"PK\x03\x04".to_vec(), None)
+        .await
+        .expect("accepted without a message of the caller's");
+
+    let url = format!(
+        "{}/sample/v1/projects/p-recon/reconcile",
+        sandbox.base_url()
+    );
+    let token = client.access_token().await.expect("a token");
+    let http = reqwest::Client::new();
+    let without_message = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.xlsx\"\r\n\r\nPK\r\n--b--\r\n";
+    for (body, code) in [
+        (without_message, "MISSING_FIELD"),
+        ("{\"file\": \"x\"}", "INVALID_BODY"),
+    ] {
+        let answer = http
+            .post(&url)
+            .bearer_auth(token.secret())
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(body)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), 400, "{body}");
+        let refusal: serde_json::Value = answer.json().await.expect("JSON");
+        assert_eq!(refusal["status"]["errors"][0]["code"], code, "{refusal}");
+    }
+}
+
 /// A validation refusal names the field it is about, as Dynata's do
 /// (`lineItems[0].countryISOCode: …`): the message is kept, so the caller
 /// can tell what to fix. (Every word over 24 characters was withheld as a

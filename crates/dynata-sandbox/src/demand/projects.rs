@@ -595,14 +595,62 @@ pub(crate) fn reconcile(call: &mut Call<'_>) -> Answer {
             ),
         ));
     }
-    if call.body.is_empty() {
-        return Err(ApiError::invalid_fields(vec![Problem {
-            code: "MISSING_FIELD",
-            message: "file: the reconciliation file is required".to_owned(),
-            resource: ("file".to_owned(), "field"),
-        }]));
+    // Dynata's Swagger document has both form fields required, and its Go
+    // client always sends `message`, empty or not.
+    let Some(parts) = form_parts(&call.body) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_BODY",
+            "the body must be multipart/form-data with the parts file and message",
+            ("body", "body"),
+        ));
+    };
+    let mut problems = Vec::new();
+    for (name, what) in [
+        ("file", "the reconciliation file"),
+        ("message", "a message (it may be empty)"),
+    ] {
+        let part = parts.iter().find(|(part, _)| part == name);
+        if part.is_none() || (name == "file" && part.is_some_and(|(_, empty)| *empty)) {
+            problems.push(Problem {
+                code: "MISSING_FIELD",
+                message: format!("{name}: {what} is required"),
+                resource: (name.to_owned(), "field"),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_fields(problems));
     }
     Ok(envelope::ok(json!({})))
+}
+
+/// The parts of a `multipart/form-data` body (RFC 7578): each one's `name`
+/// and whether its content is empty; `None` if the body is not one. The
+/// boundary is read from the body's first line, as the request's
+/// `Content-Type` states it.
+fn form_parts(body: &[u8]) -> Option<Vec<(String, bool)>> {
+    let first_line = body.split(|b| *b == b'\n').next()?;
+    let delimiter = first_line.strip_suffix(b"\r").unwrap_or(first_line);
+    if delimiter.len() < 3 || !delimiter.starts_with(b"--") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body);
+    let delimiter = String::from_utf8_lossy(delimiter).into_owned();
+    let mut parts = Vec::new();
+    for part in text.split(delimiter.as_str()).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let (head, content) = part.split_once("\r\n\r\n")?;
+        let name = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())?;
+        let content = content.strip_suffix("\r\n").unwrap_or(content);
+        parts.push((name.to_owned(), content.is_empty()));
+    }
+    Some(parts)
 }
 
 pub(crate) fn survey_end_links(call: &mut Call<'_>) -> Answer {

@@ -19,8 +19,9 @@ const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.
 impl Client {
     /// `POST /sample/v1/projects/{ext_project_id}/reconcile`: uploads a
     /// reconciliation spreadsheet (`.xlsx`) as `multipart/form-data`, the
-    /// file in part `file` (named `file_name`) and `message`, if any, in
-    /// part `message`. Returns the envelope's `data`.
+    /// file in part `file` (named `file_name`) and `message` in part
+    /// `message`, empty for `None` (Dynata requires the part). Returns the
+    /// envelope's `data`.
     ///
     /// Sent through [`Client::send`]: a `401` renews the token and sends it
     /// once more; as a `POST` it is never retried after a transient failure.
@@ -50,7 +51,7 @@ impl Client {
         let url = format!("{}/sample/v1/projects/{project}/reconcile", self.base_url());
         let file = file.into();
         let boundary = boundary_for(&file, message.unwrap_or_default());
-        let body = multipart(&boundary, file_name, &file, message);
+        let body = multipart(&boundary, file_name, &file, message.unwrap_or_default());
         let request = self
             .http
             .request(Method::POST, url)
@@ -88,7 +89,7 @@ fn boundary_for(file: &[u8], message: &str) -> String {
 }
 
 /// The `multipart/form-data` body (RFC 7578): `file`, then `message`.
-fn multipart(boundary: &str, file_name: &str, file: &[u8], message: Option<&str>) -> Vec<u8> {
+fn multipart(boundary: &str, file_name: &str, file: &[u8], message: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(file.len() + 512);
     body.extend_from_slice(
         format!(
@@ -97,14 +98,12 @@ fn multipart(boundary: &str, file_name: &str, file: &[u8], message: Option<&str>
         .as_bytes(),
     );
     body.extend_from_slice(file);
-    if let Some(message) = message {
-        body.extend_from_slice(
-            format!(
-                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"message\"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{message}"
-            )
-            .as_bytes(),
-        );
-    }
+    body.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"message\"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{message}"
+        )
+        .as_bytes(),
+    );
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     body
 }
@@ -117,7 +116,7 @@ mod tests {
     fn the_boundary_never_occurs_in_the_parts() {
         let boundary = boundary_for(b"dynata-sdk-", "a note");
         assert!(boundary.starts_with("dynata-sdk-") && boundary.len() == 27);
-        let body = multipart(&boundary, "r.xlsx", b"PK\x03\x04", Some("fix"));
+        let body = multipart(&boundary, "r.xlsx", b"PK\x03\x04", "fix");
         let text = String::from_utf8_lossy(&body);
         assert_eq!(text.matches(&format!("--{boundary}")).count(), 3);
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
