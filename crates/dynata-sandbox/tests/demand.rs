@@ -242,6 +242,7 @@ async fn a_project_goes_from_creation_to_invoice() {
     let feasibility = api.get("/projects/p-1/feasibility").await;
     assert_eq!(feasibility.data()[0]["feasibility"]["status"], "PROCESSING");
     assert!(feasibility.data()[0]["feasibility"]["costPerInterview"].is_null());
+    assert_eq!(feasibility.data()[0]["feasibility"]["expiry"], "");
     let early = api.post("/projects/p-1/buy", buy_body("li-1")).await;
     early.expect(StatusCode::CONFLICT);
     assert_eq!(early.error_codes(), ["INVALID_STATE"]);

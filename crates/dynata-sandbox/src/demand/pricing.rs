@@ -71,6 +71,7 @@ pub(crate) fn feasibility(item: &LineItem, now: Instant, clock: &Clock) -> Value
                 "status": "PROCESSING",
                 "costPerInterview": null,
                 "currency": null,
+                "expiry": "",
                 "feasible": null,
                 "totalCount": null,
                 "valueCounts": [],
