@@ -7093,8 +7093,12 @@ let response = client.get_project_report()
     /**A survey's end links and their test results
 
 The path is the one in Dynata's former Swagger document; Dynata's .NET
-client leaves out the final `/links`. No source documents the fields
-of the answer, so `data` is a free-form object.
+client leaves out the final `/links`. That document's
+`ProjectSurveyEndLinksData` has `endLinks` (`complete`, `screenout`,
+`overquota`, each `{link, testedIds}`), `entryLink`, `securityKey1`,
+`securityKey2`, `securityLevel`, the signed-URL settings and
+`tests`; no client reads it and the contract names only the model,
+so `data` stays a free-form object (whose `Debug` redacts the keys).
 
 
 Sends a `GET` request to `/projects/{extProjectId}/surveys/{surveyId}/links`

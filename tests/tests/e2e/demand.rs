@@ -303,10 +303,20 @@ async fn every_demand_api_operation_succeeds_through_the_sdk() {
         .ext_project_id("p-1")
         .body(grant.clone()));
     assert_eq!(granted.teams.len(), 1);
-    call!(client, |api| api
+    let links = call!(client, |api| api
         .get_survey_end_links()
         .ext_project_id("p-1")
         .survey_id("s-1"));
+    // In the shape of Dynata's Swagger document, not one of the sandbox's
+    // own (found by a spec review).
+    let complete = links
+        .get("endLinks")
+        .and_then(|links| links.get("complete"))
+        .and_then(|complete| complete.get("link"));
+    assert!(
+        complete.is_some_and(serde_json::Value::is_string),
+        "{links:?}"
+    );
 
     // A second line item, closed on its own; then the project, invoiced and
     // reconciled.

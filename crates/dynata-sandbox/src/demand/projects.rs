@@ -662,13 +662,24 @@ pub(crate) fn survey_end_links(call: &mut Call<'_>) -> Answer {
         call.base_url,
         listing::encode(&project.id)
     );
+    // The shape of Dynata's former Swagger document
+    // (`ProjectSurveyEndLinksData`): each end link with the respondent ids
+    // tested on it, the entry link, the security settings, the tests run.
+    let end_link =
+        |status: &str| json!({"link": format!("{base}&status={status}"), "testedIds": []});
+    let entry_link = project
+        .line_items
+        .first()
+        .map(|item| item.text("surveyURL").to_owned())
+        .unwrap_or_default();
     Ok(envelope::ok(json!({
-        "surveyId": call.param("surveyId"),
-        "links": {
-            "complete": format!("{base}&status=complete"),
-            "screenout": format!("{base}&status=screenout"),
-            "overquota": format!("{base}&status=overquota"),
+        "endLinks": {
+            "complete": end_link("complete"),
+            "screenout": end_link("screenout"),
+            "overquota": end_link("overquota"),
         },
-        "testResults": [],
+        "entryLink": entry_link,
+        "securityLevel": "NONE",
+        "tests": [],
     })))
 }
