@@ -393,8 +393,10 @@ async fn a_bad_project_is_refused_naming_each_bad_field() {
     let mut second = line_item("li-1");
     second["quotaPlan"]["quotaGroups"][0]["quotaCells"][0]["quotaNodes"][0]["options"] =
         json!(["9"]);
-    // Dynata's Swagger document requires a target's type.
+    // Dynata's Swagger document requires a target's type, a URL
+    // parameter's values and an exclusion's type and list.
     second["targets"] = json!([{"count": 100}]);
+    second["surveyURLParams"] = json!([{"key": "rid"}]);
     let answer = api
         .post(
             "/projects",
@@ -404,6 +406,7 @@ async fn a_bad_project_is_refused_naming_each_bad_field() {
                 "category": {"surveyTopic": ["NOPE"]},
                 "devices": ["toaster"],
                 "lineItems": [bad_item, second],
+                "exclusions": {"list": ["p-0"]},
             }),
         )
         .await;
@@ -415,11 +418,13 @@ async fn a_bad_project_is_refused_naming_each_bad_field() {
         [
             "category.surveyTopic[0]",
             "devices[0]",
+            "exclusions.type",
             "lineItems[0].countryISOCode",
             "lineItems[0].indicativeIncidence",
             "lineItems[0].targets",
             "lineItems[1].extLineItemId",
             "lineItems[1].quotaPlan.quotaGroups[0].quotaCells[0].quotaNodes[0].attributeId",
+            "lineItems[1].surveyURLParams[0].values",
             "lineItems[1].targets[0].type",
             "notificationEmails[0]",
             "title",

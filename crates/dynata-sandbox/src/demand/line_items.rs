@@ -386,7 +386,8 @@ pub(crate) fn check_body(
     for params in ["surveyURLParams", "surveyTestURLParams"] {
         for (path, param) in check.objects(body, prefix, params, Need::Optional, 0) {
             check.string(param, &path, "key", Need::Required, (1, 255));
-            check.strings(param, &path, "values", Need::Optional, 0, None);
+            // Required, as in Dynata's Swagger document and the contract.
+            check.strings(param, &path, "values", Need::Required, 0, None);
         }
     }
     check.number(

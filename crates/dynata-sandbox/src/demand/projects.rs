@@ -227,12 +227,13 @@ fn check_project_fields(check: &mut Check, body: &Map<String, Value>, mode: Mode
     if let Some(exclusions) = check.field(body, "", "exclusions", Need::Optional)
         && let Some(exclusions) = check.object(exclusions, "exclusions")
     {
-        if let Some(kind) = check.field(exclusions, "exclusions", "type", Need::Optional)
+        // Both required, as in Dynata's Swagger document and the contract.
+        if let Some(kind) = check.field(exclusions, "exclusions", "type", Need::Required)
             && !matches!(kind.as_str(), Some("" | "PROJECT" | "TAG" | "CATEGORY"))
         {
             check.bad("exclusions.type", "must be PROJECT, TAG or CATEGORY");
         }
-        check.strings(exclusions, "exclusions", "list", Need::Optional, 0, None);
+        check.strings(exclusions, "exclusions", "list", Need::Required, 0, None);
     }
     check.objects(body, "", "respondentFilters", Need::Optional, 0);
     check.boolean(body, "", "useRelevantId");
