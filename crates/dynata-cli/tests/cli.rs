@@ -3518,3 +3518,33 @@ async fn api_refuses_an_input_that_is_not_json_before_sending_it() {
     assert!(said.contains("is not JSON"), "{said}");
     assert_eq!(world.sandbox.count(Operation::CreateProject), 0);
 }
+
+/// A session that cannot be renewed because nothing can be written where
+/// it is kept (a read-only directory, a full disk: here `ulimit -f 0`)
+/// says so, exit 2 as for any local file, not "try again", exit 1, which
+/// never helps. Nothing is sent. (Found by a walkthrough, with a read-only
+/// sessions directory.)
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewal_that_cannot_write_its_store_says_so() {
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let mut session = store.load(&key).await.unwrap().expect("a stored session");
+    let now = SystemTime::now();
+    session.issued_at = now - Duration::from_secs(3600);
+    session.access_expires_at = now - Duration::from_secs(60);
+    store.save(&key, &session, now).await.unwrap();
+
+    let out = world
+        .run_shell(&format!(
+            "trap '' XFSZ; ulimit -f 0; exec '{}' token",
+            env!("CARGO_BIN_EXE_dynata")
+        ))
+        .await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("cannot write in"), "{said}");
+    assert!(said.contains("the session is kept"), "{said}");
+    assert_eq!(world.sandbox.count(Operation::Refresh), 0, "{said}");
+}
