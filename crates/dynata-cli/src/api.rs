@@ -266,7 +266,8 @@ pub(crate) async fn call(
 /// Every page of a list: the `data` of each, in order. The next page is
 /// `meta.links.next` (its query laid over ours, so filters and `limit`
 /// stay), else `offset` + the page's length while it is below `meta.total`.
-/// `"data": null` is an empty page (Dynata's server sends an empty list so),
+/// `"data": null` is an empty page (Dynata's server sends an empty list so);
+/// an empty page short of its `meta.total` is an error, not the end,
 /// and a page that begins with the item the page before began with, under
 /// the same total, is the same page served again (a server that ignores
 /// `offset`): an error, as in the SDK's `sample_items`, not the first page
@@ -294,6 +295,24 @@ pub(crate) async fn all_pages(
                 target.path, answer.status
             ))
         })?;
+        // An empty page (`[]`, or `null`) short of the list's own
+        // `meta.total` contradicts it: ending there would print part of
+        // the list as all of it (as the SDK's `sample_items` says too).
+        let empty_short_of_total = || {
+            let total = page.pointer("/meta/total").and_then(Value::as_u64)?;
+            let offset: u64 = target
+                .query
+                .iter()
+                .find(|(n, _)| n == "offset")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            (offset < total).then(|| {
+                Failure::refused(format!(
+                    "the page of {} at offset {offset} is empty, but the list says it has {total} items: the rest of the list could not be read",
+                    target.path
+                ))
+            })
+        };
         let got = match page.get("data") {
             Some(Value::Array(data)) => {
                 let total = page.pointer("/meta/total").and_then(Value::as_u64);
@@ -309,7 +328,7 @@ pub(crate) async fn all_pages(
                 items.extend(data.iter().cloned());
                 data.len()
             }
-            Some(Value::Null) => return Ok(items),
+            Some(Value::Null) => return empty_short_of_total().map_or(Ok(items), Err),
             Some(other) => {
                 items.push(other.clone());
                 return Ok(items);
@@ -322,7 +341,7 @@ pub(crate) async fn all_pages(
             }
         };
         if got == 0 {
-            return Ok(items);
+            return empty_short_of_total().map_or(Ok(items), Err);
         }
         match next_page(&target, &page, got)? {
             Some(next) => target = next,

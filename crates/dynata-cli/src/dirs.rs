@@ -34,3 +34,14 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
         absolute_var("XDG_CACHE_HOME").or_else(|| absolute_var("HOME").map(|h| h.join(".cache")))
     }
 }
+
+/// Writes a byte to a scratch file in `dir`, and removes it: whether files
+/// can be written there (not only created: a full disk creates them).
+pub(crate) fn write_probe(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut probe = tempfile::Builder::new()
+        .prefix(".write-probe-")
+        .tempfile_in(dir)?;
+    probe.write_all(b"0")?;
+    probe.flush()
+}

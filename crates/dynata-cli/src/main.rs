@@ -122,29 +122,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             // soft window, or one a `--timeout` stopped waiting for) must
             // reach the store before the runtime ends: cut off, it may have
             // spent the stored refresh token at Dynata, and the next command
-            // would find the session ended. A second Ctrl-C ends the wait.
+            // would find the session ended. A Ctrl-C (a second one, if the
+            // first stopped the command) ends the wait, exit 130. Listened
+            // for at once: the handler the command's select installed keeps
+            // the default SIGINT away, so a Ctrl-C nobody listened for would
+            // be lost.
+            let interrupted = outcome
+                .as_ref()
+                .is_err_and(|f| f.code == failure::INTERRUPTED);
             let finished = session.client.finish_renewal();
-            tokio::pin!(finished);
-            let said = tokio::select! {
-                () = &mut finished => false,
-                () = tokio::time::sleep(std::time::Duration::from_millis(300)) => true,
+            let cut_short = tokio::select! {
+                () = finished => false,
+                () = ctrl_c() => true,
+                () = async {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    let again = if interrupted { " again" } else { "" };
+                    output::noteln!(
+                        "dynata: waiting for the session's refresh to be stored (Ctrl-C{again} to quit at once; the session may then be lost)…"
+                    );
+                    std::future::pending::<()>().await;
+                } => false,
             };
-            if said {
-                let again = if outcome
-                    .as_ref()
-                    .is_err_and(|f| f.code == failure::INTERRUPTED)
-                {
-                    " again"
-                } else {
-                    ""
-                };
-                output::noteln!(
-                    "dynata: waiting for the session's refresh to be stored (Ctrl-C{again} to quit at once; the session may then be lost)…"
-                );
-                tokio::select! {
-                    () = &mut finished => {}
-                    () = ctrl_c() => {}
-                }
+            if cut_short && !interrupted {
+                return Err(Failure {
+                    code: failure::INTERRUPTED,
+                    message: "interrupted while the session's refresh was being stored; the session may be lost".to_owned(),
+                });
             }
             outcome
         }

@@ -85,11 +85,8 @@ fn read(path: &Path) -> Result<Result<Profile, serde_json::Error>, Failure> {
     }
 }
 
-/// Saves the profile `name`, creating its directory. The file is replaced
-/// whole (written beside it, then renamed), so a `dynata` stopped halfway
-/// leaves the old profile or the new one, never a truncated file.
 /// Whether the profile `name` can be saved: its directory made and written
-/// to (a file created there and removed). `dynata login` asks before it
+/// to (a byte written to a scratch file there). `dynata login` asks before it
 /// sends the password, since a login whose profile cannot be saved leaves
 /// a live session that no later command finds.
 pub(crate) fn check_writable(name: &str) -> Result<(), Failure> {
@@ -97,13 +94,13 @@ pub(crate) fn check_writable(name: &str) -> Result<(), Failure> {
     let dir = path.parent().expect("a profile path ends in a file name");
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::io(&format!("create {}", dir.display()), &e))?;
-    tempfile::Builder::new()
-        .prefix(".profile-")
-        .tempfile_in(dir)
-        .map(drop)
+    crate::dirs::write_probe(dir)
         .map_err(|e| Failure::io(&format!("write in {}", dir.display()), &e))
 }
 
+/// Saves the profile `name`, creating its directory. The file is replaced
+/// whole (written beside it, then renamed), so a `dynata` stopped halfway
+/// leaves the old profile or the new one, never a truncated file.
 pub(crate) fn save(name: &str, profile: &Profile) -> Result<(), Failure> {
     let path = path(name)?;
     let dir = path.parent().expect("a profile path ends in a file name");

@@ -748,7 +748,7 @@ fn not_renewed(store: &FileStore, purpose: &str) -> Failure {
     // A directory that cannot be written (read-only, a full disk) fails
     // every renewal alike: say so, as for any local file, rather than "try
     // again".
-    if let Err(e) = write_probe(store.dir()) {
+    if let Err(e) = crate::dirs::write_probe(store.dir()) {
         return Failure::usage(format!(
             "could not renew the stored session{purpose}: cannot write in {} ({e}); the session is kept",
             store.dir().display()
@@ -759,16 +759,6 @@ fn not_renewed(store: &FileStore, purpose: &str) -> Failure {
          `dynata` held it); it is kept: try again",
         store.dir().display()
     ))
-}
-
-/// Writes a byte to a scratch file in `dir`, and removes it.
-fn write_probe(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut probe = tempfile::Builder::new()
-        .prefix(".write-probe-")
-        .tempfile_in(dir)?;
-    probe.write_all(b"0")?;
-    probe.flush()
 }
 
 /// A refresh of the stored session refused without Dynata's `invalid_grant`:

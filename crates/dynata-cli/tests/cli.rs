@@ -3395,45 +3395,9 @@ async fn a_bad_environment_is_named_where_it_was_given() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_a_refresh_stores_its_session_first() {
     let world = World::start().await;
-    let proxy =
-        slow_answers_to_refreshes(world.sandbox.addr().to_string(), Duration::from_secs(3)).await;
-    let login = world
-        .run(
-            &["login", "-u", USER],
-            &[
-                ("DYNATA_ENV", proxy.as_str()),
-                ("DYNATA_PASSWORD", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
-    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
-    let key = StoreKey::for_account(&proxy, "api", USER);
-    let mut session = store.load(&key).await.unwrap().expect("a stored session");
-    let now = SystemTime::now();
-    session.issued_at = now - Duration::from_secs(3600);
-    session.access_expires_at = now - Duration::from_secs(60);
-    store.save(&key, &session, now).await.unwrap();
-
+    let proxy = logged_in_behind_a_slow_refresh(&world, -60).await;
     let env = [("DYNATA_ENV", proxy.as_str())];
-    let child = world
-        .command(env!("CARGO_BIN_EXE_dynata"), &env)
-        .arg("token")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while world.sandbox.count(Operation::Refresh) < 1 {
-        assert!(started.elapsed() < Duration::from_secs(20), "no refresh");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().await.unwrap();
+    let out = interrupted_once_refreshing(&world, &env).await;
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("interrupted"),
@@ -3547,4 +3511,165 @@ async fn a_renewal_that_cannot_write_its_store_says_so() {
     assert!(said.contains("cannot write in"), "{said}");
     assert!(said.contains("the session is kept"), "{said}");
     assert_eq!(world.sandbox.count(Operation::Refresh), 0, "{said}");
+}
+
+// ---- Re-review of d8211b6..HEAD ---------------------------------------------
+
+/// A page that comes back empty (or `"data": null`) short of its own
+/// `meta.total`: the typed shortcuts (the SDK's `sample_items`) now end with
+/// an error, but `dynata api --paginate` prints the items before it as the
+/// whole list, exit 0 (the defect the SDK fixed, by another path).
+#[tokio::test(flavor = "multi_thread")]
+async fn api_paginate_does_not_print_part_of_a_list_as_all_of_it() {
+    for empty in [json!([]), json!(null)] {
+        let world = World::start().await;
+        let (server, env) = stub(&world).await;
+        let first = json!({
+            "data": [
+                {"extProjectId": "p0", "title": "t", "state": "LAUNCHED"},
+                {"extProjectId": "p1", "title": "t", "state": "LAUNCHED"},
+            ],
+            "meta": {"total": 6, "pageSize": 2},
+            "status": {"message": "success", "errors": []},
+        });
+        let rest = json!({
+            "data": empty,
+            "meta": {"total": 6, "pageSize": 2},
+            "status": {"message": "success", "errors": []},
+        });
+        for (offset, body) in [(None, &first), (Some("0"), &first), (Some("2"), &rest)] {
+            server
+                .mock_async(|when, then| {
+                    let when = when.path("/sample/v1/projects");
+                    match offset {
+                        Some(offset) => {
+                            when.query_param("offset", offset);
+                        }
+                        None => {
+                            when.query_param_missing("offset");
+                        }
+                    }
+                    then.status(200)
+                        .header("content-type", "application/json")
+                        .body(body.to_string());
+                })
+                .await;
+        }
+        let typed = world
+            .run(&["projects", "list", "-o", "json"], &pairs(&env))
+            .await;
+        assert_ne!(
+            typed.status.code(),
+            Some(0),
+            "the typed shortcut: {}",
+            text(&typed.stderr)
+        );
+        let out = world
+            .run(&["api", "projects", "--paginate"], &pairs(&env))
+            .await;
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "data {empty}: printed {} as the whole list of 6",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// Logs in through a proxy that holds refreshes' answers 3 s, and leaves
+/// the stored access token `access_left` seconds from expiry (negative:
+/// expired), its session an hour old; the proxy's URL.
+#[cfg(unix)]
+async fn logged_in_behind_a_slow_refresh(world: &World, access_left: i64) -> String {
+    let proxy =
+        slow_answers_to_refreshes(world.sandbox.addr().to_string(), Duration::from_secs(3)).await;
+    let login = world
+        .run(
+            &["login", "-u", USER],
+            &[
+                ("DYNATA_ENV", proxy.as_str()),
+                ("DYNATA_PASSWORD", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    let store = FileStore::new(world.cache().join("dynata").join("sessions"));
+    let key = StoreKey::for_account(&proxy, "api", USER);
+    let mut session = store.load(&key).await.unwrap().expect("a stored session");
+    let now = SystemTime::now();
+    session.issued_at = now - Duration::from_secs(3600);
+    let left = Duration::from_secs(access_left.unsigned_abs());
+    session.access_expires_at = if access_left < 0 {
+        now - left
+    } else {
+        now + left
+    };
+    store.save(&key, &session, now).await.unwrap();
+    proxy
+}
+
+/// Runs `dynata token` with `env` and presses Ctrl-C once the refresh it
+/// causes has been sent; its output.
+#[cfg(unix)]
+async fn interrupted_once_refreshing(world: &World, env: &[(&str, &str)]) -> Output {
+    let child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), env)
+        .arg("token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Refresh) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    child.wait_with_output().await.unwrap()
+}
+
+/// A second Ctrl-C, at once after the first, ends the wait for the refresh
+/// under way (exit 130) rather than being swallowed: the first one's
+/// listener was gone, and the wait's own was only installed after 300 ms,
+/// so the process waited for the held refresh all the same (found by a
+/// re-review).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_at_once_ends_the_wait_for_the_refresh() {
+    let world = World::start().await;
+    let proxy = logged_in_behind_a_slow_refresh(&world, -60).await;
+    let env = [("DYNATA_ENV", proxy.as_str())];
+    let child = world
+        .command(env!("CARGO_BIN_EXE_dynata"), &env)
+        .arg("token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while world.sandbox.count(Operation::Refresh) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The proxy holds the refresh's answer 3 s from here.
+    let held = std::time::Instant::now();
+    let pid = child.id().unwrap().to_string();
+    for _ in 0..2 {
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        held.elapsed() < Duration::from_millis(2500),
+        "the second Ctrl-C did not end the wait: {:?}",
+        held.elapsed()
+    );
 }

@@ -2558,7 +2558,8 @@ and Go encodes an empty (nil) slice as `null`.
     /**How many of what the line item must deliver. `type` is `COMPLETE`
 unless set: Dynata's Swagger document requires it in requests (Go
 and Python send it only when set), and an answer without it counts
-completes, the only type known.
+completes, the only type known. It stays nullable: a Go server's
+nil is `null`.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -2575,7 +2576,7 @@ completes, the only type known.
         )]
         pub soft_launch: ::std::option::Option<i64>,
         #[serde(rename = "type", default = "defaults::target_type")]
-        pub type_: crate::types::TargetType,
+        pub type_: ::std::option::Option<crate::types::TargetType>,
     }
     impl Target {
         pub fn builder() -> builder::Target {
@@ -4561,7 +4562,7 @@ endpoints agree with.
                 ::std::string::String,
             >,
             type_: ::std::result::Result<
-                crate::types::TargetType,
+                ::std::option::Option<crate::types::TargetType>,
                 ::std::string::String,
             >,
         }
@@ -4614,7 +4615,9 @@ endpoints agree with.
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<crate::types::TargetType>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::types::TargetType>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -6184,8 +6187,11 @@ endpoints agree with.
     }
     /// Generation of default values for serde.
     pub mod defaults {
-        pub(super) fn target_type() -> crate::types::TargetType {
-            ::serde_json::from_str::<crate::types::TargetType>("\"COMPLETE\"").unwrap()
+        pub(super) fn target_type() -> ::std::option::Option<crate::types::TargetType> {
+            ::std::option::Option::Some(
+                ::serde_json::from_str::<crate::types::TargetType>("\"COMPLETE\"")
+                    .unwrap(),
+            )
         }
     }
     /// Error types.

@@ -153,7 +153,8 @@ pub enum Error {
         /// What was wrong with it.
         what: String,
         /// The answer's HTTP status, where the SDK read it (as for
-        /// `request_id`).
+        /// `request_id`); not for an HTML page in a typed answer's place (a
+        /// proxy's or captive portal's, which says nothing of Dynata).
         status: Option<u16>,
         /// The `x-request-id` response header, where the answer had one
         /// and the SDK read it ([`crate::Client::get`]; a typed call's answer
@@ -647,8 +648,10 @@ pub(crate) fn server_text(text: &str) -> Option<String> {
 /// An id Dynata sent back (an `extLineItemId`, an error's `resource.id`,
 /// the `x-request-id` header), if it is safe to put into an error: made of
 /// letters, digits and `-_.:` only, at most `max_len` of them, and not
-/// shaped like a JWT (`eyJ…`, or three dotted parts), the only secret a
-/// request to the Demand API carries. [`server_text`]'s limit on word
+/// shaped like a JWT (`eyJ…`, or three dotted parts), the bearer token
+/// every request carries. (A request body may carry other secrets, such as
+/// `endLinks.securityKey1`: an `errors[].resource.id`, which may quote the
+/// body, is also held to short runs; see `describe_resource`.) [`server_text`]'s limit on word
 /// length, meant for tokens quoted back in a message, would withhold the
 /// ids that say which item an error concerns: callers choose theirs (up to
 /// 255 characters), and a UUID is the usual choice.
@@ -671,7 +674,7 @@ pub(crate) const MAX_RESOURCE_ID: usize = 255;
 
 /// JWTs, refresh tokens and API keys are long runs without spaces: no word
 /// of a message quoted back is longer, but a field's path.
-const MAX_WORD: usize = 24;
+pub(crate) const MAX_WORD: usize = 24;
 
 /// Whether `word` names a field the way validation messages do
 /// (`lineItems[0].countryISOCode:`): names of letters, digits and `_`, each

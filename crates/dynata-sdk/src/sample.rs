@@ -253,13 +253,24 @@ pub(crate) async fn decode_envelope<T: DeserializeOwned>(
     let Some(envelope) = envelope else {
         // Not the envelope (a gateway's page): the status says what it means.
         return Err(match status {
-            200..=299 => undecodable(
-                format!(
+            200..=299 => {
+                let what = format!(
                     "the answer is not the /sample/v1 envelope: {}",
                     summarize(&body)
-                ),
-                request_id,
-            ),
+                );
+                // A proxy's or captive portal's page is not Dynata's
+                // answer: it says nothing of whether Dynata carried the
+                // request out.
+                if crate::response::looks_like_html(&body) {
+                    Error::Decode {
+                        what,
+                        status: None,
+                        request_id,
+                    }
+                } else {
+                    undecodable(what, request_id)
+                }
+            }
             _ => Error::from_status(status, summarize(&body), request_id, retry_after),
         });
     };
@@ -450,8 +461,17 @@ impl ApiErrorDetail {
 pub(crate) fn describe_resource(kind: Option<&str>, id: Option<&str>) -> Option<String> {
     // The id is read as an id: a UUID is one long word, which `server_text`
     // withholds as a possible token, and with it which item it was.
+    // But a refusal may quote what the request sent, and a request body
+    // carries secrets of its own (`endLinks.securityKey1`, ...): an id is
+    // shown only if no run of it between `-_.:` is longer than a word
+    // `server_text` keeps (a UUID's longest is 12), as a random key's is.
     let shown_id = |id: &str| {
-        crate::error::server_id(id, crate::error::MAX_RESOURCE_ID).or_else(|| server_text(id))
+        crate::error::server_id(id, crate::error::MAX_RESOURCE_ID)
+            .filter(|id| {
+                id.split(['-', '_', '.', ':'])
+                    .all(|run| run.len() <= crate::error::MAX_WORD)
+            })
+            .or_else(|| server_text(id))
     };
     match (kind, id) {
         (Some(kind), Some(id)) => Some(format!("{} {}", server_text(kind)?, shown_id(id)?)),

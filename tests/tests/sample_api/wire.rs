@@ -380,7 +380,7 @@ fn create_line_item_body() -> CreateLineItem {
             count: 500,
             daily_limit: None,
             soft_launch: None,
-            type_: TargetType::Complete,
+            type_: Some(TargetType::Complete),
         }],
         quota_plan: Some(gender_split()),
         cost_per_interview: None,
@@ -462,5 +462,10 @@ fn a_target_built_without_a_type_is_sent_as_complete() {
         serde_json::json!({"count": 50, "type": "COMPLETE"})
     );
     let answered: Target = serde_json::from_str(r#"{"count": 50}"#).expect("decodes");
-    assert_eq!(answered.type_, TargetType::Complete);
+    assert_eq!(answered.type_, Some(TargetType::Complete));
+    // A Go server's nil is `null`: still a target, of no type said (a
+    // plain `TargetType` with a default refused it, and with it every
+    // answer holding a line item: found by a re-review).
+    let null: Target = serde_json::from_str(r#"{"count": 50, "type": null}"#).expect("decodes");
+    assert_eq!(null.type_, None);
 }

@@ -50,7 +50,8 @@ impl Client {
     ///   a `503` then ends the wait as the `503` it is, not as a timeout).
     ///   A transient failure whose `Retry-After` is longer than those
     ///   retries may wait (a `429` asking for 40 s) is the pause before the
-    ///   next poll instead, if it ends before `timeout`.
+    ///   next poll instead (never shorter than the usual pause), if it
+    ///   ends before `timeout`.
     ///
     /// Dropping the future stops the polling; nothing keeps running.
     pub async fn wait_for_feasibility(
@@ -94,7 +95,13 @@ impl Client {
                 // in time, not the end of the wait.
                 Some(Err(error)) => {
                     let now = clock.now();
-                    let asked = error.retry_after().filter(|_| error.is_transient());
+                    // Never sooner than the usual pause: a `Retry-After: 0`
+                    // (or one the poll's retries could already honour) must
+                    // not turn the wait into a loop of requests.
+                    let asked = error
+                        .retry_after()
+                        .filter(|_| error.is_transient())
+                        .map(|wait| wait.max(pause_after(poll)));
                     match asked.map(|wait| saturating_add(now, wait)) {
                         Some(wake) if !last_poll && wake < deadline => {
                             last_poll = wake >= last_poll_at;

@@ -266,7 +266,17 @@ async fn failure_of<T>(
         Generated::InvalidRequest(message) => (Error::invalid_request(message), None),
         // The hooks' own errors (a body over the size limit) and upgrades,
         // which no operation of this API uses.
-        Generated::Custom(message) => (Error::decode(message), None),
+        // A 2xx's status is kept, as for any answer that could not be read.
+        Generated::Custom(message) => {
+            let (status, headers) = sent.answer().unzip();
+            let headers = headers.unwrap_or_default();
+            let error = Error::Decode {
+                what: message,
+                status: status.map(|status| status.as_u16()),
+                request_id: request_id(&headers),
+            };
+            (error, None)
+        }
         Generated::InvalidUpgrade(error) => (Error::decode(without_url(&error)), None),
     };
     let transient = idempotent && error.is_transient();
@@ -303,7 +313,11 @@ fn undecodable(
                     "the answer does not have the expected shape: {}",
                     describe_json_error(error)
                 ),
-                status: status.map(|status| status.as_u16()),
+                // A proxy's or captive portal's page is not Dynata's
+                // answer: its status says nothing of the request's fate.
+                status: status
+                    .map(|status| status.as_u16())
+                    .filter(|_| !crate::response::looks_like_html(body)),
                 request_id,
             },
             None,

@@ -79,8 +79,10 @@ impl Client {
     /// stream ends after the page that reaches `meta.total`; without a
     /// total, after a page without `meta.links.next` (if the answer has
     /// links) or a short or empty page (short of `meta.pageSize` if the
-    /// server says it capped the size below `page_size`). An error is the
-    /// stream's last item. A `page_size` of 0 is an [`Error::InvalidRequest`]. Dynata
+    /// server says it capped the size below `page_size`). An empty page at
+    /// an offset short of its own `meta.total` ends the stream with an
+    /// [`Error::Decode`]: the rest of the list could not be read. An error
+    /// is the stream's last item. A `page_size` of 0 is an [`Error::InvalidRequest`]. Dynata
     /// documents no largest page size and its clients cap it at 50 to 1000,
     /// so none is checked here: a server that refuses one ends the stream
     /// with its refusal (the sandbox refuses more than 1000).
