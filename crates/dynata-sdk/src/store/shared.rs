@@ -652,11 +652,16 @@ impl SharedSession {
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
         // A holder may have written and released just before we took the lease.
-        let stored = match self.load().await {
-            Ok(stored) => stored,
+        let (stored, read) = match self.load().await {
+            Ok(stored) => (stored, true),
+            // Replaced below, as an empty store would be. But what it was
+            // is unknown (a record sealed with another fleet's key, say,
+            // written over a session renewed from `local`), so, as on a
+            // store failure, no shared refresh token is sent: only one of
+            // a session this client renewed alone.
             Err(error) if error.is_unusable_content() => {
                 self.warnings.warn("load", &error);
-                None
+                (None, false)
             }
             // What the store holds is unknown: it may be a session renewed
             // from `local` by another process, whose refresh token is spent.
@@ -666,7 +671,9 @@ impl SharedSession {
         if let Some(session) = stored.as_ref().filter(|s| self.adoptable(s, local)) {
             return Ok(self.adopted(session.clone()));
         }
-        let basis = self.newest_refreshable(stored.as_ref(), local);
+        let basis = self
+            .newest_refreshable(stored.as_ref(), local)
+            .filter(|basis| read || self.own_refresh_token.contains(&basis.refresh_token));
         let session = match basis {
             Some(basis) => match renew(Renew::Refresh(basis.refresh_token.clone())).await {
                 Ok(session) => session,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use dynata_sdk::clock::TokioClock;
 use dynata_sdk::store::{
-    FileStore, LeaseOwner, Renew, RenewError, SharedSession, Source, StoreError, StoreFuture,
-    StoreKey, StoredSession, TokenStore,
+    EncryptionKey, FileStore, LeaseOwner, Renew, RenewError, SharedSession, Source, StoreError,
+    StoreFuture, StoreKey, StoredSession, TokenStore,
 };
 
 use crate::{Changed, FileStoreChange, Renewals, TempDir, client, key, session_at};
@@ -1011,4 +1011,49 @@ async fn a_lease_answered_but_never_read_is_given_back() {
          another process waited {waited:?} (lease_ttl {:?})",
         other.policy().lease_ttl
     );
+}
+
+/// A record this client cannot read under the lease (sealed with another
+/// key: a rolling deploy that rotates the `EncryptionKey`) may have been
+/// written over a session renewed from this client's own, so the client
+/// logs in rather than send its refresh token, which may be spent, and
+/// replaces the record. (It refreshed it: a fleet with two keys sent a
+/// spent refresh token again. Found by a walkthrough of a fleet.)
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_record_under_the_lease_does_not_resend_a_spent_refresh_token() {
+    let dir = TempDir::new("unreadable-under-lease");
+    let sealed =
+        |byte| FileStore::new(dir.path()).with_encryption(EncryptionKey::from_bytes([byte; 32]));
+    let shared = client(Arc::new(sealed(1)));
+    // Adopted from the store earlier; another process (same key) has since
+    // refreshed refresh-100, and one with another key then stored its own.
+    let local = session_at(&shared, 100);
+    let foreign = session_at(&shared, 200);
+    sealed(2)
+        .save(&key(), &foreign, shared.wall_clock().now())
+        .await
+        .expect("saved");
+    // The local access token has expired; its refresh token has not.
+    tokio::time::advance(Duration::from_secs(80)).await;
+    let renewals = Renewals::default();
+    let outcome = shared
+        .renew(Some(&local), |what| {
+            renewals.renew(&shared, what, Duration::ZERO)
+        })
+        .await
+        .expect("renewed");
+    let sent = renewals.refreshed_with.lock().unwrap().clone();
+    assert!(
+        sent.is_empty(),
+        "sent a refresh token it cannot know is live: {sent:?}"
+    );
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 1);
+    // The record is replaced, readable by this fleet again.
+    assert_eq!(outcome.source, Source::Renewed);
+    let stored = sealed(1)
+        .load(&key())
+        .await
+        .expect("readable")
+        .expect("stored");
+    assert_eq!(stored.access_token, outcome.session.access_token);
 }
