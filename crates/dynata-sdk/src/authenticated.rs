@@ -156,7 +156,17 @@ impl Client {
                             return Err(failure);
                         }
                         tracing::info!("401 from Dynata; sending once more with a new token");
-                        attempt(renewed).await
+                        let replay = attempt(renewed.clone()).await;
+                        // Refused too (a session adopted from the token
+                        // store that Dynata revoked with the first): not
+                        // sent again for this call, but dropped, so that the
+                        // next call renews if `invalidate` allows.
+                        if let Err(failure) = &replay
+                            && failure.unauthorized != TokenRefused::No
+                        {
+                            self.invalidate(&renewed);
+                        }
+                        replay
                     }
                     outcome => outcome,
                 }

@@ -51,8 +51,9 @@ impl Client {
     /// so the next [`Client::access_token`] renews it. Call it when the API
     /// rejected `token` with `401`: a burst of such calls for the same token
     /// causes one renewal, and `401`s renew the token at most once every five
-    /// seconds, so an endpoint that refuses every token cannot make the
-    /// client renew on every call. Returns whether it dropped the token.
+    /// seconds (once more for a token adopted from a token store meanwhile),
+    /// so an endpoint that refuses every token cannot make the client renew
+    /// on every call. Returns whether it dropped the token.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
         self.lifecycle.invalidate(token)
     }

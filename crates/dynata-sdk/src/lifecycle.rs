@@ -24,8 +24,8 @@ use crate::clock::{Clock, FastClock, Moment, first_of};
 use crate::error::seconds_up;
 use crate::retry::Failure;
 use crate::store::{
-    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreError,
-    StoreKey, StoredSession, TokenStore, is_error_code, refuses_credentials,
+    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, Source,
+    StoreError, StoreKey, StoredSession, TokenStore, is_error_code, refuses_credentials,
 };
 use crate::token::bearer_header;
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
@@ -87,6 +87,10 @@ struct Session {
     /// The pair with wall-clock expiry times, as a token store holds it;
     /// only with a store, which shares it with other processes.
     stored: Option<StoredSession>,
+    /// Taken from the token store as another process stored it, not
+    /// obtained from Dynata by this client: dropping it after a `401` costs
+    /// Dynata nothing (see [`Lifecycle::invalidate`]).
+    adopted: bool,
 }
 
 impl Session {
@@ -152,6 +156,9 @@ struct SlowPath {
     /// once the first has revoked what there was to revoke.
     last_logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
+    /// Whether, since `last_401_renewal`, a `401` has already dropped a
+    /// token adopted from the store (once per interval).
+    adopted_dropped_since_401: bool,
     /// Sessions a logout could not revoke (Dynata did not answer, or
     /// answered `5xx`): the next logout tries them again, so none is
     /// forgotten while live.
@@ -427,7 +434,7 @@ impl Lifecycle {
             let Some(stored) = shared.load_adoptable(local).await else {
                 return;
             };
-            let Ok(session) = this.session_from_stored(shared, stored) else {
+            let Ok(session) = this.session_from_stored(shared, stored, true) else {
                 return;
             };
             let mut slow = this.lock_slow();
@@ -658,7 +665,8 @@ impl Lifecycle {
             })
             .await?;
         tracing::debug!(source = ?outcome.source, "renewal with a token store done");
-        Ok(self.session_from_stored(shared, outcome.session)?)
+        let adopted = outcome.source == Source::Adopted;
+        Ok(self.session_from_stored(shared, outcome.session, adopted)?)
     }
 
     /// One login or refresh on behalf of the store protocol, which decides
@@ -733,6 +741,7 @@ impl Lifecycle {
         &self,
         shared: &SharedSession,
         stored: StoredSession,
+        adopted: bool,
     ) -> Result<Arc<Session>, Error> {
         let (expires_at, refresh_expires_at) = shared
             .local_deadlines(&stored)
@@ -769,6 +778,7 @@ impl Lifecycle {
             refresh_started: AtomicBool::new(false),
             refresh_refused: AtomicBool::new(false),
             stored: Some(stored),
+            adopted,
         }))
     }
 
@@ -988,6 +998,7 @@ impl Lifecycle {
             refresh_started: AtomicBool::new(false),
             refresh_refused: AtomicBool::new(false),
             stored: None,
+            adopted: false,
         }))
     }
 
@@ -1015,6 +1026,14 @@ impl Lifecycle {
     /// the token in the last [`MIN_INTERVAL_BETWEEN_401_RENEWALS`], so that a
     /// burst of `401`s (or an endpoint that refuses every token) causes one
     /// renewal. Returns whether it did.
+    ///
+    /// Once within that interval, a token adopted from the token store is
+    /// dropped all the same: a renewal after a `401` may adopt a session
+    /// another process stored, which Dynata may have revoked with the one
+    /// refused (a revocation of the fleet's sessions). Kept, it would fail
+    /// every call for the rest of the interval while the fleet's new
+    /// session waits in the store. (At most two renewals an interval, so an
+    /// endpoint that refuses every token still cannot cause a storm.)
     pub(crate) fn invalidate(&self, token: &AccessToken) -> bool {
         let mut slow = self.lock_slow();
         let Some(session) = self.current.load_full() else {
@@ -1024,16 +1043,20 @@ impl Lifecycle {
             return false;
         }
         let now = self.clock.now();
-        if slow
+        let recent = slow
             .last_401_renewal
-            .is_some_and(|last| now < last + MIN_INTERVAL_BETWEEN_401_RENEWALS)
-        {
+            .is_some_and(|last| now < last + MIN_INTERVAL_BETWEEN_401_RENEWALS);
+        if !recent {
+            slow.last_401_renewal = Some(now);
+            slow.adopted_dropped_since_401 = false;
+        } else if session.adopted && !slow.adopted_dropped_since_401 {
+            slow.adopted_dropped_since_401 = true;
+        } else {
             tracing::warn!(
                 "the access token was refused again soon after a renewal; not renewing it for this"
             );
             return false;
         }
-        slow.last_401_renewal = Some(now);
         session.state.store(INVALIDATED, Ordering::Release);
         tracing::info!("access token invalidated by a caller; the next call renews it");
         true

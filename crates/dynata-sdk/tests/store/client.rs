@@ -2342,3 +2342,48 @@ async fn a_store_is_checked_at_start_up_for_what_would_leave_the_fleet_unshared(
     let _ = std::fs::remove_file(unreadable.path());
     assert_eq!(sandbox.count(Operation::Login), 1, "checks send nothing");
 }
+
+/// Dynata revoked the fleet's sessions. A client still on an older one
+/// meets a `401`, adopts the newer one from the store (revoked too, but
+/// fresh), and its replay meets a `401` as well: that adopted token is
+/// dropped too, so the client's next call renews (taking the session the
+/// fleet has logged in to since, or logging in itself), instead of failing
+/// with the dead token until the five seconds between `401` renewals have
+/// passed. (Found by a walkthrough of a fleet: a quiet replica failed six
+/// calls in a row.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_adopted_after_a_401_is_dropped_for_the_fleets_new_session() {
+    let dir = TempDir::new("client-revoked-adopted");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let [busy, quiet, renewer] = std::array::from_fn(|_| client(&sandbox, Arc::new(store.clone())));
+    busy.access_token().await.expect("logs in");
+    quiet.access_token().await.expect("adopts");
+    // Another process renews: the store holds a newer session. Then Dynata
+    // revokes every session.
+    let first = renewer.access_token().await.expect("adopts");
+    renewer.invalidate(&first);
+    renewer.access_token().await.expect("refreshes");
+    sandbox.revoke_all();
+
+    for revoked in [&quiet, &busy] {
+        let refused = revoked.users_info().await;
+        assert!(
+            matches!(refused, Err(Error::Api { status: 401, .. })),
+            "its token and the newer one it adopted were both revoked: {refused:?}"
+        );
+    }
+    busy.users_info()
+        .await
+        .expect("the next call renews: the dead adopted token was dropped");
+    let logins = sandbox.count(Operation::Login);
+    quiet
+        .users_info()
+        .await
+        .expect("the next call takes the fleet's new session");
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        logins,
+        "adopted, not a login of its own"
+    );
+}
