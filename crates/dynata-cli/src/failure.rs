@@ -61,21 +61,23 @@ impl fmt::Display for Failure {
 /// request id, and never carry a secret; only the exit code is chosen here.
 impl From<dynata_sdk::Error> for Failure {
     fn from(error: dynata_sdk::Error) -> Self {
-        use dynata_sdk::Error;
-        let code = match &error {
-            Error::Transport { .. } | Error::Timeout { .. } => UNREACHABLE,
-            // A gateway's 5xx after every retry: Dynata is not answering.
-            Error::Api { status, .. } | Error::Rejected { status, .. } if *status >= 500 => {
-                UNREACHABLE
-            }
-            Error::Config { .. } | Error::InvalidRequest { .. } | Error::MissingEnvVar { .. } => {
-                USAGE
-            }
-            _ => REFUSED,
-        };
         Failure {
-            code,
+            code: exit_code(&error),
             message: error.to_string(),
         }
+    }
+}
+
+/// The exit code of an SDK error; a call not sent (its token's renewal
+/// failed) by what failed.
+fn exit_code(error: &dynata_sdk::Error) -> u8 {
+    use dynata_sdk::Error;
+    match error {
+        Error::Transport { .. } | Error::Timeout { .. } => UNREACHABLE,
+        // A gateway's 5xx after every retry: Dynata is not answering.
+        Error::Api { status, .. } | Error::Rejected { status, .. } if *status >= 500 => UNREACHABLE,
+        Error::Config { .. } | Error::InvalidRequest { .. } | Error::MissingEnvVar { .. } => USAGE,
+        Error::NotSent { renewal } => exit_code(renewal),
+        _ => REFUSED,
     }
 }

@@ -139,7 +139,10 @@ impl Client {
             until,
             may_retry,
             || async {
-                let token = self.access_token().await.map_err(Failure::fatal)?;
+                let token = self
+                    .access_token()
+                    .await
+                    .map_err(|error| Failure::fatal(error.before_sending()))?;
                 match attempt(token.clone()).await {
                     Err(failure) if failure.unauthorized != TokenRefused::No => {
                         self.invalidate(&token);
@@ -149,7 +152,12 @@ impl Client {
                         {
                             return Err(failure);
                         }
-                        let renewed = self.access_token().await.map_err(Failure::fatal)?;
+                        // The call was refused (a `401`): not carried out,
+                        // so a renewal's failure means it was not sent.
+                        let renewed = self
+                            .access_token()
+                            .await
+                            .map_err(|error| Failure::fatal(error.before_sending()))?;
                         if renewed.same_as(&token) {
                             // Not renewed (a 401 renewed it moments ago): sending
                             // the same token again would be refused again.

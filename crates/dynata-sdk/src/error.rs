@@ -190,6 +190,20 @@ pub enum Error {
         message: String,
     },
 
+    /// A call was not sent: it needed a new access token, and the login or
+    /// refresh failed with `renewal` (an answer of Dynata's identity server,
+    /// a timeout, no connection). Nothing of the call reached Dynata's API,
+    /// so sending it again is safe, a `POST` too. [`Error::status`] is
+    /// `None` (the call got no answer); [`Error::retry_after`],
+    /// [`Error::is_transient`] and [`Error::request_id`] are the renewal's.
+    /// (A refusal of the credentials, or no password to log in with, is
+    /// [`Error::CredentialsRejected`] or [`Error::LoginRequired`] as it
+    /// is.)
+    NotSent {
+        /// Why the token could not be renewed.
+        renewal: Box<Error>,
+    },
+
     /// An environment variable that [`crate::Credentials::from_env`] or
     /// [`crate::Environment::from_env`] needs is not set (or empty, or not
     /// UTF-8).
@@ -335,6 +349,10 @@ impl fmt::Display for Error {
                 write!(f, "invalid request, not sent: {message}")
             }
             Error::MissingEnvVar { name } => write!(f, "environment variable {name} is not set"),
+            Error::NotSent { renewal } => write!(
+                f,
+                "not sent: a new access token was needed, and its renewal failed: {renewal}"
+            ),
         }
     }
 }
@@ -342,6 +360,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            Error::NotSent { renewal } => Some(renewal.as_ref()),
             Error::Transport {
                 source: Some(source),
                 ..
@@ -439,6 +458,7 @@ impl Error {
             Error::Api { status, .. } | Error::Rejected { status, .. } => {
                 is_transient_status(*status)
             }
+            Error::NotSent { renewal } => renewal.is_transient(),
             _ => false,
         }
     }
@@ -464,6 +484,7 @@ impl Error {
             | Error::Rejected { retry_after, .. }
             | Error::RateLimited { retry_after, .. }
             | Error::Timeout { retry_after, .. } => *retry_after,
+            Error::NotSent { renewal } => renewal.retry_after(),
             _ => None,
         }
     }
@@ -492,6 +513,7 @@ impl Error {
             | Error::RateLimited { request_id, .. }
             | Error::Timeout { request_id, .. }
             | Error::Decode { request_id, .. } => request_id.as_deref(),
+            Error::NotSent { renewal } => renewal.request_id(),
             _ => None,
         }
     }
@@ -510,6 +532,25 @@ impl Error {
             *request_id = None;
         }
         self
+    }
+
+    /// The error of a renewal a call needed, as that call's: an error that
+    /// could pass for the call's own answer (a status, a timeout, no
+    /// connection) is [`Error::NotSent`], so that a caller knows its
+    /// request never reached Dynata's API. Errors about the session
+    /// (refused credentials, no password, a logout) already say so.
+    pub(crate) fn before_sending(self) -> Self {
+        match self {
+            Error::Api { .. }
+            | Error::Rejected { .. }
+            | Error::RateLimited { .. }
+            | Error::Timeout { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. } => Error::NotSent {
+                renewal: Box::new(self),
+            },
+            other => other,
+        }
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {

@@ -2397,3 +2397,40 @@ async fn a_portal_page_answered_200_does_not_say_dynata_carried_the_request_out(
         "{error}"
     );
 }
+
+/// A call whose token could not be renewed was never sent, and says so: a
+/// `POST` that failed this way is safe to send again. (It read as the
+/// call's own answer, "Dynata answered 404", with its status: a service
+/// could not tell "never sent" from "may have been carried out". Found by
+/// a walkthrough of a fleet.)
+#[tokio::test]
+async fn a_call_whose_token_could_not_be_renewed_says_it_was_not_sent() {
+    let harness = Harness::new().await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(404)
+                .header("content-type", "application/json")
+                .body(r#"{"message": "Not Found"}"#);
+        })
+        .await;
+    let close = harness
+        .on(POST, CLOSE, 200, success(project("CLOSED")), 0)
+        .await;
+    let error = harness.close_project().await.expect_err("no token");
+    assert!(
+        matches!(&error, Error::NotSent { renewal } if matches!(**renewal, Error::Api { status: 404, .. })),
+        "{error:?}"
+    );
+    assert_eq!(error.status(), None, "the call got no answer");
+    assert!(!error.is_transient());
+    assert!(error.to_string().starts_with("not sent: "), "{error}");
+    assert_eq!(close.calls_async().await, 0);
+    // Asked for directly, the token's own error is as it was.
+    let direct = harness.client.access_token().await.expect_err("no token");
+    assert!(
+        matches!(direct, Error::Api { status: 404, .. }),
+        "{direct:?}"
+    );
+}
