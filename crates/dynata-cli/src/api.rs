@@ -2,7 +2,7 @@
 //! `401` replay, retries), in the manner of `gh api`; and the paging and
 //! error reading the typed shortcuts share.
 
-use std::io::Read;
+use std::io::{IsTerminal as _, Read};
 
 use dynata_sdk::ApiErrorDetail;
 use reqwest::{Method, Response};
@@ -234,12 +234,19 @@ impl Answer {
     }
 }
 
-/// The answer's body on stdout: JSON indented (coloured on a terminal),
-/// anything else as it came.
+/// The answer's body on stdout: on a terminal, JSON indented (and coloured);
+/// otherwise as it came (as `gh api` does), so that a pipeline reads
+/// Dynata's own text: numbers past what a float holds, keys in their order.
 fn print_body(answer: &Answer) -> Result<(), Failure> {
     match answer.json() {
-        Some(json) => output::print_json(&json),
-        None => output::write_stdout(&answer.body),
+        Some(json) if std::io::stdout().is_terminal() => output::print_json(&json),
+        _ => {
+            output::write_stdout(&answer.body)?;
+            if answer.json().is_some() && !answer.body.ends_with(b"\n") {
+                output::write_stdout(b"\n")?;
+            }
+            Ok(())
+        }
     }
 }
 

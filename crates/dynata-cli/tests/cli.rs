@@ -3673,3 +3673,25 @@ async fn a_second_ctrl_c_at_once_ends_the_wait_for_the_refresh() {
         held.elapsed()
     );
 }
+
+/// Piped, `dynata api` writes Dynata's JSON as it came, as `gh api` does:
+/// a `jq` pipeline reads its integers, decimals and key order. (It was
+/// re-encoded: the integer became `1.2345678901234568e29`, `1.10` became
+/// `1.1`, the keys were sorted. Found by a walkthrough.)
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_api_output_is_the_answer_as_it_came() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let body = r#"{"data":{"zeta":1,"id":123456789012345678901234567890,"price":1.10},"status":{"message":"success"}}"#;
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects/p-1");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(body);
+        })
+        .await;
+    let out = world.run(&["api", "projects/p-1"], &pairs(&env)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{body}\n"));
+}
