@@ -80,6 +80,15 @@ impl Target {
     }
 
     /// The same path and parameters, in any order.
+    /// The `offset` query parameter; 0 without one.
+    fn offset(&self) -> u64 {
+        self.query
+            .iter()
+            .find(|(n, _)| n == "offset")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn same_request_as(&self, other: &Target) -> bool {
         let sorted = |t: &Target| {
             let mut query = t.query.clone();
@@ -307,12 +316,7 @@ pub(crate) async fn all_pages(
         // the list as all of it (as the SDK's `sample_items` says too).
         let empty_short_of_total = || {
             let total = page.pointer("/meta/total").and_then(Value::as_u64)?;
-            let offset: u64 = target
-                .query
-                .iter()
-                .find(|(n, _)| n == "offset")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
+            let offset = target.offset();
             (offset < total).then(|| {
                 Failure::refused(format!(
                     "the page of {} at offset {offset} is empty, but the list says it has {total} items: the rest of the list could not be read",
@@ -386,13 +390,7 @@ fn next_page(current: &Target, page: &Value, got: usize) -> Result<Option<Target
         return Ok(Some(target));
     }
     let total = meta.and_then(|m| m.get("total")).and_then(Value::as_u64);
-    let offset: u64 = target
-        .query
-        .iter()
-        .find(|(n, _)| n == "offset")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let next_offset = offset.saturating_add(got as u64);
+    let next_offset = target.offset().saturating_add(got as u64);
     match total {
         Some(total) if next_offset < total => {
             target.set("offset", next_offset.to_string());

@@ -3397,7 +3397,7 @@ async fn ctrl_c_during_a_refresh_stores_its_session_first() {
     let world = World::start().await;
     let proxy = logged_in_behind_a_slow_refresh(&world, -60).await;
     let env = [("DYNATA_ENV", proxy.as_str())];
-    let out = interrupted_once_refreshing(&world, &env).await;
+    let (out, _) = interrupted_refreshing(&world, &env, 1).await;
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("interrupted"),
@@ -3608,10 +3608,15 @@ async fn logged_in_behind_a_slow_refresh(world: &World, access_left: i64) -> Str
     proxy
 }
 
-/// Runs `dynata token` with `env` and presses Ctrl-C once the refresh it
-/// causes has been sent; its output.
+/// Runs `dynata token` with `env` and, once the refresh it causes has been
+/// sent, presses Ctrl-C `presses` times, 100 ms apart; its output, and how
+/// long after the refresh was sent it ended.
 #[cfg(unix)]
-async fn interrupted_once_refreshing(world: &World, env: &[(&str, &str)]) -> Output {
+async fn interrupted_refreshing(
+    world: &World,
+    env: &[(&str, &str)],
+    presses: usize,
+) -> (Output, Duration) {
     let child = world
         .command(env!("CARGO_BIN_EXE_dynata"), env)
         .arg("token")
@@ -3624,12 +3629,17 @@ async fn interrupted_once_refreshing(world: &World, env: &[(&str, &str)]) -> Out
         assert!(started.elapsed() < Duration::from_secs(20), "no refresh");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let sent = std::time::Instant::now();
     let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    child.wait_with_output().await.unwrap()
+    for _ in 0..presses {
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().await.unwrap();
+    (out, sent.elapsed())
 }
 
 /// A second Ctrl-C, at once after the first, ends the wait for the refresh
@@ -3643,34 +3653,12 @@ async fn a_second_ctrl_c_at_once_ends_the_wait_for_the_refresh() {
     let world = World::start().await;
     let proxy = logged_in_behind_a_slow_refresh(&world, -60).await;
     let env = [("DYNATA_ENV", proxy.as_str())];
-    let child = world
-        .command(env!("CARGO_BIN_EXE_dynata"), &env)
-        .arg("token")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while world.sandbox.count(Operation::Refresh) < 1 {
-        assert!(started.elapsed() < Duration::from_secs(20), "no refresh");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // The proxy holds the refresh's answer 3 s from here.
-    let held = std::time::Instant::now();
-    let pid = child.id().unwrap().to_string();
-    for _ in 0..2 {
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let out = child.wait_with_output().await.unwrap();
+    // The proxy holds the refresh's answer 3 s.
+    let (out, took) = interrupted_refreshing(&world, &env, 2).await;
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(
-        held.elapsed() < Duration::from_millis(2500),
-        "the second Ctrl-C did not end the wait: {:?}",
-        held.elapsed()
+        took < Duration::from_millis(2500),
+        "the second Ctrl-C did not end the wait: {took:?}"
     );
 }
 
