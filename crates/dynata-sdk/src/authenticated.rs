@@ -145,7 +145,9 @@ impl Client {
                     .map_err(|error| Failure::fatal(error.before_sending()))?;
                 match attempt(token.clone()).await {
                     Err(failure) if failure.unauthorized != TokenRefused::No => {
-                        self.invalidate(&token);
+                        if !self.invalidate(&token) {
+                            self.adopt_after_refusal(&token).await;
+                        }
                         if !may_replay
                             || failure.unauthorized == TokenRefused::AfterRedirect
                             || replayed.swap(true, Ordering::Relaxed)
@@ -167,12 +169,15 @@ impl Client {
                         let replay = attempt(renewed.clone()).await;
                         // Refused too (a session adopted from the token
                         // store that Dynata revoked with the first): not
-                        // sent again for this call, but dropped, so that the
-                        // next call renews if `invalidate` allows.
+                        // sent again for this call; the next call takes
+                        // another session the store holds, if any. (Not
+                        // dropped: in a fleet, each process would renew it
+                        // at Dynata.)
                         if let Err(failure) = &replay
                             && failure.unauthorized != TokenRefused::No
+                            && !self.invalidate(&renewed)
                         {
-                            self.invalidate(&renewed);
+                            self.adopt_after_refusal(&renewed).await;
                         }
                         replay
                     }

@@ -51,11 +51,17 @@ impl Client {
     /// so the next [`Client::access_token`] renews it. Call it when the API
     /// rejected `token` with `401`: a burst of such calls for the same token
     /// causes one renewal, and `401`s renew the token at most once every five
-    /// seconds (once more for a token adopted from a token store meanwhile),
-    /// so an endpoint that refuses every token cannot make the client renew
+    /// seconds, so an endpoint that refuses every token cannot make the client renew
     /// on every call. Returns whether it dropped the token.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
         self.lifecycle.invalidate(token)
+    }
+
+    /// After a `401` that [`Client::invalidate`] did not act on (a `401`
+    /// renewed the token moments ago): takes another fresh session from the
+    /// token store, if it holds one. Sends nothing to Dynata.
+    pub(crate) async fn adopt_after_refusal(&self, token: &AccessToken) {
+        self.lifecycle.adopt_after_refusal(token).await;
     }
 
     /// Ends the session: clears it locally, then revokes its tokens at
@@ -250,7 +256,8 @@ impl ClientBuilder {
     }
 
     /// The longest a caller waits for a login or refresh, retries included.
-    /// Past it the caller gets [`Error::Timeout`] and the renewal is
+    /// Past it the caller gets [`Error::Timeout`] (a call that needed the
+    /// token, [`Error::NotSent`] holding it) and the renewal is
     /// abandoned, so that even an HTTP client without timeouts of its own
     /// cannot hold callers for ever. Default 60 s.
     pub fn renewal_timeout(mut self, timeout: Duration) -> Self {

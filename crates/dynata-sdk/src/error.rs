@@ -192,8 +192,9 @@ pub enum Error {
 
     /// A call was not sent: it needed a new access token, and the login or
     /// refresh failed with `renewal` (an answer of Dynata's identity server,
-    /// a timeout, no connection). Nothing of the call reached Dynata's API,
-    /// so sending it again is safe, a `POST` too. [`Error::status`] is
+    /// a timeout, no connection). This attempt never reached Dynata's API;
+    /// only idempotent calls are retried, so a `POST` that failed this way
+    /// was never sent at all and is safe to send again. [`Error::status`] is
     /// `None` (the call got no answer); [`Error::retry_after`],
     /// [`Error::is_transient`] and [`Error::request_id`] are the renewal's.
     /// (A refusal of the credentials, or no password to log in with, is

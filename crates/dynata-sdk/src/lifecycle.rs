@@ -24,8 +24,8 @@ use crate::clock::{Clock, FastClock, Moment, first_of};
 use crate::error::seconds_up;
 use crate::retry::Failure;
 use crate::store::{
-    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, Source,
-    StoreError, StoreKey, StoredSession, TokenStore, is_error_code, refuses_credentials,
+    LONGEST_KEPT, LoginRejection, Renew, RenewError, SharedSession, SharingPolicy, StoreError,
+    StoreKey, StoredSession, TokenStore, is_error_code, refuses_credentials,
 };
 use crate::token::bearer_header;
 use crate::{AccessToken, Credentials, Error, RetryPolicy};
@@ -87,10 +87,6 @@ struct Session {
     /// The pair with wall-clock expiry times, as a token store holds it;
     /// only with a store, which shares it with other processes.
     stored: Option<StoredSession>,
-    /// Taken from the token store as another process stored it, not
-    /// obtained from Dynata by this client: dropping it after a `401` costs
-    /// Dynata nothing (see [`Lifecycle::invalidate`]).
-    adopted: bool,
 }
 
 impl Session {
@@ -156,9 +152,6 @@ struct SlowPath {
     /// once the first has revoked what there was to revoke.
     last_logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
-    /// Whether, since `last_401_renewal`, a `401` has already dropped a
-    /// token adopted from the store (once per interval).
-    adopted_dropped_since_401: bool,
     /// Sessions a logout could not revoke (Dynata did not answer, or
     /// answered `5xx`): the next logout tries them again, so none is
     /// forgotten while live.
@@ -434,7 +427,7 @@ impl Lifecycle {
             let Some(stored) = shared.load_adoptable(local).await else {
                 return;
             };
-            let Ok(session) = this.session_from_stored(shared, stored, true) else {
+            let Ok(session) = this.session_from_stored(shared, stored) else {
                 return;
             };
             let mut slow = this.lock_slow();
@@ -665,8 +658,7 @@ impl Lifecycle {
             })
             .await?;
         tracing::debug!(source = ?outcome.source, "renewal with a token store done");
-        let adopted = outcome.source == Source::Adopted;
-        Ok(self.session_from_stored(shared, outcome.session, adopted)?)
+        Ok(self.session_from_stored(shared, outcome.session)?)
     }
 
     /// One login or refresh on behalf of the store protocol, which decides
@@ -741,7 +733,6 @@ impl Lifecycle {
         &self,
         shared: &SharedSession,
         stored: StoredSession,
-        adopted: bool,
     ) -> Result<Arc<Session>, Error> {
         let (expires_at, refresh_expires_at) = shared
             .local_deadlines(&stored)
@@ -778,7 +769,6 @@ impl Lifecycle {
             refresh_started: AtomicBool::new(false),
             refresh_refused: AtomicBool::new(false),
             stored: Some(stored),
-            adopted,
         }))
     }
 
@@ -998,7 +988,6 @@ impl Lifecycle {
             refresh_started: AtomicBool::new(false),
             refresh_refused: AtomicBool::new(false),
             stored: None,
-            adopted: false,
         }))
     }
 
@@ -1022,18 +1011,46 @@ impl Lifecycle {
         slow.expiry_timer = Some(tokio::spawn(watch_expiry(session, Arc::clone(&self.clock))));
     }
 
+    /// A `401` refused `token` within [`MIN_INTERVAL_BETWEEN_401_RENEWALS`]
+    /// of a `401` renewal, so [`Self::invalidate`] kept it: looks in the
+    /// token store for another fresh session (the fleet's new one, after
+    /// Dynata revoked the fleet's sessions) and takes it. That sends nothing
+    /// to Dynata: dropping the token instead would have this client renew
+    /// it at Dynata, once per interval per process of the fleet.
+    pub(crate) async fn adopt_after_refusal(self: &Arc<Self>, token: &AccessToken) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let (seen, generation) = {
+            let slow = self.lock_slow();
+            match self.current.load_full() {
+                Some(seen) if seen.token.same_as(token) => (seen, slow.generation),
+                _ => return,
+            }
+        };
+        let Some(stored) = shared.load_adoptable(seen.stored.as_ref()).await else {
+            return;
+        };
+        let Ok(session) = self.session_from_stored(shared, stored) else {
+            return;
+        };
+        let mut slow = self.lock_slow();
+        // Not after a logout, nor over a session installed meanwhile.
+        let unchanged = self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &seen));
+        if slow.generation == generation && unchanged {
+            tracing::info!("the access token was refused; took the session another process stored");
+            self.install(&mut slow, session);
+        }
+    }
+
     /// Drops the current token if `token` is still it and no `401` renewed
     /// the token in the last [`MIN_INTERVAL_BETWEEN_401_RENEWALS`], so that a
     /// burst of `401`s (or an endpoint that refuses every token) causes one
     /// renewal. Returns whether it did.
-    ///
-    /// Once within that interval, a token adopted from the token store is
-    /// dropped all the same: a renewal after a `401` may adopt a session
-    /// another process stored, which Dynata may have revoked with the one
-    /// refused (a revocation of the fleet's sessions). Kept, it would fail
-    /// every call for the rest of the interval while the fleet's new
-    /// session waits in the store. (At most two renewals an interval, so an
-    /// endpoint that refuses every token still cannot cause a storm.)
     pub(crate) fn invalidate(&self, token: &AccessToken) -> bool {
         let mut slow = self.lock_slow();
         let Some(session) = self.current.load_full() else {
@@ -1043,20 +1060,16 @@ impl Lifecycle {
             return false;
         }
         let now = self.clock.now();
-        let recent = slow
+        if slow
             .last_401_renewal
-            .is_some_and(|last| now < last + MIN_INTERVAL_BETWEEN_401_RENEWALS);
-        if !recent {
-            slow.last_401_renewal = Some(now);
-            slow.adopted_dropped_since_401 = false;
-        } else if session.adopted && !slow.adopted_dropped_since_401 {
-            slow.adopted_dropped_since_401 = true;
-        } else {
+            .is_some_and(|last| now < last + MIN_INTERVAL_BETWEEN_401_RENEWALS)
+        {
             tracing::warn!(
                 "the access token was refused again soon after a renewal; not renewing it for this"
             );
             return false;
         }
+        slow.last_401_renewal = Some(now);
         session.state.store(INVALIDATED, Ordering::Release);
         tracing::info!("access token invalidated by a caller; the next call renews it");
         true

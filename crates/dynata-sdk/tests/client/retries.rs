@@ -456,3 +456,33 @@ async fn a_get_whose_body_is_cut_short_is_sent_again() {
     assert_eq!(page.expect("the second answer").data, [7]);
     assert_eq!(gets.load(Ordering::SeqCst), 2);
 }
+
+/// During a server's pause on renewals, a call that needs a token fails at
+/// once with `Error::NotSent` holding the renewal's `RateLimited` (as the
+/// README says), no status of its own, and what is left of the wait; asked
+/// for directly, the token's error is the `RateLimited` itself. (The README
+/// and `renewal_timeout`'s docs still promised the bare error: found by
+/// review.)
+#[tokio::test]
+async fn a_call_during_a_rate_limited_pause_is_not_sent_with_the_pause() {
+    let harness = Harness::new().await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGIN);
+            then.status(429).header("retry-after", "3600");
+        })
+        .await;
+    let renewal = harness.client.access_token().await.expect_err("429");
+    assert!(matches!(renewal, Error::RateLimited { .. }), "{renewal:?}");
+    let call = harness.client.users_info().await.expect_err("paused");
+    assert!(
+        matches!(&call, Error::NotSent { renewal } if matches!(**renewal, Error::RateLimited { .. })),
+        "{call:?}"
+    );
+    assert_eq!(call.status(), None);
+    assert!(
+        call.retry_after()
+            .is_some_and(|left| left.as_secs() >= 3599)
+    );
+}
