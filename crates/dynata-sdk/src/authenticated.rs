@@ -172,12 +172,12 @@ impl Client {
                         // sent again for this call; the next call takes
                         // another session the store holds, if any. (Not
                         // dropped: in a fleet, each process would renew it
-                        // at Dynata.)
+                        // at Dynata. Not looked up now: the renewal has
+                        // just read the store.)
                         if let Err(failure) = &replay
                             && failure.unauthorized != TokenRefused::No
-                            && !self.invalidate(&renewed)
                         {
-                            self.adopt_after_refusal(&renewed).await;
+                            self.invalidate(&renewed);
                         }
                         replay
                     }

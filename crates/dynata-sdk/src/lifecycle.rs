@@ -159,6 +159,11 @@ struct SlowPath {
     /// While renewals are paused, when this client last looked at the token
     /// store for a session: at most once a [`MIN_RENEWAL_INTERVAL`].
     last_look_while_paused: Option<Instant>,
+    /// When a `401` the interval kept last had this client look at the
+    /// token store ([`Lifecycle::adopt_after_refusal`]): at most once a
+    /// [`MIN_RENEWAL_INTERVAL`], so that an endpoint refusing every token
+    /// costs a slow store one read a second, not one per call.
+    last_look_after_refusal: Option<Instant>,
 }
 
 /// A renewal that failed, with the pause the server asked for.
@@ -1022,9 +1027,19 @@ impl Lifecycle {
             return;
         };
         let (seen, generation) = {
-            let slow = self.lock_slow();
+            let mut slow = self.lock_slow();
+            let now = self.clock.now();
+            if slow
+                .last_look_after_refusal
+                .is_some_and(|last| now < crate::clock::saturating_add(last, MIN_RENEWAL_INTERVAL))
+            {
+                return;
+            }
             match self.current.load_full() {
-                Some(seen) if seen.token.same_as(token) => (seen, slow.generation),
+                Some(seen) if seen.token.same_as(token) => {
+                    slow.last_look_after_refusal = Some(now);
+                    (seen, slow.generation)
+                }
                 _ => return,
             }
         };
@@ -1043,6 +1058,11 @@ impl Lifecycle {
             .is_some_and(|current| Arc::ptr_eq(current, &seen));
         if slow.generation == generation && unchanged {
             tracing::info!("the access token was refused; took the session another process stored");
+            // Counts as this client's `401` renewal: the process that
+            // renewed it renews next, and this one adopts what it stores,
+            // rather than each process of a fleet out of step refreshing
+            // at Dynata the session it has just caught up with.
+            slow.last_401_renewal = Some(self.clock.now());
             self.install(&mut slow, session);
         }
     }

@@ -239,6 +239,10 @@ pub struct SharedSession {
     /// otherwise send them on every renewal, in turn when there are two: its
     /// own and the stored one).
     refused_refresh_tokens: RememberedTokens,
+    /// The last refresh tokens this client refreshed with success: spent,
+    /// so a stored session holding one (a record this client's save did
+    /// not replace) is older than the session it got, and never adopted.
+    spent_refresh_tokens: RememberedTokens,
     /// One [`SharedSession::take`] at a time: two logouts at once would both
     /// read the stored session before either removed it, and both revoke it.
     taking: tokio::sync::Mutex<()>,
@@ -260,6 +264,7 @@ impl SharedSession {
             wall: WallClock::following(clock),
             own_refresh_token: RememberedTokens::new(1),
             refused_refresh_tokens: RememberedTokens::new(REFUSED_KEPT),
+            spent_refresh_tokens: RememberedTokens::new(REFUSED_KEPT),
             taking: tokio::sync::Mutex::new(()),
         }
     }
@@ -676,7 +681,10 @@ impl SharedSession {
             .filter(|basis| read || self.own_refresh_token.contains(&basis.refresh_token));
         let session = match basis {
             Some(basis) => match renew(Renew::Refresh(basis.refresh_token.clone())).await {
-                Ok(session) => session,
+                Ok(session) => {
+                    self.spent_refresh_tokens.remember(&basis.refresh_token);
+                    session
+                }
                 Err(RenewError::Failed(error) | RenewError::CannotLogIn(error)) => {
                     return Err(error);
                 }
@@ -791,6 +799,10 @@ impl SharedSession {
             .filter(|local| self.own_refresh_token.contains(&local.refresh_token));
         let renewed = match own {
             Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
+                Ok(session) => {
+                    self.spent_refresh_tokens.remember(&own.refresh_token);
+                    Ok(session)
+                }
                 Err(RenewError::RefreshRejected(_)) => {
                     self.refused_refresh_tokens.remember(&own.refresh_token);
                     renew(Renew::Login).await
@@ -811,7 +823,7 @@ impl SharedSession {
     /// rejected by a server) and fresh beyond the soft window.
     fn adoptable(&self, stored: &StoredSession, local: Option<&StoredSession>) -> bool {
         let own = local.is_some_and(|local| local.access_token == stored.access_token);
-        !own && self.is_fresh(stored)
+        !own && !self.spent_refresh_tokens.contains(&stored.refresh_token) && self.is_fresh(stored)
     }
 
     fn adopted(&self, session: StoredSession) -> Shared {

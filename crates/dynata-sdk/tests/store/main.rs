@@ -14,6 +14,7 @@ mod protocol;
 mod redis_server;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod refusals;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,207 @@
+//! `401`s with a token store: within the interval between `401` renewals,
+//! a refused call looks in the store (at most once a second) and never
+//! takes back a session whose refresh token this client has spent. Found
+//! by a review of that look-up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use dynata_sandbox::{Fault, Operation, Sandbox};
+use dynata_sdk::clock::ManualClock;
+use dynata_sdk::store::{FileStore, StoreError, StoreFuture, StoreKey, StoredSession, TokenStore};
+use dynata_sdk::{Client, Credentials, Environment, Error};
+
+use crate::{Changed, FileStoreChange, TempDir};
+
+async fn sandbox() -> Sandbox {
+    Sandbox::builder()
+        .user("alice", "secret")
+        .access_token_ttl(Duration::from_secs(1800))
+        .start()
+        .await
+        .expect("starts")
+}
+
+/// A `FileStore` whose session saves fail while `fail_saves` is set, and
+/// that counts its loads.
+#[derive(Debug)]
+struct Flaky {
+    inner: FileStore,
+    fail_saves: AtomicBool,
+    loads: AtomicUsize,
+    load_delay: Duration,
+}
+
+impl FileStoreChange for Flaky {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        if self.fail_saves.load(Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(StoreError::Unavailable {
+                    message: "injected".into(),
+                })
+            });
+        }
+        self.inner.save(key, session, now)
+    }
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredSession>> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        let delay = self.load_delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            self.inner.load(key).await
+        })
+    }
+}
+
+fn flaky_client(
+    sandbox: &Sandbox,
+    dir: &TempDir,
+    clock: &ManualClock,
+    load_delay: Duration,
+) -> (Client, Arc<Changed<Flaky>>) {
+    let store = Arc::new(Changed(Flaky {
+        inner: FileStore::new(dir.path()),
+        fail_saves: AtomicBool::new(false),
+        loads: AtomicUsize::new(0),
+        load_delay,
+    }));
+    let client = Client::builder()
+        .credentials(Credentials::new("alice", "secret"))
+        .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+        .token_store(store.clone())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("valid");
+    (client, store)
+}
+
+/// The 401 renewal refreshes S1 into S2, but the store's save fails (a
+/// blip): the store still holds S1, whose refresh token this client has just
+/// spent and whose access token Dynata has just refused. The replay's 401
+/// must not take S1 back from the store over the newer S2 (it did, and S1's
+/// spent refresh token was later sent again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_never_takes_back_a_session_whose_refresh_token_it_spent() {
+    let dir = TempDir::new("review-adopt-spent");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let (client, store) = flaky_client(&sandbox, &dir, &clock, Duration::ZERO);
+    let s1 = client.access_token().await.expect("logs in");
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 2);
+    store.fail_saves.store(true, Ordering::SeqCst);
+    let refused = client.users_info().await;
+    assert!(
+        matches!(refused, Err(Error::Api { status: 401, .. })),
+        "{refused:?}"
+    );
+    store.fail_saves.store(false, Ordering::SeqCst);
+    assert_eq!(sandbox.count(Operation::Refresh), 1, "S1 refreshed into S2");
+    let now = client.access_token().await.expect("a token");
+    assert!(
+        now.secret() != s1.secret(),
+        "the client went back to S1: the session whose access token was just refused, and whose refresh token it spent"
+    );
+}
+
+/// The same, carried on: past the 401 interval, a 401 renews S2, never S1,
+/// whose refresh token was spent (sent again, Dynata refused it, and the
+/// client fell back to its password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_spent_before_a_failed_save_is_never_sent_again() {
+    let dir = TempDir::new("review-adopt-spent-twice");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let (client, store) = flaky_client(&sandbox, &dir, &clock, Duration::ZERO);
+    client.access_token().await.expect("logs in");
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 2);
+    store.fail_saves.store(true, Ordering::SeqCst);
+    let _ = client.users_info().await;
+    store.fail_saves.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(6));
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 1);
+    client.users_info().await.expect("renewed and replayed");
+    assert_eq!(
+        sandbox.count(Operation::Login),
+        1,
+        "refreshes: {}; a refused refresh (a spent refresh token sent again) made it log in",
+        sandbox.count(Operation::Refresh)
+    );
+}
+
+/// An endpoint that answers 401 to every token, called by a fleet of four
+/// clients that started at different moments (one a second), each calling
+/// twice a second for 30 s: about one renewal per 5 s interval, as for one
+/// process. (Each client caught up with the store in its interval and then
+/// refreshed that session at Dynata: four an interval.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_out_of_step_costs_one_renewal_per_interval() {
+    let dir = TempDir::new("review-fleet-phases");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let fleet: Vec<Client> = (0..4)
+        .map(|_| {
+            Client::builder()
+                .credentials(Credentials::new("alice", "secret"))
+                .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
+                .token_store(Arc::new(store.clone()))
+                .clock(Arc::new(clock.clone()))
+                .build()
+                .expect("valid")
+        })
+        .collect();
+    for client in &fleet {
+        client.access_token().await.expect("logs in, or adopts");
+    }
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 100_000);
+    let renewals = || sandbox.count(Operation::Refresh) + sandbox.count(Operation::Login);
+    let before = renewals();
+    let mut per_second = Vec::new();
+    for second in 0..30 {
+        let at_start = renewals();
+        for (i, client) in fleet.iter().enumerate() {
+            if second < i {
+                continue;
+            }
+            for _ in 0..2 {
+                let _ = client.users_info().await;
+            }
+        }
+        per_second.push(renewals() - at_start);
+        clock.advance(Duration::from_secs(1));
+    }
+    let total = renewals() - before;
+    assert!(
+        total <= 7,
+        "a fleet of 4 sent {total} renewals in 30 s (6 intervals): {per_second:?}"
+    );
+}
+
+/// With a slow store (300 ms a load, under its 1 s limit), calls an
+/// endpoint refuses within the 401 interval read the store at most once a
+/// second, not once (or twice) a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_calls_read_a_slow_store_at_most_once_a_second() {
+    let dir = TempDir::new("review-slow-store");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let (client, store) = flaky_client(&sandbox, &dir, &clock, Duration::from_millis(300));
+    client.access_token().await.expect("logs in");
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 100_000);
+    let _ = client.users_info().await; // the 401 renewal of the interval
+    let loads = store.loads.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        let _ = client.users_info().await;
+    }
+    let extra = store.loads.load(Ordering::SeqCst) - loads;
+    assert!(extra <= 1, "10 refused calls read the store {extra} times");
+}
