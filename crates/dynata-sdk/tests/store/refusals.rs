@@ -12,16 +12,8 @@ use dynata_sdk::clock::ManualClock;
 use dynata_sdk::store::{FileStore, StoreError, StoreFuture, StoreKey, StoredSession, TokenStore};
 use dynata_sdk::{Client, Credentials, Environment, Error};
 
+use crate::client::{client_on, sandbox};
 use crate::{Changed, FileStoreChange, TempDir};
-
-async fn sandbox() -> Sandbox {
-    Sandbox::builder()
-        .user("alice", "secret")
-        .access_token_ttl(Duration::from_secs(1800))
-        .start()
-        .await
-        .expect("starts")
-}
 
 /// A `FileStore` whose session saves fail while `fail_saves` is set, and
 /// that counts its loads.
@@ -137,52 +129,76 @@ async fn a_refresh_token_spent_before_a_failed_save_is_never_sent_again() {
     );
 }
 
-/// An endpoint that answers 401 to every token, called by a fleet of four
-/// clients that started at different moments (one a second), each calling
-/// twice a second for 30 s: about one renewal per 5 s interval, as for one
-/// process. (Each client caught up with the store in its interval and then
-/// refreshed that session at Dynata: four an interval.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fleet_out_of_step_costs_one_renewal_per_interval() {
-    let dir = TempDir::new("review-fleet-phases");
+/// The logins and refreshes Dynata receives, second by second, from a fleet
+/// of four clients sharing one store, which call an endpoint that answers
+/// `401` to every token twice a second for `seconds`, the `n`th client
+/// starting `n × start_gap` seconds in.
+async fn renewals_of_a_fleet_refused_every_call(seconds: usize, start_gap: usize) -> Vec<u64> {
+    let dir = TempDir::new("fleet-refused");
     let sandbox = sandbox().await;
     let store = FileStore::new(dir.path());
     let clock = ManualClock::new();
     let fleet: Vec<Client> = (0..4)
         .map(|_| {
-            Client::builder()
-                .credentials(Credentials::new("alice", "secret"))
-                .environment(Environment::custom(&sandbox.base_url()).expect("loopback"))
-                .token_store(Arc::new(store.clone()))
-                .clock(Arc::new(clock.clone()))
-                .build()
-                .expect("valid")
+            client_on(
+                &sandbox,
+                &store,
+                &clock,
+                Credentials::new("alice", "secret"),
+            )
         })
         .collect();
     for client in &fleet {
         client.access_token().await.expect("logs in, or adopts");
     }
+    assert_eq!(sandbox.count(Operation::Login), 1);
     sandbox.inject(Operation::UsersInfo, Fault::Status(401), 100_000);
     let renewals = || sandbox.count(Operation::Refresh) + sandbox.count(Operation::Login);
-    let before = renewals();
     let mut per_second = Vec::new();
-    for second in 0..30 {
+    for second in 0..seconds {
         let at_start = renewals();
-        for (i, client) in fleet.iter().enumerate() {
-            if second < i {
+        for (n, client) in fleet.iter().enumerate() {
+            if second < n * start_gap {
                 continue;
             }
             for _ in 0..2 {
-                let _ = client.users_info().await;
+                let refused = client.users_info().await;
+                assert!(
+                    matches!(refused, Err(Error::Api { status: 401, .. })),
+                    "{refused:?}"
+                );
             }
         }
         per_second.push(renewals() - at_start);
         clock.advance(Duration::from_secs(1));
     }
-    let total = renewals() - before;
+    per_second
+}
+
+/// An endpoint that answers `401` to every token costs a fleet sharing one
+/// session one renewal per 5 s interval, as it costs one process. (A first
+/// fix for revoked fleets dropped every adopted token refused again, and
+/// each client then renewed at Dynata: four an interval.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_refusing_every_token_costs_a_fleet_one_renewal_per_interval() {
+    let per_second = renewals_of_a_fleet_refused_every_call(10, 0).await;
+    let total: u64 = per_second.iter().sum();
+    assert!(
+        total <= 2,
+        "{total} renewals in two intervals: {per_second:?}"
+    );
+}
+
+/// The same with clients started a second apart, out of step. (Each caught
+/// up with the store within its interval and then refreshed that session
+/// at Dynata: four an interval again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_out_of_step_costs_one_renewal_per_interval() {
+    let per_second = renewals_of_a_fleet_refused_every_call(30, 1).await;
+    let total: u64 = per_second.iter().sum();
     assert!(
         total <= 7,
-        "a fleet of 4 sent {total} renewals in 30 s (6 intervals): {per_second:?}"
+        "{total} renewals in six intervals: {per_second:?}"
     );
 }
 
