@@ -152,6 +152,10 @@ struct SlowPath {
     /// once the first has revoked what there was to revoke.
     last_logout: Option<watch::Receiver<()>>,
     last_401_renewal: Option<Instant>,
+    /// The last `401` renewal asked of Dynata ([`Lifecycle::invalidate`]);
+    /// `last_401_renewal` may be later, moved by a look-up that took a
+    /// session from the store ([`Lifecycle::adopt_after_refusal`]).
+    last_401_renewal_at_dynata: Option<Instant>,
     /// Sessions a logout could not revoke (Dynata did not answer, or
     /// answered `5xx`): the next logout tries them again, so none is
     /// forgotten while live.
@@ -1043,7 +1047,26 @@ impl Lifecycle {
                 _ => return,
             }
         };
-        let Some(stored) = shared.load_adoptable(seen.stored.as_ref()).await else {
+        let (stored, gone) = shared.load_adoptable_or_gone(seen.stored.as_ref()).await;
+        let Some(stored) = stored else {
+            if gone {
+                // The fleet's session is gone (another process logged out,
+                // or removed it dead): a session a look-up took no longer
+                // holds back this client's own `401` renewal.
+                {
+                    let mut slow = self.lock_slow();
+                    let unchanged = self
+                        .current
+                        .load()
+                        .as_ref()
+                        .is_some_and(|current| Arc::ptr_eq(current, &seen));
+                    if slow.generation != generation || !unchanged {
+                        return;
+                    }
+                    slow.last_401_renewal = slow.last_401_renewal_at_dynata;
+                }
+                self.invalidate(token);
+            }
             return;
         };
         let Ok(session) = self.session_from_stored(shared, stored) else {
@@ -1090,6 +1113,7 @@ impl Lifecycle {
             return false;
         }
         slow.last_401_renewal = Some(now);
+        slow.last_401_renewal_at_dynata = Some(now);
         session.state.store(INVALIDATED, Ordering::Release);
         tracing::info!("access token invalidated by a caller; the next call renews it");
         true

@@ -242,7 +242,7 @@ pub struct SharedSession {
     /// The last refresh tokens this client refreshed with success: spent,
     /// so a stored session holding one (a record this client's save did
     /// not replace) is older than the session it got, and never adopted.
-    spent_refresh_tokens: RememberedTokens,
+    spent_refresh_tokens: SpentTokens,
     /// One [`SharedSession::take`] at a time: two logouts at once would both
     /// read the stored session before either removed it, and both revoke it.
     taking: tokio::sync::Mutex<()>,
@@ -264,7 +264,7 @@ impl SharedSession {
             wall: WallClock::following(clock),
             own_refresh_token: RememberedTokens::new(1),
             refused_refresh_tokens: RememberedTokens::new(REFUSED_KEPT),
-            spent_refresh_tokens: RememberedTokens::new(REFUSED_KEPT),
+            spent_refresh_tokens: SpentTokens::default(),
             taking: tokio::sync::Mutex::new(()),
         }
     }
@@ -323,6 +323,25 @@ impl SharedSession {
             Err(error) => {
                 self.warnings.warn("load", &error);
                 None
+            }
+        }
+    }
+
+    /// [`Self::load_adoptable`], and also whether the store answered that it
+    /// holds no session at all (a logout, or a dead session removed): the
+    /// fleet's session is gone.
+    pub(crate) async fn load_adoptable_or_gone(
+        &self,
+        local: Option<&StoredSession>,
+    ) -> (Option<StoredSession>, bool) {
+        match self.load().await {
+            Ok(Some(session)) if self.adoptable(&session, local) => {
+                (Some(self.adopted(session).session), false)
+            }
+            Ok(stored) => (None, stored.is_none()),
+            Err(error) => {
+                self.warnings.warn("load", &error);
+                (None, false)
             }
         }
     }
@@ -682,7 +701,7 @@ impl SharedSession {
         let session = match basis {
             Some(basis) => match renew(Renew::Refresh(basis.refresh_token.clone())).await {
                 Ok(session) => {
-                    self.spent_refresh_tokens.remember(&basis.refresh_token);
+                    self.spent_refresh_tokens.remember(basis, self.wall.now());
                     session
                 }
                 Err(RenewError::Failed(error) | RenewError::CannotLogIn(error)) => {
@@ -800,7 +819,7 @@ impl SharedSession {
         let renewed = match own {
             Some(own) => match renew(Renew::Refresh(own.refresh_token.clone())).await {
                 Ok(session) => {
-                    self.spent_refresh_tokens.remember(&own.refresh_token);
+                    self.spent_refresh_tokens.remember(own, self.wall.now());
                     Ok(session)
                 }
                 Err(RenewError::RefreshRejected(_)) => {
@@ -849,6 +868,7 @@ impl SharedSession {
             .flatten()
             .filter(|s| !s.refresh_remaining(now, self.skew_for(s)).is_zero())
             .filter(|s| !self.refused_refresh_tokens.contains(&s.refresh_token))
+            .filter(|s| !self.spent_refresh_tokens.contains(&s.refresh_token))
             .max_by_key(|s| s.issued_at)
     }
 
@@ -997,6 +1017,56 @@ impl RememberedTokens {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(refresh_token)
+    }
+}
+
+/// The refresh tokens this client refreshed with, each kept while a stored
+/// session holding it could still be adopted or refreshed (to the later of
+/// its expiries, with an hour for wall-clock steps), not for a fixed count:
+/// a store whose saves fail keeps the spent session in it, fresh for most
+/// of its life, through any number of `401` renewals (one each 5 s).
+#[derive(Default)]
+struct SpentTokens {
+    tokens: Mutex<VecDeque<(Secret, SystemTime)>>,
+}
+
+/// A bound on [`SpentTokens`] all the same: over 5 hours of a `401`
+/// renewal every 5 s.
+const SPENT_KEPT_AT_MOST: usize = 4096;
+
+impl SpentTokens {
+    fn remember(&self, spent: &StoredSession, now: SystemTime) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens.retain(|(_, until)| *until > now);
+        if tokens
+            .iter()
+            .any(|(token, _)| *token == spent.refresh_token)
+        {
+            return;
+        }
+        if tokens.len() >= SPENT_KEPT_AT_MOST {
+            tokens.pop_front();
+        }
+        let until = spent.refresh_expires_at.max(spent.access_expires_at);
+        let until = until
+            .checked_add(Duration::from_secs(3600))
+            .unwrap_or(until);
+        tokens.push_back((spent.refresh_token.clone(), until));
+    }
+
+    fn contains(&self, refresh_token: &Secret) -> bool {
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(token, _)| token == refresh_token)
+    }
+}
+
+/// Redacted, like the tokens themselves.
+impl fmt::Debug for SpentTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SpentTokens(..)")
     }
 }
 

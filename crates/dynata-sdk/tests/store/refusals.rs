@@ -221,3 +221,86 @@ async fn refused_calls_read_a_slow_store_at_most_once_a_second() {
     let extra = store.loads.load(Ordering::SeqCst) - loads;
     assert!(extra <= 1, "10 refused calls read the store {extra} times");
 }
+
+/// The store's saves keep failing (a full disk) while an endpoint refuses
+/// every token: each 5 s a 401 renewal refreshes this client's session, so
+/// S1 (still in the store, fresh for 25 minutes) holds a refresh token
+/// this client spent. It is remembered as long as S1 could be used (it was
+/// kept for 8 refreshes only: S1 was then adopted again and its spent
+/// refresh token sent a second time, refused, and a login followed; found
+/// by review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_refresh_token_is_remembered_through_any_number_of_renewals() {
+    let dir = TempDir::new("spent-capacity");
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let (client, store) = flaky_client(&sandbox, &dir, &clock, Duration::ZERO);
+    client.access_token().await.expect("logs in"); // S1, stored
+    store.fail_saves.store(true, Ordering::SeqCst);
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 100_000);
+    for round in 0..14 {
+        clock.advance(Duration::from_secs(6));
+        let _ = client.users_info().await;
+        clock.advance(Duration::from_millis(1500));
+        let _ = client.users_info().await; // a look-up within the interval
+        assert_eq!(
+            sandbox.count(Operation::Login),
+            1,
+            "round {round}: refreshes {}: a spent refresh token was sent again, refused, and the client logged in",
+            sandbox.count(Operation::Refresh)
+        );
+    }
+}
+
+/// Another process of the fleet logs out (which ends the session for
+/// everyone). Shortly before, this client's look-up took the fleet's newest
+/// session within its 401 interval, which now restarts that interval: its
+/// calls fail until 5 s after the look-up, where before these commits the
+/// 401 renewal came 5 s after its last one (here 4.7 s earlier). Found by
+/// review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_up_does_not_delay_the_renewal_after_a_fleet_logout() {
+    let dir = TempDir::new("logout-delay");
+    let sandbox = sandbox().await;
+    let store = FileStore::new(dir.path());
+    let clock = ManualClock::new();
+    let make = || {
+        client_on(
+            &sandbox,
+            &store,
+            &clock,
+            Credentials::new("alice", "secret"),
+        )
+    };
+    let (a, b) = (make(), make());
+    a.access_token().await.expect("A logs in: S1");
+    b.access_token().await.expect("B adopts S1");
+    // A: a 401 renewal refreshes S1 into S2 (stored).
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 1);
+    a.users_info().await.expect("A renewed and replayed");
+    clock.advance(Duration::from_millis(500));
+    // B (t = 0.5): a 401 renewal adopts S2.
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 1);
+    b.users_info().await.expect("B adopted S2 and replayed");
+    clock.advance(Duration::from_millis(4700));
+    // A (t = 5.2): its next 401 renewal refreshes S2 into S3 (stored).
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 1);
+    a.users_info().await.expect("A renewed again");
+    // B (t = 5.2): a 401 within its interval; the look-up takes S3.
+    sandbox.inject(Operation::UsersInfo, Fault::Status(401), 1);
+    b.users_info()
+        .await
+        .expect("B took S3 from the store and replayed");
+    // A logs out: S3 (and its whole session) revoked, out of the store.
+    a.logout().await.expect("logged out");
+    let logins = sandbox.count(Operation::Login);
+    // t = 6.5: B's last 401 renewal was at 0.5; before these commits it
+    // would renew now (and log in).
+    clock.advance(Duration::from_millis(1300));
+    let outcome = b.users_info().await;
+    assert!(
+        outcome.is_ok(),
+        "6 s after B's last 401 renewal, B still fails ({outcome:?}); logins since the logout: {}",
+        sandbox.count(Operation::Login) - logins
+    );
+}
