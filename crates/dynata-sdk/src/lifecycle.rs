@@ -439,14 +439,7 @@ impl Lifecycle {
             let Ok(session) = this.session_from_stored(shared, stored) else {
                 return;
             };
-            let mut slow = this.lock_slow();
-            // Not after a logout, nor over a session installed meanwhile.
-            let unchanged = match (&seen, &*this.current.load()) {
-                (Some(seen), Some(current)) => Arc::ptr_eq(seen, current),
-                (None, None) => true,
-                _ => false,
-            };
-            if slow.generation == generation && unchanged {
+            if let Some(mut slow) = this.lock_if_unchanged(seen.as_ref(), generation) {
                 this.install(&mut slow, session);
             }
         });
@@ -1053,18 +1046,11 @@ impl Lifecycle {
                 // The fleet's session is gone (another process logged out,
                 // or removed it dead): a session a look-up took no longer
                 // holds back this client's own `401` renewal.
-                {
-                    let mut slow = self.lock_slow();
-                    let unchanged = self
-                        .current
-                        .load()
-                        .as_ref()
-                        .is_some_and(|current| Arc::ptr_eq(current, &seen));
-                    if slow.generation != generation || !unchanged {
-                        return;
-                    }
-                    slow.last_401_renewal = slow.last_401_renewal_at_dynata;
-                }
+                let Some(mut slow) = self.lock_if_unchanged(Some(&seen), generation) else {
+                    return;
+                };
+                slow.last_401_renewal = slow.last_401_renewal_at_dynata;
+                drop(slow);
                 self.invalidate(token);
             }
             return;
@@ -1072,14 +1058,7 @@ impl Lifecycle {
         let Ok(session) = self.session_from_stored(shared, stored) else {
             return;
         };
-        let mut slow = self.lock_slow();
-        // Not after a logout, nor over a session installed meanwhile.
-        let unchanged = self
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, &seen));
-        if slow.generation == generation && unchanged {
+        if let Some(mut slow) = self.lock_if_unchanged(Some(&seen), generation) {
             tracing::info!("the access token was refused; took the session another process stored");
             // Counts as this client's `401` renewal: the process that
             // renewed it renews next, and this one adopts what it stores,
@@ -1328,6 +1307,24 @@ impl Lifecycle {
         .await
         .map(|_| ())
         .map_err(|failure| failure.error)
+    }
+
+    /// The slow path's lock, if no logout has happened since `generation`
+    /// and the session is still `seen` (none, for `None`): a session read
+    /// from the store meanwhile is installed only then, never after a logout
+    /// nor over a session installed since.
+    fn lock_if_unchanged(
+        &self,
+        seen: Option<&Arc<Session>>,
+        generation: u64,
+    ) -> Option<MutexGuard<'_, SlowPath>> {
+        let slow = self.lock_slow();
+        let unchanged = match (seen, &*self.current.load()) {
+            (Some(seen), Some(current)) => Arc::ptr_eq(seen, current),
+            (None, None) => true,
+            _ => false,
+        };
+        (slow.generation == generation && unchanged).then_some(slow)
     }
 
     fn lock_slow(&self) -> MutexGuard<'_, SlowPath> {

@@ -315,16 +315,7 @@ impl SharedSession {
     /// window. Sends nothing to Dynata. A failing store is `None`, with a
     /// warning.
     pub async fn load_adoptable(&self, local: Option<&StoredSession>) -> Option<StoredSession> {
-        match self.load().await {
-            Ok(Some(session)) if self.adoptable(&session, local) => {
-                Some(self.adopted(session).session)
-            }
-            Ok(_) => None,
-            Err(error) => {
-                self.warnings.warn("load", &error);
-                None
-            }
-        }
+        self.load_adoptable_or_gone(local).await.0
     }
 
     /// [`Self::load_adoptable`], and also whether the store answered that it
