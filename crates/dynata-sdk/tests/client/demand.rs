@@ -2308,15 +2308,13 @@ async fn an_odd_total_costs_the_total_not_the_typed_page() {
     }
 }
 
-// ---- Re-review of d8211b6..HEAD ---------------------------------------------
+// ---- Found by a re-review of this layer's fixes ------------------------------
 
-/// Dynata down for maintenance, each `503` saying `Retry-After: 0` (or a
-/// second): the poll's own retries honour it, and when they run out the
-/// wait ended with the `503`. Since "a Retry-After is the pause before the
-/// next poll", the wait instead polls again at once, five requests a
-/// round, without its own growing pause, until the caller's timeout: with
-/// `Retry-After: 0` on the client's clock, without end while the clock
-/// stands still.
+/// Dynata down for maintenance, each `503` saying `Retry-After: 0`: after
+/// a round of the poll's own retries, the wait pauses at least its usual
+/// pause (5 s on the client's clock) before it polls again. (Taking the
+/// `Retry-After` as the pause, it polled again at once, without end while
+/// the clock stood still.)
 #[tokio::test]
 async fn a_503_with_a_short_retry_after_does_not_make_the_wait_hammer_dynata() {
     let harness = Harness::new().await;
@@ -2331,27 +2329,22 @@ async fn a_503_with_a_short_retry_after_does_not_make_the_wait_hammer_dynata() {
     )
     .await;
     let wait = wait_for_feasibility(&harness, Duration::from_secs(300));
-    // The clock does not move: only the retries' zero waits and the wait's
-    // "pause" of zero pass.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The clock does not move: the wait must come to sleep on it, for its
+    // pause, after one round of the poll's retries.
+    until_sleeping(
+        &harness.clock,
+        Duration::from_secs(5)..=Duration::from_secs(30),
+    )
+    .await;
     let calls = down.calls_async().await;
-    let finished = wait.is_finished();
     wait.abort();
-    assert!(
-        calls <= 5,
-        "{calls} requests in 2 s of real time, none of the client's clock (the wait finished: {finished})"
-    );
+    assert!(calls <= 5, "{calls} requests before the wait's pause");
 }
 
-/// `server_id` now shows any run of up to 255 letters, digits and `-_.:`
-/// in `errors[].resource.id`, on the ground that a JWT is "the only secret
-/// a request to the Demand API carries". It is not: a project's `endLinks`
-/// carry `securityKey1`, `securityKey2` and `signedURLSecuritySecretKey`
-/// (the spec's `Secret`, redacted in `Debug`). A refusal quoting one back
-/// as the resource it concerns (what `server_text` exists for: "the SDK
-/// cannot tell an echo from a message") now puts it in the error's Display
-/// and Debug, and so in every log line; before, a word this long was
-/// withheld.
+/// A request body carries secrets besides the bearer token (`endLinks`'
+/// `securityKey1`, `securityKey2`, `signedURLSecuritySecretKey`): a refusal
+/// quoting one back as its `errors[].resource.id` does not put it in the
+/// error's Display or Debug. (Ids read as ids, to show UUIDs, showed it.)
 #[tokio::test]
 async fn an_echoed_security_key_in_errors_resource_is_not_shown() {
     const KEY: &str = "Zq3vN8pW2xL6tR9yB4mK7cH1jD5fG0sAeU2iO8wQ";
@@ -2374,10 +2367,8 @@ async fn an_echoed_security_key_in_errors_resource_is_not_shown() {
 }
 
 /// A `2xx` that is not Dynata's at all (a captive portal's or a proxy's
-/// HTML page) is `Error::Decode` with that status, whose Display now says
-/// Dynata "carried the request out". It never reached Dynata. (For a
-/// logout answered `200` the same sentence tells the user the session was
-/// revoked, while the command line keeps it "to try again".)
+/// HTML page) keeps no status, so its `Error::Decode` does not say Dynata
+/// "carried the request out": it never reached Dynata.
 #[tokio::test]
 async fn a_portal_page_answered_200_does_not_say_dynata_carried_the_request_out() {
     let harness = Harness::new().await;
