@@ -7,6 +7,7 @@ use std::io::{IsTerminal as _, Read};
 use dynata_sdk::ApiErrorDetail;
 use reqwest::{Method, Response};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::cli::ApiArgs;
 use crate::failure::{Failure, REFUSED, UNREACHABLE};
@@ -289,13 +290,15 @@ pub(crate) async fn call(
 /// `offset`): an error, as in the SDK's `sample_items`, not the first page
 /// printed over and over. A page refused ([`Answer::ok`] is false) is the
 /// error, its body printed on stdout as `dynata api` prints any answer.
+///
+/// Each item is its JSON text as Dynata sent it (see [`print_items`]).
 pub(crate) async fn all_pages(
     session: &SessionClient,
     target: &Target,
-) -> Result<Vec<Value>, Failure> {
+) -> Result<Vec<Box<RawValue>>, Failure> {
     let mut target = target.clone();
     let mut items = Vec::new();
-    let mut last_page: Option<(Value, Option<u64>)> = None;
+    let mut last_page: Option<(String, Option<u64>)> = None;
     for _ in 0..MAX_PAGES {
         let answer = call(session, Method::GET, &target, None).await?;
         if !answer.ok() {
@@ -325,9 +328,12 @@ pub(crate) async fn all_pages(
             })
         };
         let got = match page.get("data") {
-            Some(Value::Array(data)) => {
+            Some(Value::Array(_)) => {
+                let data: Vec<Box<RawValue>> =
+                    serde_json::from_str(raw_data(&answer, &target)?.get())
+                        .map_err(|e| unreadable_page(&target, &e))?;
                 let total = page.pointer("/meta/total").and_then(Value::as_u64);
-                let this_page = data.first().map(|first| (first.clone(), total));
+                let this_page = data.first().map(|first| (first.get().to_owned(), total));
                 if this_page.is_some() && this_page == last_page {
                     return Err(Failure::refused(format!(
                         "the page of {} after {} items begins with the item the page before it began with: the server ignores `offset` for this list, so the items after its first page cannot be listed",
@@ -336,12 +342,13 @@ pub(crate) async fn all_pages(
                     )));
                 }
                 last_page = this_page;
-                items.extend(data.iter().cloned());
-                data.len()
+                let got = data.len();
+                items.extend(data);
+                got
             }
             Some(Value::Null) => return empty_short_of_total().map_or(Ok(items), Err),
-            Some(other) => {
-                items.push(other.clone());
+            Some(_) => {
+                items.push(raw_data(&answer, &target)?);
                 return Ok(items);
             }
             None => {
@@ -363,6 +370,43 @@ pub(crate) async fn all_pages(
         "gave up after {MAX_PAGES} pages of {}",
         target.path
     )))
+}
+
+/// The `data` of a page, as Dynata wrote it.
+fn raw_data(answer: &Answer, target: &Target) -> Result<Box<RawValue>, Failure> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        data: Box<RawValue>,
+    }
+    serde_json::from_slice::<Page>(&answer.body)
+        .map(|page| page.data)
+        .map_err(|e| unreadable_page(target, &e))
+}
+
+fn unreadable_page(target: &Target, error: &serde_json::Error) -> Failure {
+    Failure::refused(format!("a page of {} cannot be read: {error}", target.path))
+}
+
+/// The items of every page as one JSON array on stdout: on a terminal,
+/// indented (and coloured); otherwise each item as Dynata sent it, as a
+/// single answer is printed (see [`print_body`]), so that numbers past what
+/// a float holds, decimals and key order reach a pipeline intact.
+fn print_items(items: &[Box<RawValue>]) -> Result<(), Failure> {
+    let mut joined = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            joined.push(',');
+        }
+        joined.push_str(item.get());
+    }
+    joined.push(']');
+    match serde_json::from_str::<Value>(&joined) {
+        Ok(json) if std::io::stdout().is_terminal() => output::print_json(&json),
+        _ => {
+            joined.push('\n');
+            output::write_stdout(joined.as_bytes())
+        }
+    }
 }
 
 /// The request for the page after `page` (which held `got` items), or
@@ -477,7 +521,7 @@ pub(crate) async fn run(session: &SessionClient, args: ApiArgs) -> Result<(), Fa
             ));
         }
         let items = all_pages(session, &target).await?;
-        return output::print_json(&Value::Array(items));
+        return print_items(&items);
     }
 
     let answer = call(session, method, &target, body).await?;

@@ -3683,3 +3683,37 @@ async fn piped_api_output_is_the_answer_as_it_came() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("{body}\n"));
 }
+
+/// Piped, `dynata api --paginate` joins the items as Dynata wrote them, as
+/// a single answer is written: it re-encoded them (the integer became
+/// `1.2345678901234568e29`, `1.10` became `1.1`, keys were sorted), so a
+/// `jq` pipeline over a list read other numbers than over one page.
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_api_paginate_writes_the_items_as_they_came() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    let first = r#"{"zeta":1,"id":123456789012345678901234567890,"price":1.10}"#;
+    let second = r#"{"b":[1.0, 2],"a":"x"}"#;
+    for (offset, item) in [(None, first), (Some("1"), second)] {
+        let body = format!(
+            r#"{{"data":[{item}],"meta":{{"total":2,"pageSize":1}},"status":{{"message":"success"}}}}"#
+        );
+        server
+            .mock_async(|when, then| {
+                let when = when.path("/sample/v1/projects");
+                match offset {
+                    Some(offset) => when.query_param("offset", offset),
+                    None => when.query_param_missing("offset"),
+                };
+                then.status(200)
+                    .header("content-type", "application/json")
+                    .body(body);
+            })
+            .await;
+    }
+    let out = world
+        .run(&["api", "projects?limit=1", "--paginate"], &pairs(&env))
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("[{first},{second}]\n"));
+}
