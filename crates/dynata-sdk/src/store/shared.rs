@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -650,10 +651,28 @@ impl SharedSession {
         F: FnMut(Renew) -> Fut,
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
+        let save_under_way = AtomicBool::new(false);
         let outcome = self
-            .keeping_lease(&lease.owner, self.renew_under_lease(local, renew))
+            .keeping_lease(
+                &lease.owner,
+                self.renew_under_lease(local, renew, &save_under_way),
+            )
             .await;
-        lease.release(self).await;
+        if save_under_way.load(Ordering::SeqCst) {
+            // A save that outlasted its time limit may still land (a
+            // `FileStore` job held up by `fsync`, a Redis `SET` answered
+            // late): released now, the lease would let another process read
+            // the record before it and refresh with the refresh token just
+            // spent. Left to run out instead; a waiter adopts the session
+            // as soon as the save lands, or takes the lease at its end.
+            lease.leave_to_run_out();
+            tracing::debug!(
+                key = %self.key,
+                "the save outlasted its time limit: the renewal lease is left to run out"
+            );
+        } else {
+            lease.release(self).await;
+        }
         outcome
     }
 
@@ -661,6 +680,7 @@ impl SharedSession {
         &self,
         local: Option<&StoredSession>,
         mut renew: F,
+        save_under_way: &AtomicBool,
     ) -> Result<Shared, E>
     where
         F: FnMut(Renew) -> Fut,
@@ -730,6 +750,9 @@ impl SharedSession {
             )
             .await;
         if let Err(error) = saved {
+            if matches!(error, StoreError::Timeout { .. }) {
+                save_under_way.store(true, Ordering::SeqCst);
+            }
             self.warnings.warn("save", &error);
         } else {
             self.warnings.recovered();
@@ -1096,6 +1119,11 @@ impl HeldLease {
     async fn release(mut self, shared: &SharedSession) {
         self.held = false;
         shared.release(&self.owner).await;
+    }
+
+    /// Gives the lease up without releasing it: it ends at its time to live.
+    fn leave_to_run_out(mut self) {
+        self.held = false;
     }
 
     /// An attempt that did not take the lease: nothing to give back.

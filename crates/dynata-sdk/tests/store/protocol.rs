@@ -1057,3 +1057,56 @@ async fn an_unreadable_record_under_the_lease_does_not_resend_a_spent_refresh_to
         .expect("stored");
     assert_eq!(stored.access_token, outcome.session.access_token);
 }
+
+/// A `FileStore` whose saves land `late`, in a task of their own that goes
+/// on when the protocol stops waiting for it: a save whose `fsync` a busy
+/// disk held up past the operation's time limit (`FileStore` runs it on a
+/// blocking thread, which nothing cancels).
+#[derive(Debug)]
+struct SaveLandsLate {
+    inner: FileStore,
+    late: Duration,
+}
+
+impl FileStoreChange for SaveLandsLate {
+    fn inner(&self) -> &FileStore {
+        &self.inner
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        session: &'a StoredSession,
+        now: std::time::SystemTime,
+    ) -> StoreFuture<'a, ()> {
+        let (inner, key, session, late) =
+            (self.inner.clone(), key.clone(), session.clone(), self.late);
+        let landing = tokio::spawn(async move {
+            tokio::time::sleep(late).await;
+            inner.save(&key, &session, now).await
+        });
+        Box::pin(async move { landing.await.expect("no panic") })
+    }
+}
+
+/// A save that outlasts the operation's time limit is still under way: the
+/// lease must not be given up before it lands, or a waiting process takes
+/// the lease, reads the old record and refreshes with the single-use
+/// refresh token the holder has just spent.
+#[tokio::test(start_paused = true)]
+async fn a_save_slower_than_its_time_limit_keeps_the_lease_until_it_lands() {
+    let dir = TempDir::new("late-save");
+    let slow: Arc<dyn TokenStore> = Arc::new(Changed(SaveLandsLate {
+        inner: FileStore::new(dir.path()),
+        late: policy_timeout() * 3,
+    }));
+    let (sources, renewals) =
+        two_clients_renew_slowly_on(slow.clone(), slow, Duration::from_millis(200)).await;
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent more than once (sources {sources:?})"
+    );
+    assert_eq!(renewals.logins.load(Ordering::SeqCst), 0);
+    assert_eq!(sources, [Ok(Source::Renewed), Ok(Source::Adopted)]);
+}
