@@ -183,6 +183,10 @@ impl Context {
     async fn stored(&self, username: &str) -> Result<Option<StoredSession>, Failure> {
         match self.store.load(&self.key(username)).await {
             Ok(session) => Ok(session),
+            // Neither expired nor removed: a local file to fix, named.
+            Err(e @ StoreError::Insecure { .. }) => Err(Failure::usage(format!(
+                "{e}; run `dynata login` (it revokes that session and stores a new one) or `dynata logout`"
+            ))),
             Err(e) if e.is_unusable_content() => Ok(None),
             Err(e) => Err(Failure::refused(format!(
                 "cannot read the stored session: {e}"
@@ -385,6 +389,12 @@ impl Context {
             let path = entry.path();
             let store = FileStore::new(&path);
             let done = match load_making_private(&store, &key).await {
+                // A copy of the stored session itself (a `dynata logout`
+                // killed after setting it aside, before the SDK took it out
+                // of the store): not left behind, but the session every
+                // process of this account uses. Revoking it here would log
+                // them out, on a login that may yet fail.
+                Ok(Some(copy)) if self.is_stored(&key, &copy).await => true,
                 Ok(Some(_)) => self.revoke_stored(username, &store).await.is_ok(),
                 // Nothing of this account: removed unless another account's
                 // session is there (a lease or an unfinished write is not).
@@ -398,6 +408,16 @@ impl Context {
                 let _ = std::fs::File::open(&path).and_then(|dir| dir.set_modified(modified));
             }
         }
+    }
+
+    /// Whether the store holds `session` (the same refresh token) for `key`.
+    async fn is_stored(&self, key: &StoreKey, session: &StoredSession) -> bool {
+        self.store
+            .load(key)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|stored| stored.refresh_token == session.refresh_token)
     }
 
     /// Revokes a session `dynata login` replaced, through a scratch store.

@@ -3717,3 +3717,61 @@ async fn piped_api_paginate_writes_the_items_as_they_came() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("[{first},{second}]\n"));
 }
+
+/// A `dynata logout` killed (Ctrl-C, which `login` and `logout` do not
+/// catch) after it set its copy of the session aside and before the SDK
+/// took the session out of the store (the take waits for the renewal lease,
+/// up to a minute, while a service renews) leaves the copy beside a store
+/// that still holds the same session: the live session, not one left
+/// behind. A later `dynata login` with a mistyped password must not revoke
+/// it by sweeping that copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swept_copy_of_the_stored_session_is_not_revoked() {
+    let world = World::start().await;
+    world.login().await;
+    let live = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    let aside = store.dir().join(".revoking-killed");
+    FileStore::new(&aside)
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    age_by_an_hour(&aside);
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", "typo")])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let after = world.run(&["token"], &[]).await;
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
+    assert_eq!(text(&after.stdout).trim_end(), live, "the same session");
+    assert_eq!(
+        status_with(&world, &live).await,
+        200,
+        "a mistyped password revoked the stored session, through the copy a killed logout set aside"
+    );
+}
+
+/// A session file others could read (`chmod -R g+r ~/.cache`) is refused,
+/// but it has neither expired nor been removed: `dynata token` says what is
+/// wrong with it, and where, not that the session ran out.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_file_others_could_read_is_named_not_called_expired() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let path = store.session_path(&key);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = world.run(&["token"], &[]).await;
+    let said = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        !said.contains("expired or was removed") && said.contains(&path.display().to_string()),
+        "{said}"
+    );
+}
