@@ -165,6 +165,29 @@ impl FastClock {
         self.ticks(moment, clock, Duration::ZERO)
     }
 
+    /// `moment`, an instant of `clock`, in ticks: never earlier than it, for
+    /// what must not happen before (the end of a server's `Retry-After`).
+    pub(crate) fn ticks_not_before(&self, moment: Instant, clock: &dyn Clock) -> u64 {
+        let ticks = self.ticks(moment, clock, Duration::ZERO);
+        match self.system {
+            // The coarse clock lags by up to a tick: this much later.
+            Some(_) => {
+                ticks.saturating_add(coarsetime::Duration::from(Self::COARSE_SLACK).as_ticks())
+            }
+            None => ticks,
+        }
+    }
+
+    /// How long until the moment `ticks` came from, read by
+    /// [`FastClock::ticks_not_before`]: without the tick it added.
+    pub(crate) fn until_not_before(&self, ticks: u64, clock: &dyn Clock) -> Duration {
+        let left = self.until(ticks, clock);
+        match self.system {
+            Some(_) => left.saturating_sub(Self::COARSE_SLACK),
+            None => left,
+        }
+    }
+
     /// How far ahead `at` is now, counted from now in ticks: so a deadline
     /// set before the machine slept has passed by as much as it slept.
     fn ticks(&self, at: Instant, clock: &dyn Clock, slack: Duration) -> u64 {

@@ -398,7 +398,7 @@ impl Lifecycle {
         self.before(until, ticks).then(|| {
             let left = until
                 .saturating_duration_since(self.clock.now())
-                .min(self.fast_clock.until(ticks, &*self.clock));
+                .min(self.fast_clock.until_not_before(ticks, &*self.clock));
             not_sent_again(pause.error.clone().with_wait_left(left), Some(left))
         })
     }
@@ -611,7 +611,9 @@ impl Lifecycle {
             until: length.map(|length| {
                 // Saturating: a server may ask for a pause no `Instant` can hold.
                 let until = crate::clock::saturating_add(now, length);
-                (until, self.fast_clock.ticks_at(until, clock))
+                // Never early on the fast clock: the server's wait is the
+                // least it asked for (on the client's clock it is exact).
+                (until, self.fast_clock.ticks_not_before(until, clock))
             }),
         }
     }
@@ -1633,6 +1635,34 @@ mod tests {
         assert_eq!(
             outcome(flight_outcome(sends, later, || true, || false)),
             None
+        );
+    }
+
+    /// A server's `Retry-After` is the least it asked to be left alone: the
+    /// pause must not end before it on either clock. On the fast clock it
+    /// was set, as a token's deadline is, a coarse tick's slack (50 ms)
+    /// *early*: after `Retry-After: 1` the next renewal went out at 0.95 s
+    /// (found by review).
+    #[tokio::test]
+    async fn a_servers_pause_does_not_end_early_on_the_fast_clock() {
+        let server = httpmock::MockServer::start_async().await;
+        let lifecycle = client_reading_wall(&server, std::time::SystemTime::now, None);
+        let refused = Refused {
+            error: renewal_timed_out(),
+            retry_after: Some(Duration::from_secs(1)),
+            pause: None,
+        };
+        let pause = lifecycle.pause_after(&refused);
+        let (until, ticks) = pause.until.expect("a pause with an end");
+        let clock = &*lifecycle.clock;
+        // Read after the pause was set: at the least as late as `until`,
+        // give or take the coarse clock's tick (a few ms).
+        let not_before = lifecycle.fast_clock.ticks_near(until, clock);
+        let tolerance = coarsetime::Duration::from_millis(10).as_ticks();
+        assert!(
+            ticks.saturating_add(tolerance) >= not_before,
+            "the pause ends {:?} early on the fast clock",
+            Duration::from(coarsetime::Duration::from_ticks(not_before - ticks))
         );
     }
 
