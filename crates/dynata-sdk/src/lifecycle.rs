@@ -292,12 +292,26 @@ impl Lifecycle {
 
     /// The slow path: join the login or refresh under way, or start one.
     async fn new_token(self: &Arc<Self>) -> Result<AccessToken, Error> {
+        // A flight lost with its task (another runtime's, shut down while
+        // this caller waited) is no answer about renewing: the caller
+        // starts one on its own runtime, once.
+        let mut outcome = self.join_and_wait().await;
+        if outcome.as_ref().is_err_and(|lost| lost.is_none()) {
+            tracing::debug!("the renewal was lost with its runtime; starting another");
+            outcome = self.join_and_wait().await;
+        }
+        outcome.map_err(|error| error.unwrap_or_else(flight_lost))
+    }
+
+    /// Joins or starts a flight and waits for it (see [`Self::new_token`]):
+    /// `Err(None)` if it was lost without an answer.
+    async fn join_and_wait(self: &Arc<Self>) -> Result<AccessToken, Option<Error>> {
         let flight = loop {
             let (mut logout, until) = {
                 let mut slow = self.lock_slow();
                 match slow.logouts.first().cloned() {
                     Some(logout) => logout,
-                    None => match self.join_or_start_flight(&mut slow)? {
+                    None => match self.join_or_start_flight(&mut slow).map_err(Some)? {
                         Ok(token) => return Ok(token),
                         Err(flight) => break flight,
                     },
@@ -319,8 +333,12 @@ impl Lifecycle {
         };
         // Whatever the renewal's failure, a token that is still valid is
         // served, as to the callers after it (see `join_or_start_flight`).
-        let outcome = self.wait_for(flight).await;
-        outcome.or_else(|error| self.still_valid_token().ok_or(error))
+        match self.wait_for_flight(flight).await {
+            Some(outcome) => outcome
+                .or_else(|error| self.still_valid_token().ok_or(error))
+                .map_err(Some),
+            None => self.still_valid_token().ok_or(None),
+        }
     }
 
     /// A token to serve now (`Ok`), or the flight to wait for (`Err`): the
@@ -377,13 +395,21 @@ impl Lifecycle {
 
     /// The flight's outcome, or a timeout if it has none by its deadline (its
     /// runtime is stuck: it would have timed out by itself otherwise).
-    async fn wait_for(&self, mut flight: Flight) -> Result<AccessToken, Error> {
+    async fn wait_for(&self, flight: Flight) -> Result<AccessToken, Error> {
+        self.wait_for_flight(flight)
+            .await
+            .unwrap_or_else(|| Err(flight_lost()))
+    }
+
+    /// [`Self::wait_for`], `None` if the flight's task ended without an
+    /// outcome (its runtime shut down).
+    async fn wait_for_flight(&self, mut flight: Flight) -> Option<Result<AccessToken, Error>> {
         let grace = self.clock.sleep_until(flight.given_up_at);
         let outcome = flight.outcome.wait_for(Option::is_some);
         match first_of(outcome, grace).await {
-            Some(Ok(outcome)) => outcome.clone().unwrap_or_else(|| Err(flight_lost())),
-            Some(Err(_)) => Err(flight_lost()),
-            None => Err(renewal_timed_out()),
+            Some(Ok(outcome)) => outcome.clone(),
+            Some(Err(_)) => None,
+            None => Some(Err(renewal_timed_out())),
         }
     }
 

@@ -166,6 +166,49 @@ fn a_login_lost_with_its_runtime_is_started_again() {
     assert_eq!(second.block_on(login.calls_async()), 2);
 }
 
+/// A client shared across runtimes: a caller on a runtime that lives
+/// joins a login running on another, which then shuts down (a test's
+/// runtime ending, with the client in a static). The login is lost, not
+/// refused: the caller starts a new one rather than fail with "was the
+/// runtime shut down?" about a runtime that is not its own.
+#[test]
+fn a_caller_waiting_on_a_login_lost_with_another_runtime_logs_in_again() {
+    let first = current_thread();
+    let harness = first.block_on(Harness::new());
+    let login = first.block_on(harness.slow_pair_on(LOGIN, Pair::new("a1", "r1"), 300));
+    first.block_on(async {
+        let client = harness.client.clone();
+        // Started here, the login task stays on `first`, which nobody
+        // drives after this `block_on`.
+        tokio::spawn(async move { client.access_token().await });
+        eventually("the login reached the server", || async {
+            login.calls_async().await == 1
+        })
+        .await;
+    });
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let client = harness.client.clone();
+    let waiter = second.spawn(async move { client.access_token().await });
+    // Both callers wait for the login on `first`, each until its deadline
+    // (60 s) and its grace (1 s).
+    let given_up_at = dynata_sdk::clock::Clock::now(&harness.clock) + Duration::from_secs(61);
+    second.block_on(eventually("the second caller waits for the login", || {
+        let waiting = harness.clock.sleeping_until();
+        async move { waiting.iter().filter(|at| **at == given_up_at).count() == 2 }
+    }));
+    drop(first); // the login task dies with its runtime
+    let token = second.block_on(waiter).expect("task");
+    assert!(
+        token.as_ref().is_ok_and(|t| t.secret() == "a1"),
+        "the caller on the live runtime got {token:?}"
+    );
+    assert_eq!(second.block_on(login.calls_async()), 2);
+}
+
 /// A `current_thread` runtime, as a sync façade keeps one and enters it
 /// with `block_on` now and then.
 fn current_thread() -> tokio::runtime::Runtime {
