@@ -259,7 +259,9 @@ impl ClientBuilder {
     /// Past it the caller gets [`Error::Timeout`] (a call that needed the
     /// token, [`Error::NotSent`] holding it) and the renewal is
     /// abandoned, so that even an HTTP client without timeouts of its own
-    /// cannot hold callers for ever. Default 60 s.
+    /// cannot hold callers for ever. A [`Client::logout`] waits as long at
+    /// most for each revocation: past it, the logout fails with
+    /// [`Error::Timeout`] and the next one sends it again. Default 60 s.
     pub fn renewal_timeout(mut self, timeout: Duration) -> Self {
         self.renewal_timeout = timeout;
         self

@@ -1203,7 +1203,10 @@ impl Lifecycle {
         let mut sessions = std::mem::take(&mut slow.unrevoked);
         sessions.extend(self.current.swap(None).as_deref().map(Revocable::of));
         Ending {
-            sessions,
+            sessions: ToRevoke {
+                lifecycle: Arc::clone(self),
+                sessions,
+            },
             pending: slow.flight.take(),
             // Lets waiting callers go however the logout goes on.
             running: LogoutRunning {
@@ -1236,9 +1239,7 @@ impl Lifecycle {
                     access_token: stored.access_token,
                     refresh_token: stored.refresh_token,
                 };
-                if !sessions.contains(&stored) {
-                    sessions.push(stored);
-                }
+                sessions.add(stored);
             }
         }
         if let Some(flight) = pending {
@@ -1247,9 +1248,7 @@ impl Lifecycle {
             let _ = self.wait_for(flight).await;
             let orphans = std::mem::take(&mut self.lock_slow().unrevoked);
             for orphan in orphans {
-                if !sessions.contains(&orphan) {
-                    sessions.push(orphan);
-                }
+                sessions.add(orphan);
             }
         }
         // Nothing of this session is left to adopt: callers waiting may start
@@ -1257,14 +1256,19 @@ impl Lifecycle {
         // not by however long Dynata takes to answer the revocation).
         drop(running);
         if self.clock.now() >= hold_until {
-            self.keep_what_was_taken_up_again(&mut sessions).await;
+            self.keep_what_was_taken_up_again(&mut sessions.sessions)
+                .await;
         }
-        if sessions.is_empty() {
+        if sessions.sessions.is_empty() {
             tracing::debug!("logout without a session: nothing to revoke");
         }
         let mut revoked = Ok(());
-        for session in sessions {
-            if let Err(error) = self.revoke(&session).await {
+        // Each leaves the list once its revocation has its answer: cut off
+        // before (the runtime shut down), it stays for the next logout.
+        while let Some(session) = sessions.sessions.first().cloned() {
+            let outcome = self.revoke(&session).await;
+            sessions.sessions.remove(0);
+            if let Err(error) = outcome {
                 self.keep_unrevoked(session, &error);
                 revoked = revoked.and(Err(error));
             }
@@ -1315,6 +1319,11 @@ impl Lifecycle {
         }
     }
 
+    /// Revokes `session` at Dynata, within the renewal timeout, retries
+    /// included, as a renewal: with an HTTP client that has no time limit
+    /// of its own, a revocation that gets no answer would hold the logout
+    /// (and every one after it) for ever. Past it: [`Error::Timeout`], a
+    /// failure the next logout tries again.
     async fn revoke(&self, session: &Revocable) -> Result<(), Error> {
         let body = types::LogoutRequest {
             client_id: self.credentials.client_id.clone(),
@@ -1323,18 +1332,21 @@ impl Lifecycle {
         };
         let secrets = [&body.access_token, &body.refresh_token];
         let policy = &self.settings.retry;
-        auth_calls::send(
+        let deadline =
+            crate::clock::saturating_add(self.clock.now(), self.settings.renewal_timeout);
+        let sent = auth_calls::send(
             AuthOperation::Logout,
             policy,
             &*self.clock,
             &self.fast_clock,
-            None,
+            Some(deadline),
             &secrets,
             || self.api.logout(&body),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|failure| failure.error)
+        );
+        match first_of(sent, self.clock.sleep_until(deadline)).await {
+            Some(sent) => sent.map(|_| ()).map_err(|failure| failure.error),
+            None => Err(renewal_timed_out()),
+        }
     }
 
     /// The slow path's lock, if no logout has happened since `generation`
@@ -1365,7 +1377,7 @@ impl Lifecycle {
 /// What a logout took out of the client, and what is left to do about it.
 struct Ending {
     /// This client's session, and any a logout before could not revoke.
-    sessions: Vec<Revocable>,
+    sessions: ToRevoke,
     /// The renewal under way at the call, which revokes what it obtains.
     pending: Option<Flight>,
     running: LogoutRunning,
@@ -1375,6 +1387,37 @@ struct Ending {
     hold_until: Instant,
     /// Dropped when this logout has finished.
     _finished: watch::Sender<()>,
+}
+
+/// The sessions a logout has yet to revoke. Dropped before it has (its
+/// task ended with its runtime, mid-revocation), they go back to
+/// [`SlowPath::unrevoked`]: the next logout sends them again, rather than
+/// return `Ok` with nothing sent while they may be live.
+struct ToRevoke {
+    lifecycle: Arc<Lifecycle>,
+    sessions: Vec<Revocable>,
+}
+
+impl ToRevoke {
+    fn add(&mut self, session: Revocable) {
+        if !self.sessions.contains(&session) {
+            self.sessions.push(session);
+        }
+    }
+}
+
+impl Drop for ToRevoke {
+    fn drop(&mut self) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let mut slow = self.lifecycle.lock_slow();
+        for session in self.sessions.drain(..) {
+            if !slow.unrevoked.contains(&session) {
+                slow.unrevoked.push(session);
+            }
+        }
+    }
 }
 
 /// What a logout sends to revoke a session.

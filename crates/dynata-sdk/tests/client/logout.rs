@@ -516,3 +516,91 @@ async fn a_bare_401_that_lands_during_a_logout_starts_the_cooldown() {
         "the password answered with a bare 401 during the logout was sent again at once"
     );
 }
+
+/// A client shared across runtimes (a static in a test suite): the runtime
+/// a logout runs on shuts down while its revocation is on the way, so
+/// whether Dynata took it is not known. The session is not forgotten: the
+/// next `logout()`, on another runtime, sends it again. It returned `Ok`
+/// without sending anything, while the session may still be live: "once
+/// this returns `Ok`, no session this client obtained before the call is
+/// live at Dynata" (found by review).
+#[test]
+fn a_logout_cut_off_with_its_runtime_is_finished_by_the_next_one() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+    };
+    let first = runtime();
+    let harness = first.block_on(Harness::new());
+    first.block_on(harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0));
+    let revocation = first.block_on(harness.server.mock_async(|when, then| {
+        when.method(POST)
+            .path(LOGOUT)
+            .json_body_includes(r#"{"refreshToken": "r1"}"#);
+        then.status(204).delay(Duration::from_millis(300));
+    }));
+    first.block_on(async {
+        harness.token().await;
+        let client = harness.client.clone();
+        tokio::spawn(async move { client.logout().await });
+        eventually("the revocation reached the server", || async {
+            revocation.calls_async().await == 1
+        })
+        .await;
+    });
+    drop(first); // the logout task dies with its runtime, mid-revocation
+    let second = runtime();
+    second.block_on(async {
+        harness.client.logout().await.expect("revoked");
+        assert_eq!(
+            revocation.calls_async().await,
+            2,
+            "the next logout returned Ok without revoking the session"
+        );
+    });
+}
+
+/// "A revocation that gets no answer or a `5xx` fails the logout, and the
+/// session is kept for the next `logout()`" (README). Behind an HTTP
+/// client without a time limit of its own (the harness's does not run out
+/// in a test; `reqwest::Client::new()` has none), a revocation that never
+/// got an answer held the logout for ever, and every later `logout()`
+/// behind it: a renewal ends at the renewal timeout, the revocation had no
+/// limit (found by review).
+#[tokio::test]
+async fn a_revocation_that_never_answers_fails_the_logout_at_the_renewal_timeout() {
+    let harness = Harness::with(|b| b.renewal_timeout(Duration::from_secs(20))).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let hung = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGOUT);
+            then.status(204).delay(Duration::from_secs(3600));
+        })
+        .await;
+    hung.up_to_n_times_async(1).await;
+    let revoked = revocation_of(&harness, "r1", 204).await;
+    harness.token().await;
+    let client = harness.client.clone();
+    let logout = tokio::spawn(async move { client.logout().await });
+    eventually("the revocation reached the server", || async {
+        hung.calls_async().await == 1
+    })
+    .await;
+    until_sleeping(
+        &harness.clock,
+        Duration::from_secs(20)..=Duration::from_secs(20),
+    )
+    .await;
+    harness.advance(20).await;
+    let error = logout.await.expect("task").expect_err("no answer");
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    harness
+        .client
+        .logout()
+        .await
+        .expect("revoked at the second try");
+    assert_eq!(revoked.calls_async().await, 1);
+}
