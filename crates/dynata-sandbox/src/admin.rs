@@ -40,14 +40,19 @@ struct InjectRequest {
 }
 
 /// A [`Fault`] as JSON: `{"status": 503}`, `{"rateLimited": {"retryAfterMs":
-/// 2000}}`, `"htmlBadGateway"`, `{"delay": {"ms": 250}}`, `"resetConnection"`
-/// `"malformedBody"` or `"invalidGrant"`.
+/// 2000}}`, `{"unavailable": {"retryAfterMs": 2000}}`, `"htmlBadGateway"`,
+/// `{"delay": {"ms": 250}}`, `"resetConnection"`, `"malformedBody"` or
+/// `"invalidGrant"`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 enum FaultSpec {
     Status(u16),
     #[serde(rename_all = "camelCase")]
     RateLimited {
+        retry_after_ms: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Unavailable {
         retry_after_ms: u64,
     },
     HtmlBadGateway,
@@ -64,6 +69,9 @@ impl FaultSpec {
         match self {
             FaultSpec::Status(code) => Fault::Status(code),
             FaultSpec::RateLimited { retry_after_ms } => Fault::RateLimited {
+                retry_after: Duration::from_millis(retry_after_ms),
+            },
+            FaultSpec::Unavailable { retry_after_ms } => Fault::Unavailable {
                 retry_after: Duration::from_millis(retry_after_ms),
             },
             FaultSpec::HtmlBadGateway => Fault::HtmlBadGateway,

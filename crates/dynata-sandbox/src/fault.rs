@@ -28,6 +28,14 @@ pub enum Fault {
         /// How long the client is told to wait.
         retry_after: Duration,
     },
+    /// Answer `503 Service Unavailable` (`{"message": "Service
+    /// Unavailable"}`) with a `Retry-After` header of `retry_after` in
+    /// whole seconds, rounded up: a maintenance window, or a gateway
+    /// shedding load, that says when to come back.
+    Unavailable {
+        /// How long the client is told to wait.
+        retry_after: Duration,
+    },
     /// Answer `502 Bad Gateway` with a `text/html` page, as a load balancer
     /// does when the service behind it is down.
     HtmlBadGateway,
@@ -38,11 +46,15 @@ pub enum Fault {
     /// the client sees a connection error. The request was received (and is
     /// counted) but not acted on.
     ResetConnection,
-    /// Answer `200` with the operation's success media type and a body cut
-    /// short: truncated JSON such as `{"accessToken": "abc`, or for the
-    /// invoice operations (`application/pdf`) a PDF that ends after its
-    /// header. `logout`, whose success has no body, gets the truncated JSON
-    /// as `application/json`. The request is not acted on.
+    /// A body cut short. On the auth API: `200` with the token pair's media
+    /// type and truncated JSON such as `{"accessToken": "abc` (`logout`,
+    /// whose success has no body, gets it as `application/json`); the
+    /// request is not acted on. On the Demand API (`/sample/v1`): the
+    /// request is carried out, and its own answer, with its own status
+    /// (`201` for a creation) and headers, arrives cut off halfway (JSON
+    /// that does not parse, a PDF without its `%%EOF`), as when a proxy
+    /// drops the end of Dynata's answer: a client cannot tell whether a
+    /// `POST` took effect from the answer, and must look it up.
     MalformedBody,
     /// Answer as the identity server (Keycloak) does when it no longer
     /// honours a session: `400`
@@ -72,15 +84,10 @@ impl Fault {
                 Action::Respond(reply::gateway(status))
             }
             Fault::RateLimited { retry_after } => {
-                // Rounded up; `Duration::MAX` ("never") saturates, not wraps.
-                let secs = retry_after
-                    .as_secs()
-                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
-                let mut response = reply::gateway(StatusCode::TOO_MANY_REQUESTS);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                Action::Respond(response)
+                Action::Respond(asking_to_wait(StatusCode::TOO_MANY_REQUESTS, retry_after))
+            }
+            Fault::Unavailable { retry_after } => {
+                Action::Respond(asking_to_wait(StatusCode::SERVICE_UNAVAILABLE, retry_after))
             }
             Fault::HtmlBadGateway => Action::Respond(
                 (
@@ -92,19 +99,20 @@ impl Fault {
             ),
             Fault::Delay(duration) => Action::Delay(duration),
             Fault::ResetConnection => Action::Reset,
+            // The auth API's; the Demand API cuts its own answer short
+            // after doing the work (`routes::intercept_after_work`).
             Fault::MalformedBody => {
-                let (media_type, body) = match operation {
-                    Operation::Logout => (reply::JSON_MEDIA_TYPE, r#"{"accessToken": "abc"#),
-                    Operation::GetInvoicePdf | Operation::GetInvoicesSummaryPdf => {
-                        (reply::PDF_MEDIA_TYPE, "%PDF-1.7\n%\u{e2}\u{e3}")
-                    }
-                    _ if operation.is_auth() => {
-                        (reply::TOKEN_MEDIA_TYPE, r#"{"accessToken": "abc"#)
-                    }
-                    _ => (reply::JSON_MEDIA_TYPE, r#"{"data": {"username": "sand"#),
+                let media_type = match operation {
+                    Operation::Logout => reply::JSON_MEDIA_TYPE,
+                    _ => reply::TOKEN_MEDIA_TYPE,
                 };
                 Action::Respond(
-                    (StatusCode::OK, [(header::CONTENT_TYPE, media_type)], body).into_response(),
+                    (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, media_type)],
+                        r#"{"accessToken": "abc"#,
+                    )
+                        .into_response(),
                 )
             }
             Fault::InvalidGrant => Action::Respond(reply::auth_error(
@@ -114,6 +122,20 @@ impl Fault {
             )),
         }
     }
+}
+
+/// The gateway's answer with `status` and a `Retry-After` of `retry_after`
+/// in whole seconds, rounded up.
+fn asking_to_wait(status: StatusCode, retry_after: Duration) -> Response {
+    // Rounded up; `Duration::MAX` ("never") saturates, not wraps.
+    let secs = retry_after
+        .as_secs()
+        .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
+    let mut response = reply::gateway(status);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 /// What Keycloak says with `invalid_grant` on each operation.

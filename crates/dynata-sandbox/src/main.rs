@@ -1,6 +1,7 @@
 //! `dynata-sandbox`: serves the emulator (auth and Demand API) on 127.0.0.1 until Ctrl-C.
 //! Flags are parsed by hand to keep the binary's dependencies at none.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -57,7 +58,8 @@ fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
         Ok(Some(options)) => options,
         Ok(None) => {
-            println!("{USAGE}");
+            // A reader that stops early (`--help | head`) is no failure.
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(message) => {

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::admin;
 use crate::demand;
-use crate::fault::Action;
+use crate::fault::{Action, Fault};
 use crate::operation::Operation;
 use crate::reply;
 use crate::server::ConnHandle;
@@ -231,6 +231,30 @@ pub(crate) async fn intercept(
 ) -> Option<Response> {
     shared.bump(operation);
     let fault = shared.faults().pop(operation)?;
+    play(fault, operation, conn).await
+}
+
+/// As [`intercept`], for the Demand API, where a [`Fault::MalformedBody`]
+/// is not played in place of the work but after it: `Ok(true)` says to do
+/// the work and cut its answer short (see `demand::serve`). `Err` is the
+/// response to send instead of doing the work.
+pub(crate) async fn intercept_after_work(
+    shared: &Shared,
+    operation: Operation,
+    conn: &ConnHandle,
+) -> Result<bool, Response> {
+    shared.bump(operation);
+    let Some(fault) = shared.faults().pop(operation) else {
+        return Ok(false);
+    };
+    if fault == Fault::MalformedBody {
+        return Ok(true);
+    }
+    play(fault, operation, conn).await.map_or(Ok(false), Err)
+}
+
+/// Plays `fault`: `Some` is the response to send instead of the work.
+async fn play(fault: Fault, operation: Operation, conn: &ConnHandle) -> Option<Response> {
     match fault.action(operation) {
         Action::Respond(response) => Some(response),
         Action::Delay(duration) => {

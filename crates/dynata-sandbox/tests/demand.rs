@@ -1254,6 +1254,56 @@ async fn a_malformed_body_fault_on_an_invoice_keeps_the_pdf_media_type() {
     assert_eq!(truncated.content_type, "application/pdf");
 }
 
+/// A `2xx` whose body was cut short is an answer Dynata sent: it carried
+/// the request out, and only its answer was lost on the way (the SDK's
+/// `Error::Decode` with a `2xx` status says exactly that, "look it up
+/// before sending it again"). `Fault::MalformedBody` on a creation must
+/// rehearse that: the project exists afterwards, and the truncated answer
+/// has the creation's own status, `201`, not a `200` no creation answers.
+#[tokio::test]
+async fn a_malformed_body_fault_on_a_creation_is_a_lost_answer_to_a_done_request() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    sandbox.inject(Operation::CreateProject, Fault::MalformedBody, 1);
+    let truncated = api.post("/projects", project("p-1")).await;
+    assert_eq!(truncated.status, StatusCode::CREATED);
+    assert_eq!(truncated.content_type, "application/json");
+    assert!(
+        serde_json::from_slice::<Value>(&truncated.bytes).is_err(),
+        "not cut short: {}",
+        String::from_utf8_lossy(&truncated.bytes)
+    );
+    // It was carried out: looked up, the project is there, and creating
+    // it again is the duplicate it is.
+    api.get("/projects/p-1").await.expect(StatusCode::OK);
+    let again = api.post("/projects", project("p-1")).await;
+    again.expect(StatusCode::CONFLICT);
+    assert_eq!(again.error_codes(), ["DUPLICATE_EXT_PROJECT_ID"]);
+}
+
+/// The truncated answer is the operation's own, cut short: a list's
+/// truncated body is the start of the list's envelope, not `users/info`'s.
+#[tokio::test]
+async fn a_malformed_body_fault_cuts_the_operations_own_answer_short() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    api.post("/projects", project("p-1"))
+        .await
+        .expect(StatusCode::CREATED);
+    let whole = api.get("/projects").await;
+    whole.expect(StatusCode::OK);
+    sandbox.inject(Operation::ListProjects, Fault::MalformedBody, 1);
+    let truncated = api.get("/projects").await;
+    assert_eq!(truncated.status, StatusCode::OK);
+    assert!(serde_json::from_slice::<Value>(&truncated.bytes).is_err());
+    assert!(!truncated.bytes.is_empty() && truncated.bytes.len() < whole.bytes.len());
+    assert!(
+        whole.bytes.starts_with(&truncated.bytes),
+        "{}",
+        String::from_utf8_lossy(&truncated.bytes)
+    );
+}
+
 /// README: "Actions without a body accept none, `{}` or `null`", and
 /// `400 INVALID_BODY` is for a body that is "not JSON, or not the JSON type
 /// the operation takes". The actions never read their body at all.

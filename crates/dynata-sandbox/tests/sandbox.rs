@@ -826,6 +826,40 @@ async fn rate_limiting_sends_retry_after_in_whole_seconds_rounded_up() {
     assert_eq!(response.headers()["retry-after"], "7");
 }
 
+/// Dynata's gateway in a maintenance window: `503` with `Retry-After`, the
+/// answer the SDK documents honouring on every transient status (and
+/// keeping in `Error::retry_after` when it is longer than its retries may
+/// wait). `Status(503)` has no `Retry-After`, and `RateLimited` is a `429`:
+/// without this, no test could rehearse it.
+#[tokio::test]
+async fn unavailable_is_a_503_with_retry_after_in_whole_seconds_rounded_up() {
+    let sandbox = alice().await;
+    sandbox.inject(
+        Operation::Login,
+        Fault::Unavailable {
+            retry_after: Duration::from_millis(1500),
+        },
+        1,
+    );
+    let response = login_as(&sandbox, "alice", "secret").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "2");
+    assert_eq!(content_type(&response), "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"message": "Service Unavailable"}));
+
+    let response = post(
+        &sandbox,
+        "/__sandbox/faults",
+        json!({"operation": "usersInfo", "fault": {"unavailable": {"retryAfterMs": 30000}}}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = users_info(&sandbox, None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "30");
+}
+
 #[tokio::test]
 async fn an_html_bad_gateway_is_a_502_html_page() {
     let sandbox = alice().await;
@@ -1317,6 +1351,24 @@ async fn the_binary_refuses_a_zero_lifetime() {
         "{stderr}"
     );
     assert!(output.stdout.is_empty());
+}
+
+/// `dynata-sandbox --help | head -3` is a usual way to read the usage: a
+/// reader that stops early is not a panic with a backtrace (as `dynata`
+/// does it too).
+#[test]
+fn help_into_a_closed_pipe_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dynata-sandbox"))
+        .arg("--help")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
 
 /// A lifetime too long for the clock is served, not a panic in the server.

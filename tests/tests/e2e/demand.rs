@@ -643,8 +643,8 @@ async fn a_faulted_post_is_returned_to_the_caller_and_not_retried() {
     assert_eq!(sandbox.count(Operation::LaunchLineItem), 3);
 }
 
-/// The sandbox's `Fault::MalformedBody` on an invoice is a PDF that ends
-/// after its header: a download cut short is an error, never the invoice
+/// The sandbox's `Fault::MalformedBody` on an invoice is a PDF cut off
+/// halfway, without its `%%EOF`: a download cut short is an error, never the invoice
 /// for a caller to save over a good one. (Only `%PDF-` at the start was
 /// checked; found by review.)
 #[tokio::test(start_paused = true)]
@@ -661,6 +661,37 @@ async fn a_truncated_invoice_pdf_is_not_handed_back_as_the_invoice() {
         "a truncated PDF was handed back as the invoice: {:?}",
         outcome.map(|pdf| String::from_utf8_lossy(&pdf).into_owned())
     );
+}
+
+/// The SDK's promise for a `2xx` it cannot decode: "Dynata carried the
+/// request out, so a create that fails this way made its resource; look it
+/// up before sending it again". The sandbox's `Fault::MalformedBody` on a
+/// creation rehearses exactly that: `Error::Decode` with the creation's
+/// `201`, and the project is there. (It answered `200` and created nothing,
+/// so a rehearsed look-up found no project; found by a rehearsal.)
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_was_cut_short_made_its_project() {
+    let sandbox = demand_sandbox().await;
+    let client = paused_time_client(&sandbox);
+    let created = &project("p-lost");
+    sandbox.inject(Operation::CreateProject, Fault::MalformedBody, 1);
+    let outcome = client
+        .sample(|api| {
+            let created = created.clone();
+            async move { api.create_project().body(created).send().await }
+        })
+        .await;
+    match outcome {
+        Err(error @ Error::Decode { .. }) => assert_eq!(error.status(), Some(201)),
+        other => panic!("not a lost answer to a creation: {other:?}"),
+    }
+    assert_eq!(
+        sandbox.count(Operation::CreateProject),
+        1,
+        "never sent again"
+    );
+    let looked_up = call!(client, |api| api.get_project().ext_project_id("p-lost"));
+    assert_eq!(looked_up.ext_project_id, "p-lost");
 }
 
 /// Contract #31: the reconciliation is an `.xlsx` upload (multipart `file`).

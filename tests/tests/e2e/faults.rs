@@ -24,6 +24,9 @@ async fn transient_faults_are_retried_until_the_login_succeeds() {
         Fault::RateLimited {
             retry_after: Duration::from_secs(2),
         },
+        Fault::Unavailable {
+            retry_after: Duration::from_secs(2),
+        },
         Fault::HtmlBadGateway,
         Fault::ResetConnection,
         Fault::Delay(Duration::from_millis(50)),
@@ -35,6 +38,23 @@ async fn transient_faults_are_retried_until_the_login_succeeds() {
         // A delay is not a failure: one request. Every other fault: a retry.
         assert_eq!(logins, if delay { 1 } else { 2 }, "{fault:?}");
     }
+}
+
+/// README: retries honour `Retry-After` "on every one of them", and
+/// `Error::retry_after` is "the wait a server asked for, kept on a `503`
+/// the retries gave up on": a maintenance window longer than the retry
+/// budget is one request and an error that says when to come back.
+#[tokio::test]
+async fn a_503_asking_for_longer_than_the_budget_keeps_its_retry_after() {
+    let (outcome, logins) = login_through(Fault::Unavailable {
+        retry_after: Duration::from_secs(120),
+    })
+    .await;
+    let error = outcome.expect_err("a 503 for two minutes");
+    assert_eq!(error.status(), Some(503), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(120)));
+    assert!(error.is_transient());
+    assert_eq!(logins, 1);
 }
 
 #[tokio::test]

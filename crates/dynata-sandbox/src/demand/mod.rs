@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -39,7 +39,7 @@ use self::envelope::{Answer, ApiError};
 use crate::operation::Operation;
 use crate::origin;
 use crate::reply;
-use crate::routes::{body_limit, intercept};
+use crate::routes::{body_limit, intercept_after_work};
 use crate::server::ConnHandle;
 use crate::state::Shared;
 
@@ -154,8 +154,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
     router
 }
 
-/// Counts the request and plays any fault, checks the bearer token, then
-/// runs the handler on the locked store.
+/// Counts the request and plays any fault, then does the work (see
+/// [`work`]); a `MalformedBody` fault cuts the work's answer short.
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     operation: Operation,
@@ -167,9 +167,42 @@ async fn serve(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = intercept(shared, operation, conn).await {
-        return response;
+    let cut_short = match intercept_after_work(shared, operation, conn).await {
+        Ok(cut_short) => cut_short,
+        Err(response) => return response,
+    };
+    let answer = work(operation, handler, shared, path, query, headers, body);
+    if cut_short {
+        truncated(answer).await
+    } else {
+        answer
     }
+}
+
+/// `Fault::MalformedBody` on the Demand API: the request was carried out,
+/// and its own answer (status, headers) arrives cut off halfway, as when a
+/// proxy drops the end of Dynata's answer. Half of a JSON envelope is never
+/// valid JSON, and half of a PDF lacks its `%%EOF`.
+async fn truncated(answer: Response) -> Response {
+    let (mut parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
+}
+
+/// Checks the bearer token, then runs the handler on the locked store.
+#[allow(clippy::too_many_arguments)]
+fn work(
+    operation: Operation,
+    handler: Handler,
+    shared: &Shared,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(username) = authenticated_user(shared, headers) else {
         return unauthorized();
     };
