@@ -44,14 +44,15 @@ impl Client {
     ///   has said a line item is being computed, or with [`Error::Timeout`]
     ///   if no poll was answered at all (a request in flight all along); no
     ///   request is sent after that, and one in flight is abandoned.
-    /// - Any other error of a poll ends it with that error (a poll is a
-    ///   `GET`: transient failures are retried first, under the client's
-    ///   retry policy, but never with a wait that would end past `timeout`:
-    ///   a `503` then ends the wait as the `503` it is, not as a timeout).
-    ///   A transient failure whose `Retry-After` is longer than those
-    ///   retries may wait (a `429` asking for 40 s) is the pause before the
-    ///   next poll instead (never shorter than the usual pause), if it
-    ///   ends before `timeout`.
+    /// - A poll is a `GET`: transient failures are retried first, under the
+    ///   client's retry policy, but never with a wait that would end past
+    ///   `timeout`. One that outlasts those retries (a few seconds of
+    ///   `503`s; a `429` asking for 40 s) is a pause before the next poll:
+    ///   the usual pause, or the `Retry-After` if longer, when it ends
+    ///   before `timeout` (and before the last poll's time); otherwise it
+    ///   ends the wait as the error it is (Dynata down for the whole wait
+    ///   is its `503`, not a timeout). Any other error of a poll ends the
+    ///   wait with that error.
     ///
     /// Dropping the future stops the polling; nothing keeps running.
     pub async fn wait_for_feasibility(
@@ -89,19 +90,22 @@ impl Client {
             .await;
             let items = match answered {
                 Some(Ok(items)) => items,
-                // Dynata asked to be asked again later (a `429` or `503`
-                // with `Retry-After`, longer than the poll's retries could
-                // wait): that is the pause before the next poll, if it ends
-                // in time, not the end of the wait.
+                // A transient failure the poll's retries did not outlast
+                // (a few seconds of `503`s; a `429` or `503` whose
+                // `Retry-After` is longer than they could wait) is a pause
+                // before the next poll, if it ends in time, not the end of
+                // the wait: the quote is still being computed meanwhile.
                 Some(Err(error)) => {
                     let now = clock.now();
                     // Never sooner than the usual pause: a `Retry-After: 0`
                     // (or one the poll's retries could already honour) must
                     // not turn the wait into a loop of requests.
-                    let asked = error
-                        .retry_after()
-                        .filter(|_| error.is_transient())
-                        .map(|wait| wait.max(pause_after(poll)));
+                    let asked = error.is_transient().then(|| {
+                        error
+                            .retry_after()
+                            .unwrap_or_default()
+                            .max(pause_after(poll))
+                    });
                     match asked.map(|wait| saturating_add(now, wait)) {
                         Some(wake) if !last_poll && wake < deadline => {
                             last_poll = wake >= last_poll_at;

@@ -2228,14 +2228,31 @@ async fn a_rate_limited_poll_pauses_the_feasibility_wait_instead_of_ending_it() 
         1,
     )
     .await;
+    let outcome = wait_five_minutes_driving_the_clock(&harness).await;
+    assert_eq!(
+        (
+            processing.calls_async().await,
+            limited.calls_async().await,
+            ready.calls_async().await
+        ),
+        (1, 1, 1),
+        "{outcome:?}"
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+/// `wait_for_feasibility("p1")` for five minutes, the client's clock moved
+/// to the earliest wake-up whenever the wait sleeps (its own deadline
+/// aside).
+async fn wait_five_minutes_driving_the_clock(
+    harness: &Harness,
+) -> Result<Vec<types::FeasibilityItem>, Error> {
     let client = harness.client.clone();
     let wait = tokio::spawn(async move {
         client
             .wait_for_feasibility("p1", Duration::from_secs(300))
             .await
     });
-    // Drive the clock: whenever the wait sleeps, move to its earliest
-    // wake-up (its own deadline at 300 s aside).
     let start = dynata_sdk::clock::Clock::now(&harness.clock);
     let deadline = start + Duration::from_secs(300);
     loop {
@@ -2262,14 +2279,55 @@ async fn a_rate_limited_poll_pauses_the_feasibility_wait_instead_of_ending_it() 
             .expect("a sleeper");
         advance(&harness.clock, next.saturating_duration_since(now)).await;
     }
-    let outcome = wait.await.expect("task");
+    wait.await.expect("task")
+}
+
+/// A few seconds of `503`s without `Retry-After` (a deploy, a gateway
+/// restarting), outlasting one poll's retries (about 3.75 s with the
+/// default policy), ended a five-minute feasibility wait with the `503`,
+/// though it had minutes left and the next poll would have found the quote
+/// ready (found by a walkthrough). The usual pause comes first, then the
+/// next poll.
+#[tokio::test]
+async fn a_few_seconds_of_503s_pause_the_feasibility_wait_instead_of_ending_it() {
+    let harness = Harness::new().await;
+    harness.logged_in().await;
+    let processing = answer_n_times(
+        &harness,
+        FEASIBILITY,
+        200,
+        one_line_item_feasibility("PROCESSING"),
+        None,
+        1,
+    )
+    .await;
+    let attempts = RetryPolicy::default().max_attempts as usize;
+    let down = answer_n_times(
+        &harness,
+        FEASIBILITY,
+        503,
+        "<html><title>503 Service Unavailable</title></html>".to_string(),
+        None,
+        attempts,
+    )
+    .await;
+    let ready = answer_n_times(
+        &harness,
+        FEASIBILITY,
+        200,
+        one_line_item_feasibility("READY"),
+        None,
+        1,
+    )
+    .await;
+    let outcome = wait_five_minutes_driving_the_clock(&harness).await;
     assert_eq!(
         (
             processing.calls_async().await,
-            limited.calls_async().await,
+            down.calls_async().await,
             ready.calls_async().await
         ),
-        (1, 1, 1),
+        (1, attempts, 1),
         "{outcome:?}"
     );
     assert!(outcome.is_ok(), "{outcome:?}");
