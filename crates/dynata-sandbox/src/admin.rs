@@ -41,8 +41,8 @@ struct InjectRequest {
 
 /// A [`Fault`] as JSON: `{"status": 503}`, `{"rateLimited": {"retryAfterMs":
 /// 2000}}`, `{"unavailable": {"retryAfterMs": 2000}}`, `"htmlBadGateway"`,
-/// `{"delay": {"ms": 250}}`, `"resetConnection"`, `"malformedBody"` or
-/// `"invalidGrant"`.
+/// `{"delay": {"ms": 250}}`, `"resetConnection"`, `"malformedBody"`,
+/// `"answerLost"` or `"invalidGrant"`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 enum FaultSpec {
@@ -61,6 +61,7 @@ enum FaultSpec {
     },
     ResetConnection,
     MalformedBody,
+    AnswerLost,
     InvalidGrant,
 }
 
@@ -78,6 +79,7 @@ impl FaultSpec {
             FaultSpec::Delay { ms } => Fault::Delay(Duration::from_millis(ms)),
             FaultSpec::ResetConnection => Fault::ResetConnection,
             FaultSpec::MalformedBody => Fault::MalformedBody,
+            FaultSpec::AnswerLost => Fault::AnswerLost,
             FaultSpec::InvalidGrant => Fault::InvalidGrant,
         }
     }

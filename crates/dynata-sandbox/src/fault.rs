@@ -56,6 +56,13 @@ pub enum Fault {
     /// drops the end of Dynata's answer: a client cannot tell whether a
     /// `POST` took effect from the answer, and must look it up.
     MalformedBody,
+    /// Carry the request out, then close the connection with a reset before
+    /// any answer: the request took effect (a project created, a refresh
+    /// token spent, a session revoked) and the client sees a connection
+    /// error, as when a proxy or the network drops Dynata's answer. A
+    /// client cannot tell from that error whether a `POST` took effect; a
+    /// refresh whose answer was lost spent its refresh token.
+    AnswerLost,
     /// Answer as the identity server (Keycloak) does when it no longer
     /// honours a session: `400`
     /// `{"error": "invalid_grant", "errorDescription": "..."}`
@@ -70,6 +77,17 @@ pub enum Fault {
 pub(crate) enum Action {
     Respond(Response),
     Delay(Duration),
+    Reset,
+    /// Do the work, then this to its answer.
+    AfterWork(AfterWork),
+}
+
+/// What a fault does to the answer of work it let happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterWork {
+    /// Half of the answer's body, with its status and headers.
+    CutShort,
+    /// No answer: the connection is reset.
     Reset,
 }
 
@@ -99,8 +117,9 @@ impl Fault {
             ),
             Fault::Delay(duration) => Action::Delay(duration),
             Fault::ResetConnection => Action::Reset,
-            // The auth API's; the Demand API cuts its own answer short
-            // after doing the work (`routes::intercept_after_work`).
+            // The Demand API cuts its own answer short; the auth API's is a
+            // token pair cut short, the request not acted on.
+            Fault::MalformedBody if !operation.is_auth() => Action::AfterWork(AfterWork::CutShort),
             Fault::MalformedBody => {
                 let media_type = match operation {
                     Operation::Logout => reply::JSON_MEDIA_TYPE,
@@ -115,6 +134,7 @@ impl Fault {
                         .into_response(),
                 )
             }
+            Fault::AnswerLost => Action::AfterWork(AfterWork::Reset),
             Fault::InvalidGrant => Action::Respond(reply::auth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",

@@ -149,6 +149,12 @@ impl Operation {
         // ALL lists the variants in declaration order.
         self as usize
     }
+
+    /// Whether the operation is one of the auth API's, answered by the
+    /// identity server rather than behind the gateway.
+    pub(crate) fn is_auth(self) -> bool {
+        self.route().1.starts_with("/auth/")
+    }
 }
 
 impl fmt::Display for Operation {

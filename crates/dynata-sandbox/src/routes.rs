@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::admin;
 use crate::demand;
-use crate::fault::{Action, Fault};
+use crate::fault::{Action, AfterWork};
 use crate::operation::Operation;
 use crate::reply;
 use crate::server::ConnHandle;
@@ -118,19 +118,23 @@ async fn login(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: PasswordLogin = match admit(&shared, Operation::Login, &conn, body).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    if shared.password_of(&request.username) != Some(request.password.as_str()) {
-        return reply::auth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_grant",
-            "Invalid user credentials",
-        );
-    }
-    let pair = shared.tokens().login(&request.username);
-    token_pair(&pair)
+    serve_auth(
+        &shared,
+        Operation::Login,
+        &conn,
+        body,
+        |request: PasswordLogin| {
+            if shared.password_of(&request.username) != Some(request.password.as_str()) {
+                return reply::auth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_grant",
+                    "Invalid user credentials",
+                );
+            }
+            token_pair(&shared.tokens().login(&request.username))
+        },
+    )
+    .await
 }
 
 async fn refresh(
@@ -138,19 +142,21 @@ async fn refresh(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: RefreshRequest = match admit(&shared, Operation::Refresh, &conn, body).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let pair = shared.tokens().refresh(&request.refresh_token);
-    match pair {
-        Ok(pair) => token_pair(&pair),
-        Err(refused) => reply::auth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            refused.description(),
-        ),
-    }
+    serve_auth(
+        &shared,
+        Operation::Refresh,
+        &conn,
+        body,
+        |request: RefreshRequest| match shared.tokens().refresh(&request.refresh_token) {
+            Ok(pair) => token_pair(&pair),
+            Err(refused) => reply::auth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                refused.description(),
+            ),
+        },
+    )
+    .await
 }
 
 async fn logout(
@@ -158,14 +164,19 @@ async fn logout(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: LogoutRequest = match admit(&shared, Operation::Logout, &conn, body).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    shared
-        .tokens()
-        .logout(&request.access_token, &request.refresh_token);
-    StatusCode::NO_CONTENT.into_response()
+    serve_auth(
+        &shared,
+        Operation::Logout,
+        &conn,
+        body,
+        |request: LogoutRequest| {
+            shared
+                .tokens()
+                .logout(&request.access_token, &request.refresh_token);
+            StatusCode::NO_CONTENT.into_response()
+        },
+    )
+    .await
 }
 
 async fn exchange_code(
@@ -173,18 +184,22 @@ async fn exchange_code(
     Extension(conn): Extension<ConnHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: CodeExchange = match admit(&shared, Operation::ExchangeCode, &conn, body).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let user = shared.users.first().map(|(name, _)| name.as_str());
-    match user {
-        Some(user) if request.code == SANDBOX_CODE => {
-            let pair = shared.tokens().login(user);
-            token_pair(&pair)
-        }
-        _ => reply::auth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid"),
-    }
+    serve_auth(
+        &shared,
+        Operation::ExchangeCode,
+        &conn,
+        body,
+        |request: CodeExchange| {
+            let user = shared.users.first().map(|(name, _)| name.as_str());
+            match user {
+                Some(user) if request.code == SANDBOX_CODE => {
+                    token_pair(&shared.tokens().login(user))
+                }
+                _ => reply::auth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Code not valid"),
+            }
+        },
+    )
+    .await
 }
 
 /// The body of an auth operation: every one names the client it is for.
@@ -203,70 +218,83 @@ macro_rules! auth_request {
 }
 auth_request!(PasswordLogin, RefreshRequest, LogoutRequest, CodeExchange);
 
-/// What every auth operation does before its real work: count the request
-/// and play any injected fault, read the JSON body, check the client id.
-/// `Err` is the response to send instead.
-async fn admit<T: AuthRequest>(
+/// Every auth operation: count the request and play any injected fault,
+/// read the JSON body, check the client id, then do the `work`; the fault
+/// may yet act on its answer (see [`after_work`]).
+async fn serve_auth<T: AuthRequest>(
     shared: &Shared,
     operation: Operation,
     conn: &ConnHandle,
     body: Result<Bytes, BytesRejection>,
-) -> Result<T, Response> {
-    if let Some(response) = intercept(shared, operation, conn).await {
-        return Err(response);
-    }
-    let request: T = parse(body).map_err(IntoResponse::into_response)?;
+    work: impl FnOnce(T) -> Response,
+) -> Response {
+    let after = match intercept(shared, operation, conn).await {
+        Ok(after) => after,
+        Err(response) => return response,
+    };
+    let request: T = match parse(body) {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
     if request.client_id() != CLIENT_ID {
-        return Err(reply::invalid_client());
+        return reply::invalid_client();
     }
-    Ok(request)
+    after_work(after, work(request), conn).await
 }
 
 /// Counts the request, then plays the fault at the head of the operation's
-/// queue. `Some` is the response to send instead of doing the real work.
+/// queue. `Err` is the response to send instead of doing the work; `Ok`
+/// says what to do to the work's answer, if anything (see [`after_work`]).
 pub(crate) async fn intercept(
     shared: &Shared,
     operation: Operation,
     conn: &ConnHandle,
-) -> Option<Response> {
-    shared.bump(operation);
-    let fault = shared.faults().pop(operation)?;
-    play(fault, operation, conn).await
-}
-
-/// As [`intercept`], for the Demand API, where a [`Fault::MalformedBody`]
-/// is not played in place of the work but after it: `Ok(true)` says to do
-/// the work and cut its answer short (see `demand::serve`). `Err` is the
-/// response to send instead of doing the work.
-pub(crate) async fn intercept_after_work(
-    shared: &Shared,
-    operation: Operation,
-    conn: &ConnHandle,
-) -> Result<bool, Response> {
+) -> Result<Option<AfterWork>, Response> {
     shared.bump(operation);
     let Some(fault) = shared.faults().pop(operation) else {
-        return Ok(false);
+        return Ok(None);
     };
-    if fault == Fault::MalformedBody {
-        return Ok(true);
-    }
-    play(fault, operation, conn).await.map_or(Ok(false), Err)
-}
-
-/// Plays `fault`: `Some` is the response to send instead of the work.
-async fn play(fault: Fault, operation: Operation, conn: &ConnHandle) -> Option<Response> {
     match fault.action(operation) {
-        Action::Respond(response) => Some(response),
+        Action::Respond(response) => Err(response),
         Action::Delay(duration) => {
             tokio::time::sleep(duration).await;
-            None
+            Ok(None)
         }
-        Action::Reset => {
-            conn.reset();
-            // The connection task drops this future when it resets the socket.
-            std::future::pending().await
-        }
+        Action::Reset => reset(conn).await,
+        Action::AfterWork(after) => Ok(Some(after)),
     }
+}
+
+/// The work's `answer`, as the fault [`intercept`] played leaves it.
+pub(crate) async fn after_work(
+    after: Option<AfterWork>,
+    answer: Response,
+    conn: &ConnHandle,
+) -> Response {
+    match after {
+        None => answer,
+        Some(AfterWork::CutShort) => cut_short(answer).await,
+        Some(AfterWork::Reset) => reset(conn).await,
+    }
+}
+
+/// Resets the connection: no answer ever.
+async fn reset<T>(conn: &ConnHandle) -> T {
+    conn.reset();
+    // The connection task drops this future when it resets the socket.
+    std::future::pending().await
+}
+
+/// `answer` cut off halfway, with its status and headers, as when a proxy
+/// drops the end of Dynata's answer. Half of a JSON envelope is never
+/// valid JSON, and half of a PDF lacks its `%%EOF`.
+async fn cut_short(answer: Response) -> Response {
+    let (mut parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
 }
 
 /// Reads a JSON request body; anything else is the identity server's 400

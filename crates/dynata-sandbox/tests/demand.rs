@@ -1281,6 +1281,25 @@ async fn a_malformed_body_fault_on_a_creation_is_a_lost_answer_to_a_done_request
     assert_eq!(again.error_codes(), ["DUPLICATE_EXT_PROJECT_ID"]);
 }
 
+/// `AnswerLost` on a creation: the project is made, and the client sees
+/// only a connection error, so it must look the project up before sending
+/// the creation again (a `DUPLICATE_EXT_PROJECT_ID` otherwise).
+#[tokio::test]
+async fn an_answer_lost_creation_made_its_project() {
+    let sandbox = sandbox(Duration::ZERO).await;
+    let api = Api::login(&sandbox, "alice").await;
+    sandbox.inject(Operation::CreateProject, Fault::AnswerLost, 1);
+    let lost = api
+        .http
+        .post(format!("{}/projects", api.base))
+        .bearer_auth(&api.token)
+        .json(&project("p-1"))
+        .send()
+        .await;
+    assert!(lost.is_err(), "an answer arrived: {lost:?}");
+    api.get("/projects/p-1").await.expect(StatusCode::OK);
+}
+
 /// The truncated answer is the operation's own, cut short: a list's
 /// truncated body is the start of the list's envelope, not `users/info`'s.
 #[tokio::test]

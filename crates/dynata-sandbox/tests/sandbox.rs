@@ -1459,3 +1459,48 @@ async fn rate_limiting_with_the_longest_retry_after_still_answers_429() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_ne!(response.headers()["retry-after"], "0");
 }
+
+/// `AnswerLost` carries the request out, then resets the connection: the
+/// refresh token sent is spent though its new pair never arrived, so the
+/// client's next refresh with it is refused, as Dynata refuses a spent one.
+#[tokio::test]
+async fn an_answer_lost_refresh_spent_its_refresh_token() {
+    let sandbox = alice().await;
+    let (_, refresh_token) = login(&sandbox).await;
+    sandbox.inject(Operation::Refresh, Fault::AnswerLost, 1);
+    let error = client()
+        .post(format!("{}/auth/v1/token/refresh", sandbox.base_url()))
+        .json(&json!({"clientId": "api", "refreshToken": refresh_token}))
+        .send()
+        .await
+        .expect_err("an answer lost must not arrive");
+    assert!(error.is_request() || error.is_connect(), "{error:?}");
+    let again = refresh(&sandbox, &refresh_token).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+/// Over the admin API, `"answerLost"` is [`Fault::AnswerLost`]: the
+/// refresh is carried out (its refresh token spent) and its answer never
+/// arrives.
+#[tokio::test]
+async fn answer_lost_is_injected_over_the_admin_api() {
+    let sandbox = alice().await;
+    let (_, refresh_token) = login(&sandbox).await;
+    let injected = post(
+        &sandbox,
+        "/__sandbox/faults",
+        json!({"operation": "refresh", "fault": "answerLost"}),
+    )
+    .await;
+    assert_eq!(injected.status(), StatusCode::OK);
+    let lost = client()
+        .post(format!("{}/auth/v1/token/refresh", sandbox.base_url()))
+        .json(&json!({"clientId": "api", "refreshToken": refresh_token}))
+        .send()
+        .await;
+    assert!(lost.is_err(), "{lost:?}");
+    let again = refresh(&sandbox, &refresh_token).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+}

@@ -129,3 +129,31 @@ async fn authenticated_calls_survive_faults_and_a_revoked_session() {
         (1, 2)
     );
 }
+
+/// A refresh whose answer was lost after Dynata spent its refresh token
+/// (`AnswerLost`): the SDK cannot have the new pair, and the refresh token
+/// it holds is dead. The renewal must still end with a working token (a
+/// login with the password), not a dead end of refused refreshes.
+#[tokio::test]
+async fn a_refresh_whose_answer_was_lost_ends_in_a_login() {
+    let sandbox = sandbox().await;
+    let clock = ManualClock::new();
+    let client = client_on(&sandbox, &clock);
+    let first = client.access_token().await.expect("logged in");
+    assert!(client.invalidate(&first));
+    sandbox.inject(Operation::Refresh, Fault::AnswerLost, 1);
+    let task = {
+        let client = client.clone();
+        tokio::spawn(async move { client.users_info().await })
+    };
+    let info = drive(&clock, task).await;
+    assert!(info.is_ok(), "{info:?}");
+    assert_eq!(
+        (
+            sandbox.count(Operation::Refresh),
+            sandbox.count(Operation::Login)
+        ),
+        (2, 2),
+        "a lost refresh, the spent token refused once, then a login"
+    );
+}

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -39,7 +39,7 @@ use self::envelope::{Answer, ApiError};
 use crate::operation::Operation;
 use crate::origin;
 use crate::reply;
-use crate::routes::{body_limit, intercept_after_work};
+use crate::routes::{after_work, body_limit, intercept};
 use crate::server::ConnHandle;
 use crate::state::Shared;
 
@@ -155,7 +155,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
 }
 
 /// Counts the request and plays any fault, then does the work (see
-/// [`work`]); a `MalformedBody` fault cuts the work's answer short.
+/// [`work`]); the fault may yet act on its answer (`MalformedBody` cuts it
+/// short, `AnswerLost` drops it).
 #[allow(clippy::too_many_arguments)]
 async fn serve(
     operation: Operation,
@@ -167,29 +168,12 @@ async fn serve(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let cut_short = match intercept_after_work(shared, operation, conn).await {
-        Ok(cut_short) => cut_short,
+    let after = match intercept(shared, operation, conn).await {
+        Ok(after) => after,
         Err(response) => return response,
     };
     let answer = work(operation, handler, shared, path, query, headers, body);
-    if cut_short {
-        truncated(answer).await
-    } else {
-        answer
-    }
-}
-
-/// `Fault::MalformedBody` on the Demand API: the request was carried out,
-/// and its own answer (status, headers) arrives cut off halfway, as when a
-/// proxy drops the end of Dynata's answer. Half of a JSON envelope is never
-/// valid JSON, and half of a PDF lacks its `%%EOF`.
-async fn truncated(answer: Response) -> Response {
-    let (mut parts, body) = answer.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(bytes.slice(..bytes.len() / 2)))
+    after_work(after, answer, conn).await
 }
 
 /// Checks the bearer token, then runs the handler on the locked store.
