@@ -2194,6 +2194,29 @@ fn one_line_item_feasibility(status: &str) -> String {
 /// next poll (which would have found the quote ready; found by review).
 #[tokio::test]
 async fn a_rate_limited_poll_pauses_the_feasibility_wait_instead_of_ending_it() {
+    let slow_down = json!({
+        "data": null,
+        "status": {"message": "fail", "errors": [{"code": "429", "message": "Too many requests"}]},
+    })
+    .to_string();
+    let (calls, outcome) =
+        feasibility_wait_through(429, slow_down, Some(("retry-after", "40")), 1).await;
+    assert_eq!(calls, (1, 1, 1), "{outcome:?}");
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+/// A five-minute feasibility wait whose poll after the first (`PROCESSING`)
+/// is answered `status` with `body` (and `extra`) `times` times, then
+/// `READY`: how many polls each got, and the outcome.
+async fn feasibility_wait_through(
+    status: u16,
+    body: String,
+    extra: Option<(&'static str, &'static str)>,
+    times: usize,
+) -> (
+    (usize, usize, usize),
+    Result<Vec<types::FeasibilityItem>, Error>,
+) {
     let harness = Harness::new().await;
     harness.logged_in().await;
     let processing = answer_n_times(
@@ -2205,20 +2228,7 @@ async fn a_rate_limited_poll_pauses_the_feasibility_wait_instead_of_ending_it() 
         1,
     )
     .await;
-    let slow_down = json!({
-        "data": null,
-        "status": {"message": "fail", "errors": [{"code": "429", "message": "Too many requests"}]},
-    })
-    .to_string();
-    let limited = answer_n_times(
-        &harness,
-        FEASIBILITY,
-        429,
-        slow_down,
-        Some(("retry-after", "40")),
-        1,
-    )
-    .await;
+    let failing = answer_n_times(&harness, FEASIBILITY, status, body, extra, times).await;
     let ready = answer_n_times(
         &harness,
         FEASIBILITY,
@@ -2229,16 +2239,12 @@ async fn a_rate_limited_poll_pauses_the_feasibility_wait_instead_of_ending_it() 
     )
     .await;
     let outcome = wait_five_minutes_driving_the_clock(&harness).await;
-    assert_eq!(
-        (
-            processing.calls_async().await,
-            limited.calls_async().await,
-            ready.calls_async().await
-        ),
-        (1, 1, 1),
-        "{outcome:?}"
+    let calls = (
+        processing.calls_async().await,
+        failing.calls_async().await,
+        ready.calls_async().await,
     );
-    assert!(outcome.is_ok(), "{outcome:?}");
+    (calls, outcome)
 }
 
 /// `wait_for_feasibility("p1")` for five minutes, the client's clock moved
@@ -2290,46 +2296,10 @@ async fn wait_five_minutes_driving_the_clock(
 /// next poll.
 #[tokio::test]
 async fn a_few_seconds_of_503s_pause_the_feasibility_wait_instead_of_ending_it() {
-    let harness = Harness::new().await;
-    harness.logged_in().await;
-    let processing = answer_n_times(
-        &harness,
-        FEASIBILITY,
-        200,
-        one_line_item_feasibility("PROCESSING"),
-        None,
-        1,
-    )
-    .await;
     let attempts = RetryPolicy::default().max_attempts as usize;
-    let down = answer_n_times(
-        &harness,
-        FEASIBILITY,
-        503,
-        "<html><title>503 Service Unavailable</title></html>".to_string(),
-        None,
-        attempts,
-    )
-    .await;
-    let ready = answer_n_times(
-        &harness,
-        FEASIBILITY,
-        200,
-        one_line_item_feasibility("READY"),
-        None,
-        1,
-    )
-    .await;
-    let outcome = wait_five_minutes_driving_the_clock(&harness).await;
-    assert_eq!(
-        (
-            processing.calls_async().await,
-            down.calls_async().await,
-            ready.calls_async().await
-        ),
-        (1, attempts, 1),
-        "{outcome:?}"
-    );
+    let page = "<html><title>503 Service Unavailable</title></html>".to_string();
+    let (calls, outcome) = feasibility_wait_through(503, page, None, attempts).await;
+    assert_eq!(calls, (1, attempts, 1), "{outcome:?}");
     assert!(outcome.is_ok(), "{outcome:?}");
 }
 
