@@ -52,7 +52,8 @@ impl EncryptionKey {
     /// A key from 32 bytes. Generate them with a CSPRNG (for example
     /// `openssl rand -hex 32`) and keep them with your other secrets.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        let mut input = b"dynata-sdk token store key id\0".to_vec();
+        // Holds the key: zeroed like it, not left in freed memory.
+        let mut input = Zeroizing::new(b"dynata-sdk token store key id\0".to_vec());
         input.extend_from_slice(&bytes);
         let hash = digest(&SHA256, &input);
         let mut id = [0; KEY_ID_LEN];

@@ -127,6 +127,8 @@ impl TokenStore for FileStore {
             let Some(record) = read_private(&path)? else {
                 return Ok(None);
             };
+            // A plain record holds the tokens, as the one `save` wrote.
+            let record = zeroize::Zeroizing::new(record);
             inner.codec.decode(&key, &record).map(Some)
         })
     }
