@@ -202,8 +202,12 @@ impl Client {
         }
         // The HTTP client sends a `Host` header the caller set as it is, and
         // a gateway that routes by it would hand the token to that site.
-        if let Some(host) = request.headers().get(HOST)
-            && !names_host_of(host, request.url())
+        // Every one: `RequestBuilder::header` appends, and all are sent.
+        if request
+            .headers()
+            .get_all(HOST)
+            .iter()
+            .any(|host| !names_host_of(host, request.url()))
         {
             return Err(Error::invalid_request(format!(
                 "refusing to send the access token with a Host header naming another site than {}",

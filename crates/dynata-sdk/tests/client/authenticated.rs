@@ -871,6 +871,34 @@ async fn a_host_header_naming_another_site_is_refused() {
     assert_eq!(own.calls_async().await, 1);
 }
 
+/// `RequestBuilder::header` appends: a second `Host` after one naming the
+/// URL's own host is sent too, and a gateway that routes by the last one
+/// would hand the token to that site. Every `Host` is checked, not the
+/// first alone.
+#[tokio::test]
+async fn a_second_host_header_naming_another_site_is_refused() {
+    let harness = Harness::new().await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let projects = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(GET).path(PROJECTS);
+            then.status(200).body("[]");
+        })
+        .await;
+    let request = harness
+        .client
+        .request(reqwest::Method::GET, PROJECTS)
+        .header(reqwest::header::HOST, harness.server.address().to_string())
+        .header(reqwest::header::HOST, "attacker.example");
+    let sent = harness.client.send(request).await;
+    assert!(
+        matches!(sent, Err(Error::InvalidRequest { .. })),
+        "{sent:?}"
+    );
+    assert_eq!(projects.calls_async().await, 0, "the token was sent");
+}
+
 /// A middleware of the user's own below `AuthMiddleware` (a circuit
 /// breaker, a policy check) refuses the request with an error of its own:
 /// it comes back as it came, downcastable, and the request is not sent down
