@@ -64,7 +64,7 @@ where
             Err(error) => {
                 let failure = classify(operation, error).await;
                 Err(Failure {
-                    error: without_secrets(failure.error, secrets),
+                    error: failure.error.without_secrets(secrets),
                     ..failure
                 })
             }
@@ -79,46 +79,6 @@ where
         );
     }
     sent
-}
-
-/// `error`, with any text that contains one of `secrets` withheld: its
-/// messages, and its request id (a password of letters, digits and `-`
-/// looks like any id, and a gateway may echo it there).
-fn without_secrets(error: Error, secrets: &[&Secret]) -> Error {
-    let leaks = |text: &str| {
-        secrets
-            .iter()
-            .map(|s| s.expose_secret())
-            .any(|secret| !secret.is_empty() && text.contains(secret))
-    };
-    let scrub = |text: Option<String>| text.filter(|t| !leaks(t));
-    match error.without_request_id_if(leaks) {
-        Error::CredentialsRejected {
-            status,
-            error,
-            description,
-            request_id,
-            refreshing,
-        } => Error::CredentialsRejected {
-            status,
-            error: scrub(error),
-            description: scrub(description),
-            request_id,
-            refreshing,
-        },
-        Error::Api {
-            status,
-            summary,
-            request_id,
-            retry_after,
-        } if leaks(&summary) => Error::Api {
-            status,
-            summary: "(withheld: it quotes what the request sent)".into(),
-            request_id,
-            retry_after,
-        },
-        other => other,
-    }
 }
 
 async fn classify<T>(

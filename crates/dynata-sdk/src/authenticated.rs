@@ -143,7 +143,7 @@ impl Client {
                     .access_token()
                     .await
                     .map_err(|error| Failure::fatal(error.before_sending()))?;
-                match attempt(token.clone()).await {
+                match without_token(attempt(token.clone()).await, &token) {
                     Err(failure) if failure.unauthorized != TokenRefused::No => {
                         if !self.invalidate(&token) {
                             self.adopt_after_refusal(&token).await;
@@ -166,7 +166,7 @@ impl Client {
                             return Err(failure);
                         }
                         tracing::info!("401 from Dynata; sending once more with a new token");
-                        let replay = attempt(renewed.clone()).await;
+                        let replay = without_token(attempt(renewed.clone()).await, &renewed);
                         // Refused too (a session adopted from the token
                         // store that Dynata revoked with the first): not
                         // sent again for this call; the next call takes
@@ -230,6 +230,16 @@ impl Client {
         request.headers_mut().insert(AUTHORIZATION, value);
         Ok(())
     }
+}
+
+/// An attempt's outcome, its error quoting nothing of the `token` it sent:
+/// a gateway may echo the token back (in `x-request-id`, in a message), and
+/// one that is not a JWT (the sandbox's, a UUID) looks like any id.
+fn without_token<T>(outcome: Result<T, Failure<T>>, token: &AccessToken) -> Result<T, Failure<T>> {
+    outcome.map_err(|failure| Failure {
+        error: failure.error.without_secrets(&[token.secret_value()]),
+        ..failure
+    })
 }
 
 /// Whether a `Host` header names the host of `url`, with or without its

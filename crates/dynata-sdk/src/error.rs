@@ -535,6 +535,91 @@ impl Error {
         self
     }
 
+    /// The error with every text a server sent that contains one of
+    /// `secrets` (what the request carried: a password, a token) withheld:
+    /// its messages, Dynata's `errors[]`, and its request id. The secret is
+    /// known exactly, so an echo of it is caught whatever its shape, where
+    /// [`server_text`] and [`server_id`] catch only what looks like one (a
+    /// password of letters, digits and `-`, or an access token that is not
+    /// a JWT, looks like any id).
+    pub(crate) fn without_secrets(self, secrets: &[&dynata_auth_api::Secret]) -> Self {
+        let leaks = |text: &str| {
+            secrets
+                .iter()
+                .map(|s| s.expose_secret())
+                .any(|secret| !secret.is_empty() && text.contains(secret))
+        };
+        let scrub = |text: Option<String>| text.filter(|t| !leaks(t));
+        let scrub_details = |errors: Vec<crate::ApiErrorDetail>| {
+            errors
+                .into_iter()
+                .map(|detail| crate::ApiErrorDetail {
+                    code: scrub(detail.code),
+                    message: scrub(detail.message),
+                    resource: scrub(detail.resource),
+                })
+                .collect()
+        };
+        match self.without_request_id_if(leaks) {
+            Error::CredentialsRejected {
+                status,
+                error,
+                description,
+                request_id,
+                refreshing,
+            } => Error::CredentialsRejected {
+                status,
+                error: scrub(error),
+                description: scrub(description),
+                request_id,
+                refreshing,
+            },
+            Error::Api {
+                status,
+                summary,
+                request_id,
+                retry_after,
+            } if leaks(&summary) => Error::Api {
+                status,
+                summary: "(withheld: it quotes what the request sent)".into(),
+                request_id,
+                retry_after,
+            },
+            Error::Rejected {
+                status,
+                errors,
+                request_id,
+                retry_after,
+            } => Error::Rejected {
+                status,
+                errors: scrub_details(errors),
+                request_id,
+                retry_after,
+            },
+            Error::RateLimited {
+                retry_after,
+                request_id,
+                errors,
+            } => Error::RateLimited {
+                retry_after,
+                request_id,
+                errors: scrub_details(errors),
+            },
+            Error::Timeout {
+                status,
+                request_id,
+                errors,
+                retry_after,
+            } => Error::Timeout {
+                status,
+                request_id,
+                errors: scrub_details(errors),
+                retry_after,
+            },
+            other => other,
+        }
+    }
+
     /// The error of a renewal a call needed, as that call's: an error that
     /// could pass for the call's own answer (a status, a timeout, no
     /// connection) is [`Error::NotSent`], so that a caller knows its

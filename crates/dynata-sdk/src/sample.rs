@@ -31,9 +31,19 @@ impl Client {
     /// a list (a sequence, or a newtype around one), and otherwise read as
     /// `serde_json` reads `null`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, Error> {
-        // The body is read inside the retry engine: a connection that drops
-        // (or times out) mid-body is retried like one that never answered.
-        self.send_then(self.request(Method::GET, path), |answered| async {
+        self.send_enveloped(self.request(Method::GET, path)).await
+    }
+
+    /// [`Client::send`], the answer decoded as [`Client::get`] decodes it.
+    /// The body is read inside the retry engine: a connection that drops
+    /// (or times out) mid-body is retried like one that never answered,
+    /// and an error read from it quotes nothing of the token the request
+    /// was sent with.
+    pub(crate) async fn send_enveloped<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Page<T>, Error> {
+        self.send_then(request, |answered| async {
             let response = match answered {
                 Ok(response) => response,
                 Err(failure) => {
@@ -224,9 +234,7 @@ struct Meta {
     total: Option<serde_json::Value>,
 }
 
-pub(crate) async fn decode_envelope<T: DeserializeOwned>(
-    response: Response,
-) -> Result<Page<T>, Error> {
+async fn decode_envelope<T: DeserializeOwned>(response: Response) -> Result<Page<T>, Error> {
     let status = response.status().as_u16();
     let request_id = request_id(response.headers());
     let retry_after = retry_after(response.headers());

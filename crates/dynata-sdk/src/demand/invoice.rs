@@ -51,55 +51,62 @@ impl Client {
         F: Fn(dynata_sample_api::Client) -> Fut,
         Fut: Future<Output = SampleResult<ByteStream>>,
     {
-        let response: ResponseValue<ByteStream> = self.call_sample(None, call).await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = read_all(response.into_inner())
+        let (response, token) = self.call_sample(None, call).await?;
+        pdf_in(response)
             .await
-            .map_err(|error| match error {
-                Error::Decode { what, .. } => {
-                    Error::undecodable_answer(status, what, request_id(&headers))
-                }
-                other => other,
-            })?;
-        let media_type = media_type(&headers);
-        let labelled_as_pdf = matches!(
-            media_type.as_deref(),
-            None | Some("application/pdf" | "application/octet-stream")
-        );
-        if labelled_as_pdf && starts_as_pdf(&body) {
-            return if ends_as_pdf(&body) {
-                Ok(body)
-            } else {
-                Err(Error::undecodable_answer(
-                    status,
-                    "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short",
-                    request_id(&headers),
-                ))
-            };
-        }
-        // Not a PDF: Dynata's envelope, however it is labelled, is its
-        // refusal; anything else is an answer that cannot be understood.
-        if let Some(errors) = refusal_in(&body, true) {
-            return Err(Error::refused(
-                status,
-                errors,
-                request_id(&headers),
-                retry_after(&headers),
-            ));
-        }
-        // The type is the server's text, quoted only if it is safe to.
-        let got = match media_type.as_deref().map(server_text) {
-            None => "an unlabelled body".to_string(),
-            Some(Some(shown)) => format!("`{shown}`"),
-            Some(None) => "another type of content".to_string(),
-        };
-        Err(Error::undecodable_answer(
-            status,
-            format!("expected a PDF or Dynata's error envelope, got {got}"),
-            request_id(&headers),
-        ))
+            .map_err(|error| error.without_secrets(&[token.secret_value()]))
     }
+}
+
+/// The PDF an answer holds, or why it holds none (see [`Client::sample_pdf`]).
+async fn pdf_in(response: ResponseValue<ByteStream>) -> Result<Vec<u8>, Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = read_all(response.into_inner())
+        .await
+        .map_err(|error| match error {
+            Error::Decode { what, .. } => {
+                Error::undecodable_answer(status, what, request_id(&headers))
+            }
+            other => other,
+        })?;
+    let media_type = media_type(&headers);
+    let labelled_as_pdf = matches!(
+        media_type.as_deref(),
+        None | Some("application/pdf" | "application/octet-stream")
+    );
+    if labelled_as_pdf && starts_as_pdf(&body) {
+        return if ends_as_pdf(&body) {
+            Ok(body)
+        } else {
+            Err(Error::undecodable_answer(
+                status,
+                "the PDF ends before its end-of-file marker (`%%EOF`): it was cut short",
+                request_id(&headers),
+            ))
+        };
+    }
+    // Not a PDF: Dynata's envelope, however it is labelled, is its
+    // refusal; anything else is an answer that cannot be understood.
+    if let Some(errors) = refusal_in(&body, true) {
+        return Err(Error::refused(
+            status,
+            errors,
+            request_id(&headers),
+            retry_after(&headers),
+        ));
+    }
+    // The type is the server's text, quoted only if it is safe to.
+    let got = match media_type.as_deref().map(server_text) {
+        None => "an unlabelled body".to_string(),
+        Some(Some(shown)) => format!("`{shown}`"),
+        Some(None) => "another type of content".to_string(),
+    };
+    Err(Error::undecodable_answer(
+        status,
+        format!("expected a PDF or Dynata's error envelope, got {got}"),
+        request_id(&headers),
+    ))
 }
 
 /// PDF readers look for the header (`%PDF-`) in the first kilobyte ...

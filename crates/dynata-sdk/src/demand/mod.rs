@@ -25,7 +25,7 @@ use crate::error::server_text;
 use crate::response::{describe_json_error, request_id, retry_after, summarize};
 use crate::retry::{Failure, TokenRefused};
 use crate::sample::{describe_resource, gateway_error, refusal_in};
-use crate::{ApiErrorDetail, Client, Error};
+use crate::{AccessToken, ApiErrorDetail, Client, Error};
 
 pub use feasibility::{FEASIBILITY_FIRST_WAIT, FEASIBILITY_MAX_WAIT};
 pub use paging::{PageRequest, SampleItems};
@@ -103,11 +103,12 @@ impl Client {
         F: Fn(dynata_sample_api::Client) -> Fut,
         Fut: Future<Output = SampleResult<E>>,
     {
-        let response = self.call_sample(until, call).await?;
+        let (response, token) = self.call_sample(until, call).await?;
         let status = response.status();
         let request_id = request_id(response.headers());
         let envelope = response.into_inner();
-        rejected_if_failed(&envelope, status, request_id)?;
+        rejected_if_failed(&envelope, status, request_id)
+            .map_err(|error| error.without_secrets(&[token.secret_value()]))?;
         Ok(envelope)
     }
 
@@ -120,12 +121,14 @@ impl Client {
         )
     }
 
-    /// One generated operation through the `401` step and the retry engine.
+    /// One generated operation through the `401` step and the retry engine,
+    /// and the token it was sent with: an error read from its answer
+    /// afterwards must quote nothing of it (see [`Error::without_secrets`]).
     pub(crate) async fn call_sample<T, F, Fut>(
         &self,
         until: Option<Instant>,
         call: F,
-    ) -> Result<ResponseValue<T>, Error>
+    ) -> Result<(ResponseValue<T>, AccessToken), Error>
     where
         F: Fn(dynata_sample_api::Client) -> Fut,
         Fut: Future<Output = SampleResult<T>>,
@@ -147,7 +150,7 @@ impl Client {
                 // ones alone.
                 let replayable = methods.len() <= 1 || idempotent;
                 match outcome {
-                    Ok(response) => Ok(response),
+                    Ok(response) => Ok((response, token)),
                     Err(error) => {
                         let mut failure = failure_of(error, idempotent, &sent).await;
                         if failure.error.status() == Some(401) {

@@ -10,7 +10,6 @@ use std::hash::{BuildHasher, Hasher};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use crate::sample::decode_envelope;
 use crate::{Client, Error};
 
 /// The media type of an `.xlsx` spreadsheet, which Dynata expects.
@@ -61,12 +60,12 @@ impl Client {
                 format!("multipart/form-data; boundary={boundary}"),
             )
             .body(body);
-        let response = self.send(request).await?;
         // `data: null`, or none at all (a Go server's nil map), is an empty
         // record: the upload was accepted, and an error here would have the
         // caller upload it again.
-        let page =
-            decode_envelope::<Option<serde_json::Map<String, serde_json::Value>>>(response).await?;
+        let page = self
+            .send_enveloped::<Option<serde_json::Map<String, serde_json::Value>>>(request)
+            .await?;
         Ok(page.data.unwrap_or_default())
     }
 }

@@ -295,3 +295,125 @@ async fn a_password_echoed_in_the_request_id_stays_out_of_the_error() {
         "the logs quote the password: {logs}"
     );
 }
+
+/// An access token that is not a JWT (the sandbox's `sbx-at-…`, a UUID, the
+/// hex string many identity servers issue) looks like any request id. A
+/// gateway that echoes it back in `x-request-id` must not get it into the
+/// error of the call that sent it, nor into the logs, as a login's
+/// password echoed there is kept out.
+#[tokio::test]
+async fn an_access_token_echoed_in_the_request_id_stays_out_of_the_error() {
+    const OPAQUE_TOKEN: &str = "sbx-at-3f2c1a9e0b7d4c559f1e2a6b8c0d4e11";
+    let captured = captured_logs();
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new(OPAQUE_TOKEN, "refresh-one"), 0)
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET)
+                .path("/sample/v1/projects");
+            then.status(403)
+                .header("content-type", "application/json")
+                .header("x-request-id", OPAQUE_TOKEN)
+                .body(r#"{"message":"Forbidden"}"#);
+        })
+        .await;
+    let error = harness
+        .client
+        .get::<Vec<serde_json::Value>>("/sample/v1/projects")
+        .await
+        .expect_err("forbidden");
+    assert_eq!(error.status(), Some(403), "{error:?}");
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(OPAQUE_TOKEN),
+        "the error quotes the access token: {text}"
+    );
+    let logs = captured.text();
+    assert!(
+        !logs.contains(OPAQUE_TOKEN),
+        "the logs quote the access token: {logs}"
+    );
+}
+
+/// The same through a typed call, whose answer Dynata refused with a `200`,
+/// a record and `status.message: "fail"` (read after the call returned,
+/// outside its retry engine): a UUID-shaped token echoed in `x-request-id`
+/// and in `errors[].resource.id`, where ids of that shape are kept, stays
+/// out.
+#[cfg(feature = "demand")]
+#[tokio::test]
+async fn an_access_token_echoed_in_a_typed_refusal_stays_out_of_the_error() {
+    const UUID_TOKEN: &str = "3f2c1a9e-0b7d-4c55-9f1e-2a6b8c0d4e11";
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new(UUID_TOKEN, "refresh-one"), 0)
+        .await;
+    let refusal = json!({
+        "data": {"extProjectId": "p1", "title": "Cats", "state": "PROVISIONED"},
+        "status": {
+            "message": "fail",
+            "errors": [{"code": "403", "message": "Forbidden", "resource": {"type": "token", "id": UUID_TOKEN}}],
+        },
+    });
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET)
+                .path("/sample/v1/projects/p1");
+            then.status(200)
+                .header("content-type", "application/json")
+                .header("x-request-id", UUID_TOKEN)
+                .body(refusal.to_string());
+        })
+        .await;
+    let error = harness
+        .client
+        .sample(|api| async move { api.get_project().ext_project_id("p1").send().await })
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, dynata_sdk::Error::Rejected { .. }),
+        "{error:?}"
+    );
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(UUID_TOKEN),
+        "the error quotes the access token: {text}"
+    );
+}
+
+/// The same for the reconciliation upload, written by hand beside the
+/// generated calls: its refusal is read from the answer `send` returned.
+#[cfg(feature = "demand")]
+#[tokio::test]
+async fn an_access_token_echoed_in_a_refused_upload_stays_out_of_the_error() {
+    const OPAQUE_TOKEN: &str = "sbx-at-3f2c1a9e0b7d4c559f1e2a6b8c0d4e11";
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new(OPAQUE_TOKEN, "refresh-one"), 0)
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path("/sample/v1/projects/p1/reconcile");
+            then.status(403)
+                .header("content-type", "application/json")
+                .header("x-request-id", OPAQUE_TOKEN)
+                .body(r#"{"message":"Forbidden"}"#);
+        })
+        .await;
+    let error = harness
+        .client
+        .reconcile_project("p1", "r.xlsx", b"PK".to_vec(), None)
+        .await
+        .expect_err("forbidden");
+    assert_eq!(error.status(), Some(403), "{error:?}");
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(OPAQUE_TOKEN),
+        "the error quotes the access token: {text}"
+    );
+}
