@@ -8,6 +8,7 @@ mod demand;
 mod dirs;
 mod failure;
 mod output;
+mod password;
 mod profile;
 mod session;
 

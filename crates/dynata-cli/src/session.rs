@@ -939,7 +939,7 @@ pub(crate) fn login_password(context: &Context, username: &str) -> Result<String
             "no password: set DYNATA_PASSWORD (stdin is not a terminal, so dynata cannot ask)",
         ));
     }
-    let password = rpassword::prompt_password(format!("Password for {username} at {base_url}: "))
+    let password = crate::password::prompt(&format!("Password for {username} at {base_url}: "))
         .map_err(|e| Failure::io("read the password", &e))?;
     if password.is_empty() {
         return Err(Failure::usage("no password given"));

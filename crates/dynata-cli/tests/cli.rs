@@ -1910,11 +1910,13 @@ async fn the_password_prompt_names_the_host_it_goes_to() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    // The password is typed once the prompt shows (echo is off by then).
+    // The password is typed as soon as the prompt begins to show: echo
+    // must be off by then (rpassword turned it off after its prompt, and a
+    // password typed in between was echoed).
     let mut shown = Vec::new();
     let prompt = format!("Password for {USER} at {}: ", world.sandbox.base_url());
     let prompted = tokio::time::timeout(Duration::from_secs(20), async {
-        while !String::from_utf8_lossy(&shown).contains(&prompt) {
+        while !String::from_utf8_lossy(&shown).contains("Password") {
             let mut chunk = [0u8; 256];
             let read = stdout.read(&mut chunk).await.unwrap();
             assert!(read > 0, "no prompt: {}", String::from_utf8_lossy(&shown));
@@ -1930,6 +1932,7 @@ async fn the_password_prompt_names_the_host_it_goes_to() {
     stdout.read_to_end(&mut shown).await.unwrap();
     let status = child.wait().await.unwrap();
     assert_eq!(status.code(), Some(0), "{}", text(&shown));
+    assert!(text(&shown).contains(&prompt), "{}", text(&shown));
     assert!(!text(&shown).contains(PASSWORD), "echoed: {}", text(&shown));
 }
 
