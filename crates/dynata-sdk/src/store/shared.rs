@@ -8,7 +8,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -230,7 +229,7 @@ pub struct SharedSession {
     key: StoreKey,
     policy: SharingPolicy,
     wall: WallClock,
-    warnings: Warnings,
+    warnings: Arc<Warnings>,
     /// The refresh token of the last session renewed without the store
     /// ([`Source::RenewedAlone`]): no other process has it, so it may be
     /// refreshed without the lease while the store fails.
@@ -260,7 +259,7 @@ impl SharedSession {
         SharedSession {
             store,
             key,
-            warnings: Warnings::new(policy.warning_interval),
+            warnings: Arc::new(Warnings::new(policy.warning_interval)),
             policy,
             wall: WallClock::following(clock),
             own_refresh_token: RememberedTokens::new(1),
@@ -651,24 +650,28 @@ impl SharedSession {
         F: FnMut(Renew) -> Fut,
         Fut: Future<Output = Result<StoredSession, RenewError<E>>>,
     {
-        let save_under_way = AtomicBool::new(false);
+        let save_under_way = Mutex::new(None);
         let outcome = self
             .keeping_lease(
                 &lease.owner,
                 self.renew_under_lease(local, renew, &save_under_way),
             )
             .await;
-        if save_under_way.load(Ordering::SeqCst) {
+        let save = save_under_way
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(save) = save {
             // A save that outlasted its time limit may still land (a
             // `FileStore` job held up by `fsync`, a Redis `SET` answered
-            // late): released now, the lease would let another process read
-            // the record before it and refresh with the refresh token just
-            // spent. Left to run out instead; a waiter adopts the session
-            // as soon as the save lands, or takes the lease at its end.
-            lease.leave_to_run_out();
+            // late): released now, or left to run out before it lands, the
+            // lease would let another process read the record before it and
+            // refresh with the refresh token just spent. Kept until the
+            // save ends instead (in the background: the session is this
+            // renewal's already), at most as long as a waiter waits for it.
+            self.keep_lease_until_saved(lease, save);
             tracing::debug!(
                 key = %self.key,
-                "the save outlasted its time limit: the renewal lease is left to run out"
+                "the save outlasted its time limit: the renewal lease is kept until it ends"
             );
         } else {
             lease.release(self).await;
@@ -676,11 +679,49 @@ impl SharedSession {
         outcome
     }
 
+    /// Keeps `lease`, extended as [`Self::keeping_lease`] does, until `save`
+    /// has ended, then gives it back; if it has not by
+    /// [`SharingPolicy::lease_wait`], leaves it to run out (a waiter has
+    /// given up waiting by then, and logs in rather than refresh).
+    fn keep_lease_until_saved(&self, lease: HeldLease, save: tokio::task::JoinHandle<()>) {
+        let (policy, wall, warnings) = (
+            self.policy.clone(),
+            self.wall.clone(),
+            Arc::clone(&self.warnings),
+        );
+        tokio::spawn(async move {
+            let saved = {
+                let kept = first_of(
+                    save,
+                    extend_until_lost(
+                        &lease.store,
+                        &lease.key,
+                        &lease.owner,
+                        &policy,
+                        &wall,
+                        &warnings,
+                    ),
+                );
+                let patience = async {
+                    let wait = policy.lease_wait;
+                    let _ = first_of(wall.clock.sleep(wait), tokio::time::sleep(wait)).await;
+                };
+                first_of(kept, patience).await
+            };
+            match saved {
+                // Dropped held: given back (see `HeldLease`'s `drop`).
+                Some(Some(_)) => drop(lease),
+                // Lost, or the save outlasted every waiter's patience.
+                Some(None) | None => lease.leave_to_run_out(),
+            }
+        });
+    }
+
     async fn renew_under_lease<E, F, Fut>(
         &self,
         local: Option<&StoredSession>,
         mut renew: F,
-        save_under_way: &AtomicBool,
+        save_under_way: &Mutex<Option<tokio::task::JoinHandle<()>>>,
     ) -> Result<Shared, E>
     where
         F: FnMut(Renew) -> Fut,
@@ -743,16 +784,35 @@ impl SharedSession {
             },
             None => login(&mut renew).await?,
         };
+        // In a task of its own, so that one that outlasts its time limit
+        // can be seen to end (see `renew_holding_lease`).
+        let (store, key, to_save, now) = (
+            Arc::clone(&self.store),
+            self.key.clone(),
+            session.clone(),
+            self.wall.now(),
+        );
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = tokio::spawn(async move {
+            let _ = answer.send(store.save(&key, &to_save, now).await);
+        });
         let saved = self
-            .bounded(
-                "save",
-                self.store.save(&self.key, &session, self.wall.now()),
-            )
+            .bounded("save", async {
+                let saved = answered.await;
+                saved.unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable {
+                        message: "the save ended without an answer".into(),
+                    })
+                })
+            })
             .await;
+        if matches!(saved, Err(StoreError::Timeout { .. })) {
+            // Still under way: `job` ends when it does.
+            *save_under_way
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(job);
+        }
         if let Err(error) = saved {
-            if matches!(error, StoreError::Timeout { .. }) {
-                save_under_way.store(true, Ordering::SeqCst);
-            }
             self.warnings.warn("save", &error);
         } else {
             self.warnings.recovered();
@@ -777,34 +837,15 @@ impl SharedSession {
     }
 
     async fn extend_lease_until_lost(&self, owner: &LeaseOwner) {
-        let ttl = self.policy.lease_ttl;
-        let every = (ttl / 3).max(Duration::from_millis(10));
-        loop {
-            // Whichever clock passes `every` first: the lease expires on the
-            // client's clock for a store judging it by `now` (FileStore), in
-            // real time for one keeping its own time (Redis's PX).
-            let _ = first_of(self.wall.clock.sleep(every), tokio::time::sleep(every)).await;
-            let extended = self
-                .bounded(
-                    "extend",
-                    self.store
-                        .extend_lease(&self.key, owner, ttl, self.wall.now()),
-                )
-                .await;
-            match extended {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(
-                        key = %self.key,
-                        "the renewal lease ran out before it could be extended (the store failed for longer than the lease lives); another process may renew at the same time"
-                    );
-                    break;
-                }
-                // Tried again a third later, before the lease runs out.
-                Err(error) => self.warnings.warn("extend", &error),
-            }
-        }
-        std::future::pending::<()>().await;
+        extend_until_lost(
+            &self.store,
+            &self.key,
+            owner,
+            &self.policy,
+            &self.wall,
+            &self.warnings,
+        )
+        .await;
     }
 
     /// The store failed (or the lease outlived [`SharingPolicy::lease_wait`]):
@@ -986,14 +1027,62 @@ impl SharedSession {
         operation: &'static str,
         future: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let limit = self.policy.operation_timeout;
-        tokio::time::timeout(limit, future)
-            .await
-            .unwrap_or(Err(StoreError::Timeout {
-                operation,
-                after: limit,
-            }))
+        bounded(&self.policy, operation, future).await
     }
+}
+
+/// `future`, a store operation, within the policy's time limit.
+async fn bounded<T>(
+    policy: &SharingPolicy,
+    operation: &'static str,
+    future: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let limit = policy.operation_timeout;
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or(Err(StoreError::Timeout {
+            operation,
+            after: limit,
+        }))
+}
+
+/// Extends `owner`'s lease on `key` every third of its time to live, until
+/// it is lost; never ends otherwise.
+async fn extend_until_lost(
+    store: &Arc<dyn TokenStore>,
+    key: &StoreKey,
+    owner: &LeaseOwner,
+    policy: &SharingPolicy,
+    wall: &WallClock,
+    warnings: &Warnings,
+) {
+    let ttl = policy.lease_ttl;
+    let every = (ttl / 3).max(Duration::from_millis(10));
+    loop {
+        // Whichever clock passes `every` first: the lease expires on the
+        // client's clock for a store judging it by `now` (FileStore), in
+        // real time for one keeping its own time (Redis's PX).
+        let _ = first_of(wall.clock.sleep(every), tokio::time::sleep(every)).await;
+        let extended = bounded(
+            policy,
+            "extend",
+            store.extend_lease(key, owner, ttl, wall.now()),
+        )
+        .await;
+        match extended {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    key = %key,
+                    "the renewal lease ran out before it could be extended (the store failed for longer than the lease lives); another process may renew at the same time"
+                );
+                break;
+            }
+            // Tried again a third later, before the lease runs out.
+            Err(error) => warnings.warn("extend", &error),
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// How many refused refresh tokens a [`SharedSession`] remembers. A renewal

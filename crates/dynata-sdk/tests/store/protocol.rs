@@ -1110,3 +1110,24 @@ async fn a_save_slower_than_its_time_limit_keeps_the_lease_until_it_lands() {
     assert_eq!(renewals.logins.load(Ordering::SeqCst), 0);
     assert_eq!(sources, [Ok(Source::Renewed), Ok(Source::Adopted)]);
 }
+
+/// [`a_save_slower_than_its_time_limit_keeps_the_lease_until_it_lands`],
+/// with a save held up longer than the lease lives (a disk stalled for
+/// more than 15 s by default): the lease, left to run out, ends before the
+/// save lands, and the waiter that takes it reads the old record and
+/// refreshes with the refresh token the holder has just spent.
+#[tokio::test(start_paused = true)]
+async fn a_save_slower_than_the_lease_does_not_resend_the_spent_refresh_token() {
+    let dir = TempDir::new("later-save");
+    let slow: Arc<dyn TokenStore> = Arc::new(Changed(SaveLandsLate {
+        inner: FileStore::new(dir.path()),
+        late: crate::policy().lease_ttl * 2,
+    }));
+    let (sources, renewals) =
+        two_clients_renew_slowly_on(slow.clone(), slow, Duration::from_millis(200)).await;
+    assert_eq!(
+        *renewals.refreshed_with.lock().unwrap(),
+        ["refresh-100"],
+        "the single-use refresh token was sent more than once (sources {sources:?})"
+    );
+}
