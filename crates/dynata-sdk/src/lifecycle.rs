@@ -1206,6 +1206,7 @@ impl Lifecycle {
             sessions: ToRevoke {
                 lifecycle: Arc::clone(self),
                 sessions,
+                _finished: finished,
             },
             pending: slow.flight.take(),
             // Lets waiting callers go however the logout goes on.
@@ -1216,7 +1217,6 @@ impl Lifecycle {
             },
             previous,
             hold_until,
-            _finished: finished,
         }
     }
 
@@ -1227,7 +1227,6 @@ impl Lifecycle {
             running,
             previous,
             hold_until,
-            _finished,
         } = ending;
         if let Some(shared) = &self.shared {
             // Before revoking: no other process may adopt tokens about to
@@ -1262,9 +1261,28 @@ impl Lifecycle {
         if sessions.sessions.is_empty() {
             tracing::debug!("logout without a session: nothing to revoke");
         }
+        let mut revoked = self.revoke_each(&mut sessions).await;
+        // Not before the logout called before this one has finished too:
+        // once this returns, no session of before the call is live. What
+        // that one could not revoke (no answer in time, a `5xx`, cut off
+        // with its runtime) is of before this call too: this logout sends
+        // it again rather than return `Ok` over it.
+        if let Some(mut previous) = previous {
+            let _ = previous.changed().await;
+            let left = std::mem::take(&mut self.lock_slow().unrevoked);
+            for session in left {
+                sessions.add(session);
+            }
+            revoked = revoked.and(self.revoke_each(&mut sessions).await);
+        }
+        revoked
+    }
+
+    /// Revokes each of `sessions`; each leaves the list once its revocation
+    /// has its answer: cut off before (the runtime shut down), it stays for
+    /// the next logout.
+    async fn revoke_each(&self, sessions: &mut ToRevoke) -> Result<(), Error> {
         let mut revoked = Ok(());
-        // Each leaves the list once its revocation has its answer: cut off
-        // before (the runtime shut down), it stays for the next logout.
         while let Some(session) = sessions.sessions.first().cloned() {
             let outcome = self.revoke(&session).await;
             sessions.sessions.remove(0);
@@ -1272,11 +1290,6 @@ impl Lifecycle {
                 self.keep_unrevoked(session, &error);
                 revoked = revoked.and(Err(error));
             }
-        }
-        // Not before the logout called before this one has finished too:
-        // once this returns, no session of before the call is live.
-        if let Some(mut previous) = previous {
-            let _ = previous.changed().await;
         }
         revoked
     }
@@ -1385,8 +1398,6 @@ struct Ending {
     previous: Option<watch::Receiver<()>>,
     /// When callers stop waiting for it (see [`Lifecycle::logout_hold`]).
     hold_until: Instant,
-    /// Dropped when this logout has finished.
-    _finished: watch::Sender<()>,
 }
 
 /// The sessions a logout has yet to revoke. Dropped before it has (its
@@ -1396,6 +1407,10 @@ struct Ending {
 struct ToRevoke {
     lifecycle: Arc<Lifecycle>,
     sessions: Vec<Revocable>,
+    /// Dropped when this logout has finished: after `drop` below has given
+    /// back what it had not revoked, so that the logout called after this
+    /// one, which then takes it up, finds it there.
+    _finished: watch::Sender<()>,
 }
 
 impl ToRevoke {

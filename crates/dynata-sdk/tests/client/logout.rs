@@ -604,3 +604,55 @@ async fn a_revocation_that_never_answers_fails_the_logout_at_the_renewal_timeout
         .expect("revoked at the second try");
     assert_eq!(revoked.calls_async().await, 1);
 }
+
+/// Two logouts at once: the first's revocation gets no answer in the
+/// renewal timeout (or a `5xx`), so its session is kept as unrevoked. The
+/// second, which returns once the first has finished, returned `Ok` all
+/// the same, having sent nothing: "once this returns `Ok`, no session this
+/// client obtained before the call is live at Dynata" did not hold. Before
+/// the revocation had a time limit, the second logout hung with the first;
+/// now it returned a false `Ok` (found by re-review).
+#[tokio::test]
+async fn a_second_logout_does_not_return_ok_while_the_first_ones_revocation_timed_out() {
+    let harness = Harness::with(|b| b.renewal_timeout(Duration::from_secs(20))).await;
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let hung = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGOUT);
+            then.status(204).delay(Duration::from_secs(3600));
+        })
+        .await;
+    hung.up_to_n_times_async(1).await;
+    let revoked = revocation_of(&harness, "r1", 204).await;
+    harness.token().await;
+    let first = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    eventually("the revocation reached the server", || async {
+        hung.calls_async().await == 1
+    })
+    .await;
+    let second = tokio::spawn({
+        let client = harness.client.clone();
+        async move { client.logout().await }
+    });
+    // Let it start (one runtime thread): it ends nothing of its own, and
+    // waits for the first.
+    tokio::task::yield_now().await;
+    until_sleeping(
+        &harness.clock,
+        Duration::from_secs(20)..=Duration::from_secs(20),
+    )
+    .await;
+    harness.advance(20).await;
+    let first = first.await.expect("task");
+    assert!(matches!(first, Err(Error::Timeout { .. })), "{first:?}");
+    let second = second.await.expect("task");
+    assert!(
+        second.is_err() || revoked.calls_async().await == 1,
+        "the second logout returned {second:?} while r1 may still be live (revoked {} times)",
+        revoked.calls_async().await
+    );
+}
