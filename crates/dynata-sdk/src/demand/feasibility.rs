@@ -49,7 +49,8 @@ impl Client {
     ///   `timeout`. One that outlasts those retries (a few seconds of
     ///   `503`s; a `429` asking for 40 s) is a pause before the next poll:
     ///   the usual pause, or the `Retry-After` if longer, when it ends
-    ///   before `timeout` (and before the last poll's time); otherwise it
+    ///   before `timeout` (a poll sent after the last poll's time is the
+    ///   last); otherwise it
     ///   ends the wait as the error it is (Dynata down for the whole wait
     ///   is its `503`, not a timeout). Any other error of a poll ends the
     ///   wait with that error.
