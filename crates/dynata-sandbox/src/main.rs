@@ -108,7 +108,10 @@ async fn run(options: Options) -> ExitCode {
     } else {
         names.join(", ")
     };
-    println!(
+    // A reader gone (`| grep -m1 listening`, stdout closed) is no reason
+    // to stop serving.
+    let _ = writeln!(
+        std::io::stdout(),
         "dynata-sandbox listening on {} (users: {users})",
         sandbox.base_url()
     );

@@ -1504,3 +1504,51 @@ async fn answer_lost_is_injected_over_the_admin_api() {
     let again = refresh(&sandbox, &refresh_token).await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
 }
+
+/// The line it prints once listening goes to a reader that may be gone
+/// (`dynata-sandbox | grep -m1 listening`, a log collector that died, a
+/// service started with stdout closed): the sandbox goes on serving, as
+/// `--help` into a closed pipe is no panic either. It panicked on that
+/// line, and the process ended with the server.
+#[tokio::test]
+async fn its_listening_line_into_a_closed_pipe_does_not_end_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynata-sandbox"))
+        .args(["--port", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs");
+    let counts = format!("http://127.0.0.1:{port}/__sandbox/counts");
+    let client = Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut answered = 0;
+    while answered < 2 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .await
+                .unwrap();
+            panic!("it ended ({status}): {stderr}");
+        }
+        assert!(std::time::Instant::now() < deadline, "never served");
+        match client.get(&counts).send().await {
+            Ok(response) if response.status() == StatusCode::OK => answered += 1,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still serving");
+    child.kill().await.unwrap();
+}
