@@ -372,15 +372,19 @@ pub(crate) async fn all_pages(
     )))
 }
 
-/// The `data` of a page, as Dynata wrote it.
+/// The `data` of a page, as Dynata wrote it. A page that names it twice
+/// gives its last, as `serde_json::Value` (which the page's checks read)
+/// and `jq` do: a derived struct would refuse it as a duplicate field.
 fn raw_data(answer: &Answer, target: &Target) -> Result<Box<RawValue>, Failure> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        data: Box<RawValue>,
-    }
-    serde_json::from_slice::<Page>(&answer.body)
-        .map(|page| page.data)
-        .map_err(|e| unreadable_page(target, &e))
+    serde_json::from_slice::<std::collections::HashMap<String, Box<RawValue>>>(&answer.body)
+        .map_err(|e| unreadable_page(target, &e))?
+        .remove("data")
+        .ok_or_else(|| {
+            Failure::refused(format!(
+                "the answer to {} has no `data`: it is not a Demand API list",
+                target.path
+            ))
+        })
 }
 
 fn unreadable_page(target: &Target, error: &serde_json::Error) -> Failure {

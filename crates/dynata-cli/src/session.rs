@@ -394,8 +394,13 @@ impl Context {
                 // of the store): not left behind, but the session every
                 // process of this account uses. Revoking it here would log
                 // them out, on a login that may yet fail.
-                Ok(Some(copy)) if self.is_stored(&key, &copy).await => true,
-                Ok(Some(_)) => self.revoke_stored(username, &store).await.is_ok(),
+                Ok(Some(copy)) => match self.is_stored(&key, &copy).await {
+                    Some(true) => true,
+                    Some(false) => self.revoke_left_behind(username, &store, copy).await,
+                    // The store cannot be read: no telling the live session
+                    // from one left behind; the next run looks again.
+                    None => false,
+                },
                 // Nothing of this account: removed unless another account's
                 // session is there (a lease or an unfinished write is not).
                 Ok(None) => !holds_a_session(&path),
@@ -410,14 +415,45 @@ impl Context {
         }
     }
 
-    /// Whether the store holds `session` (the same refresh token) for `key`.
-    async fn is_stored(&self, key: &StoreKey, session: &StoredSession) -> bool {
-        self.store
-            .load(key)
+    /// Whether the store holds `session` (the same refresh token) for `key`;
+    /// `None` when the store cannot be read.
+    async fn is_stored(&self, key: &StoreKey, session: &StoredSession) -> Option<bool> {
+        match self.store.load(key).await {
+            Ok(stored) => {
+                Some(stored.is_some_and(|stored| stored.refresh_token == session.refresh_token))
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Revokes `copy`, a session a killed `dynata` left in the scratch
+    /// `store`, which the stored session does not hold (another refresh
+    /// token); whether it is done. Its access token is not used: that copy
+    /// may be the stored session as it was before a renewal (a `dynata
+    /// logout` killed while a service renewed it), whose access token is
+    /// still good and would revoke the live session. Its refresh token goes
+    /// first: one a renewal has spent is refused with `invalid_grant`, and
+    /// nothing is revoked. (Where refresh tokens are reusable, as
+    /// Keycloak's default allows, nothing local tells the two apart.)
+    async fn revoke_left_behind(
+        &self,
+        username: &str,
+        store: &FileStore,
+        copy: StoredSession,
+    ) -> bool {
+        let refresh_first = StoredSession {
+            access_expires_at: copy.issued_at,
+            ..copy
+        };
+        let key = self.key(username);
+        if store
+            .save(&key, &refresh_first, SystemTime::now())
             .await
-            .ok()
-            .flatten()
-            .is_some_and(|stored| stored.refresh_token == session.refresh_token)
+            .is_err()
+        {
+            return false;
+        }
+        self.revoke_stored(username, store).await.is_ok()
     }
 
     /// Revokes a session `dynata login` replaced, through a scratch store.

@@ -3778,3 +3778,119 @@ async fn a_session_file_others_could_read_is_named_not_called_expired() {
         "{said}"
     );
 }
+
+/// The copy a killed `dynata logout` set aside while a service renewed the
+/// session (the very wait the logout was killed in) holds the refresh token
+/// that renewal spent, and an access token of the same session that is
+/// still good: it is the live session, renewed since, not one left behind.
+/// Revoking it with that access token logs out every process of the
+/// account, on a `dynata login` whose password was mistyped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swept_copy_of_the_stored_session_renewed_since_is_not_revoked() {
+    let world = World::start().await;
+    world.login().await;
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    let aside = store.dir().join(".revoking-killed");
+    FileStore::new(&aside)
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    age_by_an_hour(&aside);
+    // A service sharing the store renews the session, as the SDK does.
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let sent_at = SystemTime::now();
+    let pair: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/auth/v1/token/refresh",
+            world.sandbox.base_url()
+        ))
+        .json(&json!({"clientId": "api", "refreshToken": session.refresh_token.expose_secret()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let renewed = StoredSession::from_lifetimes(
+        Secret::new(pair["accessToken"].as_str().unwrap()),
+        Duration::from_secs(pair["expiresIn"].as_u64().unwrap()),
+        Secret::new(pair["refreshToken"].as_str().unwrap()),
+        Duration::from_secs(pair["refreshExpiresIn"].as_u64().unwrap()),
+        sent_at,
+    )
+    .unwrap();
+    store.save(&key, &renewed, SystemTime::now()).await.unwrap();
+    let live = renewed.access_token.expose_secret().to_owned();
+
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", "typo")])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        status_with(&world, &live).await,
+        200,
+        "a mistyped password revoked the stored session, through a copy set aside before its renewal"
+    );
+    let after = world.run(&["token"], &[]).await;
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after.stderr));
+    assert_eq!(text(&after.stdout).trim_end(), live, "the same session");
+}
+
+/// The sweep tells a copy of the stored session from one left behind by
+/// reading the store; a store it cannot read (here a session file others
+/// could read, which the SDK refuses) tells it nothing, and is no licence to
+/// revoke: the copy is left for a later run, and the live session stays.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swept_copy_is_not_revoked_when_the_store_cannot_be_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    world.login().await;
+    let live = text(&world.run(&["token"], &[]).await.stdout)
+        .trim_end()
+        .to_owned();
+    let (store, key) = world.store();
+    let session = store.load(&key).await.unwrap().expect("stored");
+    let aside = store.dir().join(".revoking-killed");
+    FileStore::new(&aside)
+        .save(&key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    age_by_an_hour(&aside);
+    let path = store.session_path(&key);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = world
+        .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", "typo")])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        status_with(&world, &live).await,
+        200,
+        "the sweep revoked the live session: it could not read the store, and took that for another session"
+    );
+    assert!(aside.exists(), "left for a later run to look at again");
+}
+
+/// A page that names `data` twice is read as every JSON reader here reads
+/// it (`serde_json::Value`, `jq`, the page checks `--paginate` makes): the
+/// last one counts. Reading the items as written must not turn that page,
+/// listed before, into "cannot be read: duplicate field `data`".
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_api_paginate_reads_a_page_naming_data_twice_as_before() {
+    let world = World::start().await;
+    let (server, env) = stub(&world).await;
+    server
+        .mock_async(|when, then| {
+            when.path("/sample/v1/projects");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(r#"{"data":[{"id":"old"}],"meta":{"total":1},"data":[{"id":"p-1"}]}"#);
+        })
+        .await;
+    let out = world
+        .run(&["api", "projects", "--paginate"], &pairs(&env))
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[{\"id\":\"p-1\"}]\n");
+}
