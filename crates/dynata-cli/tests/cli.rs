@@ -3721,6 +3721,22 @@ async fn piped_api_paginate_writes_the_items_as_they_came() {
     assert_eq!(text(&out.stdout), format!("[{first},{second}]\n"));
 }
 
+/// The copy of the stored session a `dynata logout` killed an hour ago
+/// set aside, as a sweep finds it: the session, and where the copy is.
+async fn set_aside_by_a_killed_logout(
+    store: &FileStore,
+    key: &StoreKey,
+) -> (StoredSession, std::path::PathBuf) {
+    let session = store.load(key).await.unwrap().expect("stored");
+    let aside = store.dir().join(".revoking-killed");
+    FileStore::new(&aside)
+        .save(key, &session, SystemTime::now())
+        .await
+        .unwrap();
+    age_by_an_hour(&aside);
+    (session, aside)
+}
+
 /// A `dynata logout` killed (Ctrl-C, which `login` and `logout` do not
 /// catch) after it set its copy of the session aside and before the SDK
 /// took the session out of the store (the take waits for the renewal lease,
@@ -3736,13 +3752,7 @@ async fn a_swept_copy_of_the_stored_session_is_not_revoked() {
         .trim_end()
         .to_owned();
     let (store, key) = world.store();
-    let session = store.load(&key).await.unwrap().expect("stored");
-    let aside = store.dir().join(".revoking-killed");
-    FileStore::new(&aside)
-        .save(&key, &session, SystemTime::now())
-        .await
-        .unwrap();
-    age_by_an_hour(&aside);
+    set_aside_by_a_killed_logout(&store, &key).await;
     let out = world
         .run(&["login", "-u", USER], &[("DYNATA_PASSWORD", "typo")])
         .await;
@@ -3790,13 +3800,7 @@ async fn a_swept_copy_of_the_stored_session_renewed_since_is_not_revoked() {
     let world = World::start().await;
     world.login().await;
     let (store, key) = world.store();
-    let session = store.load(&key).await.unwrap().expect("stored");
-    let aside = store.dir().join(".revoking-killed");
-    FileStore::new(&aside)
-        .save(&key, &session, SystemTime::now())
-        .await
-        .unwrap();
-    age_by_an_hour(&aside);
+    let (session, _) = set_aside_by_a_killed_logout(&store, &key).await;
     // A service sharing the store renews the session, as the SDK does.
     dynata_sdk::auth_api::ensure_crypto_provider();
     let sent_at = SystemTime::now();
@@ -3851,13 +3855,7 @@ async fn a_swept_copy_is_not_revoked_when_the_store_cannot_be_read() {
         .trim_end()
         .to_owned();
     let (store, key) = world.store();
-    let session = store.load(&key).await.unwrap().expect("stored");
-    let aside = store.dir().join(".revoking-killed");
-    FileStore::new(&aside)
-        .save(&key, &session, SystemTime::now())
-        .await
-        .unwrap();
-    age_by_an_hour(&aside);
+    let (_, aside) = set_aside_by_a_killed_logout(&store, &key).await;
     let path = store.session_path(&key);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = world
