@@ -305,10 +305,7 @@ async fn a_password_echoed_in_the_request_id_stays_out_of_the_error() {
 async fn an_access_token_echoed_in_the_request_id_stays_out_of_the_error() {
     const OPAQUE_TOKEN: &str = "sbx-at-3f2c1a9e0b7d4c559f1e2a6b8c0d4e11";
     let captured = captured_logs();
-    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
-    harness
-        .pair_on(LOGIN, Pair::new(OPAQUE_TOKEN, "refresh-one"), 0)
-        .await;
+    let harness = logged_in_without_retries(OPAQUE_TOKEN).await;
     harness
         .server
         .mock_async(|when, then| {
@@ -326,15 +323,29 @@ async fn an_access_token_echoed_in_the_request_id_stays_out_of_the_error() {
         .await
         .expect_err("forbidden");
     assert_eq!(error.status(), Some(403), "{error:?}");
-    let text = format!("{error} {error:?}");
-    assert!(
-        !text.contains(OPAQUE_TOKEN),
-        "the error quotes the access token: {text}"
-    );
+    assert_not_quoted(&error, OPAQUE_TOKEN);
     let logs = captured.text();
     assert!(
         !logs.contains(OPAQUE_TOKEN),
         "the logs quote the access token: {logs}"
+    );
+}
+
+/// A client that does not retry, whose login answers the access token
+/// `access`.
+async fn logged_in_without_retries(access: &'static str) -> Harness {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new(access, "refresh-one"), 0)
+        .await;
+    harness
+}
+
+fn assert_not_quoted(error: &dynata_sdk::Error, access: &str) {
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(access),
+        "the error quotes the access token: {text}"
     );
 }
 
@@ -347,10 +358,7 @@ async fn an_access_token_echoed_in_the_request_id_stays_out_of_the_error() {
 #[tokio::test]
 async fn an_access_token_echoed_in_a_typed_refusal_stays_out_of_the_error() {
     const UUID_TOKEN: &str = "3f2c1a9e-0b7d-4c55-9f1e-2a6b8c0d4e11";
-    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
-    harness
-        .pair_on(LOGIN, Pair::new(UUID_TOKEN, "refresh-one"), 0)
-        .await;
+    let harness = logged_in_without_retries(UUID_TOKEN).await;
     let refusal = json!({
         "data": {"extProjectId": "p1", "title": "Cats", "state": "PROVISIONED"},
         "status": {
@@ -378,11 +386,7 @@ async fn an_access_token_echoed_in_a_typed_refusal_stays_out_of_the_error() {
         matches!(error, dynata_sdk::Error::Rejected { .. }),
         "{error:?}"
     );
-    let text = format!("{error} {error:?}");
-    assert!(
-        !text.contains(UUID_TOKEN),
-        "the error quotes the access token: {text}"
-    );
+    assert_not_quoted(&error, UUID_TOKEN);
 }
 
 /// The same for the reconciliation upload, written by hand beside the
@@ -391,10 +395,7 @@ async fn an_access_token_echoed_in_a_typed_refusal_stays_out_of_the_error() {
 #[tokio::test]
 async fn an_access_token_echoed_in_a_refused_upload_stays_out_of_the_error() {
     const OPAQUE_TOKEN: &str = "sbx-at-3f2c1a9e0b7d4c559f1e2a6b8c0d4e11";
-    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
-    harness
-        .pair_on(LOGIN, Pair::new(OPAQUE_TOKEN, "refresh-one"), 0)
-        .await;
+    let harness = logged_in_without_retries(OPAQUE_TOKEN).await;
     harness
         .server
         .mock_async(|when, then| {
@@ -411,9 +412,5 @@ async fn an_access_token_echoed_in_a_refused_upload_stays_out_of_the_error() {
         .await
         .expect_err("forbidden");
     assert_eq!(error.status(), Some(403), "{error:?}");
-    let text = format!("{error} {error:?}");
-    assert!(
-        !text.contains(OPAQUE_TOKEN),
-        "the error quotes the access token: {text}"
-    );
+    assert_not_quoted(&error, OPAQUE_TOKEN);
 }
