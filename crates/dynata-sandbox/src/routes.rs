@@ -232,14 +232,14 @@ async fn serve_auth<T: AuthRequest>(
         Ok(after) => after,
         Err(response) => return response,
     };
-    let request: T = match parse(body) {
-        Ok(request) => request,
-        Err(refused) => return refused.into_response(),
+    // A refusal is the request's answer too: `AnswerLost` loses it, as
+    // on the Demand API.
+    let answer = match parse::<T>(body) {
+        Ok(request) if request.client_id() == CLIENT_ID => work(request),
+        Ok(_) => reply::invalid_client(),
+        Err(refused) => refused.into_response(),
     };
-    if request.client_id() != CLIENT_ID {
-        return reply::invalid_client();
-    }
-    after_work(after, work(request), conn).await
+    after_work(after, answer, conn).await
 }
 
 /// Counts the request, then plays the fault at the head of the operation's

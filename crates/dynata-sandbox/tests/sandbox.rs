@@ -1552,3 +1552,20 @@ async fn its_listening_line_into_a_closed_pipe_does_not_end_it() {
     assert!(child.try_wait().unwrap().is_none(), "still serving");
     child.kill().await.unwrap();
 }
+
+/// `AnswerLost` loses whatever answer the request gets, as on the Demand
+/// API (where a refusal, a `401` say, is lost too): a login the identity
+/// server refuses (another client id) gets no answer either, and the fault
+/// is not spent on an answer that arrives whole.
+#[tokio::test]
+async fn an_answer_lost_auth_refusal_never_arrives() {
+    let sandbox = alice().await;
+    sandbox.inject(Operation::Login, Fault::AnswerLost, 1);
+    let lost = client()
+        .post(format!("{}/auth/v1/token/password", sandbox.base_url()))
+        .json(&json!({"clientId": "another", "username": "alice", "password": "secret"}))
+        .send()
+        .await;
+    assert!(lost.is_err(), "an answer arrived: {lost:?}");
+    assert_eq!(sandbox.count(Operation::Login), 1);
+}
