@@ -976,6 +976,35 @@ fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> 
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// A gateway that echoes the bearer token in `x-request-id`: a token that
+/// is not a JWT (the sandbox's `sbx-at-…`, a UUID) looks like any id, and
+/// the refusal `dynata api` reports must not quote it, as the SDK's errors
+/// do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_echoed_in_the_request_id_is_not_reported() {
+    const OPAQUE_TOKEN: &str = "sbx-at-9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a";
+    let world = World::start().await;
+    let (server, env) = stub_with(&world, OPAQUE_TOKEN).await;
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(403)
+                .header("content-type", "application/json")
+                .header("x-request-id", OPAQUE_TOKEN)
+                .body(r#"{"message":"Forbidden"}"#);
+        })
+        .await;
+    for args in [&["api", "projects"][..], &["whoami"]] {
+        let out = world.run(args, &pairs(&env)).await;
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            !shown.contains(OPAQUE_TOKEN),
+            "{args:?} quotes the access token: {shown}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_200_whose_envelope_says_fail_is_exit_1() {
     let world = World::start().await;

@@ -56,14 +56,18 @@ impl Client {
     ///   retried: it may have had its effect.
     ///
     /// Any other status is returned as it came, for the caller to read; so is
-    /// a transient one when no retry is left.
+    /// a transient one when no retry is left. A header of the answer that
+    /// quotes the access token the request was sent with (a gateway echoing
+    /// it) is removed.
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
         self.send_then(request, |answered| async { answered }).await
     }
 
     /// [`Client::send`], with `read` turning each attempt's classified
     /// answer into the call's result inside the retry engine, so that a
-    /// body cut short is retried like the request it belongs to.
+    /// body cut short is retried like the request it belongs to. The
+    /// answer `read` is given has no header that quotes the token the
+    /// attempt was sent with (see [`without_echoed_token`]).
     pub(crate) async fn send_then<R, F, Fut>(
         &self,
         request: RequestBuilder,
@@ -90,11 +94,10 @@ impl Client {
                 let to = SentTo::of(&request);
                 let (sent, followed) = noting_redirects(self.http.execute(request)).await;
                 let sent = sent.map_err(Error::transport);
-                read(
-                    self.classify(sent, &to, followed, Unauthorized::IsAnError)
-                        .await,
-                )
-                .await
+                let answered = self
+                    .classify(sent, &to, followed, Unauthorized::IsAnError)
+                    .await;
+                read(answered.map(|response| without_echoed_token(response, &token))).await
             }
         })
         .await
@@ -240,6 +243,27 @@ fn without_token<T>(outcome: Result<T, Failure<T>>, token: &AccessToken) -> Resu
         error: failure.error.without_secrets(&[token.secret_value()]),
         ..failure
     })
+}
+
+/// `response` without the headers that quote the access `token` it was
+/// sent with: a gateway may echo the token back (in `x-request-id`), and
+/// one that is not a JWT (the sandbox's, a UUID) looks like any id, to
+/// [`crate::request_id`] and to whoever prints the headers.
+fn without_echoed_token(mut response: Response, token: &AccessToken) -> Response {
+    let token = token.secret().as_bytes();
+    if token.is_empty() {
+        return response;
+    }
+    let echoed: Vec<_> = response
+        .headers()
+        .iter()
+        .filter(|(_, value)| value.as_bytes().windows(token.len()).any(|w| w == token))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in echoed {
+        response.headers_mut().remove(name);
+    }
+    response
 }
 
 /// Whether a `Host` header names the host of `url`, with or without its

@@ -616,6 +616,20 @@ impl Error {
                 errors: scrub_details(errors),
                 retry_after,
             },
+            // reqwest names the URL, and a redirect's is the server's: what
+            // it failed with is kept, without it.
+            Error::Transport { message, source } if leaks(&message) => {
+                let causes = source
+                    .as_deref()
+                    .map(|source| causes_of(source))
+                    .unwrap_or_default();
+                let message = if causes.is_empty() || leaks(&causes) {
+                    "(withheld: it quotes what the request sent)".to_string()
+                } else {
+                    format!("(its URL withheld: it quotes what the request sent): {causes}")
+                };
+                Error::Transport { message, source }
+            }
             other => other,
         }
     }
@@ -682,9 +696,12 @@ impl Error {
                 retry_after: None,
             };
         }
+        // The message names the URL; the source does not, so that an
+        // error whose URL quotes a secret (a redirect a server sent) can be
+        // cleaned by its message alone (see `without_secrets`).
         Error::Transport {
             message: transport_message(&error),
-            source: Some(Arc::new(error)),
+            source: Some(Arc::new(error.without_url())),
         }
     }
 
@@ -833,6 +850,17 @@ fn is_field_path(word: &str) -> bool {
         && !word.contains("eyJ")
         && word.contains(['.', '['])
         && word.split('.').all(is_segment)
+}
+
+/// The causes of `error` on one line, without its own message.
+fn causes_of(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut causes = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.join(": ")
 }
 
 /// reqwest's message and its causes on one line, for example "error sending

@@ -414,3 +414,80 @@ async fn an_access_token_echoed_in_a_refused_upload_stays_out_of_the_error() {
     assert_eq!(error.status(), Some(403), "{error:?}");
     assert_not_quoted(&error, OPAQUE_TOKEN);
 }
+
+/// A successful answer's `x-request-id` is kept too ([`Page::request_id`],
+/// for Dynata's support, and in the page's `Debug`): a gateway that echoes
+/// a token that is not a JWT there must not hand it to the caller as an id.
+#[tokio::test]
+async fn an_access_token_echoed_in_a_good_answers_request_id_stays_out_of_the_page() {
+    const OPAQUE_TOKEN: &str = "sbx-at-5a1c7e9f0b2d4c6e8f1a3b5c7d9e0f12";
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new(OPAQUE_TOKEN, "refresh-one"), 0)
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET)
+                .path("/sample/v1/projects");
+            then.status(200)
+                .header("content-type", "application/json")
+                .header("x-request-id", OPAQUE_TOKEN)
+                .body(r#"{"data":[],"status":{"message":"success"}}"#);
+        })
+        .await;
+    let page = harness
+        .client
+        .get::<Vec<serde_json::Value>>("/sample/v1/projects")
+        .await
+        .expect("a page");
+    let text = format!("{page:?}");
+    assert!(
+        !text.contains(OPAQUE_TOKEN),
+        "the page quotes the access token: {text}"
+    );
+}
+
+/// A redirect (within the environment's origin) to a URL that quotes the
+/// token, then a redirect loop: reqwest's message names the last URL, and
+/// that must not carry the token into the error or the logs.
+#[tokio::test]
+async fn an_access_token_echoed_in_a_redirect_url_stays_out_of_the_error() {
+    const OPAQUE_TOKEN: &str = "sbx-at-7c3e1a9f0b2d4c6e8f1a3b5c7d9e0f34";
+    let captured = captured_logs();
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness
+        .pair_on(LOGIN, Pair::new(OPAQUE_TOKEN, "refresh-one"), 0)
+        .await;
+    let looping = format!("/sample/v1/loop/{OPAQUE_TOKEN}");
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET)
+                .path("/sample/v1/projects");
+            then.status(302).header("location", looping.as_str());
+        })
+        .await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(httpmock::Method::GET).path(looping.as_str());
+            then.status(302).header("location", looping.as_str());
+        })
+        .await;
+    let error = harness
+        .client
+        .get::<Vec<serde_json::Value>>("/sample/v1/projects")
+        .await
+        .expect_err("a redirect loop");
+    let text = format!("{error} {error:?}");
+    assert!(
+        !text.contains(OPAQUE_TOKEN),
+        "the error quotes the access token: {text}"
+    );
+    let logs = captured.text();
+    assert!(
+        !logs.contains(OPAQUE_TOKEN),
+        "the logs quote the access token: {logs}"
+    );
+}
