@@ -976,7 +976,13 @@ pub(crate) fn login_password(context: &Context, username: &str) -> Result<String
         ));
     }
     let password = crate::password::prompt(&format!("Password for {username} at {base_url}: "))
-        .map_err(|e| Failure::io("read the password", &e))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => Failure {
+                code: crate::failure::INTERRUPTED,
+                message: "interrupted".to_owned(),
+            },
+            _ => Failure::io("read the password", &e),
+        })?;
     if password.is_empty() {
         return Err(Failure::usage("no password given"));
     }

@@ -1965,6 +1965,59 @@ async fn the_password_prompt_names_the_host_it_goes_to() {
     assert!(!text(&shown).contains(PASSWORD), "echoed: {}", text(&shown));
 }
 
+/// A Ctrl-C at the password prompt ends `dynata login`, and the terminal
+/// is left as it was: echo on. (Echo goes off before the prompt shows, and
+/// the default SIGINT would end the process with it still off, so that
+/// whatever the user types next, at the shell, goes unseen.)
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_at_the_password_prompt_leaves_echo_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = World::start().await;
+    // The shell catches SIGINT (a trap, which its children do not inherit)
+    // so that it lives on to show the terminal's modes after `dynata`.
+    let line = format!(
+        "trap 'echo interrupted' INT; {} login --username {USER}; echo exit=$?; stty -a",
+        env!("CARGO_BIN_EXE_dynata")
+    );
+    let mut script = world.command("script", &[("SHELL", "/bin/sh")]);
+    let mut child = script
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    let prompt = format!("Password for {USER} at {}: ", world.sandbox.base_url());
+    let prompted = tokio::time::timeout(Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&shown).contains(&prompt) {
+            let mut chunk = [0u8; 256];
+            let read = stdout.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "no prompt: {}", String::from_utf8_lossy(&shown));
+            shown.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    assert!(prompted.is_ok(), "no prompt: {}", text(&shown));
+    stdin.write_all(b"\x03").await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), stdout.read_to_end(&mut shown)).await;
+    assert!(ended.is_ok(), "still running: {}", text(&shown));
+    drop(stdin);
+    let _ = child.wait().await;
+    let shown = text(&shown);
+    let modes = shown
+        .split_whitespace()
+        .filter(|word| word.trim_start_matches('-') == "echo")
+        .collect::<Vec<_>>();
+    assert_eq!(modes, ["echo"], "echo left off: {shown}");
+    assert!(
+        shown.contains("exit=130"),
+        "not ended as interrupted: {shown}"
+    );
+}
+
 /// `projects create --file` re-encodes the file through `CreateProject`,
 /// whose decoding drops fields it does not know: a line item whose
 /// `quotaPlan` is misspelt `quotaplan` would be created without its quota
