@@ -1261,33 +1261,50 @@ impl Lifecycle {
         if sessions.sessions.is_empty() {
             tracing::debug!("logout without a session: nothing to revoke");
         }
-        let mut revoked = self.revoke_each(&mut sessions).await;
+        let mut failed = Vec::new();
+        let mut revoked = self.revoke_each(&mut sessions, &mut failed).await;
         // Not before the logout called before this one has finished too:
         // once this returns, no session of before the call is live. What
         // that one could not revoke (no answer in time, a `5xx`, cut off
         // with its runtime) is of before this call too: this logout sends
-        // it again rather than return `Ok` over it.
+        // it again rather than return `Ok` over it. Not what this one has
+        // just failed to revoke, though (kept among the unrevoked too):
+        // sent once per logout, and left for the next.
         if let Some(mut previous) = previous {
             let _ = previous.changed().await;
-            let left = std::mem::take(&mut self.lock_slow().unrevoked);
+            let left = {
+                let mut slow = self.lock_slow();
+                let (own, left): (Vec<_>, Vec<_>) = std::mem::take(&mut slow.unrevoked)
+                    .into_iter()
+                    .partition(|session| failed.contains(session));
+                slow.unrevoked = own;
+                left
+            };
             for session in left {
                 sessions.add(session);
             }
-            revoked = revoked.and(self.revoke_each(&mut sessions).await);
+            revoked = revoked.and(self.revoke_each(&mut sessions, &mut failed).await);
         }
         revoked
     }
 
     /// Revokes each of `sessions`; each leaves the list once its revocation
     /// has its answer: cut off before (the runtime shut down), it stays for
-    /// the next logout.
-    async fn revoke_each(&self, sessions: &mut ToRevoke) -> Result<(), Error> {
+    /// the next logout. Those kept for the next logout after a failure are
+    /// added to `failed`.
+    async fn revoke_each(
+        &self,
+        sessions: &mut ToRevoke,
+        failed: &mut Vec<Revocable>,
+    ) -> Result<(), Error> {
         let mut revoked = Ok(());
         while let Some(session) = sessions.sessions.first().cloned() {
             let outcome = self.revoke(&session).await;
             sessions.sessions.remove(0);
             if let Err(error) = outcome {
-                self.keep_unrevoked(session, &error);
+                if self.keep_unrevoked(session.clone(), &error) {
+                    failed.push(session);
+                }
                 revoked = revoked.and(Err(error));
             }
         }
@@ -1326,10 +1343,13 @@ impl Lifecycle {
     /// Keeps a session whose revocation failed for the next logout, if
     /// another try may succeed: Dynata did not answer, or answered `5xx`. A
     /// refusal (`400`, `401`: the session has already ended) is final.
-    fn keep_unrevoked(&self, session: Revocable, error: &Error) {
-        if error.is_transient() {
+    /// Whether it is kept.
+    fn keep_unrevoked(&self, session: Revocable, error: &Error) -> bool {
+        let kept = error.is_transient();
+        if kept {
             self.lock_slow().unrevoked.push(session);
         }
+        kept
     }
 
     /// Revokes `session` at Dynata, within the renewal timeout, retries

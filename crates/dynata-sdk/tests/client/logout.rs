@@ -656,3 +656,25 @@ async fn a_second_logout_does_not_return_ok_while_the_first_ones_revocation_time
         revoked.calls_async().await
     );
 }
+
+/// A logout whose revocation gets a `5xx` fails, and keeps the session for
+/// the next `logout()`: it sends it once. Any logout after the client's
+/// first (here one with nothing to revoke, long finished) sent it a
+/// second time before failing, taking its own failure for one the logout
+/// before it had left (found by re-review of 0b4dfee); with a revocation
+/// that gets no answer, it failed at twice the renewal timeout.
+#[tokio::test]
+async fn a_logout_sends_its_own_failed_revocation_once() {
+    let harness = Harness::with(|b| b.retry_policy(RetryPolicy::none())).await;
+    harness.client.logout().await.expect("nothing to revoke");
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let failing = revocation_of(&harness, "r1", 503).await;
+    harness.token().await;
+    let error = harness.client.logout().await.expect_err("a 503");
+    assert_eq!(error.status(), Some(503), "{error:?}");
+    assert_eq!(
+        failing.calls_async().await,
+        1,
+        "the logout sent its failed revocation again"
+    );
+}
