@@ -65,10 +65,23 @@ pub(crate) fn prompt(prompt: &str) -> std::io::Result<String> {
             break;
         }
     }
+    password_in(line)
+}
+
+/// The password in `line`, as the terminal delivered it: up to its end of
+/// line. One that is not UTF-8 is an error that holds nothing of it: a
+/// `FromUtf8Error` keeps every byte of the line (in its `Debug`), and says
+/// where the first bad one is.
+#[cfg(unix)]
+fn password_in(mut line: Vec<u8>) -> std::io::Result<String> {
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     line.truncate(end);
-    let line = String::from_utf8(line)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let line = String::from_utf8(line).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the password typed is not UTF-8 text (is the terminal's character set UTF-8?)",
+        )
+    })?;
     Ok(line.trim_end_matches('\r').to_owned())
 }
 
@@ -76,4 +89,30 @@ pub(crate) fn prompt(prompt: &str) -> std::io::Result<String> {
 #[cfg(not(unix))]
 pub(crate) fn prompt(prompt: &str) -> std::io::Result<String> {
     rpassword::prompt_password(prompt)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::password_in;
+
+    #[test]
+    fn a_password_is_the_line_up_to_its_end() {
+        assert_eq!(password_in(b"s3cret\r\n".to_vec()).unwrap(), "s3cret");
+        assert_eq!(password_in(b"s3cret".to_vec()).unwrap(), "s3cret");
+    }
+
+    /// A password typed on a Latin-1 terminal (`\xe9`, an `é`): the error
+    /// said where its first bad byte is, and held every byte in its
+    /// `Debug` (found by re-review of 89232c1; `read_line` said only that
+    /// the text was not UTF-8).
+    #[test]
+    fn a_password_that_is_not_utf8_is_not_in_the_error() {
+        let error = password_in(b"hunter\xe92\n".to_vec()).expect_err("not UTF-8");
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        let shown = format!("{error} {error:?}");
+        assert!(
+            !shown.contains("104, 117") && !shown.contains("index"),
+            "the error quotes the password: {shown}"
+        );
+    }
 }
