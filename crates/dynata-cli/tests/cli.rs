@@ -1005,6 +1005,38 @@ async fn an_access_token_echoed_in_the_request_id_is_not_reported() {
     }
 }
 
+/// [`an_access_token_echoed_in_the_request_id_is_not_reported`], for a
+/// `503` to a `POST` (never retried): the SDK hands the answer on as it
+/// came, and its headers (the refusal's request id, `-i`) quoted the token
+/// (found by re-review of 8273b47).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_echoed_in_a_503s_request_id_is_not_reported() {
+    const OPAQUE_TOKEN: &str = "sbx-at-1f3e5d7c9b0a2e4c6d8f0a1b3c5d7e9f";
+    let world = World::start().await;
+    let (server, env) = stub_with(&world, OPAQUE_TOKEN).await;
+    server
+        .mock_async(|when, then| {
+            when.path_includes("/sample/v1/");
+            then.status(503)
+                .header("content-type", "application/json")
+                .header("x-request-id", OPAQUE_TOKEN)
+                .body(r#"{"message":"Service Unavailable"}"#);
+        })
+        .await;
+    for args in [
+        &["api", "-X", "POST", "projects"][..],
+        &["api", "-i", "-X", "POST", "projects"],
+    ] {
+        let out = world.run(args, &pairs(&env)).await;
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            !shown.contains(OPAQUE_TOKEN),
+            "{args:?} quotes the access token: {shown}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_200_whose_envelope_says_fail_is_exit_1() {
     let world = World::start().await;

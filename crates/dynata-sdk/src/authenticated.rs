@@ -67,7 +67,7 @@ impl Client {
     /// answer into the call's result inside the retry engine, so that a
     /// body cut short is retried like the request it belongs to. The
     /// answer `read` is given has no header that quotes the token the
-    /// attempt was sent with (see [`without_echoed_token`]).
+    /// attempt was sent with (see [`remove_echoed_token`]).
     pub(crate) async fn send_then<R, F, Fut>(
         &self,
         request: RequestBuilder,
@@ -94,10 +94,11 @@ impl Client {
                 let to = SentTo::of(&request);
                 let (sent, followed) = noting_redirects(self.http.execute(request)).await;
                 let sent = sent.map_err(Error::transport);
-                let answered = self
+                let mut answered = self
                     .classify(sent, &to, followed, Unauthorized::IsAnError)
                     .await;
-                read(answered.map(|response| without_echoed_token(response, &token))).await
+                remove_echoed_token_from(&mut answered, &token);
+                read(answered).await
             }
         })
         .await
@@ -245,25 +246,40 @@ fn without_token<T>(outcome: Result<T, Failure<T>>, token: &AccessToken) -> Resu
     })
 }
 
-/// `response` without the headers that quote the access `token` it was
+/// Removes from an attempt's classified answer the headers that quote the
+/// `token` it was sent with (see [`remove_echoed_token`]): from every
+/// answer, a transient one too, which [`Client::send`] and the middleware
+/// hand on as the response when no retry is left.
+pub(crate) fn remove_echoed_token_from(
+    answered: &mut Result<Response, Failure<Response>>,
+    token: &AccessToken,
+) {
+    let response = match answered {
+        Ok(response) => Some(response),
+        Err(failure) => failure.answer.as_mut(),
+    };
+    if let Some(response) = response {
+        remove_echoed_token(response.headers_mut(), token);
+    }
+}
+
+/// Removes the headers of an answer that quote the access `token` it was
 /// sent with: a gateway may echo the token back (in `x-request-id`), and
 /// one that is not a JWT (the sandbox's, a UUID) looks like any id, to
 /// [`crate::request_id`] and to whoever prints the headers.
-fn without_echoed_token(mut response: Response, token: &AccessToken) -> Response {
+fn remove_echoed_token(headers: &mut reqwest::header::HeaderMap, token: &AccessToken) {
     let token = token.secret().as_bytes();
     if token.is_empty() {
-        return response;
+        return;
     }
-    let echoed: Vec<_> = response
-        .headers()
+    let echoed: Vec<_> = headers
         .iter()
         .filter(|(_, value)| value.as_bytes().windows(token.len()).any(|w| w == token))
         .map(|(name, _)| name.clone())
         .collect();
     for name in echoed {
-        response.headers_mut().remove(name);
+        headers.remove(name);
     }
-    response
 }
 
 /// Whether a `Host` header names the host of `url`, with or without its

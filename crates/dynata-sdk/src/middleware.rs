@@ -7,7 +7,9 @@ use std::sync::{Arc, PoisonError};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::authenticated::{Replays, SentTo, Unauthorized, is_idempotent};
+use crate::authenticated::{
+    Replays, SentTo, Unauthorized, is_idempotent, remove_echoed_token_from,
+};
 use crate::error::fails_the_same_again;
 use crate::retry::Failure;
 use crate::{Client, Error};
@@ -24,6 +26,8 @@ use crate::{Client, Error};
 /// a retry or metrics layer above reads `is_timeout()` and `is_connect()`.
 /// Every other failure is [`reqwest_middleware::Error::Middleware`] holding
 /// an [`Error`]; a request for another origin fails with [`Error::InvalidRequest`].
+/// As with `send`, a header of an answer that quotes the access token the
+/// request was sent with (a gateway echoing it) is removed.
 ///
 /// The HTTP client under the stack is yours, with its proxy settings:
 /// `reqwest::Client::new()` reads `HTTP_PROXY`. For a plain `http`
@@ -114,9 +118,11 @@ impl Middleware for AuthMiddleware {
                             Err(told)
                         }
                     };
-                    client
+                    let mut answered = client
                         .classify(sent, &to, false, Unauthorized::IsAnAnswer)
-                        .await
+                        .await;
+                    remove_echoed_token_from(&mut answered, &token);
+                    answered
                 }
             })
             .await

@@ -491,3 +491,79 @@ async fn an_access_token_echoed_in_a_redirect_url_stays_out_of_the_error() {
         "the logs quote the access token: {logs}"
     );
 }
+
+/// [`Client::send`] hands on a transient status (`503`, `429`, `5xx`) as
+/// the response it is when no retry is left (here a `POST`, never
+/// retried): its headers are the caller's to read as much as a `200`'s,
+/// and a gateway that echoes the token in `x-request-id` must not hand it
+/// to the caller there either (found by re-review of 8273b47, which
+/// cleaned the answers that are not failures only).
+#[tokio::test]
+async fn an_access_token_echoed_in_a_transient_answer_send_hands_on_is_removed() {
+    const OPAQUE_TOKEN: &str = "sbx-at-0e4b6d8f1a3c5e7092b4d6f8a1c3e5f7";
+    let harness = logged_in_without_retries(OPAQUE_TOKEN).await;
+    harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path("/sample/v1/projects");
+            then.status(503)
+                .header("content-type", "application/json")
+                .header("x-request-id", OPAQUE_TOKEN)
+                .body(r#"{"message":"Service Unavailable"}"#);
+        })
+        .await;
+    let request = harness
+        .client
+        .request(reqwest::Method::POST, "/sample/v1/projects")
+        .body("{}");
+    let response = harness
+        .client
+        .send(request)
+        .await
+        .expect("the 503, handed on");
+    assert_eq!(response.status(), 503);
+    let headers = format!("{:?}", response.headers());
+    assert!(
+        !headers.contains(OPAQUE_TOKEN),
+        "the answer's headers quote the access token: {headers}"
+    );
+    assert_eq!(dynata_sdk::request_id(response.headers()), None);
+}
+
+/// The same under `AuthMiddleware`, which does what [`Client::send`] does
+/// and hands back every answer as the response it is: a `200`, or a
+/// `503` when no retry is left (a `POST`). Neither may quote the token it
+/// was sent with in its headers (found by re-review of 8273b47, which
+/// cleaned `send`'s answers only).
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn an_access_token_echoed_in_an_answer_through_the_middleware_is_removed() {
+    const OPAQUE_TOKEN: &str = "sbx-at-2a4c6e8f0b1d3f5a7c9e0b2d4f6a8c0e";
+    let harness = logged_in_without_retries(OPAQUE_TOKEN).await;
+    for (method, status) in [(httpmock::Method::GET, 200), (POST, 503)] {
+        harness
+            .server
+            .mock_async(|when, then| {
+                when.method(method).path("/sample/v1/projects");
+                then.status(status)
+                    .header("content-type", "application/json")
+                    .header("x-request-id", OPAQUE_TOKEN)
+                    .body(r#"{"data":[],"status":{"message":"success"}}"#);
+            })
+            .await;
+    }
+    dynata_sdk::auth_api::ensure_crypto_provider();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(dynata_sdk::AuthMiddleware::new(harness.client.clone()))
+        .build();
+    let url = harness.server.url("/sample/v1/projects");
+    for request in [http.get(&url), http.post(&url).body("{}")] {
+        let response = request.send().await.expect("an answer");
+        let headers = format!("{:?}", response.headers());
+        assert!(
+            !headers.contains(OPAQUE_TOKEN),
+            "the {} answer's headers quote the access token: {headers}",
+            response.status()
+        );
+    }
+}
