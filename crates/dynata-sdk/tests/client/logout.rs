@@ -562,6 +562,32 @@ fn a_logout_cut_off_with_its_runtime_is_finished_by_the_next_one() {
     });
 }
 
+/// Logged in as `a1`/`r1`, a `logout()` under way whose revocation has
+/// reached Dynata and will get no answer. The mock returned answers a
+/// second revocation of `r1` with `204`.
+async fn a_logout_whose_revocation_hangs(
+    harness: &Harness,
+) -> (Mock<'_>, tokio::task::JoinHandle<Result<(), Error>>) {
+    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
+    let hung = harness
+        .server
+        .mock_async(|when, then| {
+            when.method(POST).path(LOGOUT);
+            then.status(204).delay(Duration::from_secs(3600));
+        })
+        .await;
+    hung.up_to_n_times_async(1).await;
+    let revoked = revocation_of(harness, "r1", 204).await;
+    harness.token().await;
+    let client = harness.client.clone();
+    let logout = tokio::spawn(async move { client.logout().await });
+    eventually("the revocation reached the server", || async {
+        hung.calls_async().await == 1
+    })
+    .await;
+    (revoked, logout)
+}
+
 /// "A revocation that gets no answer or a `5xx` fails the logout, and the
 /// session is kept for the next `logout()`" (README). Behind an HTTP
 /// client without a time limit of its own (the harness's does not run out
@@ -572,23 +598,7 @@ fn a_logout_cut_off_with_its_runtime_is_finished_by_the_next_one() {
 #[tokio::test]
 async fn a_revocation_that_never_answers_fails_the_logout_at_the_renewal_timeout() {
     let harness = Harness::with(|b| b.renewal_timeout(Duration::from_secs(20))).await;
-    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let hung = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGOUT);
-            then.status(204).delay(Duration::from_secs(3600));
-        })
-        .await;
-    hung.up_to_n_times_async(1).await;
-    let revoked = revocation_of(&harness, "r1", 204).await;
-    harness.token().await;
-    let client = harness.client.clone();
-    let logout = tokio::spawn(async move { client.logout().await });
-    eventually("the revocation reached the server", || async {
-        hung.calls_async().await == 1
-    })
-    .await;
+    let (revoked, logout) = a_logout_whose_revocation_hangs(&harness).await;
     until_sleeping(
         &harness.clock,
         Duration::from_secs(20)..=Duration::from_secs(20),
@@ -615,25 +625,7 @@ async fn a_revocation_that_never_answers_fails_the_logout_at_the_renewal_timeout
 #[tokio::test]
 async fn a_second_logout_does_not_return_ok_while_the_first_ones_revocation_timed_out() {
     let harness = Harness::with(|b| b.renewal_timeout(Duration::from_secs(20))).await;
-    harness.pair_on(LOGIN, Pair::new("a1", "r1"), 0).await;
-    let hung = harness
-        .server
-        .mock_async(|when, then| {
-            when.method(POST).path(LOGOUT);
-            then.status(204).delay(Duration::from_secs(3600));
-        })
-        .await;
-    hung.up_to_n_times_async(1).await;
-    let revoked = revocation_of(&harness, "r1", 204).await;
-    harness.token().await;
-    let first = tokio::spawn({
-        let client = harness.client.clone();
-        async move { client.logout().await }
-    });
-    eventually("the revocation reached the server", || async {
-        hung.calls_async().await == 1
-    })
-    .await;
+    let (revoked, first) = a_logout_whose_revocation_hangs(&harness).await;
     let second = tokio::spawn({
         let client = harness.client.clone();
         async move { client.logout().await }
